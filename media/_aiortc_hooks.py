@@ -1,0 +1,183 @@
+"""Every private aiortc attribute the relay touches, in one place.
+
+aiortc has no public API for forwarding RTP without decoding it, so the relay
+hooks into the packet handlers of ``RTCRtpReceiver`` / ``RTCRtpSender`` and
+writes to the DTLS transport directly.  Nothing else in ``media`` may reach
+into aiortc's private names: if an upgrade moves one of them, the version
+check below and ``tests/media/test_aiortc_hooks.py`` are where it shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket
+
+PINNED_AIORTC = "1.16."
+
+if not aiortc.__version__.startswith(PINNED_AIORTC):
+    raise ImportError(
+        f"media relay is pinned to aiortc {PINNED_AIORTC}x but aiortc "
+        f"{aiortc.__version__} is installed: the relay reaches into aiortc's private "
+        "RTP handling (media/_aiortc_hooks.py). Re-check every hook against the new "
+        "version, run tests/media/test_aiortc_hooks.py, then update PINNED_AIORTC."
+    )
+
+RtpHandler = Callable[[RtpPacket, int], Awaitable[None]]
+RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[bool]]
+
+# Name-mangled private attributes, spelled out once.
+_RX_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_RX_REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
+_RX_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+_RX_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_TX_EXT_MAP = "_RTCRtpSender__rtp_header_extensions_map"
+_TX_STARTED = "_RTCRtpSender__started"
+_TX_ENCODER = "_RTCRtpSender__encoder"
+_TX_NTP = "_RTCRtpSender__ntp_timestamp"
+_TX_RTP_TS = "_RTCRtpSender__rtp_timestamp"
+_TX_OCTETS = "_RTCRtpSender__octet_count"
+_TX_PACKETS = "_RTCRtpSender__packet_count"
+_PC_CERTIFICATES = "_RTCPeerConnection__certificates"
+
+__all__ = [
+    "NackGenerator",
+    "StreamStatistics",
+    "intercept_rtp",
+    "intercept_rtcp",
+    "negotiated_codecs",
+    "receiver_rtx_ssrcs",
+    "receiver_stream_statistics",
+    "receiver_send_rtcp",
+    "receiver_rtcp_ssrc",
+    "receiver_has_decoder_thread",
+    "sender_extensions_map",
+    "sender_ssrcs",
+    "sender_started",
+    "sender_encoder",
+    "set_sender_stream",
+    "send_rtp",
+    "account_sent",
+    "pc_certificates",
+    "set_pc_certificates",
+]
+
+
+# -- receiving side ---------------------------------------------------------
+
+
+def intercept_rtp(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
+    """Route every RTP packet for ``receiver`` to ``handler`` instead of aiortc.
+
+    The DTLS transport's ``RtpRouter`` calls ``receiver._handle_rtp_packet``;
+    shadowing it on the instance means aiortc never depacketises, jitter-buffers
+    or decodes these packets.
+    """
+    receiver._handle_rtp_packet = handler  # type: ignore[method-assign]
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """Codecs (with payload types) agreed for this transceiver by the last negotiation."""
+    return list(transceiver._codecs)
+
+
+def receiver_rtx_ssrcs(receiver: RTCRtpReceiver) -> dict[int, int]:
+    """Map of RTX SSRC -> media SSRC announced by the remote peer."""
+    return getattr(receiver, _RX_RTX_SSRC)
+
+
+def receiver_stream_statistics(
+    receiver: RTCRtpReceiver, ssrc: int, clockrate: int
+) -> StreamStatistics:
+    """The statistics aiortc's RTCP loop reports to the remote sender in RR packets."""
+    streams: dict[int, StreamStatistics] = getattr(receiver, _RX_REMOTE_STREAMS)
+    stats = streams.get(ssrc)
+    if stats is None:
+        stats = streams[ssrc] = StreamStatistics(clockrate)
+    return stats
+
+
+def receiver_rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
+    return getattr(receiver, _RX_RTCP_SSRC)
+
+
+async def receiver_send_rtcp(receiver: RTCRtpReceiver, packet: AnyRtcpPacket) -> None:
+    """Send RTCP feedback (PLI, NACK, REMB) to the remote sender of this receiver."""
+    await receiver._send_rtcp(packet)
+
+
+def receiver_has_decoder_thread(receiver: RTCRtpReceiver) -> bool:
+    return getattr(receiver, _RX_DECODER_THREAD) is not None
+
+
+# -- sending side -----------------------------------------------------------
+
+
+def intercept_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> None:
+    """Give ``handler`` first look at RTCP addressed to ``sender``.
+
+    ``handler`` returns True when it consumed the packet (PLI, FIR, NACK, REMB:
+    aiortc's sender would only act on them when it encodes itself); anything else
+    (receiver reports, for RTT and stats) continues to aiortc.
+    """
+    original = sender._handle_rtcp_packet
+
+    async def handle(packet: AnyRtcpPacket) -> None:
+        if not await handler(packet):
+            await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def sender_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
+    """Header extension ids negotiated for this sender (set by ``sender.send()``)."""
+    return getattr(sender, _TX_EXT_MAP)
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """(media SSRC, RTX SSRC) the sender announces in SDP."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def sender_started(sender: RTCRtpSender) -> bool:
+    """True once aiortc called ``sender.send()`` (transport connected, ids configured)."""
+    return getattr(sender, _TX_STARTED)
+
+
+def sender_encoder(sender: RTCRtpSender) -> Any:
+    return getattr(sender, _TX_ENCODER)
+
+
+def set_sender_stream(sender: RTCRtpSender, stream_id: str) -> None:
+    """Set the ``a=msid`` stream id, so subscribers can tell whose track it is."""
+    sender._stream_id = stream_id
+
+
+async def send_rtp(sender: RTCRtpSender, data: bytes) -> None:
+    """Encrypt (SRTP) and send a serialised RTP or RTCP packet on the sender's transport."""
+    await sender.transport._send_rtp(data)
+
+
+def account_sent(sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, size: int) -> None:
+    """Update the counters aiortc puts in its RTCP sender reports (for lip sync, stats)."""
+    setattr(sender, _TX_NTP, ntp_time)
+    setattr(sender, _TX_RTP_TS, rtp_timestamp)
+    setattr(sender, _TX_OCTETS, getattr(sender, _TX_OCTETS) + size)
+    setattr(sender, _TX_PACKETS, getattr(sender, _TX_PACKETS) + 1)
+
+
+# -- peer connection --------------------------------------------------------
+
+
+def pc_certificates(pc: RTCPeerConnection) -> list[Any]:
+    return list(getattr(pc, _PC_CERTIFICATES))
+
+
+def set_pc_certificates(pc: RTCPeerConnection, certificates: list[Any]) -> None:
+    """Reuse DTLS certificates (same fingerprint) for a replacement connection."""
+    setattr(pc, _PC_CERTIFICATES, list(certificates))
