@@ -1,0 +1,3 @@
+from caretrack.cli import main
+
+raise SystemExit(main())

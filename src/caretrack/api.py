@@ -1,0 +1,246 @@
+"""The JSON API under /api/v1: one decorator declares a route's roles, body and response
+models, and the same declaration feeds the OpenAPI 3.1 document.
+
+    api = ApiRouter("accounts")
+
+    @api.post("/users/me/tokens", summary="Create an access token", roles=ANY_USER,
+              body=TokenCreate, response=TokenCreated, status=201)
+    async def create_token(request, body: TokenCreate) -> TokenCreated: ...
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from caretrack.errors import CareTrackError, ValidationError
+
+PREFIX = "/api/v1"
+PUBLIC: frozenset[str] = frozenset()
+MAX_JSON_BODY = 256 * 1024
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    summary: str
+    roles: frozenset[str] | None
+    body: type[BaseModel] | None
+    response: Any
+    status: int
+    tag: str
+    query: type[BaseModel] | None = None
+    description: str = ""
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class ApiRouter:
+    tag: str
+    operations: list[Operation] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        roles: Iterable[str] | None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        description: str = "",
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        """`roles=None` means any signed-in user, `PUBLIC` means anyone."""
+        allowed = None if roles is None else frozenset(roles)
+        op = Operation(method, PREFIX + path, summary, allowed, body, response, status, self.tag,
+                       query, description, errors)
+        adapter = TypeAdapter(response) if response is not None else None
+
+        def decorate(handler: Handler) -> Handler:
+            wants_user = "user" in inspect.signature(handler).parameters
+
+            async def endpoint(request: Request) -> Response:
+                kwargs: dict[str, Any] = {}
+                if allowed != PUBLIC:
+                    from caretrack.accounts.guard import require_user
+
+                    user = await require_user(request, allowed)
+                    if wants_user:
+                        kwargs["user"] = user
+                if body is not None:
+                    kwargs["body"] = await parse_body(request, body)
+                if query is not None:
+                    kwargs["query"] = parse_model(query, dict(request.query_params), "query parameter")
+                result = await handler(request, **kwargs)
+                if isinstance(result, Response):
+                    return result
+                if adapter is None:
+                    return Response(status_code=status)
+                return JSONResponse(adapter.dump_python(result, mode="json"), status_code=status)
+
+            endpoint.__name__ = handler.__name__
+            self.routes.append(Route(op.path, endpoint, methods=[method]))
+            self.operations.append(op)
+            return handler
+
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type != "application/json":
+        raise CareTrackError(
+            f"Expected a JSON body (Content-Type: application/json), got '{content_type or 'none'}'.",
+            code="unsupported_media_type",
+            status_code=415,
+        )
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_JSON_BODY:
+        raise CareTrackError(f"The JSON body is larger than {MAX_JSON_BODY} bytes.", code="too_large", status_code=413)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY:
+            raise CareTrackError(f"The JSON body is larger than {MAX_JSON_BODY} bytes.", code="too_large", status_code=413)
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise ValidationError(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+    return parse_model(model, data, "field")
+
+
+def parse_model(model: type[BaseModel], data: Any, what: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(describe_validation_error(exc, what)) from None
+
+
+def describe_validation_error(exc: PydanticValidationError, what: str = "field") -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        location = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{what} '{location}': {error['msg']}")
+    return "; ".join(parts)
+
+
+def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
+    error_schema = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    }
+    schemas["Error"] = error_schema
+
+    def ref(model: Any) -> dict[str, Any]:
+        schema = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas[name] = definition
+        title = schema.get("title")
+        if isinstance(model, type) and issubclass(model, BaseModel) and title:
+            schemas[title] = schema
+            return {"$ref": f"#/components/schemas/{title}"}
+        return schema
+
+    for router in routers:
+        for op in router.operations:
+            item: dict[str, Any] = {
+                "summary": op.summary,
+                "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+                "tags": [op.tag],
+                "responses": {},
+            }
+            if op.description:
+                item["description"] = op.description
+            if op.roles != PUBLIC:
+                item["security"] = [{"session": []}, {"token": []}]
+                roles = "any signed-in user" if op.roles is None else ", ".join(sorted(op.roles))
+                item["description"] = (item.get("description", "") + f"\n\nAllowed: {roles}.").strip()
+            parameters = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _path_params(op.path)
+            ]
+            if op.query is not None:
+                query_schema = op.query.model_json_schema()
+                required = set(query_schema.get("required", ()))
+                for name, prop in query_schema.get("properties", {}).items():
+                    parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            if parameters:
+                item["parameters"] = parameters
+            if op.body is not None:
+                item["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(op.body)}},
+                }
+            if op.response is not None:
+                item["responses"][str(op.status)] = {
+                    "description": "Success",
+                    "content": {"application/json": {"schema": ref(op.response)}},
+                }
+            else:
+                item["responses"][str(op.status)] = {"description": "Success, no content"}
+            codes = set(op.errors)
+            if op.body is not None or op.query is not None:
+                codes |= {413, 415, 422} if op.body is not None else {422}
+            if op.roles != PUBLIC:
+                codes |= {401, 403}
+            for code in sorted(codes):
+                item["responses"][str(code)] = {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            paths.setdefault(op.path, {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "__Host-caretrack_session"},
+                "token": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def _path_params(path: str) -> list[str]:
+    import re
+
+    return [m.split(":")[0] for m in re.findall(r"{([^}]+)}", path)]

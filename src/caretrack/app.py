@@ -1,0 +1,98 @@
+"""The application factory and its lifespan (database, Redis, background work)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from caretrack import __version__, crypto, db, health, pages
+from caretrack.api import PREFIX, ApiRouter, openapi_document
+from caretrack.logs import get_logger
+from caretrack.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from caretrack.settings import Settings
+from caretrack.templating import STATIC_DIR
+from caretrack.web_errors import EXCEPTION_HANDLERS
+
+log = get_logger("caretrack.app")
+
+
+class StartupError(Exception):
+    """The app cannot serve; the message says why and what to do."""
+
+
+def api_routers() -> list[ApiRouter]:
+    return []
+
+
+def page_routes() -> list:
+    return [*pages.routes]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    routers = api_routers()
+    document = openapi_document(routers, "CareTrack API", __version__)
+
+    async def openapi(request):
+        return JSONResponse(document)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        crypto.configure(settings.phi_keys)
+        try:
+            await db.start(settings)
+        except db.DatabaseUnavailable as exc:
+            raise StartupError(f"cannot reach the database: {exc}") from None
+        try:
+            status = await db.migration_status()
+            if not status.current:
+                raise StartupError(f"refusing to serve: {status.message()}")
+            app.state.redis = await _connect_redis(settings)
+            try:
+                log.info("started", database=settings.database_url.split("://")[0],
+                         bus="redis" if settings.redis_url else "in-process")
+                yield
+            finally:
+                if app.state.redis is not None:
+                    await app.state.redis.aclose()
+        finally:
+            await db.stop()
+
+    app = Starlette(
+        routes=[
+            *health.routes,
+            Route(f"{PREFIX}/openapi.json", openapi),
+            *(route for router in routers for route in router.routes),
+            *page_routes(),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(SecurityHeadersMiddleware, https=settings.https),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.redis = None
+    return app
+
+
+async def _connect_redis(settings: Settings):
+    if not settings.redis_url:
+        return None
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(settings.redis_url, health_check_interval=15)
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        raise StartupError(f"cannot reach Redis at CARETRACK_REDIS_URL: {exc}") from None
+    return client

@@ -1,0 +1,243 @@
+"""The `caretrack` command: serve, migrate, demo, createadmin, audit verify, makemigrations.
+
+Operators see one clear line for a bad setting or an unreachable service, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+from caretrack import crypto, db
+from caretrack.logs import configure as configure_logging
+from caretrack.settings import Settings, SettingsError
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message is printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level)
+        return args.handler(settings, args) or 0
+    except (SettingsError, CommandError, db.DatabaseUnavailable) as exc:
+        print(f"caretrack: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="caretrack",
+        description="CareTrack: telehealth and home-care agency platform. "
+        "Configuration comes from CARETRACK_* environment variables (see the README).",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the web app with hypercorn",
+                           description="Serve CareTrack with hypercorn. The database must be migrated "
+                           "(`caretrack migrate`); more than one worker needs CARETRACK_REDIS_URL.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations",
+                             description="Apply every pending migration to CARETRACK_DATABASE_URL.")
+    migrate.add_argument("--check", action="store_true", help="only report; exit 1 if any are pending")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    demo = sub.add_parser("demo", help="create demo data (idempotent)",
+                          description="Create one demo account per role and sample data. Running it "
+                          "again changes nothing. Refused in production.")
+    demo.set_defaults(handler=cmd_demo)
+
+    createadmin = sub.add_parser("createadmin", help="create an admin account",
+                                 description="Create an admin. The password is read from "
+                                 "CARETRACK_ADMIN_PASSWORD or asked for on the terminal.")
+    createadmin.add_argument("--email", required=True, help="the admin's email address")
+    createadmin.add_argument("--name", default="Administrator", help="the admin's full name")
+    createadmin.set_defaults(handler=cmd_createadmin)
+
+    audit = sub.add_parser("audit", help="audit-log tools")
+    audit_sub = audit.add_subparsers(title="audit commands", metavar="ACTION")
+    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain",
+                                  description="Walk the audit log and report the first row whose "
+                                  "hash chain breaks; exit 1 if one does.")
+    verify.set_defaults(handler=cmd_audit_verify)
+
+    makemigrations = sub.add_parser("makemigrations", help="(developers) write a migration for model changes")
+    makemigrations.add_argument("--name", help="a short name for the migration")
+    makemigrations.set_defaults(handler=cmd_makemigrations)
+    return parser
+
+
+def run_with_db(settings: Settings, work: Callable[[], Awaitable[int | None]], *, check_migrations: bool = True) -> int:
+    async def runner() -> int | None:
+        crypto.configure(settings.phi_keys)
+        await db.start(settings)
+        try:
+            if check_migrations:
+                status = await db.migration_status()
+                if not status.current:
+                    raise CommandError(status.message())
+            return await work()
+        finally:
+            await db.stop()
+
+    return asyncio.run(runner()) or 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if args.workers > 1 and not settings.redis_url:
+        raise CommandError(
+            f"--workers {args.workers} needs CARETRACK_REDIS_URL: live updates reach every worker "
+            "through Redis; without it, run one worker."
+        )
+    if args.migrate:
+        cmd_migrate(settings, argparse.Namespace(check=False))
+
+    async def preflight() -> None:
+        from caretrack.app import _connect_redis
+
+        redis = await _connect_redis(settings)
+        if redis is not None:
+            await redis.aclose()
+
+    try:
+        run_with_db(settings, preflight)
+    except Exception as exc:
+        from caretrack.app import StartupError
+
+        if isinstance(exc, StartupError):
+            raise CommandError(str(exc)) from None
+        raise
+
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    config = Config()
+    config.application_path = "caretrack.asgi:app"
+    config.bind = [f"{args.host}:{args.port}"]
+    config.workers = args.workers
+    config.accesslog = None  # the app logs each request itself, with its request id
+    config.errorlog = "-"
+    config.graceful_timeout = 5
+    print(f"CareTrack serving on {settings.base_url if args.port == 8000 else f'http://{args.host}:{args.port}'} "
+          f"({args.workers} worker{'s' if args.workers > 1 else ''}, "
+          f"{'PostgreSQL' if not settings.is_sqlite else 'SQLite'}, "
+          f"{'Redis bus' if settings.redis_url else 'in-process bus'})", flush=True)
+    return run(config)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        await db.start(settings)
+        try:
+            status = await db.migration_status()
+        finally:
+            await db.stop()
+        if args.check:
+            print(status.message() if status.pending else "migrations are current")
+            return 1 if status.pending else 0
+        if not status.pending:
+            print("migrations are current; nothing to apply")
+            return 0
+
+        def progress(event: str, app_label: str, name: str) -> None:
+            if event == "apply_done":
+                print(f"applied {name}", flush=True)
+
+        try:
+            await db.migrate(settings, progress=progress)
+        finally:
+            await db.stop()
+        print(f"applied {len(status.pending)} migration(s); the database is current")
+        return 0
+
+    return asyncio.run(work())
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.production:
+        raise CommandError("demo data is refused in production (CARETRACK_ENVIRONMENT=production)")
+    from caretrack.demo import create_demo_data
+
+    async def work() -> None:
+        accounts = await create_demo_data(settings)
+        print("Demo accounts (email / password / role):")
+        for email, password, role in accounts:
+            print(f"  {email:<28} {password:<22} {role}")
+
+    return run_with_db(settings, work)
+
+
+def cmd_createadmin(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    password = os.environ.get("CARETRACK_ADMIN_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            raise CommandError("set CARETRACK_ADMIN_PASSWORD, or run on a terminal to be asked")
+        password = getpass.getpass("Password for the new admin: ")
+        if password != getpass.getpass("Again: "):
+            raise CommandError("the two passwords differ")
+
+    from caretrack.accounts import service
+    from caretrack.errors import CareTrackError
+
+    async def work() -> None:
+        try:
+            user = await service.do_create_admin(settings, args.email, args.name, password)
+        except CareTrackError as exc:
+            raise CommandError(exc.message) from None
+        print(f"created admin {user.email}; they enrol two-factor authentication at first login")
+
+    return run_with_db(settings, work)
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from caretrack.audit import verify_chain
+
+    async def work() -> int:
+        result = await verify_chain()
+        print(result.message())
+        return 0 if result.ok else 1
+
+    return run_with_db(settings, work)
+
+
+def cmd_makemigrations(settings: Settings, args: argparse.Namespace) -> int:
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.autodetector import MigrationAutodetector
+    from tortoise.migrations.writer import format_migration_name
+
+    config = db.tortoise_config(settings.replace(database_url="sqlite://:memory:"))
+
+    async def work() -> None:
+        async with TortoiseContext() as ctx:
+            await ctx.init(config=config)
+            writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
+        if not writers:
+            print("no model changes")
+        for writer in writers:
+            if args.name:
+                writer.name = format_migration_name(int(writer.name.split("_", 1)[0]), args.name)
+            print(f"wrote {writer.write()}")
+
+    asyncio.run(work())
+    return 0

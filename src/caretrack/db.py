@@ -1,0 +1,120 @@
+"""Database: Tortoise configuration, start/stop, migrations and their status."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as tortoise_migrate  # the function
+from tortoise.migrations.executor import MigrationExecutor
+
+from caretrack.settings import Settings
+
+APP_LABEL = "caretrack"
+MIGRATIONS_MODULE = "caretrack.migrations"
+# Every module that defines models; one Tortoise app so relations cross domains freely.
+MODEL_MODULES = [
+    "caretrack.accounts.models",
+    "caretrack.audit.models",
+    "caretrack.mail.models",
+]
+MIGRATE_COMMAND = "caretrack migrate"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; the message says where and why, without secrets."""
+
+
+def tortoise_config(settings: Settings) -> dict:
+    url = settings.database_url
+    if settings.is_sqlite:
+        path = url[len("sqlite://"):]
+        credentials = {"file_path": path, "journal_mode": "WAL", "foreign_keys": "ON"}
+        connection = {"engine": "tortoise.backends.sqlite", "credentials": credentials}
+    else:
+        connection = url
+    return {
+        "connections": {"default": connection},
+        "apps": tortoise_config_apps(),
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def start(settings: Settings) -> None:
+    """Open the connections and check the database answers."""
+    if settings.is_sqlite:
+        from pathlib import Path
+
+        Path(settings.database_url[len("sqlite://"):]).parent.mkdir(parents=True, exist_ok=True)
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    try:
+        await ping()
+    except DatabaseUnavailable as exc:
+        await stop()
+        raise DatabaseUnavailable(f"cannot reach the database at {describe_url(settings.database_url)}: {exc}") from None
+
+
+async def stop() -> None:
+    await Tortoise.close_connections()
+
+
+async def ping(timeout: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(connections.get("default").execute_query("SELECT 1"), timeout)
+    except (OSError, asyncio.TimeoutError, Exception) as exc:  # driver errors vary by backend
+        raise DatabaseUnavailable(_describe(exc)) from exc
+
+
+def describe_url(url: str) -> str:
+    """Where a database URL points, without its credentials."""
+    from urllib.parse import urlsplit
+
+    if url.startswith("sqlite://"):
+        return url
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 5432}/{parts.path.lstrip('/')}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    pending: tuple[str, ...]
+
+    @property
+    def current(self) -> bool:
+        return not self.pending
+
+    def message(self) -> str:
+        return (
+            f"the database is {len(self.pending)} migration(s) behind "
+            f"({', '.join(self.pending)}); apply them with `{MIGRATE_COMMAND}`"
+        )
+
+
+async def migration_status() -> MigrationStatus:
+    """Migrations in the code that the database has not applied yet."""
+    await ping()
+    executor = MigrationExecutor(connections.get("default"), tortoise_config_apps())
+    steps = await executor.plan()
+    return MigrationStatus(tuple(f"{s.migration.name}" for s in steps if not s.backward))
+
+
+def tortoise_config_apps() -> dict:
+    return {
+        APP_LABEL: {
+            "models": MODEL_MODULES,
+            "default_connection": "default",
+            "migrations": MIGRATIONS_MODULE,
+        }
+    }
+
+
+async def migrate(settings: Settings, progress=None) -> None:
+    """Apply every pending migration (one transaction per migration)."""
+    await tortoise_migrate(config=tortoise_config(settings), progress=progress)

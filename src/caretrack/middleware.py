@@ -1,0 +1,126 @@
+"""Pure ASGI middleware: request ids, access logs, metrics, security headers, and the last
+line of defence that turns an unhandled error into a clean 500 page."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from caretrack import metrics
+from caretrack.logs import get_logger
+
+log = get_logger("caretrack.http")
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _route_name(scope: Scope) -> str:
+    """The route template (`/api/v1/users/{id}`), never the raw path: ids and tokens stay
+    out of metric labels."""
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return getattr(route, "path", "unmatched")
+    return "unmatched"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        route = _route_name(scope)
+        if scope["type"] == "websocket":
+            metrics.OPEN_WEBSOCKETS.labels(route).inc()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                metrics.OPEN_WEBSOCKETS.labels(route).dec()
+            return
+
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", method=scope["method"], route=route)
+            if not response_started:
+                from caretrack.web_errors import internal_error_response
+
+                await internal_error_response(scope, request_id)(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.REQUESTS.labels(scope["method"], route, str(status)).inc()
+            metrics.LATENCY.labels(scope["method"], route).observe(elapsed)
+            if route not in ("/healthz", "/metrics"):
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 1),
+                )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    """Keep a proxy's request id only when it looks like one (no log injection)."""
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER.encode():
+            text = value.decode("latin-1")
+            if 8 <= len(text) <= 64 and all(c.isalnum() or c in "-_" for c in text):
+                return text
+    return None
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault(
+                    "content-security-policy",
+                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+                    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                )
+                headers.setdefault("x-content-type-options", "nosniff")
+                headers.setdefault("referrer-policy", "same-origin")
+                headers.setdefault("x-frame-options", "DENY")
+                headers.setdefault("permissions-policy", "camera=(self), microphone=(self), display-capture=(self), geolocation=()")
+                if self.https:
+                    headers.setdefault("strict-transport-security", "max-age=31536000; includeSubDomains")
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

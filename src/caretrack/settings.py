@@ -1,0 +1,291 @@
+"""One `Settings` object, read from the environment once (`CARETRACK_` prefix).
+
+Every value is validated here, so a bad one stops start-up with a message that names the
+variable instead of failing later, deep inside a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PREFIX = "CARETRACK_"
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEFAULT_DATABASE_URL = "sqlite://var/caretrack.sqlite3"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET_KEY
+    base_url: str = "http://127.0.0.1:8000"
+    allowed_origins: tuple[str, ...] = ()
+    log_format: str = "console"
+    log_level: str = "INFO"
+    data_dir: Path = Path("var")
+    agency_name: str = "CareTrack"
+    # Email: without an SMTP host, emails are stored in the database for admins to read.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    mail_from: str = "CareTrack <no-reply@caretrack.invalid>"
+    # PHI encryption keys: version -> 32-byte AES key. The highest version encrypts.
+    phi_keys: Mapping[int, bytes] = dataclasses.field(default_factory=dict)
+    # Sessions
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    # Telehealth
+    platform_fee_percent: int = 20
+    call_window_minutes: int = 15
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_username: str | None = None
+    turn_password: str | None = None
+    rtc_port_min: int | None = None
+    rtc_port_max: int | None = None
+    rtc_allowed_networks: tuple[str, ...] = ()
+    # Live updates
+    event_retention_days: int = 7
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins allowed for WebSocket handshakes and CSRF checks."""
+        return frozenset(self.allowed_origins) | {_origin_of(self.base_url)}
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite://")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        environment = reader.choice("ENVIRONMENT", ("development", "production", "test"), "development")
+        base_url = reader.url("BASE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+        secret_key = reader.text("SECRET_KEY", DEV_SECRET_KEY)
+        if environment == "production" and secret_key == DEV_SECRET_KEY:
+            raise SettingsError(
+                f"{PREFIX}SECRET_KEY is not set, and the development default is refused in "
+                "production: set it to a long random value (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')."
+            )
+        if len(secret_key) < 16:
+            raise SettingsError(f"{PREFIX}SECRET_KEY is too short: use at least 16 characters.")
+        settings = cls(
+            environment=environment,
+            database_url=reader.database_url("DATABASE_URL", DEFAULT_DATABASE_URL),
+            redis_url=reader.url_or_none("REDIS_URL", schemes=("redis", "rediss", "unix")),
+            secret_key=secret_key,
+            base_url=base_url.rstrip("/"),
+            allowed_origins=tuple(
+                _origin_of(o, f"{PREFIX}ALLOWED_ORIGINS") for o in reader.csv("ALLOWED_ORIGINS")
+            ),
+            log_format=reader.choice("LOG_FORMAT", ("console", "json"), "console"),
+            log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+            data_dir=Path(reader.text("DATA_DIR", "var")),
+            agency_name=reader.text("AGENCY_NAME", "CareTrack"),
+            smtp_host=reader.text_or_none("SMTP_HOST"),
+            smtp_port=reader.integer("SMTP_PORT", 25, minimum=1, maximum=65535),
+            smtp_username=reader.text_or_none("SMTP_USERNAME"),
+            smtp_password=reader.text_or_none("SMTP_PASSWORD"),
+            smtp_starttls=reader.boolean("SMTP_STARTTLS", False),
+            smtp_tls=reader.boolean("SMTP_TLS", False),
+            mail_from=reader.text("MAIL_FROM", "CareTrack <no-reply@caretrack.invalid>"),
+            phi_keys=reader.phi_keys("PHI_KEYS", secret_key, environment),
+            session_idle_minutes=reader.integer("SESSION_IDLE_MINUTES", 30, minimum=1),
+            session_absolute_hours=reader.integer("SESSION_ABSOLUTE_HOURS", 12, minimum=1),
+            platform_fee_percent=reader.integer("PLATFORM_FEE_PERCENT", 20, minimum=0, maximum=100),
+            call_window_minutes=reader.integer("CALL_WINDOW_MINUTES", 15, minimum=0),
+            stun_urls=tuple(reader.csv("STUN_URLS")),
+            turn_urls=tuple(reader.csv("TURN_URLS")),
+            turn_username=reader.text_or_none("TURN_USERNAME"),
+            turn_password=reader.text_or_none("TURN_PASSWORD"),
+            rtc_port_min=reader.integer_or_none("RTC_PORT_MIN", minimum=1024, maximum=65535),
+            rtc_port_max=reader.integer_or_none("RTC_PORT_MAX", minimum=1024, maximum=65535),
+            rtc_allowed_networks=tuple(reader.networks("RTC_ALLOWED_NETWORKS")),
+            event_retention_days=reader.integer("EVENT_RETENTION_DAYS", 7, minimum=1),
+        )
+        if (settings.rtc_port_min is None) != (settings.rtc_port_max is None) or (
+            settings.rtc_port_min is not None and settings.rtc_port_min > settings.rtc_port_max
+        ):
+            raise SettingsError(
+                f"{PREFIX}RTC_PORT_MIN and {PREFIX}RTC_PORT_MAX must be set together, min <= max."
+            )
+        return settings
+
+
+def _origin_of(url: str, name: str = f"{PREFIX}BASE_URL") -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} has '{url}', which is not an http(s) origin.")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def _raw(self, key: str) -> str | None:
+        value = self.env.get(PREFIX + key)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, key: str, default: str) -> str:
+        return self._raw(key) or default
+
+    def text_or_none(self, key: str) -> str | None:
+        return self._raw(key)
+
+    def choice(self, key: str, options: tuple[str, ...], default: str, upper: bool = False) -> str:
+        value = self._raw(key)
+        if value is None:
+            return default
+        value = value.upper() if upper else value.lower()
+        if value not in options:
+            raise SettingsError(
+                f"{PREFIX}{key} has '{value}'; expected one of: {', '.join(options)}."
+            )
+        return value
+
+    def integer_or_none(self, key: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{key} has '{value}', which is not a whole number.") from None
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            raise SettingsError(
+                f"{PREFIX}{key} has {number}; it must be between {minimum} and {maximum}."
+            )
+        return number
+
+    def integer(self, key: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        number = self.integer_or_none(key, minimum, maximum)
+        return default if number is None else number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{PREFIX}{key} has '{value}'; expected true or false.")
+
+    def csv(self, key: str) -> list[str]:
+        value = self._raw(key)
+        return [item.strip() for item in value.split(",") if item.strip()] if value else []
+
+    def url(self, key: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self._raw(key) or default
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise SettingsError(
+                f"{PREFIX}{key} has '{_redact(value)}'; expected a URL starting with "
+                f"{' or '.join(s + '://' for s in schemes)}."
+            )
+        return value
+
+    def url_or_none(self, key: str, schemes: tuple[str, ...]) -> str | None:
+        if self._raw(key) is None:
+            return None
+        return self.url(key, "", schemes)
+
+    def database_url(self, key: str, default: str) -> str:
+        value = self._raw(key) or default
+        parts = urlsplit(value)
+        if parts.scheme == "sqlite":
+            path = value[len("sqlite://"):]
+            if not path:
+                raise SettingsError(f"{PREFIX}{key} has '{value}', which names no SQLite file.")
+            return value
+        if parts.scheme in ("postgres", "postgresql", "asyncpg"):
+            if not parts.hostname or not parts.path.strip("/"):
+                raise SettingsError(
+                    f"{PREFIX}{key} has '{_redact(value)}'; a PostgreSQL URL needs a host and a "
+                    "database name, as in postgres://user@127.0.0.1:5432/caretrack."
+                )
+            try:
+                parts.port  # noqa: B018 - raises on a malformed port
+            except ValueError:
+                raise SettingsError(f"{PREFIX}{key} has '{_redact(value)}', whose port is not a number.") from None
+            return "postgres" + value[len(parts.scheme):]
+        raise SettingsError(
+            f"{PREFIX}{key} has '{_redact(value)}'; expected a sqlite:// or postgres:// URL."
+        )
+
+    def networks(self, key: str) -> list[str]:
+        result = []
+        for item in self.csv(key):
+            try:
+                result.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise SettingsError(f"{PREFIX}{key} has '{item}', which is not an IP network.") from None
+        return result
+
+    def phi_keys(self, key: str, secret_key: str, environment: str) -> dict[int, bytes]:
+        """`1:<base64 32 bytes>,2:<base64 32 bytes>`; unset derives one key from SECRET_KEY
+        outside production, so the embedded default works without setup."""
+        value = self._raw(key)
+        if value is None:
+            if environment == "production":
+                raise SettingsError(
+                    f"{PREFIX}{key} is not set: production needs at least one PHI key, as "
+                    f"'1:<base64 of 32 random bytes>'."
+                )
+            import hashlib
+
+            return {1: hashlib.sha256(b"caretrack-phi-v1:" + secret_key.encode()).digest()}
+        keys: dict[int, bytes] = {}
+        for item in value.split(","):
+            version, _, encoded = item.strip().partition(":")
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+                number = int(version)
+            except ValueError:
+                raise SettingsError(
+                    f"{PREFIX}{key} has an entry '{version}:…' that is not 'VERSION:BASE64'."
+                ) from None
+            if len(raw) != 32 or number < 1:
+                raise SettingsError(
+                    f"{PREFIX}{key} entry {version} must be a positive version and 32 bytes of key."
+                )
+            keys[number] = raw
+        return keys
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

@@ -1,0 +1,35 @@
+"""Jinja2 templates and static files, shipped inside the package as `caretrack.web`."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.templating import Jinja2Templates
+
+WEB_DIR = Path(str(files("caretrack.web")))
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+
+NAV_LINKS: dict[str, list[tuple[str, str]]] = {
+    "patient": [("Dashboard", "/patient"), ("Profile", "/account")],
+    "doctor": [("Dashboard", "/doctor"), ("Profile", "/account")],
+    "carer": [("Dashboard", "/carer"), ("Profile", "/account")],
+    "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Activity", "/admin/activity"),
+              ("Emails", "/admin/emails"), ("Profile", "/account")],
+}
+
+
+def _page_context(request: Request) -> dict[str, Any]:
+    user = getattr(request.state, "user", None)
+    session = getattr(request.state, "session", None)
+    return {
+        "current_user": user,
+        "csrf_token": session.csrf_token if session is not None else None,
+        "nav_links": NAV_LINKS.get(str(user.role), []) if user is not None else [],
+    }
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])

@@ -1,0 +1,75 @@
+"""One place that renders errors: JSON `{"error": {"code", "message"}}` under /api/,
+an HTML page everywhere else. No traceback ever reaches a user."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
+
+from caretrack.errors import CareTrackError
+from caretrack.templating import templates
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def wants_json(scope: Scope) -> bool:
+    return scope["path"].startswith("/api/")
+
+
+def error_response(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    if wants_json(scope):
+        return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+    request = Request(scope)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "code": code, "message": message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def internal_error_response(scope: Scope, request_id: str) -> Response:
+    return error_response(
+        scope,
+        500,
+        "internal_error",
+        f"Something went wrong on our side. If it keeps happening, quote request id {request_id}.",
+    )
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CareTrackError)
+    return error_response(request.scope, exc.status_code, exc.code, exc.message)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else code
+    return error_response(request.scope, exc.status_code, code, detail, headers=exc.headers)
+
+
+EXCEPTION_HANDLERS = {
+    CareTrackError: handle_domain_error,
+    HTTPException: handle_http_exception,
+}

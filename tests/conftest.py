@@ -1,0 +1,288 @@
+"""Shared fixtures: real PostgreSQL, SQLite, Redis, an SMTP server on loopback, the app
+served by hypercorn on a free port, and Chromium driven by Playwright.
+
+A developer's laptop without a service skips the tests that need it; CI sets
+CARETRACK_TEST_REQUIRE_SERVICES=1 and such a test fails instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from caretrack import crypto, db
+from caretrack.app import create_app
+from caretrack.settings import Settings
+
+REQUIRE_SERVICES = os.environ.get("CARETRACK_TEST_REQUIRE_SERVICES") == "1"
+POSTGRES_ADMIN_URL = os.environ.get("CARETRACK_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("CARETRACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CHROMIUM = os.environ.get("CARETRACK_TEST_CHROMIUM", "/usr/bin/chromium")
+TEST_BASE_URL = "http://testserver"
+# Tables whose rows survive between tests: the migration record and the audit chain's head
+# (which is reset rather than emptied).
+KEEP_TABLES = {"tortoise_migrations"}
+
+
+def unavailable(what: str) -> None:
+    """Skip on a laptop; fail loudly in CI, where every service must be there."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required in CI (CARETRACK_TEST_REQUIRE_SERVICES=1) but unavailable", pytrace=False)
+    pytest.skip(f"{what} unavailable")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_settings(**changes) -> Settings:
+    settings = Settings(environment="test", secret_key="test-secret-key-0123456789", base_url=TEST_BASE_URL)
+    settings = settings.replace(phi_keys=Settings.from_env({"CARETRACK_SECRET_KEY": settings.secret_key}).phi_keys)
+    return settings.replace(**changes)
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+async def _postgres_admin_execute(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("postgres://", "postgresql://", 1), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database for this run, dropped at the end."""
+    name = f"caretrack_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        await _postgres_admin_execute(f'CREATE DATABASE "{name}"')
+    except (OSError, Exception) as exc:  # asyncpg raises several unrelated types
+        unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL} ({exc})")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    await db.migrate(base_settings(database_url=url))
+    await db.stop()
+    yield url
+    await _postgres_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    await db.migrate(base_settings(database_url=f"sqlite://{path}"))
+    await db.stop()
+    return path
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        tables = [r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        wipe = [t for t in tables if t not in KEEP_TABLES]
+        if wipe:
+            await conn.execute(f"TRUNCATE {', '.join(chr(34) + t + chr(34) for t in wipe)} RESTART IDENTITY CASCADE")
+        await conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1)", "0" * 64)
+    finally:
+        await conn.close()
+
+
+def _run_in_thread(coro) -> None:
+    """Run a coroutine on its own loop: fixtures that choose their backend at run time are
+    synchronous (pytest-asyncio cannot nest async fixture lookups)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path) -> str:
+    """Each test that takes this runs once on SQLite and once on PostgreSQL, isolated."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "caretrack.sqlite3"
+        shutil.copy(template, path)
+        return f"sqlite://{path}"
+    url = request.getfixturevalue("postgres_url")
+    _run_in_thread(_reset_postgres(url))
+    return url
+
+
+@pytest.fixture
+def pg_database_url(postgres_url) -> str:
+    """PostgreSQL only (for rules only PostgreSQL enforces)."""
+    _run_in_thread(_reset_postgres(postgres_url))
+    return postgres_url
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return base_settings(database_url=database_url)
+
+
+@pytest.fixture
+async def database(settings) -> AsyncIterator[Settings]:
+    """Tortoise connected to the test database, for tests that call services directly."""
+    crypto.configure(settings.phi_keys)
+    await db.start(settings)
+    yield settings
+    await db.stop()
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await asyncio.wait_for(client.flushdb(), 3)
+    except Exception as exc:
+        await client.aclose()
+        unavailable(f"Redis at {REDIS_TEST_URL} ({exc})")
+    yield REDIS_TEST_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+# --- the app -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def app(settings):
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=30) as manager:
+        yield manager.app
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL) as c:
+        yield c
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    app: object
+
+
+@pytest.fixture
+async def live_server(settings) -> AsyncIterator[LiveServer]:
+    """The app served by hypercorn on a free loopback port, in this event loop."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    port = free_port()
+    served = settings.replace(base_url=f"http://127.0.0.1:{port}")
+    application = create_app(served)
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(application, config, shutdown_trigger=stop.wait))
+    async with httpx.AsyncClient() as probe:
+        for _ in range(200):
+            if task.done():
+                task.result()
+            try:
+                if (await probe.get(f"{served.base_url}/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("the live server did not start")
+    yield LiveServer(served.base_url, served, application)
+    stop.set()
+    await asyncio.wait_for(task, 15)
+
+
+# --- email ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def wait_for(self, to: str, timeout: float = 10.0) -> EmailMessage:
+        for _ in range(int(timeout / 0.05)):
+            for message in self.messages:
+                if to in message["To"]:
+                    return message
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no email to {to} arrived; got {[m['To'] for m in self.messages]}")
+
+
+@pytest.fixture
+def smtp_server() -> SmtpServer:
+    from aiosmtpd.controller import Controller
+
+    server = SmtpServer("127.0.0.1", free_port())
+
+    class Handler:
+        async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 - aiosmtpd's name
+            server.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname=server.host, port=server.port)
+    controller.start()
+    yield server
+    controller.stop()
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser():
+    if not Path(CHROMIUM).exists():
+        unavailable(f"Chromium at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def page(browser):
+    context = await browser.new_context()
+    page = await context.new_page()
+    yield page
+    await context.close()

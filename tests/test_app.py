@@ -1,0 +1,112 @@
+"""The app's foundation: health, readiness, metrics, errors, headers, OpenAPI."""
+
+import pytest
+from asgi_lifespan import LifespanManager
+
+from caretrack.app import StartupError, create_app
+from tests.conftest import base_settings
+
+
+async def test_healthz_and_readyz(client):
+    assert (await client.get("/healthz")).json() == {"status": "alive"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+    assert ready.json()["checks"]["migrations"] == "ok"
+
+
+async def test_every_response_carries_a_request_id_and_security_headers(client):
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert len(response.headers["x-request-id"]) >= 8
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert "strict-transport-security" not in response.headers  # plain HTTP here
+
+
+async def test_a_proxy_request_id_is_kept_only_when_well_formed(client):
+    kept = await client.get("/healthz", headers={"x-request-id": "abcdef0123456789"})
+    assert kept.headers["x-request-id"] == "abcdef0123456789"
+    replaced = await client.get("/healthz", headers={"x-request-id": "bad\nvalue with spaces"})
+    assert replaced.headers["x-request-id"] != "bad\nvalue with spaces"
+
+
+async def test_errors_are_json_under_api_and_html_elsewhere(client):
+    api = await client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404
+    assert api.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+    page = await client.get("/no-such-page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Page not found" in page.text
+
+
+async def test_an_unhandled_error_is_a_clean_500_with_the_request_id(settings, caplog):
+    from starlette.routing import Route
+
+    app = create_app(settings)
+
+    async def boom(request):
+        raise RuntimeError("secret internals")
+
+    app.router.routes.insert(0, Route("/api/v1/boom", boom))
+    app.router.routes.insert(0, Route("/boom", boom))
+    import httpx
+
+    async with LifespanManager(app) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app, raise_app_exceptions=False),
+                                     base_url="http://testserver") as client:
+            api = await client.get("/api/v1/boom")
+            page = await client.get("/boom")
+    assert api.status_code == 500
+    body = api.json()["error"]
+    assert body["code"] == "internal_error"
+    assert api.headers["x-request-id"] in body["message"]
+    assert "secret internals" not in api.text and "Traceback" not in api.text
+    assert page.status_code == 500 and "secret internals" not in page.text
+    assert "Something went wrong" in page.text
+
+
+async def test_metrics_count_requests_by_route_template(client):
+    await client.get("/healthz")
+    text = (await client.get("/metrics")).text
+    assert 'caretrack_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert "caretrack_http_request_duration_seconds_bucket" in text
+    assert "caretrack_open_websockets" in text
+
+
+async def test_openapi_document_is_3_1(client):
+    document = (await client.get("/api/v1/openapi.json")).json()
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["title"] == "CareTrack API"
+
+
+async def test_static_files_are_served(client):
+    css = await client.get("/static/css/app.css")
+    assert css.status_code == 200 and "--brand" in css.text
+
+
+async def test_app_refuses_to_serve_a_database_whose_migrations_are_behind(tmp_path):
+    settings = base_settings(database_url=f"sqlite://{tmp_path / 'empty.sqlite3'}")
+    with pytest.raises(StartupError, match="caretrack migrate"):
+        async with LifespanManager(create_app(settings)):
+            pass
+
+
+async def test_app_refuses_to_start_without_its_redis(settings):
+    with pytest.raises(StartupError, match="CARETRACK_REDIS_URL"):
+        async with LifespanManager(create_app(settings.replace(redis_url="redis://127.0.0.1:1/0"))):
+            pass
+
+
+async def test_readyz_reports_redis(settings, redis_url):
+    import httpx
+
+    async with LifespanManager(create_app(settings.replace(redis_url=redis_url))) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver") as c:
+            response = await c.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["redis"] == "ok"

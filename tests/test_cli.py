@@ -1,0 +1,94 @@
+"""The `caretrack` command as an operator runs it: real processes, real services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "caretrack", *args,
+        env={**os.environ, "CARETRACK_ENVIRONMENT": "test", **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["demo"], ["createadmin"], ["audit", "verify"]])
+async def test_every_command_has_help(command):
+    code, out, _ = await run_cli(*command, "--help")
+    assert code == 0
+    assert "usage: caretrack" in out
+
+
+async def test_a_bad_database_url_is_one_clear_line():
+    code, _, err = await run_cli("serve", env={"CARETRACK_DATABASE_URL": "mysql://user:pw@db/care"})
+    assert code == 1
+    assert err.strip().count("\n") == 0
+    assert "CARETRACK_DATABASE_URL" in err and "Traceback" not in err and "pw@" not in err
+
+
+async def test_an_unreachable_database_is_one_clear_line():
+    code, _, err = await run_cli("migrate", env={"CARETRACK_DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"})
+    assert code == 1
+    assert "cannot reach the database at 127.0.0.1:1/nowhere" in err
+    assert "Traceback" not in err
+
+
+async def test_several_workers_need_redis(tmp_path):
+    code, _, err = await run_cli("serve", "--workers", "2", env={"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"})
+    assert code == 1
+    assert "CARETRACK_REDIS_URL" in err
+
+
+async def test_serve_refuses_an_unmigrated_database(tmp_path):
+    code, _, err = await run_cli("serve", env={"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"})
+    assert code == 1
+    assert "caretrack migrate" in err
+
+
+async def test_migrate_then_check(tmp_path):
+    env = {"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"}
+    assert (await run_cli("migrate", "--check", env=env))[0] == 1
+    code, out, _ = await run_cli("migrate", env=env)
+    assert code == 0 and "applied 0001_initial" in out
+    code, out, _ = await run_cli("migrate", "--check", env=env)
+    assert code == 0 and "current" in out
+
+
+async def test_serve_two_workers_on_postgres_and_redis_reports_ready(pg_database_url, redis_url):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "caretrack", "serve", "--workers", "2", "--port", str(port),
+        env={**os.environ, "CARETRACK_DATABASE_URL": pg_database_url, "CARETRACK_REDIS_URL": redis_url,
+             "CARETRACK_LOG_FORMAT": "json"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        body = None
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}/readyz")
+                    body = response.json()
+                    if response.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        assert body is not None, "the server never answered"
+        assert body["status"] == "ready"
+        assert body["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
+    finally:
+        process.terminate()
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    lines = [line for line in err.decode().splitlines() if line.startswith("{")]
+    assert any('"request_id"' in line and '"route": "/readyz"' in line for line in lines), err.decode()[-2000:]

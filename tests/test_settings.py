@@ -1,0 +1,61 @@
+import pytest
+
+from caretrack.settings import DEV_SECRET_KEY, Settings, SettingsError
+
+
+def test_defaults_are_the_embedded_setup():
+    settings = Settings.from_env({})
+    assert settings.is_sqlite
+    assert settings.redis_url is None
+    assert settings.origins == {"http://127.0.0.1:8000"}
+    assert settings.secret_key == DEV_SECRET_KEY
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CARETRACK_DATABASE_URL": "mysql://db/x"}, "CARETRACK_DATABASE_URL"),
+        ({"CARETRACK_DATABASE_URL": "postgres://"}, "CARETRACK_DATABASE_URL"),
+        ({"CARETRACK_DATABASE_URL": "postgres://h:port/db"}, "CARETRACK_DATABASE_URL"),
+        ({"CARETRACK_REDIS_URL": "http://localhost"}, "CARETRACK_REDIS_URL"),
+        ({"CARETRACK_SMTP_PORT": "twenty-five"}, "CARETRACK_SMTP_PORT"),
+        ({"CARETRACK_SMTP_PORT": "70000"}, "CARETRACK_SMTP_PORT"),
+        ({"CARETRACK_LOG_FORMAT": "xml"}, "CARETRACK_LOG_FORMAT"),
+        ({"CARETRACK_ALLOWED_ORIGINS": "not a url"}, "CARETRACK_ALLOWED_ORIGINS"),
+        ({"CARETRACK_SMTP_STARTTLS": "maybe"}, "CARETRACK_SMTP_STARTTLS"),
+        ({"CARETRACK_PHI_KEYS": "1:c2hvcnQ="}, "CARETRACK_PHI_KEYS"),
+        ({"CARETRACK_RTC_ALLOWED_NETWORKS": "10.0.0.0/33"}, "CARETRACK_RTC_ALLOWED_NETWORKS"),
+        ({"CARETRACK_RTC_PORT_MIN": "40000"}, "CARETRACK_RTC_PORT_MIN"),
+    ],
+)
+def test_a_bad_value_names_its_variable(env, named):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert named in str(info.value)
+
+
+def test_production_refuses_the_default_secret_key():
+    with pytest.raises(SettingsError, match="CARETRACK_SECRET_KEY"):
+        Settings.from_env({"CARETRACK_ENVIRONMENT": "production"})
+
+
+def test_production_needs_phi_keys():
+    with pytest.raises(SettingsError, match="CARETRACK_PHI_KEYS"):
+        Settings.from_env({"CARETRACK_ENVIRONMENT": "production", "CARETRACK_SECRET_KEY": "x" * 40})
+
+
+def test_postgres_urls_are_normalised_and_passwords_never_echoed():
+    settings = Settings.from_env({"CARETRACK_DATABASE_URL": "postgresql://u:pw@db:5432/care"})
+    assert settings.database_url == "postgres://u:pw@db:5432/care"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"CARETRACK_DATABASE_URL": "mysql://u:hunter2@db/care"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_origins_include_base_url_and_extra_origins():
+    settings = Settings.from_env({
+        "CARETRACK_BASE_URL": "https://care.example.org/",
+        "CARETRACK_ALLOWED_ORIGINS": "https://app.example.org, https://other.example.org/path",
+    })
+    assert settings.https
+    assert settings.origins == {"https://care.example.org", "https://app.example.org", "https://other.example.org"}
