@@ -235,6 +235,13 @@ class Participant:
             await self.pc.setRemoteDescription(offer)
         except Exception as exc:
             raise RelayError(f"{self}: cannot apply offer: {exc}") from exc
+        # A client may start sending on an m-line the relay offered for receiving
+        # (browsers' addTrack reuses such transceivers): accept it as a publication.
+        sending = self._client_sending_mids()
+        for subscription in self.subscriptions:
+            transceiver = subscription.transceiver
+            if transceiver.mid in sending and transceiver.direction == "sendonly":
+                transceiver.direction = "sendrecv"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._update_publications()
         for subscription in self.subscriptions:
@@ -242,18 +249,20 @@ class Participant:
                 subscription.negotiated()
         self._outbox.put_nowait({"type": "answer", "sdp": self.pc.localDescription.sdp})
 
-    def _update_publications(self) -> None:
-        """Create publications for m-lines the client sends on; retire the others."""
+    def _client_sending_mids(self) -> set[str]:
         remote = SessionDescription.parse(self.pc.remoteDescription.sdp)
-        sending = {
+        return {
             m.rtp.muxId
             for m in remote.media
             if m.kind in ("audio", "video") and m.direction in ("sendrecv", "sendonly")
         }
-        ours = {s.transceiver for s in self.subscriptions}
+
+    def _update_publications(self) -> None:
+        """Create publications for m-lines the client sends on; retire the others."""
+        sending = self._client_sending_mids()
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
-            if transceiver in ours or mid is None:
+            if mid is None:
                 continue
             publication = self.publications.get(mid)
             if mid in sending and publication is None:
@@ -308,7 +317,8 @@ class Participant:
             self.subscriptions.remove(subscription)
             if subscription in publication.subscriptions:
                 publication.subscriptions.remove(subscription)
-            subscription.transceiver.direction = "inactive"
+            transceiver = subscription.transceiver
+            transceiver.direction = "recvonly" if transceiver.direction == "sendrecv" else "inactive"
             self.request_renegotiation()
 
     def _subscription_transceiver(self, publication: Publication) -> RTCRtpTransceiver:

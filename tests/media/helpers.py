@@ -23,6 +23,7 @@ from aiortc import (
     RTCSessionDescription,
     VideoStreamTrack,
 )
+from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.mediastreams import MediaStreamError
 
 import media
@@ -96,6 +97,17 @@ def read_frame(frame: av.VideoFrame) -> tuple[tuple[int, int, int], int]:
     return colour, counter
 
 
+def track_is_vp8_keyframe_start(received: "Received", payload: bytes) -> bool:
+    """Independent of media.forwarding: aiortc's own VP8 descriptor parser."""
+    if received.kind != "video" or not payload:
+        return False
+    try:
+        descriptor, data = VpxPayloadDescriptor.parse(payload)
+    except ValueError:
+        return False
+    return bool(descriptor.partition_start and descriptor.partition_id == 0 and data and not data[0] & 1)
+
+
 def colour_name(yuv: tuple[int, int, int], tolerance: int = 30) -> str | None:
     for name, expected in COLOURS.items():
         if all(abs(a - b) <= tolerance for a, b in zip(yuv, expected)):
@@ -110,8 +122,11 @@ class Received:
     kind: str
     publisher: str | None
     started: float
+    mid: str | None = None
+    receiver: Any = None
     frames: list[tuple[float, Any]] = field(default_factory=list)  # (time, info)
-    key_frames: list[float] = field(default_factory=list)
+    key_frames: list[float] = field(default_factory=list)  # VP8 keyframe starts (RTP)
+    rtp: list[tuple[float, int, int, int, bytes]] = field(default_factory=list)
 
 
 class Client:
@@ -161,20 +176,36 @@ class Client:
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._tasks.append(asyncio.ensure_future(self._consume(track)))
 
+    def _spy_rtp(self, receiver: Any, received: Received) -> None:
+        """Log the RTP packets an incoming track gets (then let aiortc handle them)."""
+        original = receiver._handle_rtp_packet
+
+        async def spy(packet: Any, arrival_time_ms: int) -> None:
+            now = time.monotonic()
+            received.rtp.append((now, packet.ssrc, packet.payload_type, packet.sequence_number, packet.payload[:2]))
+            if track_is_vp8_keyframe_start(received, packet.payload):
+                received.key_frames.append(now)
+            await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = spy
+
     async def _consume(self, track: MediaStreamTrack) -> None:
-        mid = next(
-            (t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None
+        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        info = self.track_info.get(transceiver.mid, {})
+        received = Received(
+            kind=track.kind,
+            publisher=info.get("participant"),
+            started=time.monotonic(),
+            mid=transceiver.mid,
+            receiver=transceiver.receiver,
         )
-        info = self.track_info.get(mid, {})
-        received = Received(kind=track.kind, publisher=info.get("participant"), started=time.monotonic())
         self.received.append(received)
+        self._spy_rtp(transceiver.receiver, received)
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 now = time.monotonic()
                 if track.kind == "video":
-                    if frame.key_frame:
-                        received.key_frames.append(now)
                     received.frames.append((now, read_frame(frame)))
                 else:
                     received.frames.append((now, frame.samples))
