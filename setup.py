@@ -18,6 +18,6 @@ setup(
         "caretrack.migrations",
         "caretrack.web",
     ],
-    package_data={"caretrack.web": ["templates/**/*", "static/**/*"]},
+    package_data={"caretrack.web": ["templates/**/*", "static/**/*"], "caretrack.accounts": ["*.txt"]},
     include_package_data=True,
 )

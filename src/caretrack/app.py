@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import AsyncIterator
+from types import ModuleType
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -11,8 +13,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from caretrack import __version__, crypto, db, health, pages
-from caretrack.api import PREFIX, ApiRouter, openapi_document
+from caretrack import __version__, crypto, db, health
+from caretrack.accounts.guard import AuthMiddleware
+from caretrack.api import PREFIX, openapi_document
 from caretrack.logs import get_logger
 from caretrack.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from caretrack.settings import Settings
@@ -26,17 +29,22 @@ class StartupError(Exception):
     """The app cannot serve; the message says why and what to do."""
 
 
-def api_routers() -> list[ApiRouter]:
-    return []
+# Each domain module may expose `api` (an ApiRouter), `pages` (a PageRouter), `routes`
+# (other routes, such as WebSockets), and `start(app)` / `stop(app)` coroutines for the
+# lifespan. Adding a domain is one line here.
+DOMAINS = [
+    "caretrack.pages",
+]
 
 
-def page_routes() -> list:
-    return [*pages.routes]
+def _domains() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in DOMAINS]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    routers = api_routers()
+    domains = _domains()
+    routers = [m.api for m in domains if hasattr(m, "api")]
     document = openapi_document(routers, "CareTrack API", __version__)
 
     async def openapi(request):
@@ -54,11 +62,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if not status.current:
                 raise StartupError(f"refusing to serve: {status.message()}")
             app.state.redis = await _connect_redis(settings)
+            started: list[ModuleType] = []
             try:
+                for module in domains:
+                    if hasattr(module, "start"):
+                        await module.start(app)
+                        started.append(module)
                 log.info("started", database=settings.database_url.split("://")[0],
                          bus="redis" if settings.redis_url else "in-process")
                 yield
             finally:
+                for module in reversed(started):
+                    if hasattr(module, "stop"):
+                        await module.stop(app)
                 if app.state.redis is not None:
                     await app.state.redis.aclose()
         finally:
@@ -69,12 +85,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *health.routes,
             Route(f"{PREFIX}/openapi.json", openapi),
             *(route for router in routers for route in router.routes),
-            *page_routes(),
+            *(route for m in domains if hasattr(m, "pages") for route in m.pages.routes),
+            *(route for m in domains for route in getattr(m, "routes", ())),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
+            Middleware(AuthMiddleware, settings=settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from caretrack.templating import templates
+from caretrack.api import PUBLIC
+from caretrack.pagekit import PageRouter, redirect, render
+
+pages = PageRouter()
+
+DASHBOARDS = {"patient": "/patient", "doctor": "/doctor", "carer": "/carer", "admin": "/admin"}
 
 
-async def landing(request: Request) -> Response:
-    return templates.TemplateResponse(request, "landing.html", {})
-
-
-routes = [Route("/", landing, name="landing")]
+@pages.get("/", roles=PUBLIC)
+async def landing(request: Request, user) -> Response:
+    if user is not None:
+        return redirect(DASHBOARDS[str(user.role)])
+    return render(request, "landing.html")

@@ -1,0 +1,134 @@
+"""Who is asking, and may they? The middleware identifies the caller once per request
+(session cookie or access token); `require_user` is the single check every route runs."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from caretrack.accounts.models import User
+from caretrack.accounts.sessions import Authenticated, cookie_name, load_access_token, load_session
+from caretrack.errors import CareTrackError, Forbidden, NotAuthenticated
+from caretrack.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+
+
+class MfaRequired(CareTrackError):
+    """Signed in, but the second factor is still to be enrolled or entered."""
+
+    status_code = 403
+    code = "mfa_required"
+
+    def __init__(self, enrolled: bool) -> None:
+        super().__init__(
+            "Enter your two-factor code to continue." if enrolled
+            else "Set up two-factor authentication to continue."
+        )
+        self.enrolled = enrolled
+
+
+def client_address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+async def identify(scope: Scope, settings: Settings) -> Authenticated | None:
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    if authorization.lower().startswith("bearer "):
+        return await load_access_token(authorization[7:].strip())
+    cookie_header = headers.get(b"cookie", b"").decode("latin-1")
+    if not cookie_header:
+        return None
+    cookies = SimpleCookie()
+    try:
+        cookies.load(cookie_header)
+    except Exception:  # a malformed Cookie header is treated as no cookie
+        return None
+    morsel = cookies.get(cookie_name(settings))
+    return await load_session(morsel.value, settings) if morsel else None
+
+
+def origin_allowed(scope: Scope, settings: Settings) -> bool:
+    """Origin (or, lacking it, Referer) must be one of ours."""
+    headers = dict(scope.get("headers") or [])
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin or origin == "null":
+        referer = headers.get(b"referer", b"").decode("latin-1")
+        if not referer:
+            return False
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin in settings.origins
+
+
+class AuthMiddleware:
+    """Sets `request.state.auth` (and `.user`, `.session`). For a cookie-authenticated
+    state-changing request, refuses a foreign Origin, and a missing CSRF token unless the
+    request is a form post (whose token the page route checks in the form)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        auth = await identify(scope, self.settings)
+        state = scope.setdefault("state", {})
+        state["auth"] = auth
+        state["user"] = auth.user if auth else None
+        state["session"] = auth.session if auth else None
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and auth and auth.via_cookie:
+            problem = csrf_problem(scope, auth, self.settings)
+            if problem:
+                from caretrack.web_errors import error_response
+
+                await error_response(scope, 403, "csrf_failed", problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def csrf_problem(scope: Scope, auth: Authenticated, settings: Settings) -> str | None:
+    if not origin_allowed(scope, settings):
+        return "This request came from another site (its Origin is not allowed)."
+    headers = dict(scope.get("headers") or [])
+    token = headers.get(CSRF_HEADER.encode(), b"").decode("latin-1")
+    content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+    if token:
+        return None if csrf_matches(auth, token) else "The CSRF token does not match this session."
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        scope["state"]["csrf_form_pending"] = True
+        return None
+    return f"A state-changing request needs the {CSRF_HEADER} header."
+
+
+def csrf_matches(auth: Authenticated, token: str) -> bool:
+    return auth.session is not None and hmac.compare_digest(auth.session.csrf_token, token)
+
+
+async def require_user(request: HTTPConnection, roles: Iterable[str] | None, *, allow_pending_mfa: bool = False) -> User:
+    """The one authorisation check: signed in, second factor done where the role needs it,
+    and a role the route allows."""
+    auth: Authenticated | None = request.state.auth
+    if auth is None:
+        raise NotAuthenticated("Sign in to continue.")
+    user = auth.user
+    if user.needs_mfa and not allow_pending_mfa and auth.via_cookie:
+        if user.totp_enrolled_at is None:
+            raise MfaRequired(enrolled=False)
+        if not auth.session.mfa_verified:
+            raise MfaRequired(enrolled=True)
+    if user.needs_mfa and auth.token is not None and user.totp_enrolled_at is None:
+        raise MfaRequired(enrolled=False)
+    if roles is not None and user.role not in roles:
+        raise Forbidden(f"This is for {', '.join(sorted(roles))} accounts.")
+    return user

@@ -1,0 +1,106 @@
+"""HTML pages: one decorator declares a page's roles; signed-out visitors are sent to the
+login page, doctors and admins to their second factor, and every form post has its CSRF
+token checked before the handler runs.
+
+    pages = PageRouter()
+
+    @pages.post("/account", roles=None)
+    async def save_account(request, user, form): ...
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from caretrack.api import PUBLIC
+from caretrack.errors import CareTrackError, Forbidden
+from caretrack.templating import templates
+
+Handler = Callable[..., Awaitable[Response]]
+MAX_FORM_BYTES = 1024 * 1024
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200,
+           *, flashes: list[tuple[str, str]] | None = None) -> Response:
+    response = templates.TemplateResponse(request, template, {**(context or {}), "flashes": flashes or []},
+                                          status_code=status_code)
+    if getattr(request.state, "user", None) is not None:
+        response.headers["cache-control"] = "no-store"
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def read_form(request: Request) -> FormData:
+    """The form, after its CSRF token is checked (when the middleware left that to us)."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
+        raise CareTrackError("The form is too large.", code="too_large", status_code=413)
+    form = await request.form(max_files=5, max_fields=200)
+    if request.state._state.get("csrf_form_pending"):
+        token = str(form.get("csrf_token", ""))
+        session = request.state.session
+        if not token or session is None or not hmac.compare_digest(token, session.csrf_token):
+            raise Forbidden("This form has expired or came from another site; reload the page and try again.")
+    return form
+
+
+@dataclass
+class PageRouter:
+    routes: list[Route] = field(default_factory=list)
+
+    def route(self, methods: list[str], path: str, *, roles: Iterable[str] | None,
+              allow_pending_mfa: bool = False) -> Callable[[Handler], Handler]:
+        allowed = None if roles is None else frozenset(roles)
+
+        def decorate(handler: Handler) -> Handler:
+            params = inspect.signature(handler).parameters
+
+            async def endpoint(request: Request) -> Response:
+                kwargs: dict[str, Any] = {}
+                if allowed != PUBLIC:
+                    from caretrack.accounts.guard import MfaRequired, require_user
+                    from caretrack.errors import NotAuthenticated
+
+                    try:
+                        user = await require_user(request, allowed, allow_pending_mfa=allow_pending_mfa)
+                    except NotAuthenticated:
+                        return redirect(f"/login?next={quote(request.url.path)}")
+                    except MfaRequired as exc:
+                        return redirect("/mfa/verify" if exc.enrolled else "/mfa/setup")
+                    if "user" in params:
+                        kwargs["user"] = user
+                elif "user" in params:
+                    kwargs["user"] = request.state.user
+                if "form" in params:
+                    kwargs["form"] = await read_form(request)
+                elif request.method == "POST" and request.state._state.get("csrf_form_pending"):
+                    await read_form(request)
+                response = await handler(request, **kwargs)
+                if request.state.user is not None:
+                    response.headers.setdefault("cache-control", "no-store")
+                return response
+
+            endpoint.__name__ = handler.__name__
+            self.routes.append(Route(path, endpoint, methods=methods, name=handler.__name__))
+            return handler
+
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(["GET"], path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(["POST"], path, **kw)
