@@ -76,9 +76,12 @@ def _filter_candidates(sdp: str, config: RelayConfig) -> str:
 
 def _parse(sdp: str, what: str) -> SessionDescription:
     try:
-        return SessionDescription.parse(sdp)
+        description = SessionDescription.parse(sdp)
     except (ValueError, IndexError, KeyError) as exc:
         raise RelayError(f"{what} is not valid SDP: {exc}") from None
+    if not description.media:
+        raise RelayError(f"{what} is not valid SDP: it has no m= sections")
+    return description
 
 
 def _ice_ufrag(description: SessionDescription) -> str | None:
