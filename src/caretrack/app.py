@@ -34,6 +34,7 @@ class StartupError(Exception):
 # lifespan. Adding a domain is one line here.
 DOMAINS = [
     "caretrack.pages",
+    "caretrack.realtime.routes",
 ]
 
 

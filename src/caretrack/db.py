@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate as tortoise_migrate  # the function
 from tortoise.migrations.executor import MigrationExecutor
 
@@ -18,6 +19,7 @@ MODEL_MODULES = [
     "caretrack.accounts.models",
     "caretrack.audit.models",
     "caretrack.mail.models",
+    "caretrack.realtime.models",
 ]
 MIGRATE_COMMAND = "caretrack migrate"
 
@@ -48,6 +50,9 @@ async def start(settings: Settings) -> None:
         from pathlib import Path
 
         Path(settings.database_url[len("sqlite://"):]).parent.mkdir(parents=True, exist_ok=True)
+    # Tortoise caches each model's SQL by connection name, not dialect; a process that opens
+    # another database (the test suite alternates SQLite and PostgreSQL) must start afresh.
+    EXECUTOR_CACHE.clear()
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
     try:
         await ping()

@@ -1,0 +1,306 @@
+"""The bus of one web process: the relay that publishes committed events, the wake-up
+channel (Redis pub/sub, or in-process without Redis), the hub of open sockets, and the
+safety nets that make delivery complete even when a wake-up is lost.
+
+Redis pub/sub is at-most-once, so nothing here trusts it to deliver: a socket that sees a
+sequence gap reads the database; after (re)subscribing every socket checks the database;
+and every few seconds the hub compares each socket with its user's cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import random
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from caretrack.logs import get_logger
+from caretrack.realtime import outbox
+from caretrack.realtime.events import dumps
+
+if TYPE_CHECKING:
+    from caretrack.realtime.connection import Connection
+    from caretrack.settings import Settings
+
+log = get_logger("caretrack.realtime")
+
+EVENTS_CHANNEL = "caretrack:events"
+AUTH_CHANNEL = "caretrack:auth"
+
+
+@dataclass
+class BusConfig:
+    """Timings; tests shorten them."""
+
+    relay_poll_seconds: float = 1.0  # catches events whose committer died before waking a relay
+    cursor_check_seconds: float = 5.0  # compare every socket with its user's cursor
+    auth_sweep_seconds: float = 30.0  # re-check every socket's session (expiry, idle timeout)
+    prune_seconds: float = 3600.0
+    ping_seconds: float = 20.0
+    pong_timeout_seconds: float = 45.0
+    resume_timeout_seconds: float = 10.0
+    send_timeout_seconds: float = 30.0
+    max_replay: int = 2000  # further behind than this: resync instead of replaying
+    max_queue: int = 1000  # live events waiting for a slow socket; beyond, it catches up from the database
+    max_sockets_per_user: int = 50
+    message_rate: float = 5.0  # client messages per second, sustained
+    message_burst: int = 20
+    flood_strikes: int = 60  # messages received with an empty bucket before closing
+
+
+@dataclass
+class Bus:
+    settings: Settings
+    redis: Any = None  # redis.asyncio.Redis or None
+    config: BusConfig = field(default_factory=BusConfig)
+    sockets: dict[int, set[Connection]] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _auth_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _auth_pending: set[int] = field(default_factory=set)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: int | None = None
+    _closing: bool = False
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        outbox._wakers.append(self.wake)
+        _BUSES.append(self)
+        # Background loops must not inherit a caller's transaction (the Tortoise pitfall).
+        spawn = _spawner(self._loop)
+        self._tasks = [spawn(self._relay_loop(), "relay"), spawn(self._auth_loop(), "auth"),
+                       spawn(self._cursor_loop(), "cursor-check"), spawn(self._prune_loop(), "prune")]
+        if self.redis is not None:
+            self._tasks.append(spawn(self._subscriber_loop(), "subscriber"))
+        else:
+            self.subscribed.set()
+        self.wake()
+
+    async def stop(self) -> None:
+        self._closing = True
+        with contextlib.suppress(ValueError):
+            outbox._wakers.remove(self.wake)
+        with contextlib.suppress(ValueError):
+            _BUSES.remove(self)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in [c for conns in self.sockets.values() for c in conns]:
+            conn.close_soon(1001, "server shutting down")
+
+    # --- wake-ups (sync, callable from anywhere) ----------------------------------------
+
+    def _signal(self, event: asyncio.Event) -> None:
+        if self._loop is None or self._loop.is_closed():
+            return
+        if threading.get_ident() == self._thread:
+            event.set()
+        else:
+            self._loop.call_soon_threadsafe(event.set)
+
+    def wake(self) -> None:
+        self._signal(self._wake)
+
+    def auth_changed(self, user_id: int, *, broadcast: bool = True) -> None:
+        self._auth_pending.add(int(user_id))
+        if broadcast:
+            self._auth_pending.add(_BROADCAST_MARK)
+        self._signal(self._auth_wake)
+
+    # --- the hub -------------------------------------------------------------------------
+
+    def register(self, conn: Connection) -> bool:
+        conns = self.sockets.setdefault(conn.user_id, set())
+        if len(conns) >= self.config.max_sockets_per_user:
+            return False
+        conns.add(conn)
+        return True
+
+    def unregister(self, conn: Connection) -> None:
+        conns = self.sockets.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.sockets[conn.user_id]
+
+    @property
+    def socket_count(self) -> int:
+        return sum(len(c) for c in self.sockets.values())
+
+    def deliver(self, event_json: str, recipients: Iterable[tuple[int, int]]) -> None:
+        sockets = self.sockets
+        for user_id, seq in recipients:
+            conns = sockets.get(user_id)
+            if conns:
+                for conn in conns:
+                    conn.offer(seq, event_json)
+
+    def _deliver_message(self, raw: bytes | str) -> None:
+        """One Redis message: {"events": [[event_json, [[user, seq], ...]], ...]}."""
+        try:
+            batch = json.loads(raw)["events"]
+            for event_json, recipients in batch:
+                self.deliver(event_json, recipients)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed bus message")
+
+    def catch_up_all(self) -> None:
+        for conns in self.sockets.values():
+            for conn in conns:
+                conn.request_catch_up()
+
+    # --- the relay -----------------------------------------------------------------------
+
+    async def _publish(self, items: list[outbox.Unpublished]) -> None:
+        batch = [[dumps(item.event.to_wire()), item.recipients] for item in items]
+        if self.redis is None:
+            for event_json, recipients in batch:
+                self.deliver(event_json, recipients)
+            return
+        try:
+            await self.redis.publish(EVENTS_CHANNEL, dumps({"events": batch}))
+        except Exception:
+            # Redis is away: serve this process's sockets now; the events stay unpublished,
+            # so the next pass publishes them for the other processes (duplicates are dropped).
+            for event_json, recipients in batch:
+                self.deliver(event_json, recipients)
+            raise
+
+    async def _relay_loop(self) -> None:
+        backoff = 0.0
+        while True:
+            if backoff:
+                await asyncio.sleep(backoff)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.relay_poll_seconds)
+            self._wake.clear()
+            try:
+                while await outbox.publish_pending(self._publish) > 0:
+                    pass
+                backoff = 0.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(max(backoff * 2, 0.1), 5.0)
+                log.warning("relay pass failed; retrying", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            retry_in=backoff)
+
+    async def _subscriber_loop(self) -> None:
+        attempt = 0
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(EVENTS_CHANNEL, AUTH_CHANNEL)
+                # Anything published while we were not subscribed is in the database.
+                self.subscribed.set()
+                self.catch_up_all()
+                self._signal(self._auth_wake)
+                self._auth_pending.add(_ALL_USERS)
+                attempt = 0
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is None:
+                        await pubsub.ping()
+                        continue
+                    if message["type"] != "message":
+                        continue
+                    channel = message["channel"]
+                    channel = channel.decode() if isinstance(channel, bytes) else channel
+                    if channel == EVENTS_CHANNEL:
+                        self._deliver_message(message["data"])
+                    elif channel == AUTH_CHANNEL:
+                        with contextlib.suppress(ValueError):
+                            self._auth_pending.add(int(message["data"]))
+                            self._signal(self._auth_wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.subscribed.clear()
+                attempt += 1
+                delay = min(0.1 * 2 ** min(attempt, 6), 5.0) * (0.5 + random.random() / 2)
+                log.warning("event subscriber lost Redis; resubscribing", error=str(exc) or type(exc).__name__,
+                            retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), 1)
+
+    # --- safety nets ---------------------------------------------------------------------
+
+    async def _cursor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.cursor_check_seconds)
+            if not self.sockets:
+                continue
+            try:
+                cursors = await outbox.last_seqs(list(self.sockets))
+            except Exception as exc:
+                log.warning("cursor check failed", error=str(exc) or type(exc).__name__)
+                continue
+            for user_id, conns in list(self.sockets.items()):
+                latest = cursors.get(user_id, 0)
+                for conn in conns:
+                    if conn.ready and conn.last_sent < latest:
+                        conn.request_catch_up()
+
+    async def _auth_loop(self) -> None:
+        from caretrack.realtime.connection import check_connections
+
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._auth_wake.wait(), self.config.auth_sweep_seconds)
+            self._auth_wake.clear()
+            pending, self._auth_pending = self._auth_pending, set()
+            sweep_all = not pending or _ALL_USERS in pending
+            if _BROADCAST_MARK in pending and self.redis is not None:
+                for user_id in pending - {_BROADCAST_MARK, _ALL_USERS}:
+                    try:
+                        await self.redis.publish(AUTH_CHANNEL, str(user_id))
+                    except Exception as exc:  # the periodic sweep still closes it
+                        log.warning("could not broadcast an auth change", error=str(exc) or type(exc).__name__)
+            users = list(self.sockets) if sweep_all else [u for u in pending if u in self.sockets]
+            conns = [c for u in users for c in self.sockets.get(u, ())]
+            if not conns:
+                continue
+            try:
+                await check_connections(conns, self.settings)
+            except Exception as exc:
+                log.warning("auth check failed", error=str(exc) or type(exc).__name__)
+
+    async def _prune_loop(self) -> None:
+        retention = timedelta(days=self.settings.event_retention_days)
+        while True:
+            try:
+                removed = await outbox.prune(retention)
+                if removed:
+                    log.info("pruned old events", count=removed)
+            except Exception as exc:
+                log.warning("pruning events failed", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(self.config.prune_seconds)
+
+
+_BUSES: list[Bus] = []
+_BROADCAST_MARK = -1
+_ALL_USERS = -2
+
+
+def _spawner(loop: asyncio.AbstractEventLoop):
+    def spawn(coro, name: str) -> asyncio.Task:
+        return loop.create_task(coro, name=f"realtime-{name}", context=contextvars.Context())
+
+    return spawn
+
+
+def notify_auth_changed(user_id: int) -> None:
+    for bus in list(_BUSES):
+        bus.auth_changed(user_id)

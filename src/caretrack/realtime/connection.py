@@ -1,0 +1,308 @@
+"""/ws/events: one socket per open page. The handshake is refused unless the Origin is
+ours and the caller is signed in; then the socket replays what the client missed and
+streams live events, in sequence order, each exactly once.
+
+Close codes (the reason says more):
+    1001 server shutting down        1003 binary message
+    1008 too many sockets            1009 message too big
+    4400 malformed message           4401 session ended (signed out, expired, revoked)
+    4403 account deactivated         4408 heartbeat or resume timeout, or not reading
+    4429 flooding (too many messages)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from caretrack.accounts.guard import identify, origin_allowed, require_user
+from caretrack.errors import CareTrackError
+from caretrack.logs import get_logger
+from caretrack.realtime import outbox
+from caretrack.realtime.events import dumps, event_message
+
+if TYPE_CHECKING:
+    from caretrack.realtime.bus import Bus
+    from caretrack.settings import Settings
+
+log = get_logger("caretrack.realtime.socket")
+
+MAX_MESSAGE_CHARS = 1024
+REPLAY_BATCH = 500
+CLOSE_GOING_AWAY = 1001
+CLOSE_BINARY = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_MALFORMED = 4400
+CLOSE_SESSION_ENDED = 4401
+CLOSE_DEACTIVATED = 4403
+CLOSE_TIMEOUT = 4408
+CLOSE_FLOOD = 4429
+
+_ids = itertools.count(1)
+
+
+class _Close(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, bus: Bus, user_id: int, session_id: str | None,
+                 token_id: int | None) -> None:
+        self.ws = websocket
+        self.bus = bus
+        self.config = bus.config
+        self.user_id = user_id
+        self.session_id = session_id
+        self.token_id = token_id
+        self.prefix = f"ws#{next(_ids)} user {user_id}"
+        self.last_sent = 0
+        self.ready = False
+        self._queue: deque[tuple[int, str]] = deque()
+        self._need_catch_up = False
+        self._wake = asyncio.Event()
+        self._close_requested = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._last_heard = time.monotonic()
+        self._tokens = float(self.config.message_burst)
+        self._refilled = time.monotonic()
+        self._strikes = 0
+
+    # --- called by the hub (sync) --------------------------------------------------------
+
+    def offer(self, seq: int, event_json: str) -> None:
+        if len(self._queue) >= self.config.max_queue:
+            self._queue.clear()  # too far behind: the database has it all
+            self._need_catch_up = True
+        else:
+            self._queue.append((seq, event_json))
+        self._wake.set()
+
+    def request_catch_up(self) -> None:
+        self._need_catch_up = True
+        self._wake.set()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+        self._close_requested.set()
+
+    # --- the socket's life ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        code, reason = CLOSE_GOING_AWAY, "server shutting down"
+        tasks: list[asyncio.Task] = []
+        try:
+            await self._handshake()
+            self.ready = True
+            tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._writer()),
+                     asyncio.create_task(self._close_requested.wait())]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if isinstance(exc, _Close):
+                    self.close_soon(exc.code, exc.reason)
+                elif isinstance(exc, WebSocketDisconnect):
+                    self._close = self._close or (0, "client went away")
+                elif exc is not None:
+                    log.error(f"{self.prefix}: failed", error=repr(exc))
+                    self.close_soon(1011, "internal error")
+            if self._close is not None:
+                code, reason = self._close
+        except _Close as exc:
+            code, reason = exc.code, exc.reason
+        except WebSocketDisconnect:
+            code = 0
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if code and self.ws.application_state == WebSocketState.CONNECTED \
+                and self.ws.client_state == WebSocketState.CONNECTED:
+            log.info(f"{self.prefix}: closing", code=code, reason=reason)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code, reason), 5)
+
+    async def _handshake(self) -> None:
+        current = await outbox.last_seq(self.user_id)
+        await self._send(dumps({"type": "hello", "user_id": self.user_id, "seq": current}))
+        try:
+            message = await asyncio.wait_for(self._receive(), self.config.resume_timeout_seconds)
+        except asyncio.TimeoutError:
+            raise _Close(CLOSE_TIMEOUT, "expected a resume message") from None
+        if message.get("type") != "resume":
+            raise _Close(CLOSE_MALFORMED, f"expected a resume message, got type {message.get('type')!r}")
+        after = message.get("after")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+            raise _Close(CLOSE_MALFORMED, "resume 'after' must be a non-negative integer or null")
+        if after is None:
+            self.last_sent = current
+        elif after > current or current - after > self.config.max_replay or not await self._retained_after(after):
+            await self._resync()
+            return
+        else:
+            self.last_sent = after
+        await self._catch_up()
+
+    async def _retained_after(self, after: int) -> bool:
+        """Is every event after `after` still in the outbox?"""
+        first = await outbox.first_retained_seq(self.user_id)
+        if first is None:
+            return await outbox.last_seq(self.user_id) <= after
+        return first <= after + 1
+
+    async def _resync(self) -> None:
+        self.last_sent = await outbox.last_seq(self.user_id)
+        await self._send(dumps({"type": "resync", "seq": self.last_sent}))
+
+    async def _catch_up(self) -> None:
+        while True:
+            rows = await outbox.read_after(self.user_id, self.last_sent, REPLAY_BATCH)
+            for row in rows:
+                await self._send(event_message(row.seq, dumps(row.event.to_wire())))
+                self.last_sent = row.seq
+            if len(rows) < REPLAY_BATCH:
+                return
+
+    async def _writer(self) -> None:
+        ping = dumps({"type": "ping"})
+        next_ping = time.monotonic() + self.config.ping_seconds
+        while True:
+            timeout = max(0.0, next_ping - time.monotonic())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            if time.monotonic() - self._last_heard > self.config.pong_timeout_seconds:
+                raise _Close(CLOSE_TIMEOUT, "no reply to heartbeats")
+            while self._queue:
+                seq, event_json = self._queue.popleft()
+                if seq <= self.last_sent:
+                    continue  # a duplicate wake-up
+                if seq == self.last_sent + 1:
+                    await self._send(event_message(seq, event_json))
+                    self.last_sent = seq
+                else:  # a gap: the missing events are committed, so the database has them
+                    await self._catch_up()
+            if self._need_catch_up:
+                self._need_catch_up = False
+                await self._catch_up()
+            if time.monotonic() >= next_ping:
+                await self._send(ping)
+                next_ping = time.monotonic() + self.config.ping_seconds
+
+    async def _reader(self) -> None:
+        while True:
+            message = await self._receive()
+            if message.get("type") != "pong":
+                raise _Close(CLOSE_MALFORMED, f"unexpected message type {message.get('type')!r}")
+            await self._throttle()
+
+    async def _throttle(self) -> None:
+        """A token bucket: a flooding client is slowed (its messages wait, and TCP pushes
+        back on it alone), then closed if it keeps on."""
+        moment = time.monotonic()
+        self._tokens = min(self.config.message_burst,
+                           self._tokens + (moment - self._refilled) * self.config.message_rate)
+        self._refilled = moment
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._strikes = 0
+            return
+        self._strikes += 1
+        if self._strikes >= self.config.flood_strikes:
+            raise _Close(CLOSE_FLOOD, "too many messages")
+        await asyncio.sleep((1 - self._tokens) / self.config.message_rate)
+        self._tokens = 0.0
+        self._refilled = time.monotonic()
+
+    async def _receive(self) -> dict[str, Any]:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        self._last_heard = time.monotonic()
+        text = message.get("text")
+        if text is None:
+            raise _Close(CLOSE_BINARY, "binary messages are not accepted")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise _Close(CLOSE_TOO_BIG, f"messages are limited to {MAX_MESSAGE_CHARS} characters")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise _Close(CLOSE_MALFORMED, "message is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise _Close(CLOSE_MALFORMED, "message must be a JSON object with a string 'type'")
+        return data
+
+    async def _send(self, text: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.send_text(text), self.config.send_timeout_seconds)
+        except asyncio.TimeoutError:
+            raise _Close(CLOSE_TIMEOUT, "the client is not reading") from None
+
+
+async def events_socket(websocket: WebSocket) -> None:
+    app = websocket.app
+    settings: Settings = app.state.settings
+    bus: Bus = app.state.realtime
+    scope = websocket.scope
+    if not origin_allowed(scope, settings):
+        log.info("refused a socket from a foreign origin",
+                 origin=dict(scope.get("headers") or []).get(b"origin", b"").decode("latin-1")[:100])
+        await websocket.close(CLOSE_POLICY)
+        return
+    state = scope.setdefault("state", {})
+    if "auth" not in state:  # the auth middleware normally did this
+        auth = await identify(scope, settings)
+        state.update(auth=auth, user=auth.user if auth else None, session=auth.session if auth else None)
+    try:
+        user = await require_user(websocket, None)
+    except CareTrackError:
+        await websocket.close(CLOSE_POLICY)
+        return
+    auth = state["auth"]
+    conn = Connection(websocket, bus, user.id, auth.session.id if auth.session else None,
+                      auth.token.id if auth.token else None)
+    await websocket.accept()
+    if not bus.register(conn):
+        await websocket.close(CLOSE_POLICY, f"at most {bus.config.max_sockets_per_user} live connections per user")
+        return
+    try:
+        await conn.run()
+    finally:
+        bus.unregister(conn)
+
+
+async def check_connections(conns: list[Connection], settings: Settings) -> None:
+    """Close the sockets whose session or token has ended or whose user is deactivated."""
+    from caretrack.accounts.models import AccessToken, Session, User
+    from caretrack.accounts.sessions import now, session_alive
+
+    user_ids = {c.user_id for c in conns}
+    active = set(await User.filter(id__in=user_ids, is_active=True).values_list("id", flat=True))
+    session_ids = {c.session_id for c in conns if c.session_id}
+    token_ids = {c.token_id for c in conns if c.token_id}
+    sessions = {s.id: s for s in await Session.filter(id__in=session_ids)} if session_ids else {}
+    tokens = {t.id: t for t in await AccessToken.filter(id__in=token_ids)} if token_ids else {}
+    moment = now()
+    for conn in conns:
+        if conn.user_id not in active:
+            conn.close_soon(CLOSE_DEACTIVATED, "account deactivated")
+        elif conn.session_id is not None:
+            session = sessions.get(conn.session_id)
+            if session is None or not session_alive(session, settings, moment):
+                conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+        elif conn.token_id is not None:
+            token = tokens.get(conn.token_id)
+            if token is None or token.revoked_at is not None or (
+                    token.expires_at is not None and moment >= token.expires_at):
+                conn.close_soon(CLOSE_SESSION_ENDED, "access token revoked or expired")

@@ -1,0 +1,108 @@
+"""Readable lines for events: known types get a sentence, any other type a generic line.
+Used by the admin activity feed page and by GET /api/v1/events (so the browser renders
+live items with the same words as the page, from one source)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from caretrack.realtime.outbox import Delivered
+
+KINDS: dict[str, str] = {
+    "user": "Sign-ups and accounts",
+    "invitation": "Invitations",
+    "doctor": "Doctor applications",
+    "booking": "Bookings",
+    "task": "Task completions",
+    "assessment": "Assessments",
+    "security": "Security",
+}
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def kind_label(kind: str) -> str:
+    return KINDS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def _text(value: Any, default: str = "") -> str:
+    if value is None or value == "":
+        return default
+    return str(value)[:200]
+
+
+def _role(value: Any) -> str:
+    role = _text(value, "user")
+    return f"an {role}" if role[:1] in "aeiou" else f"a {role}"
+
+
+Line = Callable[[str, str, dict[str, Any]], str]  # (actor, subject, data) -> sentence
+
+LINES: dict[str, Line] = {
+    "user.signed_up": lambda a, s, d: f"{a} signed up as {_role(d.get('role'))}",
+    "user.deactivated": lambda a, s, d: f"{a} deactivated {_text(d.get('name') or d.get('email'), s)}",
+    "user.reactivated": lambda a, s, d: f"{a} reactivated {_text(d.get('name') or d.get('email'), s)}",
+    "user.locked": lambda a, s, d: f"Account {_text(d.get('email'), s)} was locked"
+                                   + (f" after {d['failures']} failed sign-ins" if d.get("failures") else ""),
+    "security.account_locked": lambda a, s, d: f"Account {_text(d.get('email'), s)} was locked"
+                                               + (f" after {d['failures']} failed sign-ins" if d.get("failures") else ""),
+    "invitation.sent": lambda a, s, d: f"{a} invited {_text(d.get('email'), 'someone')} as {_role(d.get('role'))}",
+    "invitation.accepted": lambda a, s, d: f"{a} accepted an invitation and joined as {_role(d.get('role'))}",
+    "doctor.applied": lambda a, s, d: f"{a} applied to practise as a doctor",
+    "doctor.approved": lambda a, s, d: f"{a} approved {_text(d.get('doctor_name'), s)}'s doctor application",
+    "doctor.rejected": lambda a, s, d: f"{a} declined {_text(d.get('doctor_name'), s)}'s doctor application",
+    "booking.created": lambda a, s, d: f"{a} booked an appointment"
+                                       + (f" with {d['doctor_name']}" if d.get("doctor_name") else "")
+                                       + (f" for {d['starts_at']}" if d.get("starts_at") else ""),
+    "booking.cancelled": lambda a, s, d: f"{a} cancelled an appointment"
+                                         + (f" with {d['doctor_name']}" if d.get("doctor_name") else ""),
+    "task.completed": lambda a, s, d: f"{a} completed the task “{_text(d.get('title'), s)}”",
+    "assessment.completed": lambda a, s, d: f"{a} scored {_text(d.get('score'), '?')}% in "
+                                            f"“{_text(d.get('title'), s)}”"
+                                            + ("" if "passed" not in d else (" — passed" if d["passed"] else " — not passed")),
+}
+
+
+def describe(delivered: Delivered, names: dict[int, str]) -> str:
+    event = delivered.event
+    actor = names.get(event.actor_id, f"User {event.actor_id}") if event.actor_id is not None else "The system"
+    subject = ""
+    if event.subject_kind is not None:
+        subject = f"{event.subject_kind} {event.subject_id}" if event.subject_id is not None else event.subject_kind
+        if event.subject_kind == "user" and event.subject_id and event.subject_id.isdigit():
+            subject = names.get(int(event.subject_id), subject)
+    line = LINES.get(event.type)
+    if line is not None:
+        try:
+            return line(actor, subject, event.data)
+        except Exception:  # a renamed data key must not break the feed: fall back below
+            pass
+    words = event.type.replace("_", " ").replace(".", ": ", 1)
+    return f"{actor} — {words}" + (f" ({subject})" if subject else "")
+
+
+async def names_for(rows: Iterable[Delivered]) -> dict[int, str]:
+    from caretrack.accounts.models import User
+
+    ids: set[int] = set()
+    for row in rows:
+        if row.event.actor_id is not None:
+            ids.add(row.event.actor_id)
+        if row.event.subject_kind == "user" and row.event.subject_id and row.event.subject_id.isdigit():
+            ids.add(int(row.event.subject_id))
+    if not ids:
+        return {}
+    return dict(await User.filter(id__in=ids).values_list("id", "full_name"))
+
+
+def item(delivered: Delivered, names: dict[int, str]) -> dict[str, Any]:
+    wire = delivered.event.to_wire()
+    return {
+        "seq": delivered.seq,
+        "kind": delivered.event.kind,
+        "kind_label": kind_label(delivered.event.kind),
+        "actor_name": names.get(delivered.event.actor_id) if delivered.event.actor_id is not None else None,
+        "text": describe(delivered, names),
+        **wire,
+    }
