@@ -289,7 +289,10 @@ class Peer:
         self.pc.addTrack(self.video)
         self.counters: list[Counter] = []
         self.pc.on("track", self._on_track)
-        relay.handlers[(room, pid)] = self.on_message
+        # signalling messages must be applied one at a time, in order
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._worker = asyncio.ensure_future(self._work())
+        relay.handlers[(room, pid)] = self._inbox.put
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
@@ -300,6 +303,15 @@ class Peer:
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
+
+    async def _work(self) -> None:
+        while True:
+            await self.on_message(await self._inbox.get())
+
+    async def close(self) -> None:
+        self._worker.cancel()
+        await asyncio.gather(self._worker, return_exceptions=True)
+        await self.pc.close()
 
     async def on_message(self, message: dict[str, Any]) -> None:
         description = RTCSessionDescription(sdp=message["sdp"], type=message["type"])
@@ -358,7 +370,7 @@ async def run_step(mode: str, n: int, clip: tuple[list[bytes], list[bytes]]) -> 
         }
     finally:
         for peer in peers:
-            await peer.pc.close()
+            await peer.close()
         await relay.close()
 
 
