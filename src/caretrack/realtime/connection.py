@@ -131,7 +131,15 @@ class Connection:
                 and self.ws.client_state == WebSocketState.CONNECTED:
             log.info(f"{self.prefix}: closing", code=code, reason=reason)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(code, reason), 5)
+                await asyncio.wait_for(self._close_and_drain(code, reason), 5)
+
+    async def _close_and_drain(self, code: int, reason: str) -> None:
+        """Close, then read until the client's close frame: the server only sees it after
+        whatever the client sent before it (a flooder's backlog)."""
+        await self.ws.close(code, reason)
+        while self.ws.client_state == WebSocketState.CONNECTED:
+            if (await self.ws.receive())["type"] == "websocket.disconnect":
+                return
 
     async def _handshake(self) -> None:
         current = await outbox.last_seq(self.user_id)

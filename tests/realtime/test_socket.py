@@ -1,0 +1,211 @@
+"""/ws/events: who may connect, when a socket is closed, and how bad clients are handled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+
+import httpx
+import pytest
+import websockets
+
+from caretrack.accounts.models import AccessToken, Role, User
+from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_session
+from caretrack.realtime import notify_auth_changed
+from caretrack.realtime.bus import BusConfig
+from caretrack.realtime.connection import (
+    CLOSE_BINARY, CLOSE_DEACTIVATED, CLOSE_FLOOD, CLOSE_MALFORMED, CLOSE_SESSION_ENDED, CLOSE_TIMEOUT, CLOSE_TOO_BIG,
+)
+from tests.realtime.conftest import FAST, connect, emit, make_user, open_socket, serve, sign_in
+
+
+async def refused(server, cookie: str | None, **kw) -> int:
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await open_socket(server, cookie, **kw)
+    return info.value.response.status_code
+
+
+async def test_the_handshake_is_refused_from_a_foreign_origin(server):
+    cookie = await sign_in(await make_user(), server.settings)
+    assert await refused(server, cookie, origin="https://evil.example") == 403
+    assert await refused(server, cookie, origin="null") == 403
+    client = await connect(server, cookie)  # the same cookie from our own origin is fine
+    await client.close()
+
+
+async def test_the_handshake_is_refused_without_a_session(server):
+    assert await refused(server, None) == 403
+    assert await refused(server, "caretrack_session=not-a-real-session") == 403
+
+
+async def test_the_handshake_is_refused_for_a_logged_out_session(server):
+    user = await make_user()
+    cookie = await sign_in(user, server.settings)
+    session = await user.sessions.all().first()
+    await revoke_session(session.id)
+    assert await refused(server, cookie) == 403
+
+
+async def test_the_handshake_is_refused_for_an_admin_without_the_second_factor(server):
+    from caretrack.accounts.sessions import cookie_name, create_session
+
+    admin = await make_user(Role.ADMIN)
+    secret, _ = await create_session(admin, server.settings, client_address=None, user_agent=None)
+    assert await refused(server, f"{cookie_name(server.settings)}={secret}") == 403
+
+
+async def test_deactivating_a_user_closes_their_sockets_within_5_seconds(server):
+    user, other = await make_user(), await make_user()
+    cookie = await sign_in(user, server.settings)
+    first, second = await connect(server, cookie), await connect(server, cookie)
+    bystander = await connect(server, await sign_in(other, server.settings))
+    await User.filter(id=user.id).update(is_active=False)
+    started = time.monotonic()
+    notify_auth_changed(user.id)
+    assert (await first.wait_closed(5))[0] == CLOSE_DEACTIVATED
+    assert (await second.wait_closed(5))[0] == CLOSE_DEACTIVATED
+    assert time.monotonic() - started < 5
+    assert await refused(server, cookie) == 403
+    await emit("task.completed", users=[other.id])
+    await bystander.wait_for(1)  # others are untouched
+    await bystander.close()
+
+
+async def test_logging_out_closes_that_sessions_sockets_only(server):
+    user = await make_user()
+    phone, laptop = await sign_in(user, server.settings), await sign_in(user, server.settings)
+    on_phone, on_laptop = await connect(server, phone), await connect(server, laptop)
+    sessions = await user.sessions.all()
+    phone_session = next(s for s in sessions if digest(phone.split("=", 1)[1]) == s.id)
+    await revoke_session(phone_session.id)
+    notify_auth_changed(user.id)
+    assert await on_phone.wait_closed(5) == (CLOSE_SESSION_ENDED, "session ended")
+    await emit("task.completed", users=[user.id])
+    await on_laptop.wait_for(1)
+    await on_laptop.close()
+
+
+async def test_an_expired_session_is_closed_by_the_periodic_sweep(settings):
+    server = await serve(settings, BusConfig(**{**FAST.__dict__, "auth_sweep_seconds": 0.3}))
+    try:
+        user = await make_user()
+        client = await connect(server, await sign_in(user, server.settings))
+        from caretrack.accounts.models import Session
+        from caretrack.accounts.sessions import now
+
+        await Session.filter(user_id=user.id).update(expires_at=now())  # nobody calls notify_auth_changed
+        assert (await client.wait_closed(5))[0] == CLOSE_SESSION_ENDED
+    finally:
+        await server.stop()
+
+
+async def test_an_access_token_authenticates_and_its_revocation_closes_the_socket(server):
+    user = await make_user()
+    secret = new_access_token_secret()
+    token = await AccessToken.create(user=user, name="cli", token_hash=digest(secret), prefix=secret[:12])
+    client = await connect(server, None, headers={"Authorization": f"Bearer {secret}"})
+    await emit("task.completed", users=[user.id])
+    await client.wait_for(1)
+    await AccessToken.filter(id=token.id).update(revoked_at=token.created_at)
+    notify_auth_changed(user.id)
+    assert (await client.wait_closed(5))[0] == CLOSE_SESSION_ENDED
+
+
+@pytest.mark.parametrize(("payload", "code", "reason"), [
+    ("not json", CLOSE_MALFORMED, "message is not JSON"),
+    ("[1, 2]", CLOSE_MALFORMED, "message must be a JSON object with a string 'type'"),
+    ('{"type": "subscribe"}', CLOSE_MALFORMED, "unexpected message type 'subscribe'"),
+    ('{"type": "pong", "pad": "' + "x" * 2000 + '"}', CLOSE_TOO_BIG, "messages are limited to 1024 characters"),
+    (b"\x00\x01", CLOSE_BINARY, "binary messages are not accepted"),
+])
+async def test_malformed_or_oversized_messages_close_the_socket_with_a_clear_code(server, payload, code, reason):
+    client = await connect(server, await sign_in(await make_user(), server.settings))
+    await client.ws.send(payload)
+    assert await client.wait_closed(5) == (code, reason)
+
+
+async def test_a_bad_resume_message_closes_the_socket(server):
+    ws = await open_socket(server, await sign_in(await make_user(), server.settings))
+    assert json.loads(await ws.recv())["type"] == "hello"
+    await ws.send(json.dumps({"type": "resume", "after": -3}))
+    with pytest.raises(websockets.ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    assert (ws.close_code, ws.close_reason) == (CLOSE_MALFORMED, "resume 'after' must be a non-negative integer or null")
+
+
+async def test_a_client_that_stops_answering_heartbeats_is_closed(settings):
+    server = await serve(settings, BusConfig(**{**FAST.__dict__, "ping_seconds": 0.2, "pong_timeout_seconds": 0.8}))
+    try:
+        cookie = await sign_in(await make_user(), server.settings)
+        alive = await connect(server, cookie)  # answers pings
+        ws = await open_socket(server, cookie)
+        await ws.recv()
+        await ws.send(json.dumps({"type": "resume", "after": None}))
+        pings = 0
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:  # read, never answer
+                pings += json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "ping"
+        assert (ws.close_code, ws.close_reason) == (CLOSE_TIMEOUT, "no reply to heartbeats")
+        assert pings >= 2
+        assert not alive.closed.done()
+        await alive.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_flooding_client_is_throttled_then_closed_without_hurting_others(settings):
+    server = await serve(settings, BusConfig(**{**FAST.__dict__, "message_rate": 20.0, "message_burst": 10,
+                                                "flood_strikes": 40}))
+    try:
+        flooder_user, calm_user = await make_user(), await make_user()
+        flooder = await connect(server, await sign_in(flooder_user, server.settings))
+        calm = await connect(server, await sign_in(calm_user, server.settings))
+        pong = json.dumps({"type": "pong"})
+
+        async def flood() -> int:
+            sent = 0
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await flooder.ws.send(pong)
+                    sent += 1
+                    if sent % 50 == 0:
+                        await asyncio.sleep(0)
+            return sent
+
+        flooding = asyncio.create_task(flood())
+        started = time.monotonic()
+        latencies = []
+        for n in range(10):
+            before = time.monotonic()
+            await emit("task.completed", users=[calm_user.id], data={"n": n})
+            await calm.wait_for(n + 1)
+            latencies.append(time.monotonic() - before)
+        code, reason = await flooder.wait_closed(10)
+        assert (code, reason) == (CLOSE_FLOOD, "too many messages")
+        # throttled first: 40 strikes at 20 messages a second take about two seconds
+        assert time.monotonic() - started > 1.0
+        await flooding
+        assert max(latencies) < 1.0, latencies
+        await calm.close()
+    finally:
+        await server.stop()
+
+
+async def test_open_sockets_are_counted_in_the_metrics(server):
+    async def gauge() -> float:
+        async with httpx.AsyncClient() as c:
+            text = (await c.get(server.url + "/metrics")).text
+        match = re.search(r'caretrack_open_websockets\{route="/ws/events"\} ([0-9.]+)', text)
+        return float(match.group(1)) if match else 0.0
+
+    before = await gauge()
+    client = await connect(server, await sign_in(await make_user(), server.settings))
+    assert await gauge() == before + 1
+    await client.close()
+    for _ in range(50):
+        if await gauge() == before:
+            break
+        await asyncio.sleep(0.02)
+    assert await gauge() == before
