@@ -51,7 +51,6 @@ def free_port() -> int:
 
 def base_settings(**changes) -> Settings:
     settings = Settings(environment="test", secret_key="test-secret-key-0123456789", base_url=TEST_BASE_URL)
-    settings = settings.replace(phi_keys=Settings.from_env({"CARETRACK_SECRET_KEY": settings.secret_key}).phi_keys)
     return settings.replace(**changes)
 
 
@@ -174,13 +173,15 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def app(settings):
     application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30) as manager:
-        yield manager.app
+    async with LifespanManager(application, startup_timeout=30):
+        yield application
 
 
 @pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL) as c:
+    # Browsers send Origin on every POST; the CSRF defence checks it.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL,
+                                 headers={"origin": TEST_BASE_URL}) as c:
         yield c
 
 

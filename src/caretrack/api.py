@@ -178,11 +178,14 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
             return {"$ref": f"#/components/schemas/{title}"}
         return schema
 
+    import re
+
     for router in routers:
         for op in router.operations:
+            path = re.sub(r"{(\w+):\w+}", r"{\1}", op.path)
             item: dict[str, Any] = {
                 "summary": op.summary,
-                "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+                "operationId": op.method.lower() + "_" + re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_"),
                 "tags": [op.tag],
                 "responses": {},
             }
@@ -193,8 +196,9 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
                 roles = "any signed-in user" if op.roles is None else ", ".join(sorted(op.roles))
                 item["description"] = (item.get("description", "") + f"\n\nAllowed: {roles}.").strip()
             parameters = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _path_params(op.path)
+                {"name": name, "in": "path", "required": True,
+                 "schema": {"type": "integer"} if conv == "int" else {"type": "string"}}
+                for name, conv in _path_params(op.path)
             ]
             if op.query is not None:
                 query_schema = op.query.model_json_schema()
@@ -225,7 +229,7 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
                     "description": "Error",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 }
-            paths.setdefault(op.path, {})[op.method.lower()] = item
+            paths.setdefault(path, {})[op.method.lower()] = item
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -240,7 +244,7 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
     }
 
 
-def _path_params(path: str) -> list[str]:
+def _path_params(path: str) -> list[tuple[str, str]]:
     import re
 
-    return [m.split(":")[0] for m in re.findall(r"{([^}]+)}", path)]
+    return [(m.partition(":")[0], m.partition(":")[2]) for m in re.findall(r"{([^}]+)}", path)]

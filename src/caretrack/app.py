@@ -34,6 +34,9 @@ class StartupError(Exception):
 # lifespan. Adding a domain is one line here.
 DOMAINS = [
     "caretrack.pages",
+    "caretrack.accounts.routes",
+    "caretrack.mail.routes",
+    "caretrack.dashboards",
     "caretrack.realtime.routes",
 ]
 

@@ -62,6 +62,10 @@ class Settings:
     # Live updates
     event_retention_days: int = 7
 
+    def __post_init__(self) -> None:
+        if not self.phi_keys and self.environment != "production":
+            object.__setattr__(self, "phi_keys", development_phi_keys(self.secret_key))
+
     @property
     def production(self) -> bool:
         return self.environment == "production"
@@ -138,6 +142,14 @@ class Settings:
                 f"{PREFIX}RTC_PORT_MIN and {PREFIX}RTC_PORT_MAX must be set together, min <= max."
             )
         return settings
+
+
+def development_phi_keys(secret_key: str) -> dict[int, bytes]:
+    """Outside production, one PHI key derived from the secret key, so the embedded default
+    works without setup."""
+    import hashlib
+
+    return {1: hashlib.sha256(b"caretrack-phi-v1:" + secret_key.encode()).digest()}
 
 
 def _origin_of(url: str, name: str = f"{PREFIX}BASE_URL") -> str:
@@ -263,9 +275,7 @@ class _Reader:
                     f"{PREFIX}{key} is not set: production needs at least one PHI key, as "
                     f"'1:<base64 of 32 random bytes>'."
                 )
-            import hashlib
-
-            return {1: hashlib.sha256(b"caretrack-phi-v1:" + secret_key.encode()).digest()}
+            return development_phi_keys(secret_key)
         keys: dict[int, bytes] = {}
         for item in value.split(","):
             version, _, encoded = item.strip().partition(":")

@@ -1,0 +1,41 @@
+"""The mail sender runs in the web process's lifespan; admins read emails in the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from caretrack.errors import NotFound
+from caretrack.mail import service
+from caretrack.mail.models import OutboundEmail
+from caretrack.pagekit import PageRouter, render
+
+pages = PageRouter()
+
+
+async def start(app: Starlette) -> None:
+    app.state.mail_sender = asyncio.create_task(service.sender_loop(app.state.settings), name="mail-sender")
+
+
+async def stop(app: Starlette) -> None:
+    app.state.mail_sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.state.mail_sender
+
+
+@pages.get("/admin/emails", roles=["admin"])
+async def email_list(request: Request) -> Response:
+    emails = await OutboundEmail.all().order_by("-id").limit(100)
+    return render(request, "admin/emails.html", {"emails": emails})
+
+
+@pages.get("/admin/emails/{email_id:int}", roles=["admin"])
+async def email_detail(request: Request) -> Response:
+    email = await OutboundEmail.get_or_none(id=request.path_params["email_id"])
+    if email is None:
+        raise NotFound("No such email.")
+    return render(request, "admin/email.html", {"email": email})

@@ -1,0 +1,57 @@
+"""Small helpers for tests: users, sign-in, CSRF tokens, TOTP codes, links from emails."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import httpx
+import pyotp
+
+from caretrack import crypto
+from caretrack.accounts import passwords
+from caretrack.accounts.models import Role, User
+from caretrack.mail.models import OutboundEmail
+
+PASSWORD = "correct horse battery"
+
+
+async def make_user(role: Role | str = Role.PATIENT, email: str | None = None, *, password: str = PASSWORD,
+                    name: str = "Test Person", totp_secret: str | None = None, **fields) -> User:
+    role = Role(role)
+    email = email or f"{role.value}-{datetime.now().timestamp()}@example.org"
+    extra = {}
+    if totp_secret:
+        extra = {"totp_secret": crypto.seal(totp_secret, "users.totp_secret"),
+                 "totp_enrolled_at": datetime.now(timezone.utc)}
+    return await User.create(email=email, full_name=name, role=role, password_hash=passwords.hash_password(password),
+                             email_verified_at=datetime.now(timezone.utc), **extra, **fields)
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD, *,
+                totp_secret: str | None = None) -> httpx.Response:
+    client.cookies.clear()
+    response = await client.post("/login", data={"email": email, "password": password})
+    if totp_secret and response.status_code == 303 and response.headers["location"] == "/mfa/verify":
+        response = await client.post("/mfa/verify", data={"code": pyotp.TOTP(totp_secret).now(),
+                                                          "csrf_token": await csrf_token(client, "/mfa/verify")})
+    return response
+
+
+async def csrf_token(client: httpx.AsyncClient, page: str = "/account") -> str:
+    html = (await client.get(page)).text
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, f"no CSRF token on {page}"
+    return match.group(1)
+
+
+def fragment_token(text: str, path: str) -> str:
+    match = re.search(re.escape(path) + r"#([A-Za-z0-9_\-]+)", text)
+    assert match, f"no {path} link in: {text[:500]}"
+    return match.group(1)
+
+
+async def last_email_to(address: str) -> OutboundEmail:
+    email = await OutboundEmail.filter(to_address=address).order_by("-id").first()
+    assert email is not None, f"no email to {address}"
+    return email
