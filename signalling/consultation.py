@@ -1,0 +1,307 @@
+"""One consultation's live state: who is connected, who waits, who is admitted, the
+relay room, recording consents and the recording itself.
+
+Only admitted members get a relay participant (``room.join``): a waiting patient or
+guest never reaches media.  State changes that span members run under one lock per
+consultation; relay SDP work runs under the relay's own per-participant locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import media
+
+from . import protocol as p
+from .policy import Principal, Role
+
+if TYPE_CHECKING:
+    from .service import SignallingService
+    from .session import Session
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Member:
+    principal: Principal
+    role: Role
+    session: Session | None = None
+    admitted: bool = False
+    participant: media.Participant | None = None
+    fresh_socket: bool = True  # the next offer builds (or rebuilds) the relay connection
+    audio: bool = True
+    video: bool = True
+    screen: bool = False
+    pump: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.principal.id
+
+    @property
+    def connected(self) -> bool:
+        return self.session is not None
+
+    def send(self, message: Any) -> None:
+        if self.session is not None:
+            self.session.send(message)
+
+
+class Consultation:
+    def __init__(self, service: SignallingService, consultation_id: str) -> None:
+        self.service = service
+        self.id = consultation_id
+        self.members: dict[str, Member] = {}  # insertion order = arrival order
+        self.consents: dict[str, bool] = {"host": False, "patient": False}
+        self.recording_path: Path | None = None
+        self.ended = False
+        self.lock = asyncio.Lock()
+        self._room: media.Room | None = None
+        self._recordings = 0
+
+    def __repr__(self) -> str:
+        return f"Consultation({self.id})"
+
+    @property
+    def room(self) -> media.Room:
+        if self.ended:
+            raise p.ProtocolError(p.CLOSE_CLOSED, "this consultation has ended")
+        if self._room is None or self._room.closed:
+            self._room = self.service.relay.room(self.id)
+        return self._room
+
+    def _connected(self, *, admitted: bool | None = None) -> list[Member]:
+        return [m for m in self.members.values()
+                if m.connected and (admitted is None or m.admitted == admitted)]
+
+    # --- arrival and departure ------------------------------------------------------------
+
+    async def attach(self, session: Session, principal: Principal, role: Role) -> None:
+        """A socket joined: replace the user's older socket, seat them, tell everyone."""
+        async with self.lock:
+            if self.ended:
+                raise p.ProtocolError(p.CLOSE_CLOSED, "this consultation has ended")
+            member = self.members.get(principal.id)
+            if member is None:
+                member = self.members[principal.id] = Member(principal, role)
+            elif member.session is not None:
+                logger.info("%s: %s reconnected; closing the older socket", self, principal.id)
+                member.session.close_soon(p.CLOSE_REPLACED, "replaced by a newer connection")
+            member.role = role
+            member.principal = principal
+            member.session = session
+            member.fresh_socket = True
+            if role == "host":
+                member.admitted = True
+            session.send(p.Welcome(
+                consultation=self.id, participant=principal.id, name=principal.name, role=role,
+                admitted=member.admitted, ice_servers=self.service.ice_servers_for(principal),
+                max_message_bytes=self.service.limits.max_message_bytes,
+            ))
+            if member.admitted:
+                self._announce_participants()
+                session.send(self._recording_state())
+            else:
+                session.send(p.Waiting(host_present=self._host_present()))
+            self._announce_lobby()
+            if role == "host":
+                self._announce_host_presence()
+
+    async def detach(self, session: Session) -> None:
+        """A socket ended.  A replaced socket changes nothing; otherwise the member leaves
+        the relay room (their relay connection dies with the socket) and the waiting list."""
+        async with self.lock:
+            member = self.members.get(session.principal.id)
+            if member is None or member.session is not session:
+                return
+            member.session = None
+            await self._leave_media(member)
+            if not member.admitted:
+                del self.members[member.id]
+            self._announce_participants()
+            self._announce_lobby()
+            if member.role == "host":
+                self._announce_host_presence()
+            if not any(m.connected for m in self.members.values()):
+                await self._shut()
+
+    async def _leave_media(self, member: Member) -> None:
+        if member.participant is None:
+            return
+        if self.recording_path is not None and member.role in ("host", "patient"):
+            await self._stop_recording()
+        member.participant = None
+        await self.room.leave(member.id)
+        if member.pump is not None:
+            await asyncio.gather(member.pump, return_exceptions=True)
+            member.pump = None
+        member.screen = False
+
+    async def _shut(self) -> None:
+        """Nobody is connected any more: stop recording, close the room, forget it all."""
+        if self.recording_path is not None:
+            await self._stop_recording()
+        if self._room is not None:
+            await self._room.close()
+        self.service._forget(self)
+
+    # --- waiting room ---------------------------------------------------------------------
+
+    async def admit(self, host: Member, participant_id: str) -> None:
+        async with self.lock:
+            member = self.members.get(participant_id)
+            if member is None or member.admitted or not member.connected:
+                raise p.ProtocolError(p.CLOSE_MALFORMED, f"nobody with id {participant_id[:64]!r} is waiting")
+            member.admitted = True
+            logger.info("%s: %s admitted %s", self, host.id, member.id)
+            member.send(p.Admitted())
+            member.send(self._recording_state())
+            self._announce_participants()
+            self._announce_lobby()
+
+    def _host_present(self) -> bool:
+        return any(m.role == "host" for m in self._connected())
+
+    def _announce_lobby(self) -> None:
+        lobby = p.Lobby(waiting=[
+            p.WaitingPerson(participant=m.id, name=m.principal.name, role=m.role)
+            for m in self._connected(admitted=False)
+        ])
+        for member in self._connected(admitted=True):
+            if member.role == "host":
+                member.send(lobby)
+
+    def _announce_host_presence(self) -> None:
+        waiting = p.Waiting(host_present=self._host_present())
+        for member in self._connected(admitted=False):
+            member.send(waiting)
+
+    def _announce_participants(self) -> None:
+        present = self._connected(admitted=True)
+        message = p.Participants(participants=[
+            p.ParticipantInfo(participant=m.id, name=m.principal.name, role=m.role,
+                              audio=m.audio, video=m.video, screen=m.screen)
+            for m in present
+        ])
+        for member in present:
+            member.send(message)
+
+    def broadcast(self, message: Any, *, exclude: Member | None = None) -> None:
+        """To every admitted, connected member."""
+        for member in self._connected(admitted=True):
+            if member is not exclude:
+                member.send(message)
+
+    # --- media ----------------------------------------------------------------------------
+
+    async def offer(self, member: Member, sdp: str) -> None:
+        """The member's offer: the first one on a socket joins (or rebuilds) their relay
+        connection; later ones renegotiate it."""
+        if member.participant is None or member.fresh_socket:
+            participant = await self.room.join(member.id, sdp)
+            member.fresh_socket = False
+            if member.participant is not participant:
+                member.participant = participant
+                member.pump = asyncio.create_task(self._pump(member, participant))
+        else:
+            await member.participant.handle_offer(sdp)
+        async with self.lock:
+            await self._update_recording()
+
+    async def _pump(self, member: Member, participant: media.Participant) -> None:
+        """The relay's SDP for this member, in order, to whichever socket is theirs now."""
+        async for message in participant.messages():
+            if message["type"] == "answer":
+                member.send(p.RelayAnswer(sdp=message["sdp"]))
+            else:
+                member.send(p.RelayOffer(sdp=message["sdp"], tracks={
+                    mid: p.TrackInfo(**info) for mid, info in message["tracks"].items()
+                }))
+
+    # --- recording ------------------------------------------------------------------------
+
+    def _recording_state(self) -> p.Recording:
+        return p.Recording(on=self.recording_path is not None, consents=p.Consents(**self.consents))
+
+    async def consent(self, member: Member, granted: bool) -> None:
+        async with self.lock:
+            await self.service.hooks.on_recording_consent(self.id, member.principal, member.role, granted)
+            self.consents[member.role] = granted
+            await self._update_recording()
+            self.broadcast(self._recording_state())
+
+    def _should_record(self) -> bool:
+        if not all(self.consents.values()) or self.ended:
+            return False
+        publishing = {m.role for m in self._connected(admitted=True)
+                      if m.participant is not None and m.participant.publications}
+        return {"host", "patient"} <= publishing
+
+    async def _update_recording(self) -> None:
+        """Start or stop recording to match consents and who is publishing (under lock)."""
+        if self._should_record() and self.recording_path is None:
+            self._recordings += 1
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            path = self.service.relay.config.recordings_dir / self.id / f"{stamp}-{self._recordings}.webm"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                await self.room.start_recording(path)
+            except media.RelayError as exc:
+                logger.warning("%s: recording did not start: %s", self, exc)
+                return
+            self.recording_path = path
+            logger.info("%s: recording to %s", self, path)
+            await self._call_hook(self.service.hooks.on_recording_started, path)
+            self.broadcast(self._recording_state())
+        elif not self._should_record() and self.recording_path is not None:
+            await self._stop_recording()
+
+    async def _stop_recording(self) -> None:
+        path, self.recording_path = self.recording_path, None
+        if path is None:
+            return
+        try:
+            frames = await self.room.stop_recording()
+            logger.info("%s: recording %s stopped: %s", self, path, frames)
+        except media.RelayError as exc:
+            logger.warning("%s: stopping the recording failed: %s", self, exc)
+        await self._call_hook(self.service.hooks.on_recording_stopped, path)
+        self.broadcast(self._recording_state())
+
+    async def _call_hook(self, hook: Any, path: Path) -> None:
+        try:
+            await hook(self.id, path)
+        except Exception:
+            logger.exception("%s: %s failed for %s", self, getattr(hook, "__name__", hook), path)
+
+    # --- the end --------------------------------------------------------------------------
+
+    async def end(self, by: Principal | None, reason: str) -> None:
+        """End the consultation for everyone.  ``by`` is the host who ended it (the hook
+        persists that first; if it fails nothing changes), None when the server shuts down."""
+        async with self.lock:
+            if self.ended:
+                return
+            if by is not None:
+                await self.service.hooks.on_end(self.id, by)
+                self.service._mark_ended(self.id)
+            self.ended = True
+            if self.recording_path is not None:
+                await self._stop_recording()
+            sessions = [m.session for m in self.members.values() if m.session is not None]
+            for member in self.members.values():
+                member.participant = None
+                member.session = None
+            if self._room is not None:
+                await self._room.close()
+            self.service._forget(self)
+            code = p.CLOSE_NORMAL if by is not None else p.CLOSE_GOING_AWAY
+            for session in sessions:
+                session.send(p.Ended(reason=reason))
+                session.close_soon(code, reason)

@@ -1,0 +1,127 @@
+"""What the host application injects: who is calling, what seat they hold, and where
+chat, consent, recordings and the end of a consultation are persisted."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from .protocol import CLOSE_REFUSED, MAX_MESSAGE_BYTES
+
+Role = Literal["host", "patient", "guest"]
+ROLES = ("host", "patient", "guest")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller.  ``id`` is also their participant id in the relay."""
+
+    id: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not 1 <= len(self.id) <= 128:
+            raise ValueError(f"Principal.id must be a string of 1-128 characters, got {self.id!r}")
+
+
+@dataclass(frozen=True)
+class Seat:
+    """The caller's place in one consultation.
+
+    ``open`` is False once the consultation is closed (cancelled, finished);
+    ``opens_at``/``closes_at`` (aware datetimes) bound when anyone may join.
+    """
+
+    role: Role
+    open: bool = True
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"Seat.role must be one of {ROLES}, got {self.role!r}")
+        for name in ("opens_at", "closes_at"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"Seat.{name} must be timezone-aware, got {moment!r}")
+
+    def closed_reason(self, now: datetime) -> str | None:
+        """Why nobody may join now, or None."""
+        if not self.open:
+            return "this consultation is closed"
+        if self.opens_at is not None and now < self.opens_at:
+            return f"this consultation opens at {self.opens_at.astimezone(timezone.utc).isoformat()}"
+        if self.closes_at is not None and now >= self.closes_at:
+            return f"this consultation's join window ended at {self.closes_at.astimezone(timezone.utc).isoformat()}"
+        return None
+
+
+class Refused(Exception):
+    """Raised by ``authorize``: the socket is closed with ``code`` (4403 refused,
+    4409 closed, or another 4000-4999 code) and ``reason`` is shown to the caller."""
+
+    def __init__(self, code: int = CLOSE_REFUSED, reason: str = "you may not join this consultation") -> None:
+        super().__init__(reason)
+        self.code = code if 4000 <= code <= 4999 else CLOSE_REFUSED
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StoredChat:
+    """A chat message as persisted: its id and when it was stored (aware datetime)."""
+
+    id: str
+    at: datetime
+
+
+class Hooks:
+    """Persistence callbacks.  Subclass and override; the defaults keep nothing.
+
+    A hook that raises leaves the signalling state unchanged and the caller gets an
+    ``error`` (4500) — except ``on_recording_started/stopped``, which are told
+    about a file that exists either way (failures are logged).
+    """
+
+    def __init__(self) -> None:
+        self._chat_ids = itertools.count(1)
+
+    async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
+        return StoredChat(id=str(next(self._chat_ids)), at=datetime.now(timezone.utc))
+
+    async def on_recording_consent(self, consultation_id: str, principal: Principal, role: Role,
+                                   granted: bool) -> None:
+        return None
+
+    async def on_recording_started(self, consultation_id: str, path: Path) -> None:
+        return None
+
+    async def on_recording_stopped(self, consultation_id: str, path: Path) -> None:
+        return None
+
+    async def on_end(self, consultation_id: str, principal: Principal) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-socket limits and timings."""
+
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    message_rate: float = 20.0  # tokens per second
+    message_burst: int = 60  # bucket size (a browser trickles ~10-30 candidates at once)
+    flood_strikes: int = 40  # consecutive over-budget messages before closing with 4429
+    join_timeout_seconds: float = 10.0
+    ping_seconds: float = 20.0
+    pong_timeout_seconds: float = 45.0
+    send_timeout_seconds: float = 10.0
+    max_outgoing: int = 1000  # queued messages for one socket before it counts as not reading
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "message_rate", "message_burst", "flood_strikes",
+                     "join_timeout_seconds", "ping_seconds", "pong_timeout_seconds",
+                     "send_timeout_seconds", "max_outgoing"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")
