@@ -20,6 +20,8 @@ MODEL_MODULES = [
     "caretrack.audit.models",
     "caretrack.mail.models",
     "caretrack.realtime.models",
+    "caretrack.booking.models",
+    "caretrack.payments.models",
 ]
 MIGRATE_COMMAND = "caretrack migrate"
 
