@@ -137,7 +137,8 @@ class Consultation:
         if self.recording_path is not None and member.role in ("host", "patient"):
             await self._stop_recording()
         member.participant = None
-        await self.room.leave(member.id)
+        if self._room is not None:
+            await self._room.leave(member.id)
         if member.pump is not None:
             await asyncio.gather(member.pump, return_exceptions=True)
             member.pump = None
@@ -233,8 +234,8 @@ class Consultation:
         async with self.lock:
             await self.service.hooks.on_recording_consent(self.id, member.principal, member.role, granted)
             self.consents[member.role] = granted
-            await self._update_recording()
-            self.broadcast(self._recording_state())
+            if not await self._update_recording():
+                self.broadcast(self._recording_state())
 
     def _should_record(self) -> bool:
         if not all(self.consents.values()) or self.ended:
@@ -243,8 +244,9 @@ class Consultation:
                       if m.participant is not None and m.participant.publications}
         return {"host", "patient"} <= publishing
 
-    async def _update_recording(self) -> None:
-        """Start or stop recording to match consents and who is publishing (under lock)."""
+    async def _update_recording(self) -> bool:
+        """Start or stop recording to match consents and who is publishing (under lock);
+        True when it changed (and everyone was told)."""
         if self._should_record() and self.recording_path is None:
             self._recordings += 1
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -254,20 +256,23 @@ class Consultation:
                 await self.room.start_recording(path)
             except media.RelayError as exc:
                 logger.warning("%s: recording did not start: %s", self, exc)
-                return
+                return False
             self.recording_path = path
             logger.info("%s: recording to %s", self, path)
             await self._call_hook(self.service.hooks.on_recording_started, path)
             self.broadcast(self._recording_state())
-        elif not self._should_record() and self.recording_path is not None:
+            return True
+        if not self._should_record() and self.recording_path is not None:
             await self._stop_recording()
+            return True
+        return False
 
     async def _stop_recording(self) -> None:
         path, self.recording_path = self.recording_path, None
         if path is None:
             return
         try:
-            frames = await self.room.stop_recording()
+            frames = await self._room.stop_recording()
             logger.info("%s: recording %s stopped: %s", self, path, frames)
         except media.RelayError as exc:
             logger.warning("%s: stopping the recording failed: %s", self, exc)
@@ -291,9 +296,9 @@ class Consultation:
             if by is not None:
                 await self.service.hooks.on_end(self.id, by)
                 self.service._mark_ended(self.id)
-            self.ended = True
             if self.recording_path is not None:
                 await self._stop_recording()
+            self.ended = True
             sessions = [m.session for m in self.members.values() if m.session is not None]
             for member in self.members.values():
                 member.participant = None

@@ -189,10 +189,14 @@ class SignalClient:
     def of(self, kind: type) -> list[Any]:
         return [m for m in self.messages if isinstance(m, kind)]
 
-    async def wait(self, kind: type, predicate=lambda m: True, timeout: float = 10) -> Any:  # noqa: ANN001
+    def mark(self) -> int:
+        """Where the messages received from now on start (for ``wait(since=)``)."""
+        return len(self.messages)
+
+    async def wait(self, kind: type, predicate=lambda m: True, timeout: float = 10, since: int = 0) -> Any:  # noqa: ANN001
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for message in self.messages:
+            for message in self.messages[since:]:
                 if isinstance(message, kind) and predicate(message):
                     return message
             await asyncio.sleep(0.02)
