@@ -173,7 +173,7 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def app(settings):
     application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30):
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
 
 
