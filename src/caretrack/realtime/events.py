@@ -26,6 +26,12 @@ from uuid import UUID
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 MAX_TYPE_LENGTH = 64
 MAX_DATA_BYTES = 16 * 1024  # events are wake-ups with a summary, not documents
+# An event's kind (what the activity feed filters on) is its type's first segment, except:
+KIND_OVERRIDES = {"user.invited": "invitation", "user.locked": "security"}
+
+
+def kind_of(event_type: str) -> str:
+    return KIND_OVERRIDES.get(event_type) or event_type.split(".", 1)[0]
 
 
 class EventError(ValueError):
@@ -43,7 +49,7 @@ class LiveEvent:
 
     @property
     def kind(self) -> str:
-        return self.type.split(".", 1)[0]
+        return kind_of(self.type)
 
     def to_wire(self) -> dict[str, Any]:
         return {

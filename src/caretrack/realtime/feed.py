@@ -47,7 +47,8 @@ LINES: dict[str, Line] = {
                                    + (f" after {d['failures']} failed sign-ins" if d.get("failures") else ""),
     "security.account_locked": lambda a, s, d: f"Account {_text(d.get('email'), s)} was locked"
                                                + (f" after {d['failures']} failed sign-ins" if d.get("failures") else ""),
-    "invitation.sent": lambda a, s, d: f"{a} invited {_text(d.get('email'), 'someone')} as {_role(d.get('role'))}",
+    "user.invited": lambda a, s, d: f"{a} invited {_text(d.get('name'), s)}"
+                                    + (f" ({d['email']})" if d.get("email") else "") + f" as {_role(d.get('role'))}",
     "invitation.accepted": lambda a, s, d: f"{a} accepted an invitation and joined as {_role(d.get('role'))}",
     "doctor.applied": lambda a, s, d: f"{a} applied to practise as a doctor",
     "doctor.approved": lambda a, s, d: f"{a} approved {_text(d.get('doctor_name'), s)}'s doctor application",
@@ -57,7 +58,23 @@ LINES: dict[str, Line] = {
                                        + (f" for {d['starts_at']}" if d.get("starts_at") else ""),
     "booking.cancelled": lambda a, s, d: f"{a} cancelled an appointment"
                                          + (f" with {d['doctor_name']}" if d.get("doctor_name") else ""),
-    "task.completed": lambda a, s, d: f"{a} completed the task “{_text(d.get('title'), s)}”",
+    "task.completed": lambda a, s, d: (f"{a} corrected the record of “{_text(d.get('title'), s)}”: "
+                                       if d.get("corrected") else f"{a} ")
+                                      + (f"logged “{_text(d.get('title'), s)}” as not done ({_text(d.get('reason'))})"
+                                         if d.get("status") == "not_done"
+                                         else f"completed the task “{_text(d.get('title'), s)}”"),
+    "task.missed": lambda a, s, d: f"Missed: “{_text(d.get('title'), s)}” for {_text(d.get('carer_name'), 'a carer')}"
+                                   f" on {_text(d.get('on_date'), '?')} ({_text(d.get('done'), '0')} of "
+                                   f"{_text(d.get('expected'), '?')} done)",
+    "task.assigned": lambda a, s, d: f"{a} assigned you “{_text(d.get('title'), s)}”",
+    "task.updated": lambda a, s, d: f"{a} changed your task “{_text(d.get('title'), s)}”",
+    "task.removed": lambda a, s, d: f"{a} took “{_text(d.get('title'), s)}” off your list",
+    "assessment.submitted": lambda a, s, d: f"{a} handed in “{_text(d.get('title'), s)}”; it is waiting for marking",
+    "assessment.assigned": lambda a, s, d: f"“{_text(d.get('title'), s)}” was assigned"
+                                           + (" (renewal)" if d.get("reason") == "renewal" else ""),
+    "assessment.result": lambda a, s, d: f"{_text(d.get('carer_name'), a)} scored {_text(d.get('score'), '?')}% in "
+                                         f"“{_text(d.get('title'), s)}”"
+                                         + (" — passed" if d.get("passed") else " — not passed"),
     "assessment.completed": lambda a, s, d: f"{a} scored {_text(d.get('score'), '?')}% in "
                                             f"“{_text(d.get('title'), s)}”"
                                             + ("" if "passed" not in d else (" — passed" if d["passed"] else " — not passed")),

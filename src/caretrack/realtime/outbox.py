@@ -18,7 +18,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from caretrack.accounts.models import Role
-from caretrack.realtime.events import EventError, LiveEvent, check_subject, check_type, encode_data
+from caretrack.realtime.events import EventError, LiveEvent, check_subject, check_type, encode_data, kind_of
 from caretrack.realtime.models import Event
 
 SQLITE_BATCH = 400  # rows per multi-row statement (SQLite caps bound parameters)
@@ -69,7 +69,7 @@ async def write_event(
     if not recipients:
         return None
     event = await Event.create(
-        using_db=conn, type=event_type, kind=event_type.split(".", 1)[0], occurred_at=now(),
+        using_db=conn, type=event_type, kind=kind_of(event_type), occurred_at=now(),
         actor_id=actor_id, subject_kind=subject_kind, subject_id=subject_id, data=data_text,
     )
     ordered = sorted(recipients)
