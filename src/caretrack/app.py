@@ -38,6 +38,8 @@ DOMAINS = [
     "caretrack.mail.routes",
     "caretrack.dashboards",
     "caretrack.realtime.routes",
+    "caretrack.booking.routes",
+    "caretrack.payments.routes",
 ]
 
 

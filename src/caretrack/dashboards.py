@@ -13,12 +13,20 @@ pages = PageRouter()
 
 @pages.get("/patient", roles=[Role.PATIENT])
 async def patient_home(request: Request, user: User) -> Response:
-    return render(request, "dashboards/patient.html", {"user": user})
+    from caretrack.booking.pages import local
+    from caretrack.booking.service import list_appointments
+    from caretrack.payments.service import balance_of
+
+    return render(request, "dashboards/patient.html", {
+        "user": user, "balance": await balance_of(user), "local": local,
+        "upcoming": await list_appointments(user, upcoming=True, limit=20)})
 
 
 @pages.get("/doctor", roles=[Role.DOCTOR])
 async def doctor_home(request: Request, user: User) -> Response:
-    return render(request, "dashboards/doctor.html", {"user": user})
+    from caretrack.booking.pages import doctor_context
+
+    return render(request, "dashboards/doctor.html", {"user": user, "form": {}, **await doctor_context(user)})
 
 
 @pages.get("/carer", roles=[Role.CARER])

@@ -14,10 +14,10 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 
 NAV_LINKS: dict[str, list[tuple[str, str]]] = {
-    "patient": [("Dashboard", "/patient"), ("Profile", "/account")],
-    "doctor": [("Dashboard", "/doctor"), ("Profile", "/account")],
+    "patient": [("Dashboard", "/patient"), ("Find a doctor", "/doctors"), ("Credits", "/credits"), ("Profile", "/account")],
+    "doctor": [("Dashboard", "/doctor"), ("Earnings", "/credits"), ("Profile", "/account")],
     "carer": [("Dashboard", "/carer"), ("Profile", "/account")],
-    "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Activity", "/admin/activity"),
+    "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Doctors", "/admin/doctors"), ("Credits", "/admin/credits"), ("Activity", "/admin/activity"),
               ("Emails", "/admin/emails"), ("Profile", "/account")],
 }
 

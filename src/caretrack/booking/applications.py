@@ -1,0 +1,186 @@
+"""Doctor applications: apply (with a supporting PDF), admin review, and who is searchable."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from tortoise.expressions import Q, Subquery
+
+from caretrack.accounts.models import Role, User
+from caretrack.audit.service import Actor
+from caretrack.booking.models import ApplicationStatus, Availability, DoctorProfile
+from caretrack.booking.uploads import remove_document, store_document
+from caretrack.errors import Conflict, NotFound, ValidationError
+from caretrack.settings import Settings
+from caretrack.transaction import atomic
+
+MAX_FEE = 10_000
+LANGUAGE_RE = re.compile(r"^[a-z][a-z \-]{1,30}$")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class ApplicationInput:
+    licence_number: str
+    licence_body: str
+    licence_expires_on: str | date
+    specialty: str
+    languages: str | list[str]
+    biography: str
+    fee_credits: int | str
+
+
+def _text(value, name: str, maximum: int, minimum: int = 1) -> str:
+    value = str(value or "").strip()
+    if not minimum <= len(value) <= maximum:
+        raise ValidationError(f"The {name} must be between {minimum} and {maximum} characters.")
+    return value
+
+
+def check_application(data: ApplicationInput, today: date | None = None) -> dict:
+    today = today or now().date()
+    expires = data.licence_expires_on
+    if not isinstance(expires, date):
+        try:
+            expires = date.fromisoformat(str(expires).strip())
+        except ValueError:
+            raise ValidationError(f"The licence expiry '{str(expires)[:20]}' is not a date (YYYY-MM-DD).") from None
+    if expires <= today:
+        raise ValidationError(f"The licence expired on {expires.isoformat()}; renew it before applying.")
+    raw = data.languages if isinstance(data.languages, list) else str(data.languages or "").split(",")
+    languages = sorted({item.strip().lower() for item in raw if item and item.strip()})
+    if not languages:
+        raise ValidationError("Name at least one language you consult in.")
+    for language in languages:
+        if not LANGUAGE_RE.match(language):
+            raise ValidationError(f"'{language[:40]}' is not a language name (letters, spaces and hyphens).")
+    try:
+        fee = int(str(data.fee_credits).strip())
+    except ValueError:
+        raise ValidationError(f"The fee '{str(data.fee_credits)[:20]}' is not a whole number of credits.") from None
+    if not 1 <= fee <= MAX_FEE:
+        raise ValidationError(f"The fee must be between 1 and {MAX_FEE} credits.")
+    return {
+        "licence_number": _text(data.licence_number, "licence number", 64, 3),
+        "licence_body": _text(data.licence_body, "issuing body", 120, 2),
+        "licence_expires_on": expires,
+        "specialty": _text(data.specialty, "specialty", 80, 2),
+        "languages": ",".join(languages),
+        "biography": _text(data.biography, "biography", 4000, 20),
+        "fee_credits": fee,
+    }
+
+
+async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, document: bytes | None,
+                   client_address: str | None = None, original_name: str | None = None) -> DoctorProfile:
+    """Submit (or, after a rejection, resubmit) an application. A first application needs a
+    document; a resubmission may keep the earlier one."""
+    if doctor.role != Role.DOCTOR:
+        raise ValidationError("Only doctor accounts apply to practise.")
+    fields = check_application(data)
+    existing = await DoctorProfile.get_or_none(user_id=doctor.id)
+    if existing is not None and existing.status == ApplicationStatus.APPROVED:
+        raise Conflict("Your application is already approved; contact an administrator to change licence details.")
+    if existing is not None and existing.status == ApplicationStatus.PENDING:
+        raise Conflict("Your application is waiting for review; you can change it once it has been reviewed.")
+    if document is None and (existing is None or not existing.document_name):
+        raise ValidationError("Attach your licence or registration certificate as a PDF.")
+    stored = store_document(settings, document) if document is not None else None
+    old_document = existing.document_name if existing is not None and stored else None
+    try:
+        async with atomic() as tx:
+            values = {**fields, "status": ApplicationStatus.PENDING, "submitted_at": now(), "reviewed_at": None,
+                      "reviewed_by_id": None, "rejection_reason": None}
+            if stored:
+                values.update(document_name=stored, document_original_name=(original_name or "document.pdf")[:200],
+                              document_size=len(document))
+            if existing is None:
+                profile = await DoctorProfile.create(using_db=tx.conn, user_id=doctor.id, **values)
+            else:
+                updated = await DoctorProfile.filter(user_id=doctor.id, status=ApplicationStatus.REJECTED) \
+                    .using_db(tx.conn).update(**values)
+                if not updated:
+                    raise Conflict("Your application changed meanwhile; reload the page.")
+                profile = await DoctorProfile.get(user_id=doctor.id).using_db(tx.conn)
+            await tx.audit(Actor(doctor.id, client_address), "doctor.applied", "user", doctor.id)
+            await tx.emit("doctor.applied", actor_id=doctor.id, subject=("user", doctor.id),
+                          data={"doctor_id": doctor.id, "doctor_name": doctor.full_name, "status": "pending",
+                                "specialty": fields["specialty"]},
+                          users=[doctor.id], roles=[Role.ADMIN])
+    except BaseException:
+        remove_document(settings, stored)
+        raise
+    remove_document(settings, old_document)
+    return profile
+
+
+async def do_review(settings: Settings, admin: User, doctor_id: int, approve: bool, reason: str = "",
+                    client_address: str | None = None) -> DoctorProfile:
+    reason = (reason or "").strip()
+    if not approve and not 5 <= len(reason) <= 1000:
+        raise ValidationError("Give the doctor a reason for the rejection (5 to 1000 characters).")
+    doctor = await User.get_or_none(id=doctor_id, role=Role.DOCTOR)
+    if doctor is None:
+        raise NotFound(f"No doctor application with id {doctor_id}.")
+    status = ApplicationStatus.APPROVED if approve else ApplicationStatus.REJECTED
+    async with atomic() as tx:
+        changed = await DoctorProfile.filter(user_id=doctor_id, status=ApplicationStatus.PENDING).using_db(tx.conn) \
+            .update(status=status, reviewed_at=now(), reviewed_by_id=admin.id,
+                    rejection_reason=None if approve else reason)
+        if not changed:
+            if not await DoctorProfile.filter(user_id=doctor_id).using_db(tx.conn).exists():
+                raise NotFound(f"No doctor application with id {doctor_id}.")
+            raise Conflict("This application has already been reviewed.")
+        action = "doctor.approved" if approve else "doctor.rejected"
+        await tx.audit(Actor(admin.id, client_address), action, "user", doctor_id, reason=reason or None)
+        await tx.emit(action, actor_id=admin.id, subject=("user", doctor_id),
+                      data={"doctor_id": doctor_id, "doctor_name": doctor.full_name, "status": str(status),
+                            "reason": None if approve else reason},
+                      users=[doctor_id], roles=[Role.ADMIN])
+        await tx.email(doctor.email, "booking_application_approved" if approve else "booking_application_rejected",
+                       {"name": doctor.full_name, "reason": reason, "link": f"{settings.base_url}/doctor"})
+    return await DoctorProfile.get(user_id=doctor_id)
+
+
+async def get_profile(doctor_id: int) -> DoctorProfile | None:
+    return await DoctorProfile.get_or_none(user_id=doctor_id).prefetch_related("user")
+
+
+async def list_applications(status: ApplicationStatus | None = ApplicationStatus.PENDING) -> list[DoctorProfile]:
+    query = DoctorProfile.all().prefetch_related("user").order_by("submitted_at")
+    if status is not None:
+        query = query.filter(status=status)
+    return await query
+
+
+def is_bookable(profile: DoctorProfile | None, on: date | None = None) -> bool:
+    """Approved, active, and the licence still valid on `on` (today by default)."""
+    on = on or now().date()
+    return (profile is not None and profile.status == ApplicationStatus.APPROVED
+            and profile.licence_expires_on >= on)
+
+
+async def search_doctors(specialty: str = "", language: str = "", name: str = "", limit: int = 50,
+                         offset: int = 0) -> tuple[list[DoctorProfile], int]:
+    """Approved doctors, active, with an unexpired licence and published hours."""
+    query = DoctorProfile.filter(status=ApplicationStatus.APPROVED, licence_expires_on__gte=now().date(),
+                                 user__is_active=True,
+                                 user_id__in=Subquery(Availability.all().values("doctor_id")))
+    if specialty.strip():
+        query = query.filter(specialty__icontains=specialty.strip())
+    if language.strip():
+        query = query.filter(Q(languages__icontains=language.strip().lower()))
+    if name.strip():
+        query = query.filter(user__full_name__icontains=name.strip())
+    total = await query.count()
+    rows = await query.prefetch_related("user").order_by("user__full_name").offset(offset).limit(limit)
+    return rows, total
+
+
+def specialties_of(profiles: list[DoctorProfile]) -> list[str]:
+    return sorted({p.specialty for p in profiles})

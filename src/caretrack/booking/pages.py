@@ -1,0 +1,348 @@
+"""Booking pages: applying and reviewing, hours, finding a doctor, holding and booking,
+one appointment, the calendar feed."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections import OrderedDict
+from datetime import date, datetime, timezone
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from caretrack.accounts.guard import client_address, require_user
+from caretrack.accounts.models import Role, User
+from caretrack.api import PUBLIC
+from caretrack.booking import applications, calendar, service
+from caretrack.booking import slots as slotlib
+from caretrack.booking.models import Appointment, AppointmentStatus, AvailabilityException, DoctorProfile
+from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path, read_limited
+from caretrack.errors import CareTrackError, Forbidden, NotFound, ValidationError
+from caretrack.pagekit import PageRouter, redirect, render
+
+pages = PageRouter()
+PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+def _address(request: Request) -> str | None:
+    return client_address(request.scope)
+
+
+def local(instant: datetime, time_zone: str) -> datetime:
+    try:
+        return instant.astimezone(slotlib.zone(time_zone))
+    except ValidationError:
+        return instant.astimezone(timezone.utc)
+
+
+def group_by_day(slots, time_zone: str) -> "OrderedDict[date, list]":
+    days: OrderedDict[date, list] = OrderedDict()
+    for slot in slots:
+        days.setdefault(local(slot.starts_at, time_zone).date(), []).append(slot)
+    return days
+
+
+# --- doctor: application --------------------------------------------------------------------
+
+
+async def doctor_context(user: User) -> dict:
+    """What the doctor's dashboard shows (dashboards.doctor_home renders it)."""
+    from caretrack.payments.service import earnings_summary
+
+    profile = await DoctorProfile.get_or_none(user_id=user.id)
+    availability = exceptions = None
+    if profile is not None and profile.status == "approved":
+        availability = await service.Availability.get_or_none(doctor_id=user.id)
+        exceptions = await AvailabilityException.filter(doctor_id=user.id, on_date__gte=date.today()).order_by("on_date")
+    upcoming = await service.list_appointments(user, upcoming=True, limit=50)
+    return {"profile": profile, "availability": availability, "exceptions": exceptions or [],
+            "upcoming": upcoming, "earnings": await earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
+            "weekly_by_day": {w["weekday"]: w for w in (availability.weekly if availability else [])},
+            "local": local, "today": date.today()}
+
+
+async def _doctor_page(request: Request, user: User, flashes=None, status: int = 200, form=None) -> Response:
+    context = await doctor_context(user)
+    return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context},
+                  status_code=status, flashes=flashes)
+
+
+async def submit_application(request: Request) -> Response:
+    """POST /doctor/application: multipart with a PDF; read with a size limit before parsing."""
+    try:
+        user = await require_user(request, DOCTOR)
+    except CareTrackError:
+        return redirect("/login?next=/doctor")
+    try:
+        body = await read_limited(request, MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
+        request._body = body  # parse what was already counted
+        form = await request.form(max_files=1, max_fields=20, max_part_size=MAX_DOCUMENT_BYTES + 1)
+        token = str(form.get("csrf_token", ""))
+        session = request.state.session
+        if request.state._state.get("csrf_form_pending") and (
+                not token or session is None or not hmac.compare_digest(token, session.csrf_token)):
+            await form.close()
+            raise Forbidden("This form has expired or came from another site; reload the page and try again.")
+    except CareTrackError as exc:
+        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+    values = {k: str(form.get(k, "")) for k in ("licence_number", "licence_body", "licence_expires_on", "specialty",
+                                                "languages", "biography", "fee_credits")}
+    upload = form.get("document")
+    data, name = None, None
+    try:
+        if upload is not None and hasattr(upload, "read"):
+            data = await upload.read()
+            name = upload.filename
+    finally:
+        await form.close()
+    if not data:
+        data = None
+    elif len(data) > MAX_DOCUMENT_BYTES:
+        return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
+    try:
+        await applications.do_apply(_settings(request), user, applications.ApplicationInput(**values), data,
+                                    _address(request), name)
+    except CareTrackError as exc:
+        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
+    return redirect("/doctor")
+
+
+def _download(request: Request, profile: DoctorProfile | None) -> Response:
+    if profile is None or not profile.document_name:
+        raise NotFound("No document.")
+    path = document_path(_settings(request), profile.document_name)
+    if not path.exists():
+        raise NotFound("The document file is missing.")
+    return FileResponse(path, media_type="application/pdf", filename=f"licence-{profile.user_id}.pdf",
+                        content_disposition_type="attachment",
+                        headers={"cache-control": "no-store", "x-content-type-options": "nosniff"})
+
+
+@pages.get("/doctor/application/document", roles=DOCTOR)
+async def own_document(request: Request, user: User) -> Response:
+    return _download(request, await DoctorProfile.get_or_none(user_id=user.id))
+
+
+@pages.get("/admin/doctors/{doctor_id:int}/document", roles=ADMIN)
+async def admin_document(request: Request) -> Response:
+    return _download(request, await DoctorProfile.get_or_none(user_id=request.path_params["doctor_id"]))
+
+
+# --- doctor: hours ---------------------------------------------------------------------------
+
+
+@pages.post("/doctor/availability", roles=DOCTOR)
+async def save_availability(request: Request, user: User, form) -> Response:
+    weekly = []
+    for day in range(7):
+        start, end = str(form.get(f"start_{day}", "")).strip(), str(form.get(f"end_{day}", "")).strip()
+        if start or end:
+            weekly.append({"weekday": day, "start": start, "end": end})
+    limits = {name: str(form.get(name, "")).strip() for name in service.LIMITS}
+    try:
+        await service.do_set_availability(user, time_zone=str(form.get("time_zone", "")).strip(), weekly=weekly,
+                                          **limits)
+    except CareTrackError as exc:
+        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+    return await _doctor_page(request, user, [("success", "Your hours are published.")])
+
+
+@pages.post("/doctor/exceptions", roles=DOCTOR)
+async def add_exception(request: Request, user: User, form) -> Response:
+    try:
+        await service.do_add_exception(user, str(form.get("on_date", "")), str(form.get("kind", "")),
+                                       str(form.get("start", "")).strip() or None,
+                                       str(form.get("end", "")).strip() or None)
+    except CareTrackError as exc:
+        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect("/doctor")
+
+
+@pages.post("/doctor/exceptions/{exception_id:int}/delete", roles=DOCTOR)
+async def remove_exception(request: Request, user: User) -> Response:
+    await service.do_remove_exception(user, request.path_params["exception_id"])
+    return redirect("/doctor")
+
+
+# --- admin: review ---------------------------------------------------------------------------
+
+
+@pages.get("/admin/doctors", roles=ADMIN)
+async def review_queue(request: Request) -> Response:
+    status = request.query_params.get("status", "pending")
+    rows = await applications.list_applications(None if status == "all" else status)
+    return render(request, "booking/admin_queue.html", {"applications": rows, "status": status})
+
+
+@pages.get("/admin/doctors/{doctor_id:int}", roles=ADMIN)
+async def review_page(request: Request) -> Response:
+    profile = await applications.get_profile(request.path_params["doctor_id"])
+    if profile is None:
+        raise NotFound(f"No doctor application with id {request.path_params['doctor_id']}.")
+    return render(request, "booking/admin_application.html", {"profile": profile})
+
+
+@pages.post("/admin/doctors/{doctor_id:int}", roles=ADMIN)
+async def review(request: Request, user: User, form) -> Response:
+    doctor_id = request.path_params["doctor_id"]
+    try:
+        await applications.do_review(_settings(request), user, doctor_id, form.get("decision") == "approve",
+                                     str(form.get("reason", "")), _address(request))
+        flashes, status = [("success", "Decision saved; the doctor has been told.")], 200
+    except CareTrackError as exc:
+        flashes, status = [("error", exc.message)], exc.status_code
+    profile = await applications.get_profile(doctor_id)
+    if profile is None:
+        raise NotFound(f"No doctor application with id {doctor_id}.")
+    return render(request, "booking/admin_application.html", {"profile": profile}, status_code=status,
+                  flashes=flashes)
+
+
+# --- patient: find, hold, book ----------------------------------------------------------------
+
+
+@pages.get("/doctors", roles=PATIENT)
+async def find_doctor(request: Request, user: User) -> Response:
+    q = {k: request.query_params.get(k, "")[:80] for k in ("specialty", "language", "name")}
+    rows, total = await applications.search_doctors(q["specialty"], q["language"], q["name"], limit=30)
+    next_slots = {}
+    for profile in rows:
+        try:
+            next_slots[profile.user_id] = await service.list_slots(profile.user_id, days=14, limit=3)
+        except CareTrackError:
+            next_slots[profile.user_id] = []
+    return render(request, "booking/find.html", {"doctors": rows, "total": total, "q": q, "next_slots": next_slots,
+                                                 "local": local, "tz": user.time_zone})
+
+
+@pages.get("/doctors/{doctor_id:int}", roles=PATIENT)
+async def doctor_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
+    doctor_id = request.path_params["doctor_id"]
+    profile = await applications.get_profile(doctor_id)
+    if profile is None or not applications.is_bookable(profile):
+        raise NotFound(f"No bookable doctor with id {doctor_id}.")
+    try:
+        slots = await service.list_slots(doctor_id, days=14)
+    except NotFound:
+        slots = []
+    from caretrack.payments.service import balance_of
+
+    return render(request, "booking/doctor.html", {
+        "profile": profile, "days": group_by_day(slots, user.time_zone), "local": local, "tz": user.time_zone,
+        "balance": await balance_of(user)}, status_code=status, flashes=flashes)
+
+
+@pages.post("/holds", roles=PATIENT)
+async def hold(request: Request, user: User, form) -> Response:
+    try:
+        doctor_id = int(str(form.get("doctor_id", "0")))
+        starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
+        held = await service.do_hold(user, doctor_id, starts_at)
+    except ValueError:
+        raise ValidationError("Choose a slot from the list.") from None
+    except CareTrackError as exc:
+        request.path_params["doctor_id"] = int(str(form.get("doctor_id", "0")) or 0)
+        return await doctor_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect(f"/appointments/{held.id}")
+
+
+@pages.post("/appointments/{appointment_id:int}/book", roles=PATIENT)
+async def book(request: Request, user: User, form) -> Response:
+    held = await service.get_appointment(user, request.path_params["appointment_id"])
+    try:
+        appointment = await service.do_book(_settings(request), user, held.doctor_id, held.starts_at,
+                                            idempotency_key=str(form.get("idempotency_key", "")) or None,
+                                            client_address=_address(request))
+    except CareTrackError as exc:
+        return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect(f"/appointments/{appointment.id}")
+
+
+# --- one appointment -----------------------------------------------------------------------------
+
+
+@pages.get("/appointments/{appointment_id:int}", roles=None)
+async def appointment_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
+    appointment = await service.get_appointment(user, request.path_params["appointment_id"])
+    now = service.now()
+    context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
+               "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
+               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}}
+    if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
+        try:
+            slots = await service.list_slots(appointment.doctor_id, days=14, limit=60)
+            context["reschedule_days"] = group_by_day(slots, user.time_zone)
+        except CareTrackError:
+            pass
+        context["refund_now"] = service.refund_for(appointment, user.id != appointment.patient_id, now)
+    if appointment.status == AppointmentStatus.HELD:
+        from caretrack.payments.service import balance_of
+
+        context["balance"] = await balance_of(user)
+    return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
+
+
+@pages.post("/appointments/{appointment_id:int}/cancel", roles=[Role.PATIENT, Role.DOCTOR])
+async def cancel(request: Request, user: User, form) -> Response:
+    try:
+        await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
+                                str(form.get("reason", "")), client_address=_address(request))
+    except CareTrackError as exc:
+        return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
+    return await appointment_page(request, user, [("success", "The appointment is cancelled.")])
+
+
+@pages.post("/appointments/{appointment_id:int}/reschedule", roles=[Role.PATIENT, Role.DOCTOR])
+async def reschedule(request: Request, user: User, form) -> Response:
+    try:
+        starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
+        await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"], starts_at,
+                                    client_address=_address(request))
+    except ValueError:
+        return await appointment_page(request, user, [("error", "Choose a new time.")], 422)
+    except CareTrackError as exc:
+        return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
+    return await appointment_page(request, user, [("success", "The appointment has moved.")])
+
+
+@pages.post("/appointments/{appointment_id:int}/outcome", roles=DOCTOR)
+async def outcome(request: Request, user: User, form) -> Response:
+    try:
+        await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
+                                        str(form.get("outcome", "")), client_address=_address(request))
+    except CareTrackError as exc:
+        return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
+    return await appointment_page(request, user, [("success", "Saved.")])
+
+
+# --- calendar feed -------------------------------------------------------------------------------
+
+
+@pages.get("/calendar/{token:str}", roles=PUBLIC)
+async def calendar_feed(request: Request) -> Response:
+    token = request.path_params["token"]
+    if not token.endswith(".ics"):
+        raise NotFound("No such calendar.")
+    body = await calendar.feed_ics(_settings(request), token[:-4])
+    return Response(body, media_type="text/calendar; charset=utf-8",
+                    headers={"cache-control": "private, max-age=300", "referrer-policy": "no-referrer"})
+
+
+@pages.post("/calendar-feed", roles=[Role.PATIENT, Role.DOCTOR])
+async def regenerate_feed(request: Request, user: User, form) -> Response:
+    if form.get("action") == "off":
+        await calendar.do_revoke_feed(user)
+    else:
+        await calendar.do_regenerate_feed(_settings(request), user)
+    return redirect("/credits#calendar")
+
+
+routes = [Route("/doctor/application", submit_application, methods=["POST"])]
+
+__all__ = ["pages", "routes", "Appointment"]

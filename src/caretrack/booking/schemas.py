@@ -1,0 +1,166 @@
+"""JSON shapes of the booking API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DoctorQuery(Strict):
+    specialty: str = Field("", max_length=80)
+    language: str = Field("", max_length=40)
+    name: str = Field("", max_length=100)
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0)
+
+
+class DoctorOut(BaseModel):
+    id: int
+    name: str
+    specialty: str
+    languages: list[str]
+    biography: str
+    fee_credits: int
+    licence_body: str
+    licence_expires_on: date
+
+    @classmethod
+    def of(cls, profile) -> DoctorOut:
+        return cls(id=profile.user_id, name=profile.user.full_name, specialty=profile.specialty,
+                   languages=profile.languages.split(","), biography=profile.biography,
+                   fee_credits=profile.fee_credits, licence_body=profile.licence_body,
+                   licence_expires_on=profile.licence_expires_on)
+
+
+class DoctorList(BaseModel):
+    doctors: list[DoctorOut]
+    total: int
+
+
+class SlotQuery(Strict):
+    days: int = Field(14, ge=1, le=60)
+    start: date | None = None
+
+
+class SlotOut(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    local_start: str = Field(description="The start in the signed-in user's time zone, ISO 8601 with offset.")
+
+
+class SlotList(BaseModel):
+    doctor_id: int
+    time_zone: str = Field(description="The zone local_start is in (the user's).")
+    slots: list[SlotOut]
+
+
+class SlotRequest(Strict):
+    doctor_id: int
+    starts_at: datetime
+
+
+class AppointmentOut(BaseModel):
+    id: int
+    status: str
+    doctor_id: int
+    patient_id: int
+    doctor_name: str
+    patient_name: str
+    starts_at: datetime
+    ends_at: datetime
+    fee_credits: int
+    hold_expires_at: datetime | None = None
+    cancel_cutoff_hours: int
+    late_cancel_refund_percent: int
+    refunded_credits: int
+
+    @classmethod
+    def of(cls, a) -> AppointmentOut:
+        return cls(id=a.id, status=str(a.status), doctor_id=a.doctor_id, patient_id=a.patient_id,
+                   doctor_name=a.doctor.full_name, patient_name=a.patient.full_name, starts_at=a.starts_at,
+                   ends_at=a.ends_at, fee_credits=a.fee_credits, hold_expires_at=a.hold_expires_at,
+                   cancel_cutoff_hours=a.cancel_cutoff_hours, late_cancel_refund_percent=a.late_cancel_refund_percent,
+                   refunded_credits=a.refunded_credits)
+
+
+class AppointmentList(BaseModel):
+    appointments: list[AppointmentOut]
+
+
+class AppointmentQuery(Strict):
+    upcoming: bool | None = None
+
+
+class CancelRequest(Strict):
+    reason: str = Field("", max_length=300)
+
+
+class RescheduleRequest(Strict):
+    starts_at: datetime
+
+
+class OutcomeRequest(Strict):
+    outcome: str = Field(pattern="^(completed|no_show)$")
+
+
+class WeeklyWindow(Strict):
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    start: str = Field(pattern=r"^\d\d:\d\d$")
+    end: str = Field(pattern=r"^\d\d:\d\d$")
+
+
+class AvailabilityIn(Strict):
+    time_zone: str
+    weekly: list[WeeklyWindow] = Field(max_length=50)
+    consultation_minutes: int = 30
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    min_notice_minutes: int = 120
+    horizon_days: int = 30
+    cancel_cutoff_hours: int = 24
+    late_cancel_refund_percent: int = 0
+
+
+class AvailabilityOut(AvailabilityIn):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ApplicationOut(BaseModel):
+    doctor_id: int
+    doctor_name: str
+    status: str
+    licence_number: str
+    licence_body: str
+    licence_expires_on: date
+    specialty: str
+    languages: list[str]
+    fee_credits: int
+    submitted_at: datetime
+    rejection_reason: str | None
+    has_document: bool
+
+    @classmethod
+    def of(cls, p) -> ApplicationOut:
+        return cls(doctor_id=p.user_id, doctor_name=p.user.full_name, status=str(p.status),
+                   licence_number=p.licence_number, licence_body=p.licence_body,
+                   licence_expires_on=p.licence_expires_on, specialty=p.specialty,
+                   languages=p.languages.split(","), fee_credits=p.fee_credits, submitted_at=p.submitted_at,
+                   rejection_reason=p.rejection_reason, has_document=bool(p.document_name))
+
+
+class ApplicationList(BaseModel):
+    applications: list[ApplicationOut]
+
+
+class Decision(Strict):
+    approve: bool
+    reason: str = Field("", max_length=1000)
+
+
+class CalendarFeedOut(BaseModel):
+    url: str
