@@ -40,6 +40,9 @@ DOMAINS = [
     "caretrack.realtime.routes",
     "caretrack.booking.routes",
     "caretrack.payments.routes",
+    "caretrack.care.routes",
+    "caretrack.assessments.routes",
+    "caretrack.reports.routes",
 ]
 
 

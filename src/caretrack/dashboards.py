@@ -31,7 +31,9 @@ async def doctor_home(request: Request, user: User) -> Response:
 
 @pages.get("/carer", roles=[Role.CARER])
 async def carer_home(request: Request, user: User) -> Response:
-    return render(request, "dashboards/carer.html", {"user": user})
+    from caretrack.care.routes import carer_dashboard_context
+
+    return render(request, "dashboards/carer.html", {"user": user, **await carer_dashboard_context(request, user)})
 
 
 @pages.get("/admin", roles=[Role.ADMIN])

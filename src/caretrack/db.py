@@ -22,6 +22,8 @@ MODEL_MODULES = [
     "caretrack.realtime.models",
     "caretrack.booking.models",
     "caretrack.payments.models",
+    "caretrack.care.models",
+    "caretrack.assessments.models",
 ]
 MIGRATE_COMMAND = "caretrack migrate"
 

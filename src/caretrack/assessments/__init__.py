@@ -1,0 +1,1 @@
+"""Assessment templates, carers' attempts, marking, and the competencies they certify."""

@@ -1,0 +1,1 @@
+"""Care packages, their carers and tasks, and the carers' task completions."""

@@ -1,0 +1,100 @@
+"""Care packages (client PHI sealed with caretrack.crypto), assigned carers, tasks with
+targets and due windows, and completions (idempotent, corrections keep the original)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Period(StrEnum):
+    DAY = "day"      # target per day
+    VISIT = "visit"  # target per scheduled visit
+    WEEK = "week"    # target per ISO week
+
+
+class CompletionStatus(StrEnum):
+    DONE = "done"
+    NOT_DONE = "not_done"
+
+
+class CarePackage(Model):
+    id = fields.IntField(primary_key=True)
+    # PHI, ciphertext only (crypto.seal with context "care_packages.<column>").
+    client_name = fields.TextField()
+    address = fields.TextField(null=True)
+    care_notes = fields.TextField(null=True)
+    starts_on = fields.DateField()
+    ends_on = fields.DateField(null=True)
+    visit_times = fields.CharField(max_length=200, default="")  # "08:00,13:00,18:00" local to the package
+    created_by = fields.ForeignKeyField("caretrack.User", related_name="created_packages", null=True,
+                                        on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "care_packages"
+
+
+class PackageCarer(Model):
+    id = fields.IntField(primary_key=True)
+    package = fields.ForeignKeyField("caretrack.CarePackage", related_name="carers", on_delete=fields.CASCADE)
+    carer = fields.ForeignKeyField("caretrack.User", related_name="care_assignments", on_delete=fields.CASCADE)
+    assigned_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "care_package_carers"
+        unique_together = (("package", "carer"),)
+
+
+class CareTask(Model):
+    id = fields.IntField(primary_key=True)
+    package = fields.ForeignKeyField("caretrack.CarePackage", related_name="tasks", on_delete=fields.CASCADE)
+    carer = fields.ForeignKeyField("caretrack.User", related_name="care_tasks", on_delete=fields.RESTRICT)
+    title = fields.CharField(max_length=120)
+    target = fields.IntField()  # completions per period
+    period = fields.CharEnumField(Period, max_length=8)
+    window_start = fields.IntField(default=0)  # minutes after local midnight (UTC here)
+    window_end = fields.IntField(default=24 * 60)
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "care_tasks"
+
+
+class TaskCompletion(Model):
+    id = fields.IntField(primary_key=True)
+    task = fields.ForeignKeyField("caretrack.CareTask", related_name="completions", on_delete=fields.CASCADE)
+    carer = fields.ForeignKeyField("caretrack.User", related_name="task_completions", on_delete=fields.RESTRICT)
+    # A retry of the same request carries the same key; the unique index records it once.
+    idempotency_key = fields.CharField(max_length=64, unique=True)
+    status = fields.CharEnumField(CompletionStatus, max_length=8)
+    reason = fields.CharField(max_length=200, null=True)  # why not done
+    note = fields.TextField(null=True)  # PHI, sealed ("task_completions.note")
+    occurred_at = fields.DatetimeField(db_index=True)
+    recorded_at = fields.DatetimeField(auto_now_add=True)
+    # A correction is a new row pointing at the one it replaces, which stays (superseded).
+    corrects = fields.ForeignKeyField("caretrack.TaskCompletion", related_name="corrections", null=True,
+                                      on_delete=fields.RESTRICT)
+    superseded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "task_completions"
+
+
+# A task window that closed short of its target: one row per task and day, so the
+# missed-task event is sent once.
+class MissedTask(Model):
+    id = fields.IntField(primary_key=True)
+    task = fields.ForeignKeyField("caretrack.CareTask", related_name="misses", on_delete=fields.CASCADE)
+    on_date = fields.DateField()
+    done = fields.IntField()
+    target = fields.IntField()
+    recorded_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "care_missed_tasks"
+        unique_together = (("task", "on_date"),)

@@ -1,0 +1,1 @@
+"""Server-side reports: SVG bar charts and PDF documents (fpdf2)."""

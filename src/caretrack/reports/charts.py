@@ -1,0 +1,87 @@
+"""Bar charts as SVG drawn on the server: no script, nothing for the CSP to block, and
+readable without colour (each bar carries its figures as text)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from markupsafe import Markup
+
+WIDTH = 360
+ROW = 34
+LABEL_H = 14
+BAR_H = 14
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: int
+    target: int | None = None
+
+
+def colour(bar: Bar) -> str:
+    if not bar.target:
+        return "#0b6e63"
+    ratio = bar.value / bar.target
+    return "#1a7f37" if ratio >= 1 else "#9a6700" if ratio >= 0.5 else "#b42318"
+
+
+def bar_chart(bars: Sequence[Bar], *, title: str, unit: str = "") -> Markup:
+    """One horizontal bar per item: filled to its value, with a tick at its target."""
+    if not bars:
+        return Markup(f'<p class="muted">{escape(title)}: nothing to show for this period.</p>')
+    scale_max = max(max(b.value, b.target or 0) for b in bars) or 1
+    height = len(bars) * ROW + 8
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" width="100%" '
+             f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title, {chr(34): "&quot;"})}">',
+             f"<title>{escape(title)}</title>"]
+    inner = WIDTH - 70
+    for i, bar in enumerate(bars):
+        y = i * ROW + 4
+        width = round(inner * bar.value / scale_max)
+        figures = f"{bar.value}" + (f" / {bar.target}" if bar.target is not None else "") + unit
+        parts.append(f'<g><title>{escape(bar.label)}: {escape(figures)}</title>')
+        parts.append(f'<text x="0" y="{y + 11}" font-size="11" fill="#1d2733">{escape(bar.label[:60])}</text>')
+        parts.append(f'<rect x="0" y="{y + LABEL_H + 2}" width="{inner}" height="{BAR_H}" fill="#eef1f4"/>')
+        if width:
+            parts.append(f'<rect x="0" y="{y + LABEL_H + 2}" width="{width}" height="{BAR_H}" fill="{colour(bar)}"/>')
+        if bar.target:
+            tx = round(inner * bar.target / scale_max)
+            parts.append(f'<line x1="{tx}" x2="{tx}" y1="{y + LABEL_H}" y2="{y + LABEL_H + BAR_H + 4}" '
+                         f'stroke="#1d2733" stroke-width="2"/>')
+        parts.append(f'<text x="{inner + 6}" y="{y + LABEL_H + 13}" font-size="11" fill="#1d2733">'
+                     f'{escape(figures)}</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def column_chart(points: Sequence[tuple[str, int]], *, title: str) -> Markup:
+    """Vertical columns (e.g. completions per day), labelled under each column when they fit."""
+    if not points:
+        return Markup(f'<p class="muted">{escape(title)}: nothing to show.</p>')
+    height, base = 150, 120
+    top = max(v for _, v in points) or 1
+    step = WIDTH / len(points)
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" width="100%" '
+             f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title, {chr(34): "&quot;"})}">',
+             f"<title>{escape(title)}</title>",
+             f'<line x1="0" x2="{WIDTH}" y1="{base}" y2="{base}" stroke="#d8dee6"/>']
+    every = max(1, round(len(points) / 10))
+    for i, (label, value) in enumerate(points):
+        h = round((base - 16) * value / top)
+        x = i * step
+        parts.append(f'<g><title>{escape(label)}: {value}</title>'
+                     f'<rect x="{x + step * 0.15:.1f}" y="{base - h}" width="{step * 0.7:.1f}" height="{h}" '
+                     f'fill="#0b6e63"/>')
+        if value:
+            parts.append(f'<text x="{x + step / 2:.1f}" y="{base - h - 3}" font-size="10" text-anchor="middle" '
+                         f'fill="#1d2733">{value}</text>')
+        if i % every == 0:
+            parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" font-size="9" text-anchor="middle" '
+                         f'fill="#5b6776">{escape(label)}</text>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,82 @@
+"""The reports: a carer's competency and training record, and a care package's task
+compliance for a period. Figures come from the same services as the pages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from caretrack.accounts.models import Role, User
+from caretrack.assessments import service as assessments
+from caretrack.care import service as care
+from caretrack.care.models import CompletionStatus, MissedTask, TaskCompletion
+from caretrack.errors import NotFound
+from caretrack.reports.pdf import Report
+
+PERIOD_TEXT = {"day": "a day", "visit": "a visit", "week": "a week"}
+
+
+def _day(value: datetime | date | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else "-"
+
+
+async def competency_record_pdf(viewer: User, carer_id: int, agency: str, at: datetime | None = None) -> bytes:
+    at = at or datetime.now(timezone.utc)
+    carer = await User.get_or_none(id=carer_id, role=Role.CARER)
+    if carer is None or (viewer.role != Role.ADMIN and viewer.id != carer_id):
+        raise NotFound(f"No carer with id {carer_id}.")
+    rows = await assessments.carer_competencies(carer.id, at)
+    attempts = await assessments.carer_attempts(carer.id)
+    first = min((a.assigned_at for a in attempts), default=at)
+    doc = Report(agency, f"Competency and training record: {carer.full_name}",
+                 f"{_day(first)} to {_day(at)}", at)
+    doc.line_of_text(f"Carer: {carer.full_name} <{carer.email}>")
+    counts = {s: sum(1 for r in rows if r.standing == s) for s in assessments.Standing}
+    doc.line_of_text("Summary: " + ", ".join(f"{counts[s]} {s.label}" for s in assessments.Standing))
+    doc.heading("Competencies")
+    doc.rows_table(["Skill", "Status", "Level", "Achieved", "Expires"],
+                   [[r.skill.name, r.standing.label, f"{r.competency.level}%" if r.competency else "-",
+                     _day(r.competency.achieved_at if r.competency else None),
+                     _day(r.competency.expires_at if r.competency else None)] for r in rows],
+                   [60, 32, 20, 38, 38])
+    doc.heading("Assessments")
+    doc.rows_table(["Assessment", "Skill", "Status", "Score", "Result", "Assigned"],
+                   [[a.template.title, a.template.skill.name, a.status.value.replace("_", " "),
+                     f"{a.score}%" if a.score is not None else "-",
+                     "-" if a.passed is None else ("passed" if a.passed else "not passed"), _day(a.assigned_at)]
+                    for a in attempts],
+                   [52, 34, 26, 18, 24, 34])
+    return doc.bytes()
+
+
+async def package_compliance_pdf(viewer: User, package_id: int, start: date, end: date, agency: str,
+                                 client_address: str | None, at: datetime | None = None) -> bytes:
+    at = at or datetime.now(timezone.utc)
+    care.check_period(start, end)
+    package = await care.get_package(viewer, package_id, client_address)  # audited PHI read
+    rows = await care.progress(viewer, start=start, end=end, package_id=package_id)
+    task_ids = [r.task.id for r in rows]
+    not_done: dict[int, int] = {}
+    for (task_id,) in await TaskCompletion.filter(
+            task_id__in=task_ids or [0], status=CompletionStatus.NOT_DONE, superseded_at__isnull=True,
+            occurred_at__gte=care.day_start(start), occurred_at__lt=care.day_start(end + timedelta(days=1))
+    ).values_list("task_id"):
+        not_done[task_id] = not_done.get(task_id, 0) + 1
+    missed = list(await MissedTask.filter(task_id__in=task_ids or [0], on_date__gte=start, on_date__lte=end)
+                  .prefetch_related("task").order_by("on_date"))
+    doc = Report(agency, f"Task compliance: care package {package.id}", f"{start} to {end}", at)
+    doc.line_of_text(f"Client: {package.client_name}")
+    doc.line_of_text(f"Package dates: {package.starts_on} to {package.ends_on or 'open-ended'}; "
+                     f"visits: {', '.join(package.visit_times) or 'none scheduled'}")
+    total_done = sum(r.done for r in rows)
+    total_expected = sum(r.expected for r in rows)
+    overall = round(100 * total_done / total_expected) if total_expected else 0
+    doc.line_of_text(f"Overall compliance: {total_done} of {total_expected} expected completions ({overall}%)")
+    doc.heading("Tasks")
+    doc.rows_table(["Task", "Carer", "Target", "Expected", "Done", "Not done", "Compliance"],
+                   [[r.task.title, r.task.carer.full_name, f"{r.task.target} {PERIOD_TEXT[str(r.task.period)]}",
+                     r.expected, r.done, not_done.get(r.task.id, 0), f"{r.percent}%"] for r in rows],
+                   [46, 34, 26, 20, 16, 20, 24])
+    doc.heading("Missed task windows")
+    doc.rows_table(["Date", "Task", "Done", "Expected"],
+                   [[m.on_date.isoformat(), m.task.title, m.done, m.target] for m in missed], [30, 80, 30, 30])
+    return doc.bytes()

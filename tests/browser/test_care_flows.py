@@ -1,0 +1,136 @@
+"""Care work in a real browser on a phone-sized screen: a task assigned by an admin reaches
+the carer's open dashboard live, the carer logs it, and the admin's feed shows it; a carer
+takes an assessment, an assessor marks it, and the training matrix changes."""
+
+from __future__ import annotations
+
+import re
+
+import pyotp
+import pytest
+
+from caretrack.accounts.models import Role
+from caretrack.care import service as care
+from tests.care.helpers import admin_user, template
+from tests.helpers import PASSWORD, make_user
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 390, "height": 844}
+
+
+async def phone(browser):
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    return await context.new_page()
+
+
+async def sign_in(page, base: str, email: str, secret: str | None = None) -> None:
+    await page.goto(base + "/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    if secret:
+        await page.wait_for_url("**/mfa/verify")
+        await page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(secret).now())
+        await page.get_by_role("button", name="Continue").click()
+
+
+async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_feed(live_server, browser):
+    boss, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    package = await care.do_create_package(boss, {"client_name": "Mr Ted Client", "starts_on": "2020-01-01",
+                                                  "visit_times": "08:00, 18:00"}, None)
+    await care.do_assign_carer(boss, package.id, cara.id, None)
+
+    carer = await phone(browser)
+    await sign_in(carer, live_server.url, "cara@example.org")
+    await carer.wait_for_url("**/carer")
+    await carer.get_by_text("No tasks for you today.").wait_for()
+    await carer.wait_for_function("document.documentElement.dataset.live === 'online'")
+
+    admin = await phone(browser)
+    await sign_in(admin, live_server.url, "boss@example.org", secret)
+    await admin.wait_for_url("**/admin")
+    await admin.goto(f"{live_server.url}/admin/care/packages/{package.id}")
+    await admin.get_by_role("heading", name="Mr Ted Client").wait_for()
+    await admin.get_by_label("Task", exact=True).fill("Fluid chart")
+    await admin.get_by_label("Carer", exact=True).select_option(label="Cara Carer")
+    await admin.get_by_label("Target", exact=True).fill("1")
+    await admin.get_by_label("Per", exact=True).select_option("visit")
+    await admin.get_by_role("button", name="Add task").click()
+    await admin.locator("#package-tasks").get_by_text("Fluid chart").wait_for()
+
+    # the carer's open dashboard shows it without a reload
+    task = carer.locator("#tasks li", has_text="Fluid chart")
+    await task.wait_for(timeout=10000)
+    assert await task.locator(".progress").inner_text() == "0 of 2 today"
+    assert await carer.evaluate("performance.getEntriesByType('navigation').length") == 1
+    await task.get_by_role("button", name="Done: Fluid chart").click()
+    await carer.locator("#tasks li", has_text="Fluid chart").locator(".progress", has_text="1 of 2 today").wait_for()
+    # not done, with a reason: open the panel, tap the reason
+    task = carer.locator("#tasks li", has_text="Fluid chart")
+    await task.get_by_text("Not done, or add a note").click()
+    await task.get_by_role("button", name="Client declined").click()
+    await carer.locator("#tasks li", has_text="Fluid chart").get_by_text("last: not done").wait_for()
+    assert await carer.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert len([r for r in await care.list_completions(cara, (await care.get_package(boss, package.id, None)).tasks[0].id, None)]) == 2
+
+    await admin.goto(f"{live_server.url}/admin/activity")
+    feed = admin.locator("#activity-feed")
+    await feed.get_by_text("Cara Carer completed the task “Fluid chart”").wait_for()
+    await feed.get_by_text("Cara Carer logged “Fluid chart” as not done (Client declined)").wait_for()
+    # and a further completion arrives in the open feed live
+    await carer.locator("#tasks li", has_text="Fluid chart").get_by_role("button", name="Done: Fluid chart").click()
+    await feed.locator("li", has_text="completed the task “Fluid chart”").nth(1).wait_for(timeout=10000)
+    await carer.context.close()
+    await admin.context.close()
+
+
+async def test_a_carer_takes_an_assessment_an_assessor_marks_it_and_the_matrix_changes(live_server, browser):
+    boss, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    t, (q1, q2, text, practical) = await template(boss, skill="Medication")
+    from caretrack.assessments import service as assessments
+
+    attempt = await assessments.do_assign(boss, t.id, cara.id)
+
+    admin = await phone(browser)
+    await sign_in(admin, live_server.url, "boss@example.org", secret)
+    await admin.wait_for_url("**/admin")
+    await admin.goto(f"{live_server.url}/admin/training")
+    cell = admin.locator(f'#training-matrix tr[data-carer="{cara.id}"] td[data-skill="{t.skill_id}"]')
+    assert await cell.get_attribute("data-status") == "not_assessed"
+
+    carer = await phone(browser)
+    await sign_in(carer, live_server.url, "cara@example.org")
+    await carer.wait_for_url("**/carer")
+    await carer.get_by_role("link", name="Medication check").click()
+    await carer.get_by_label("When needed").check()
+    await carer.get_by_text("Saved at").wait_for()  # progress is saved as they go
+    await carer.reload()  # interrupted: the answer is still there
+    assert await carer.get_by_label("When needed").is_checked()
+    await carer.get_by_label("Right person").check()
+    await carer.get_by_label("Right dose").check()
+    await carer.get_by_label("Describe how you record a refusal.").fill("On the MAR chart with code R")
+    await carer.get_by_label(re.compile("Observed: administering")).fill("Done with the assessor present")
+    await carer.get_by_role("button", name="Hand in").click()
+    await carer.get_by_text("Handed in.").wait_for()
+
+    await admin.goto(f"{live_server.url}/admin/assessments")
+    await admin.get_by_role("link", name="Medication check — Cara Carer").click()
+    await admin.get_by_label(re.compile("Marks for “Describe how")).fill("3")
+    await admin.get_by_label(re.compile("Marks for “Observed")).fill("2")
+    await admin.get_by_label("I observed this and sign it off").check()
+    await admin.get_by_role("button", name="Save marks").click()
+    await admin.locator("#attempt-status").get_by_text("Score 90%").wait_for()
+
+    await admin.goto(f"{live_server.url}/admin/training")
+    assert await cell.get_attribute("data-status") == "competent"
+    assert "90%" in await cell.inner_text()
+    await admin.get_by_label("Showing carers with").select_option("not_assessed")
+    await admin.get_by_role("button", name="Filter").click()
+    await admin.get_by_text("No carers match.").wait_for()
+
+    await carer.goto(f"{live_server.url}/carer/assessments/{attempt.id}")
+    await carer.locator("#result").get_by_text("90%").wait_for()
+    await carer.context.close()
+    await admin.context.close()

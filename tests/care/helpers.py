@@ -1,0 +1,50 @@
+"""Care fixtures built through the services, as an admin would."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pyotp
+
+from caretrack.accounts.models import Role, User
+from caretrack.assessments import service as assessments
+from caretrack.care import service as care
+from tests.helpers import make_user
+
+
+async def admin_user(email: str = "boss@example.org") -> tuple[User, str]:
+    secret = pyotp.random_base32()
+    return await make_user(Role.ADMIN, email, totp_secret=secret, name="Bo Boss"), secret
+
+
+async def package_with_task(admin: User, carer: User, *, title: str = "Medication prompt", target: int = 3,
+                            period: str = "day", starts_on: date | None = None, visit_times: str = "08:00,13:00,18:00",
+                            client_name: str = "Mrs Iris Client"):
+    package = await care.do_create_package(admin, {
+        "client_name": client_name, "address": "1 High Street", "care_notes": "Diabetic; likes tea",
+        "starts_on": (starts_on or date.today() - timedelta(days=30)).isoformat(), "visit_times": visit_times}, None)
+    task = await care.do_create_task(admin, package.id, {
+        "carer_id": carer.id, "title": title, "target": target, "period": period,
+        "window_start": "00:00", "window_end": "24:00"}, None)
+    return package, task
+
+
+async def template(admin: User, *, skill: str = "Medication", validity_days: int = 365, manual: bool = True):
+    t = await assessments.do_create_template(admin, {"title": f"{skill} check", "skill": skill, "pass_mark": 60,
+                                                     "validity_days": validity_days}, None)
+    section = await assessments.do_add_section(admin, t.id, "Knowledge", None)
+    q1 = await assessments.do_add_question(admin, section.id, {
+        "kind": "single", "prompt": "When do you give a PRN dose?", "options": ["Never", "When needed", "Always"],
+        "correct": [1], "points": 2}, None)
+    q2 = await assessments.do_add_question(admin, section.id, {
+        "kind": "multiple", "prompt": "Which are the five rights?", "options": ["Right person", "Right dose",
+                                                                                 "Right colour"],
+        "correct": [0, 1], "points": 2}, None)
+    questions = [q1, q2]
+    if manual:
+        practical = await assessments.do_add_section(admin, t.id, "Practice", None)
+        questions.append(await assessments.do_add_question(admin, practical.id, {
+            "kind": "text", "prompt": "Describe how you record a refusal.", "points": 3}, None))
+        questions.append(await assessments.do_add_question(admin, practical.id, {
+            "kind": "practical", "prompt": "Observed: administering from a blister pack.", "points": 3}, None))
+    return t, questions

@@ -1,0 +1,118 @@
+// The carer's dashboard: tasks logged in place (two taps, with a client-generated
+// idempotency key so a retry after a lost connection is recorded once), and the "today"
+// section refetched from the server whenever an event says it changed.
+import { live } from "/static/js/live.js";
+
+const root = document.querySelector("[data-live-refresh]");
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content;
+const REFRESH_ON = ["task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
+  "care.package_assigned", "care.package_unassigned", "assessment.assigned", "assessment.result"];
+
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+let refreshing = null;
+let again = false;
+
+async function refresh() {
+  if (!root) return;
+  if (refreshing) { again = true; return refreshing; }
+  refreshing = (async () => {
+    try {
+      const response = await fetch(root.dataset.liveRefresh, { headers: { accept: "text/html" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const html = await response.text();
+      const open = [...root.querySelectorAll("details[open]")].map((d) => d.closest("[data-task-id]")?.dataset.taskId);
+      root.innerHTML = html;
+      for (const id of open) {
+        const details = id && root.querySelector(`[data-task-id="${id}"] details`);
+        if (details) details.open = true;
+      }
+      root.dispatchEvent(new CustomEvent("care:refreshed", { bubbles: true }));
+    } finally {
+      refreshing = null;
+      if (again) { again = false; refresh(); }
+    }
+  })();
+  return refreshing;
+}
+
+async function send(url, body, attempts = 4) {
+  let delay = 400;
+  for (let i = 0; ; i++) {
+    try {
+      return await fetch(url, {
+        method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-csrf-token": csrf, accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {  // the network dropped: retry with the same key, so it counts once
+      if (i + 1 >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay *= 2;
+    }
+  }
+}
+
+function todayAt(time) {
+  if (!time) return null;
+  const now = new Date();
+  return `${now.toISOString().slice(0, 10)}T${time}:00+00:00`;
+}
+
+async function logTask(form, submitter) {
+  const taskId = form.dataset.logTask;
+  // One key per intended completion: kept on the form until the server confirms it.
+  if (!form.dataset.key) form.dataset.key = newKey();
+  const reason = submitter?.name === "reason" ? submitter.value : null;
+  const body = {
+    idempotency_key: form.dataset.key,
+    status: reason ? "not_done" : "done",
+    reason,
+    note: form.elements.note?.value || null,
+    occurred_at: todayAt(form.elements.time?.value),
+  };
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const response = await send(`/api/v1/care/tasks/${taskId}/completions`, body);
+    if (response.ok) {
+      delete form.dataset.key;
+      await refresh();
+      document.querySelector(`#task-${taskId}`)?.classList.add("new");
+      return;
+    }
+    const problem = await response.json().catch(() => null);
+    delete form.dataset.key;
+    alertIn(form, problem?.error?.message || `Could not log this task (${response.status}).`);
+  } catch {
+    alertIn(form, "No connection. Your tap is kept: try again and it will be recorded once.");
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+function alertIn(form, text) {
+  let el = form.querySelector(".flash-error");
+  if (!el) {
+    el = document.createElement("p");
+    el.className = "flash flash-error";
+    el.setAttribute("role", "alert");
+    form.prepend(el);
+  }
+  el.textContent = text;
+}
+
+if (root) {
+  root.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-log-task]");
+    if (!form || !window.fetch) return;
+    event.preventDefault();
+    logTask(form, event.submitter);
+  });
+  for (const type of REFRESH_ON) live.on(type, () => refresh());
+  live.onResync(() => refresh());
+}
