@@ -181,3 +181,92 @@ def pc_certificates(pc: RTCPeerConnection) -> list[Any]:
 def set_pc_certificates(pc: RTCPeerConnection, certificates: list[Any]) -> None:
     """Reuse DTLS certificates (same fingerprint) for a replacement connection."""
     setattr(pc, _PC_CERTIFICATES, list(certificates))
+
+
+# --- renegotiation that keeps what was negotiated ------------------------------------------
+# aiortc's createOffer resets every transceiver's codecs and header-extension ids to its
+# own defaults. A browser refuses a re-offer that renumbers an extension or a payload type
+# it has negotiated ("RTP extension ID reassignment not supported"), and in a BUNDLE group
+# one id or payload type must mean one thing across every m-line. So existing m-lines keep
+# their negotiated parameters, and new ones are mapped onto the session's numbering.
+
+
+def _codec_key(codec: RTCRtpCodecParameters) -> tuple:
+    key: tuple = (codec.mimeType.lower(), codec.clockRate, codec.channels)
+    if codec.mimeType.lower() == "video/h264":
+        key += (str(codec.parameters.get("packetization-mode", "0")),
+                str(codec.parameters.get("profile-level-id", ""))[:4].lower())
+    return key
+
+
+async def create_offer_keeping_negotiated(pc: RTCPeerConnection):
+    import dataclasses
+
+    from aiortc import RTCSessionDescription
+    from aiortc.codecs import is_rtx
+    from aiortc.sdp import SessionDescription
+
+    transceivers = pc.getTransceivers()
+    saved = {t.mid: (list(t._codecs), list(t._headerExtensions)) for t in transceivers
+             if t.mid is not None and t._codecs}
+    offer = await pc.createOffer()
+    for transceiver in transceivers:
+        if transceiver.mid in saved:
+            transceiver._codecs, transceiver._headerExtensions = saved[transceiver.mid]
+    if not saved:
+        return offer
+
+    ext_ids: dict[str, int] = {}
+    codec_pts: dict[tuple, int] = {}
+    rtx_pts: dict[int, int] = {}
+    used_pts: set[int] = set()
+    for codecs, extensions in saved.values():
+        for extension in extensions:
+            ext_ids.setdefault(extension.uri, extension.id)
+        for codec in codecs:
+            used_pts.add(codec.payloadType)
+            if is_rtx(codec):
+                rtx_pts.setdefault(int(codec.parameters.get("apt", -1)), codec.payloadType)
+            else:
+                codec_pts.setdefault(_codec_key(codec), codec.payloadType)
+
+    def free_pt() -> int:
+        pt = next(p for p in range(96, 128) if p not in used_pts)
+        used_pts.add(pt)
+        return pt
+
+    def free_ext_id(uri: str) -> int:
+        ext_ids[uri] = next(i for i in range(1, 15) if i not in ext_ids.values())
+        return ext_ids[uri]
+
+    description = SessionDescription.parse(offer.sdp)
+    for media in description.media:
+        if media.kind not in ("audio", "video"):
+            continue
+        mid = media.rtp.muxId
+        if mid in saved:
+            codecs, extensions = saved[mid]
+        else:
+            mapping: dict[int, int] = {}
+            codecs = []
+            for codec in media.rtp.codecs:
+                if is_rtx(codec):
+                    continue
+                key = _codec_key(codec)
+                pt = codec_pts.get(key)
+                if pt is None:
+                    pt = codec_pts[key] = free_pt()
+                mapping[codec.payloadType] = pt
+                codecs.append(dataclasses.replace(codec, payloadType=pt))
+            for codec in media.rtp.codecs:
+                if is_rtx(codec) and int(codec.parameters.get("apt", -1)) in mapping:
+                    apt = mapping[int(codec.parameters["apt"])]
+                    pt = rtx_pts.get(apt) or free_pt()
+                    rtx_pts[apt] = pt
+                    codecs.append(dataclasses.replace(codec, payloadType=pt, parameters={"apt": apt}))
+            extensions = [dataclasses.replace(e, id=ext_ids.get(e.uri) or free_ext_id(e.uri))
+                          for e in media.rtp.headerExtensions]
+        media.rtp.codecs = codecs
+        media.rtp.headerExtensions = extensions
+        media.fmt = [codec.payloadType for codec in codecs]
+    return RTCSessionDescription(sdp=str(description), type="offer")

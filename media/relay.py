@@ -360,7 +360,7 @@ class Participant:
             if self.pc.signalingState != "stable" or self.pc.remoteDescription is None:
                 return  # retried after the pending answer arrives
             self._renegotiate_pending = False
-            await self.pc.setLocalDescription(await self.pc.createOffer())
+            await self.pc.setLocalDescription(await hooks.create_offer_keeping_negotiated(self.pc))
             tracks = {
                 s.transceiver.mid: {
                     "participant": s.publication.participant_id,

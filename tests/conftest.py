@@ -265,7 +265,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", "--auto-accept-this-tab-capture",
+    "--auto-select-desktop-capture-source=Entire screen",
 ]
 
 

@@ -43,6 +43,7 @@ DOMAINS = [
     "caretrack.care.routes",
     "caretrack.assessments.routes",
     "caretrack.reports.routes",
+    "caretrack.consultations.routes",
 ]
 
 

@@ -70,3 +70,62 @@ def seal(value: str | None, context: str) -> str | None:
 
 def unseal(stored: str | None, context: str) -> str | None:
     return None if stored is None else cipher().decrypt(stored, context)
+
+
+# --- files (recordings) ------------------------------------------------------------------
+# Layout: b"CTF1" | version (2 bytes) | chunks of [nonce (12) | length (4) | ciphertext+tag].
+# Each chunk's associated data binds the context, its index and whether it is the last, so
+# chunks cannot be reordered, dropped or the file cut short without decryption failing.
+FILE_MAGIC = b"CTF1"
+FILE_CHUNK = 1024 * 1024
+
+
+def _chunk_aad(context: str, index: int, last: bool) -> bytes:
+    return f"{context}|{index}|{int(last)}".encode()
+
+
+def encrypt_file(source, target, context: str) -> int:
+    """Encrypt the file at `source` into `target` with the newest key; returns bytes read."""
+    active = cipher()
+    key = active._keys[active.current_version]
+    total = 0
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        dst.write(FILE_MAGIC + active.current_version.to_bytes(2, "big"))
+        chunk = src.read(FILE_CHUNK)
+        index = 0
+        while True:
+            following = src.read(FILE_CHUNK)
+            last = not following
+            nonce = os.urandom(12)
+            sealed = key.encrypt(nonce, chunk, _chunk_aad(context, index, last))
+            dst.write(nonce + len(sealed).to_bytes(4, "big") + sealed)
+            total += len(chunk)
+            if last:
+                return total
+            chunk, index = following, index + 1
+
+
+def decrypt_file(path, context: str):
+    """Yield the plaintext of an encrypted file chunk by chunk (for streaming downloads)."""
+    with open(path, "rb") as src:
+        header = src.read(6)
+        if header[:4] != FILE_MAGIC:
+            raise DecryptionError("not an encrypted CareTrack file")
+        version = int.from_bytes(header[4:6], "big")
+        try:
+            key = cipher()._keys[version]
+        except KeyError:
+            raise DecryptionError(f"PHI key version v{version} is not configured") from None
+        index = 0
+        pending = src.read(16)
+        while pending:
+            nonce, length = pending[:12], int.from_bytes(pending[12:16], "big")
+            sealed = src.read(length)
+            following = src.read(16)
+            try:
+                yield key.decrypt(nonce, sealed, _chunk_aad(context, index, not following))
+            except InvalidTag:
+                raise DecryptionError("the file could not be decrypted (wrong key, altered or cut short)") from None
+            pending, index = following, index + 1
+        if index == 0:
+            raise DecryptionError("the encrypted file holds no data (cut short)")

@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "caretrack.payments.models",
     "caretrack.care.models",
     "caretrack.assessments.models",
+    "caretrack.consultations.models",
 ]
 MIGRATE_COMMAND = "caretrack migrate"
 

@@ -1,0 +1,247 @@
+"""Consultations: who may join which call and when, and what the call leaves behind (chat,
+notes, recordings). The signalling library calls `authorize` and the `CallHooks`."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from signalling import Hooks, Principal, Refused, Seat, StoredChat
+
+from caretrack import crypto
+from caretrack.accounts.models import Role, User
+from caretrack.accounts.sessions import digest
+from caretrack.audit.service import Actor
+from caretrack.booking.models import Appointment, AppointmentStatus
+from caretrack.consultations.models import ChatMessage, Consultation, GuestInvite, Recording
+from caretrack.errors import Forbidden, NotFound, ValidationError
+from caretrack.logs import get_logger
+from caretrack.settings import Settings
+from caretrack.transaction import atomic
+
+log = get_logger("caretrack.consultations")
+JOINABLE = frozenset({AppointmentStatus.BOOKED})
+# How long after the booked end the call may still be joined (consultations overrun).
+LATE_GRACE = timedelta(minutes=60)
+GUEST_INVITE_LIFETIME = timedelta(hours=24)
+CLOSE_CLOSED = 4409
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class CallAccess:
+    appointment: Appointment
+    role: str  # host | patient | guest
+    opens_at: datetime
+    closes_at: datetime
+    ended: bool
+
+    @property
+    def open(self) -> bool:
+        return self.appointment.status in JOINABLE and not self.ended
+
+    def closed_reason(self, moment: datetime) -> str | None:
+        return Seat(self.role, self.open, self.opens_at, self.closes_at).closed_reason(moment)
+
+
+async def access_for(settings: Settings, user: User, appointment_id: int) -> CallAccess:
+    """The user's seat in this appointment's call; 404 for anyone who has none, so ids do
+    not reveal which appointments exist."""
+    appointment = await Appointment.get_or_none(id=appointment_id)
+    if appointment is None:
+        raise NotFound(f"No consultation with id {appointment_id}.")
+    if user.id == appointment.doctor_id:
+        role = "host"
+    elif user.id == appointment.patient_id:
+        role = "patient"
+    elif await GuestInvite.exists(appointment_id=appointment.id, guest_id=user.id):
+        role = "guest"
+    else:
+        raise NotFound(f"No consultation with id {appointment_id}.")
+    consultation = await Consultation.get_or_none(appointment_id=appointment.id)
+    return CallAccess(
+        appointment, role,
+        opens_at=appointment.starts_at - timedelta(minutes=settings.call_window_minutes),
+        closes_at=appointment.ends_at + LATE_GRACE,
+        ended=consultation is not None and consultation.ended_at is not None,
+    )
+
+
+def make_authorize(settings: Settings):
+    async def authorize(principal: Principal, consultation_id: str) -> Seat:
+        if not consultation_id.isdigit():
+            raise Refused(reason=f"'{consultation_id}' is not a consultation id")
+        user = await User.get_or_none(id=int(principal.id), is_active=True)
+        if user is None:
+            raise Refused(reason="your account is not active")
+        try:
+            access = await access_for(settings, user, int(consultation_id))
+        except NotFound as exc:
+            raise Refused(reason=exc.message) from None
+        if not access.open:
+            raise Refused(CLOSE_CLOSED, "this consultation is closed")
+        return Seat(access.role, True, access.opens_at, access.closes_at)
+
+    return authorize
+
+
+class CallHooks(Hooks):
+    """Persist what happens in a call: chat, consent, recordings (encrypted), the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.started: dict[Path, datetime] = {}
+
+    async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
+        async with atomic() as tx:
+            message = await ChatMessage.create(using_db=tx.conn, appointment_id=int(consultation_id),
+                                               sender_id=int(principal.id), sent_at=now(),
+                                               text=crypto.seal(text, "consultation_chat.text"))
+            await tx.audit(Actor(int(principal.id)), "phi.write", "consultation_chat", message.id,
+                           appointment=int(consultation_id))
+        return StoredChat(id=str(message.id), at=message.sent_at)
+
+    async def on_recording_consent(self, consultation_id: str, principal: Principal, role: str,
+                                   granted: bool) -> None:
+        async with atomic() as tx:
+            await tx.audit(Actor(int(principal.id)), "recording.consent_granted" if granted else
+                           "recording.consent_withdrawn", "appointment", int(consultation_id), role=role)
+
+    async def on_recording_started(self, consultation_id: str, path: Path) -> None:
+        self.started[path] = now()
+        async with atomic() as tx:
+            await tx.audit(Actor(None), "recording.started", "appointment", int(consultation_id))
+
+    async def on_recording_stopped(self, consultation_id: str, path: Path) -> None:
+        """Encrypt the finished file, then remove the plaintext."""
+        started = self.started.pop(path, now())
+        name = f"{secrets.token_hex(16)}.rec"
+        target = recordings_dir(self.settings) / name
+        size = await asyncio.to_thread(crypto.encrypt_file, path, target, recording_context(name))
+        await asyncio.to_thread(path.unlink, True)
+        async with atomic() as tx:
+            recording = await Recording.create(using_db=tx.conn, appointment_id=int(consultation_id), file_name=name,
+                                               key_version=crypto.cipher().current_version, size_bytes=size,
+                                               started_at=started, stopped_at=now())
+            await tx.audit(Actor(None), "recording.stored", "recording", recording.id,
+                           appointment=int(consultation_id), size=size)
+
+    async def on_end(self, consultation_id: str, principal: Principal) -> None:
+        appointment_id = int(consultation_id)
+        async with atomic() as tx:
+            consultation, _ = await Consultation.get_or_create(appointment_id=appointment_id, using_db=tx.conn)
+            await Consultation.filter(appointment_id=appointment_id).using_db(tx.conn).update(ended_at=now())
+            await tx.audit(Actor(int(principal.id)), "consultation.ended", "appointment", appointment_id)
+            appointment = await Appointment.get(id=appointment_id).using_db(tx.conn)
+            await tx.emit("consultation.ended", actor_id=int(principal.id), subject=("appointment", appointment_id),
+                          users=[appointment.patient_id, appointment.doctor_id])
+
+
+def recordings_dir(settings: Settings) -> Path:
+    path = settings.data_dir / "recordings"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def recording_context(file_name: str) -> str:
+    return f"recording:{file_name}"
+
+
+# --- reads and writes from the pages ---------------------------------------------------------
+
+
+async def chat_history(settings: Settings, user: User, appointment_id: int) -> list[dict]:
+    await access_for(settings, user, appointment_id)
+    messages = await ChatMessage.filter(appointment_id=appointment_id).order_by("id").select_related("sender")
+    async with atomic() as tx:
+        await tx.audit(Actor(user.id), "phi.read", "consultation_chat", None, appointment=appointment_id,
+                       messages=len(messages))
+    return [{"id": m.id, "at": m.sent_at, "name": m.sender.full_name, "participant": str(m.sender_id),
+             "text": crypto.unseal(m.text, "consultation_chat.text")} for m in messages]
+
+
+async def _doctor_access(settings: Settings, user: User, appointment_id: int) -> CallAccess:
+    access = await access_for(settings, user, appointment_id)
+    if access.role != "host":
+        raise Forbidden("Only the appointment's doctor may do this.")
+    return access
+
+
+async def read_notes(settings: Settings, user: User, appointment_id: int) -> str:
+    await _doctor_access(settings, user, appointment_id)
+    consultation = await Consultation.get_or_none(appointment_id=appointment_id)
+    async with atomic() as tx:
+        await tx.audit(Actor(user.id), "phi.read", "consultation_notes", appointment_id)
+    if consultation is None or consultation.notes is None:
+        return ""
+    return crypto.unseal(consultation.notes, "consultations.notes") or ""
+
+
+async def do_save_notes(settings: Settings, user: User, appointment_id: int, text: str) -> None:
+    if len(text) > 20000:
+        raise ValidationError("Notes are limited to 20,000 characters.")
+    await _doctor_access(settings, user, appointment_id)
+    async with atomic() as tx:
+        await Consultation.get_or_create(appointment_id=appointment_id, using_db=tx.conn)
+        await Consultation.filter(appointment_id=appointment_id).using_db(tx.conn).update(
+            notes=crypto.seal(text, "consultations.notes"), notes_updated_at=now())
+        await tx.audit(Actor(user.id), "phi.write", "consultation_notes", appointment_id, length=len(text))
+
+
+async def list_recordings(settings: Settings, user: User, appointment_id: int) -> list[Recording]:
+    await _doctor_access(settings, user, appointment_id)
+    return await Recording.filter(appointment_id=appointment_id).order_by("id")
+
+
+async def open_recording(settings: Settings, user: User, appointment_id: int, recording_id: int):
+    """(recording, chunk iterator); the access is audited."""
+    await _doctor_access(settings, user, appointment_id)
+    recording = await Recording.get_or_none(id=recording_id, appointment_id=appointment_id)
+    if recording is None:
+        raise NotFound(f"No recording with id {recording_id}.")
+    async with atomic() as tx:
+        await tx.audit(Actor(user.id), "recording.downloaded", "recording", recording.id, appointment=appointment_id)
+    path = recordings_dir(settings) / recording.file_name
+    return recording, crypto.decrypt_file(path, recording_context(recording.file_name))
+
+
+async def do_create_guest_invite(settings: Settings, user: User, appointment_id: int, label: str) -> str:
+    label = (label or "").strip()
+    if not 1 <= len(label) <= 100:
+        raise ValidationError("Say who the link is for (1 to 100 characters), such as 'Interpreter'.")
+    access = await _doctor_access(settings, user, appointment_id)
+    if not access.open:
+        raise ValidationError("This consultation is closed.")
+    secret = secrets.token_urlsafe(32)
+    async with atomic() as tx:
+        invite = await GuestInvite.create(using_db=tx.conn, appointment_id=appointment_id, token_hash=digest(secret),
+                                          label=label, created_by=user, expires_at=now() + GUEST_INVITE_LIFETIME)
+        await tx.audit(Actor(user.id), "consultation.guest_invited", "appointment", appointment_id,
+                       invite=invite.id, label=label)
+    return f"{settings.base_url}/consultations/guest#{secret}"
+
+
+async def do_redeem_guest_invite(user: User, secret: str) -> int:
+    """Bind a single-use invitation to the signed-in user; returns the appointment id."""
+    async with atomic() as tx:
+        invite = await GuestInvite.get_or_none(token_hash=digest(secret or "")).using_db(tx.conn)
+        if invite is None or invite.redeemed_at is not None or invite.expires_at <= now():
+            raise ValidationError("This invitation link is invalid, used or expired; ask the doctor for a new one.")
+        appointment = await Appointment.get(id=invite.appointment_id).using_db(tx.conn)
+        if user.id in (appointment.doctor_id, appointment.patient_id):
+            raise ValidationError("You are already part of this consultation.")
+        claimed = await GuestInvite.filter(id=invite.id, redeemed_at=None).using_db(tx.conn).update(
+            redeemed_at=now(), guest_id=user.id)
+        if not claimed:
+            raise ValidationError("This invitation link has already been used.")
+        await tx.audit(Actor(user.id), "consultation.guest_joined", "appointment", appointment.id, invite=invite.id)
+    return appointment.id
+
+
