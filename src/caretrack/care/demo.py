@@ -1,0 +1,40 @@
+"""Sample care data for `caretrack demo`: one package for the demo carer with three tasks,
+and a medication assessment assigned to them. Idempotent: skipped once any package exists."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from caretrack.accounts.models import Role, User
+from caretrack.care.models import CarePackage
+
+
+async def create_care_demo() -> None:
+    from caretrack.assessments import service as assessments
+    from caretrack.care import service as care
+
+    admin = await User.filter(role=Role.ADMIN, email="admin@caretrack.example").first()
+    carer = await User.filter(role=Role.CARER, email="carer@caretrack.example").first()
+    if admin is None or carer is None or await CarePackage.exists():
+        return
+    package = await care.do_create_package(admin, {
+        "client_name": "Edna Example", "address": "12 Sample Road", "care_notes": "Type 2 diabetes; walks with a frame.",
+        "starts_on": (date.today() - timedelta(days=14)).isoformat(), "visit_times": "08:00,13:00,18:00"}, "cli")
+    for title, target, period, start, end in (("Medication prompt", 3, "day", "07:30", "20:00"),
+                                              ("Fluid chart", 1, "visit", "07:30", "20:00"),
+                                              ("Weekly shopping", 1, "week", "09:00", "17:00")):
+        await care.do_create_task(admin, package.id, {"carer_id": carer.id, "title": title, "target": target,
+                                                      "period": period, "window_start": start, "window_end": end},
+                                  "cli")
+    template = await assessments.do_create_template(admin, {"title": "Medication administration", "skill": "Medication",
+                                                            "pass_mark": 80, "validity_days": 365}, "cli")
+    section = await assessments.do_add_section(admin, template.id, "Knowledge", "cli")
+    await assessments.do_add_question(admin, section.id, {
+        "kind": "single", "prompt": "A client refuses their tablets. What do you do?",
+        "options": ["Hide them in food", "Record the refusal and tell the office", "Try again tomorrow"],
+        "correct": [1], "points": 2}, "cli")
+    practice = await assessments.do_add_section(admin, template.id, "Practice", "cli")
+    await assessments.do_add_question(admin, practice.id, {
+        "kind": "practical", "prompt": "Observed: prompting medication from a blister pack.", "points": 3}, "cli")
+    await assessments.do_assign(admin, template.id, carer.id, date.today() + timedelta(days=14),
+                                client_address="cli")
