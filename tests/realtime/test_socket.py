@@ -209,3 +209,56 @@ async def test_open_sockets_are_counted_in_the_metrics(server):
             break
         await asyncio.sleep(0.02)
     assert await gauge() == before
+
+
+async def test_a_client_that_stops_reading_is_closed_and_others_keep_receiving(settings):
+    server = await serve(settings, BusConfig(**{**FAST.__dict__, "send_timeout_seconds": 1.0,
+                                                "cursor_check_seconds": 0.3}))
+    try:
+        stalled_user, reader_user = await make_user(), await make_user()
+        sock = await raw_socket_that_never_reads(server, await sign_in(stalled_user, server.settings))
+        reader = await connect(server, await sign_in(reader_user, server.settings))
+        # the stalled client never reads again: its TCP buffers fill and the server's send blocks
+        bulk = {"note": "x" * 15000}
+        for _ in range(700):  # 10 MB: more than the socket buffers hold (up to 4 MB each way)
+            await emit("task.completed", users=[stalled_user.id], data=bulk)
+        await emit("task.completed", users=[reader_user.id], data={"n": 1})
+        await reader.wait_for(1)
+        for _ in range(200):  # the watchdog (1 s) closes it; the close itself may wait 5 s
+            if not server.bus.sockets.get(stalled_user.id):
+                break
+            await asyncio.sleep(0.05)
+        conns = server.bus.sockets.get(stalled_user.id)
+        assert not conns, [(c.last_sent, c.sending_since, c._close, len(c._queue), c._need_catch_up) for c in conns]
+        await reader.close()
+        sock.close()
+    finally:
+        await server.stop()
+
+
+async def raw_socket_that_never_reads(server, cookie: str):
+    """A WebSocket client on a bare socket with a tiny receive buffer: it completes the
+    handshake, resumes, and then never reads again."""
+    import base64
+    import os
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    port = int(server.url.rsplit(":", 1)[1])
+    await asyncio.get_running_loop().run_in_executor(None, sock.connect, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /ws/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Origin: {server.url}\r\nCookie: {cookie}\r\n\r\n").encode())
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += await loop.sock_recv(sock, 1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    payload = json.dumps({"type": "resume", "after": None}).encode()
+    mask = os.urandom(4)
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    await loop.sock_sendall(sock, frame)
+    return sock

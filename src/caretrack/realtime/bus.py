@@ -15,6 +15,7 @@ import contextvars
 import json
 import random
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -68,6 +69,8 @@ class Bus:
     _thread: int | None = None
     _closing: bool = False
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Sockets reading the database at once (replays, catch-ups): a reconnect storm queues here.
+    catch_up_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -154,11 +157,6 @@ class Bus:
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed bus message")
 
-    def catch_up_all(self) -> None:
-        for conns in self.sockets.values():
-            for conn in conns:
-                conn.request_catch_up()
-
     # --- the relay -----------------------------------------------------------------------
 
     async def _publish(self, items: list[outbox.Unpublished]) -> None:
@@ -203,7 +201,7 @@ class Bus:
                 await pubsub.subscribe(EVENTS_CHANNEL, AUTH_CHANNEL)
                 # Anything published while we were not subscribed is in the database.
                 self.subscribed.set()
-                self.catch_up_all()
+                await self.check_cursors(strict=True)
                 self._signal(self._auth_wake)
                 self._auth_pending.add(_ALL_USERS)
                 attempt = 0
@@ -240,18 +238,33 @@ class Bus:
     async def _cursor_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.cursor_check_seconds)
-            if not self.sockets:
-                continue
-            try:
-                cursors = await outbox.last_seqs(list(self.sockets))
-            except Exception as exc:
-                log.warning("cursor check failed", error=str(exc) or type(exc).__name__)
-                continue
-            for user_id, conns in list(self.sockets.items()):
-                latest = cursors.get(user_id, 0)
-                for conn in conns:
-                    if conn.ready and conn.last_sent < latest:
+            await self.check_cursors(strict=False)
+
+    async def check_cursors(self, *, strict: bool) -> None:
+        """Catch up the sockets that are behind their user's cursor. Not strict (the
+        periodic net): only those still behind what was committed at the previous check,
+        so events in flight never send a crowd of sockets to the database."""
+        moment = time.monotonic()
+        for conns in self.sockets.values():
+            for conn in conns:
+                if conn.stuck(moment):
+                    conn.close_soon(4408, "the client is not reading")
+        if not self.sockets:
+            return
+        try:
+            cursors = await outbox.last_seqs(list(self.sockets))
+        except Exception as exc:
+            log.warning("cursor check failed", error=str(exc) or type(exc).__name__)
+            return
+        for user_id, conns in list(self.sockets.items()):
+            latest = cursors.get(user_id, 0)
+            for conn in conns:
+                if not conn.ready:
+                    continue
+                if strict or conn.last_sent < conn.behind_at_last_check:
+                    if conn.last_sent < latest:
                         conn.request_catch_up()
+                conn.behind_at_last_check = latest if conn.last_sent < latest else 0
 
     async def _auth_loop(self) -> None:
         from caretrack.realtime.connection import check_connections

@@ -67,6 +67,8 @@ class Connection:
         self.token_id = token_id
         self.prefix = f"ws#{next(_ids)} user {user_id}"
         self.last_sent = 0
+        self.behind_at_last_check = 0  # the cursor check's memory (see Bus.check_cursors)
+        self.sending_since: float | None = None
         self.ready = False
         self._queue: deque[tuple[int, str]] = deque()
         self._need_catch_up = False
@@ -175,7 +177,8 @@ class Connection:
 
     async def _catch_up(self) -> None:
         while True:
-            rows = await outbox.read_after(self.user_id, self.last_sent, REPLAY_BATCH)
+            async with self.bus.catch_up_gate:
+                rows = await outbox.read_after(self.user_id, self.last_sent, REPLAY_BATCH)
             for row in rows:
                 await self._send(event_message(row.seq, dumps(row.event.to_wire())))
                 self.last_sent = row.seq
@@ -252,10 +255,14 @@ class Connection:
         return data
 
     async def _send(self, text: str) -> None:
-        try:
-            await asyncio.wait_for(self.ws.send_text(text), self.config.send_timeout_seconds)
-        except asyncio.TimeoutError:
-            raise _Close(CLOSE_TIMEOUT, "the client is not reading") from None
+        # No wait_for per message (it costs a task each); the bus's watchdog closes a
+        # socket whose send has been stuck longer than send_timeout_seconds.
+        self.sending_since = time.monotonic()
+        await self.ws.send_text(text)
+        self.sending_since = None
+
+    def stuck(self, moment: float) -> bool:
+        return self.sending_since is not None and moment - self.sending_since > self.config.send_timeout_seconds
 
 
 async def events_socket(websocket: WebSocket) -> None:

@@ -55,30 +55,36 @@ LINES: dict[str, Line] = {
     "doctor.rejected": lambda a, s, d: f"{a} declined {_text(d.get('doctor_name'), s)}'s doctor application",
     "booking.created": lambda a, s, d: f"{a} booked an appointment"
                                        + (f" with {d['doctor_name']}" if d.get("doctor_name") else "")
-                                       + (f" for {d['starts_at']}" if d.get("starts_at") else ""),
+                                       + (f" for {_when(d['starts_at'])}" if d.get("starts_at") else ""),
     "booking.cancelled": lambda a, s, d: f"{a} cancelled an appointment"
-                                         + (f" with {d['doctor_name']}" if d.get("doctor_name") else ""),
-    "task.completed": lambda a, s, d: (f"{a} corrected the record of “{_text(d.get('title'), s)}”: "
-                                       if d.get("corrected") else f"{a} ")
-                                      + (f"logged “{_text(d.get('title'), s)}” as not done ({_text(d.get('reason'))})"
-                                         if d.get("status") == "not_done"
-                                         else f"completed the task “{_text(d.get('title'), s)}”"),
-    "task.missed": lambda a, s, d: f"Missed: “{_text(d.get('title'), s)}” for {_text(d.get('carer_name'), 'a carer')}"
-                                   f" on {_text(d.get('on_date'), '?')} ({_text(d.get('done'), '0')} of "
-                                   f"{_text(d.get('expected'), '?')} done)",
-    "task.assigned": lambda a, s, d: f"{a} assigned you “{_text(d.get('title'), s)}”",
-    "task.updated": lambda a, s, d: f"{a} changed your task “{_text(d.get('title'), s)}”",
-    "task.removed": lambda a, s, d: f"{a} took “{_text(d.get('title'), s)}” off your list",
-    "assessment.submitted": lambda a, s, d: f"{a} handed in “{_text(d.get('title'), s)}”; it is waiting for marking",
-    "assessment.assigned": lambda a, s, d: f"“{_text(d.get('title'), s)}” was assigned"
-                                           + (" (renewal)" if d.get("reason") == "renewal" else ""),
-    "assessment.result": lambda a, s, d: f"{_text(d.get('carer_name'), a)} scored {_text(d.get('score'), '?')}% in "
-                                         f"“{_text(d.get('title'), s)}”"
-                                         + (" — passed" if d.get("passed") else " — not passed"),
-    "assessment.completed": lambda a, s, d: f"{a} scored {_text(d.get('score'), '?')}% in "
-                                            f"“{_text(d.get('title'), s)}”"
-                                            + ("" if "passed" not in d else (" — passed" if d["passed"] else " — not passed")),
+                                         + (f" with {d['doctor_name']}" if d.get("doctor_name") else "")
+                                         + (f" for {_when(d['starts_at'])}" if d.get("starts_at") else ""),
+    "booking.rescheduled": lambda a, s, d: f"{a} moved an appointment"
+                                           + (f" with {d['doctor_name']}" if d.get("doctor_name") else "")
+                                           + (f" to {_when(d['starts_at'])}" if d.get("starts_at") else ""),
+    "task.completed": lambda a, s, d: (
+        f"{a} {'marked' if d.get('status') == 'not_done' else 'completed'} the task “{_text(d.get('title'), s)}”"
+        + (" as not done" if d.get("status") == "not_done" else "")
+        + (f" ({d['reason']})" if d.get("reason") else "")
+        + (" — corrected" if d.get("corrected") else "")),
+    "task.missed": lambda a, s, d: f"The task “{_text(d.get('title'), s)}” was missed"
+                                   + (f" by {d['carer_name']}" if d.get("carer_name") else ""),
+    "assessment.result": lambda a, s, d: _assessment(a, s, d),
+    "assessment.completed": lambda a, s, d: _assessment(a, s, d),
 }
+
+
+def _when(value: Any) -> str:
+    """An ISO instant as 'YYYY-MM-DD HH:MM UTC' (the page shows UTC throughout)."""
+    text = _text(value)
+    return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 and text[10] == "T" else text
+
+
+def _assessment(a: str, s: str, d: dict[str, Any]) -> str:
+    line = f"{a} scored {_text(d.get('score'), '?')}% in “{_text(d.get('title'), s)}”"
+    if "passed" in d:
+        line += " — passed" if d["passed"] else " — not passed"
+    return line
 
 
 def describe(delivered: Delivered, names: dict[int, str]) -> str:
