@@ -28,4 +28,7 @@ async def create_demo_data(settings: Settings) -> list[tuple[str, str, str]]:
                                      password_hash=passwords.hash_password(password),
                                      email_verified_at=datetime.now(timezone.utc))
             await tx.audit(Actor(None, "cli"), "user.created_demo", "user", user.id, role=str(role))
+    from caretrack.booking.demo import create_demo_booking_data
+
+    await create_demo_booking_data()
     return [(email, password, str(role)) for email, password, role, _ in DEMO_ACCOUNTS]

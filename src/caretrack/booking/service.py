@@ -345,10 +345,11 @@ async def do_book(settings: Settings, patient: User, doctor_id: int, starts_at: 
             await ledger.transfer(tx.conn, ledger.credits(patient.id), ledger.escrow(doctor_id), fee, "booking",
                                   f"Consultation with {doctor.full_name}", appointment_id=appointment.id,
                                   created_by=patient.id)
-            await tx.audit(Actor(patient.id, client_address), "booking.created", "appointment", appointment.id,
-                           doctor_id=doctor_id, fee=fee)
             await _announce(tx, settings, "booking.created", appointment, doctor, patient, actor=patient,
                             email="booking_confirmed")
+            # Last: the audit chain's head row is one lock for every writer; hold it briefly.
+            await tx.audit(Actor(patient.id, client_address), "booking.created", "appointment", appointment.id,
+                           doctor_id=doctor_id, fee=fee)
     except (IntegrityError, SlotTaken) as exc:
         # A concurrent request with the same key won: answer with its booking.
         if key is not None and (existing := await _replay(patient, key, doctor_id, starts_at)) is not None:

@@ -7,6 +7,7 @@ an hour shorter or longer, and the slots inside it are spaced in real (UTC) time
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,8 +48,13 @@ class Slot:
     blocked_until: datetime
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())  # a directory walk: once per process, not per request
+
+
 def zone(name: str) -> ZoneInfo:
-    if not name or name not in available_timezones():
+    if not name or name not in _zone_names():
         raise ValidationError(f"'{name}' is not a time zone (for example Europe/London).")
     try:
         return ZoneInfo(name)
