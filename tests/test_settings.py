@@ -59,3 +59,14 @@ def test_origins_include_base_url_and_extra_origins():
     })
     assert settings.https
     assert settings.origins == {"https://care.example.org", "https://app.example.org", "https://other.example.org"}
+
+
+def test_payment_settings_are_validated_and_named():
+    with pytest.raises(SettingsError, match="CARETRACK_PAYMENTS_SECRET_KEY"):
+        Settings.from_env({"CARETRACK_PAYMENTS_PROVIDER": "stripe"})
+    with pytest.raises(SettingsError, match="CARETRACK_PAYMENTS_PROVIDER"):
+        Settings.from_env({"CARETRACK_PAYMENTS_PROVIDER": "paypal"})
+    assert Settings.from_env({}).payments_demo_topup is True
+    production = Settings.from_env({"CARETRACK_ENVIRONMENT": "production", "CARETRACK_SECRET_KEY": "x" * 40,
+                                    "CARETRACK_PHI_KEYS": "1:" + "A" * 43 + "="})
+    assert production.payments_demo_topup is False

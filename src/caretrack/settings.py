@@ -61,6 +61,14 @@ class Settings:
     rtc_allowed_networks: tuple[str, ...] = ()
     # Live updates
     event_retention_days: int = 7
+    # Payments: the built-in provider (demo top-up) or a Stripe-like hosted checkout.
+    payments_provider: str = "builtin"
+    payments_demo_topup: bool | None = None  # None: on outside production
+    payments_api_base: str = "https://api.stripe.com"
+    payments_secret_key: str | None = None
+    payments_webhook_secret: str | None = None
+    payments_currency: str = "eur"
+    payments_cents_per_credit: int = 100
 
     def __post_init__(self) -> None:
         if not self.phi_keys and self.environment != "production":
@@ -134,7 +142,19 @@ class Settings:
             rtc_port_max=reader.integer_or_none("RTC_PORT_MAX", minimum=1024, maximum=65535),
             rtc_allowed_networks=tuple(reader.networks("RTC_ALLOWED_NETWORKS")),
             event_retention_days=reader.integer("EVENT_RETENTION_DAYS", 7, minimum=1),
+            payments_provider=reader.choice("PAYMENTS_PROVIDER", ("builtin", "stripe"), "builtin"),
+            payments_demo_topup=reader.boolean("PAYMENTS_DEMO_TOPUP", environment != "production"),
+            payments_api_base=reader.url("PAYMENTS_API_BASE", "https://api.stripe.com", schemes=("http", "https")).rstrip("/"),
+            payments_secret_key=reader.text_or_none("PAYMENTS_SECRET_KEY"),
+            payments_webhook_secret=reader.text_or_none("PAYMENTS_WEBHOOK_SECRET"),
+            payments_currency=reader.text("PAYMENTS_CURRENCY", "eur").lower(),
+            payments_cents_per_credit=reader.integer("PAYMENTS_CENTS_PER_CREDIT", 100, minimum=1),
         )
+        if settings.payments_provider == "stripe" and not (settings.payments_secret_key and settings.payments_webhook_secret):
+            raise SettingsError(
+                f"{PREFIX}PAYMENTS_PROVIDER=stripe needs {PREFIX}PAYMENTS_SECRET_KEY and "
+                f"{PREFIX}PAYMENTS_WEBHOOK_SECRET."
+            )
         if (settings.rtc_port_min is None) != (settings.rtc_port_max is None) or (
             settings.rtc_port_min is not None and settings.rtc_port_min > settings.rtc_port_max
         ):

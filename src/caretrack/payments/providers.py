@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import time
 from dataclasses import dataclass
 
@@ -16,12 +15,11 @@ import httpx
 from caretrack.errors import CareTrackError, ServiceUnavailable, ValidationError
 
 SIGNATURE_HEADER = "stripe-signature"
-PREFIX = "CARETRACK_PAYMENTS_"
 
 
 @dataclass(frozen=True)
 class PaymentsConfig:
-    """Read from the environment once at start-up (CARETRACK_PAYMENTS_*)."""
+    """The payment settings (CARETRACK_PAYMENTS_* in caretrack.settings)."""
 
     provider: str = "builtin"                # builtin | stripe
     demo_topup: bool = True                  # the built-in provider's free top-up
@@ -33,23 +31,16 @@ class PaymentsConfig:
     tolerance_seconds: int = 300
 
     @classmethod
-    def from_env(cls, production: bool, environ=None) -> PaymentsConfig:
-        env = os.environ if environ is None else environ
-        provider = env.get(PREFIX + "PROVIDER", "builtin").strip().lower() or "builtin"
-        if provider not in ("builtin", "stripe"):
-            raise ValueError(f"{PREFIX}PROVIDER has '{provider}'; expected builtin or stripe.")
-        config = cls(
-            provider=provider,
-            demo_topup=env.get(PREFIX + "DEMO_TOPUP", "0" if production else "1").strip().lower() in ("1", "true", "yes"),
-            api_base=env.get(PREFIX + "API_BASE", cls.api_base).rstrip("/"),
-            secret_key=env.get(PREFIX + "SECRET_KEY") or None,
-            webhook_secret=env.get(PREFIX + "WEBHOOK_SECRET") or None,
-            currency=(env.get(PREFIX + "CURRENCY") or "eur").lower(),
-            cents_per_credit=int(env.get(PREFIX + "CENTS_PER_CREDIT") or 100),
+    def from_settings(cls, settings) -> PaymentsConfig:
+        return cls(
+            provider=settings.payments_provider,
+            demo_topup=(not settings.production) if settings.payments_demo_topup is None else settings.payments_demo_topup,
+            api_base=settings.payments_api_base,
+            secret_key=settings.payments_secret_key,
+            webhook_secret=settings.payments_webhook_secret,
+            currency=settings.payments_currency,
+            cents_per_credit=settings.payments_cents_per_credit,
         )
-        if provider == "stripe" and not (config.secret_key and config.webhook_secret):
-            raise ValueError(f"{PREFIX}PROVIDER=stripe needs {PREFIX}SECRET_KEY and {PREFIX}WEBHOOK_SECRET.")
-        return config
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 
 async def start(app: Starlette) -> None:
     if getattr(app.state, "payments", None) is None:
-        app.state.payments = PaymentsConfig.from_env(app.state.settings.production)
+        app.state.payments = PaymentsConfig.from_settings(app.state.settings)
 
 
 def _config(request: Request) -> PaymentsConfig:
