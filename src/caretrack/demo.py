@@ -31,4 +31,7 @@ async def create_demo_data(settings: Settings) -> list[tuple[str, str, str]]:
     from caretrack.booking.demo import create_demo_booking_data
 
     await create_demo_booking_data()
+    from caretrack.care.demo import create_care_demo
+
+    await create_care_demo()
     return [(email, password, str(role)) for email, password, role, _ in DEMO_ACCOUNTS]
