@@ -6,6 +6,7 @@ Operators see one clear line for a bad setting or an unreachable service, never 
 from __future__ import annotations
 
 import argparse
+import logging
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
@@ -134,7 +135,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     config.bind = [f"{args.host}:{args.port}"]
     config.workers = args.workers
     config.accesslog = None  # the app logs each request itself, with its request id
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
     config.graceful_timeout = 5
     print(f"CareTrack serving on {settings.base_url if args.port == 8000 else f'http://{args.host}:{args.port}'} "
           f"({args.workers} worker{'s' if args.workers > 1 else ''}, "
