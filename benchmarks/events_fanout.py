@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT / "src"))
 POSTGRES_URL = os.environ.get("CARETRACK_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CARETRACK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
+# Browsers offer permessage-deflate and hypercorn always accepts it; --no-compression shows its cost.
+COMPRESSION = True
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -152,6 +154,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK
 
 
+def pids_named(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 def rss_mib(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -167,12 +181,13 @@ def rss_mib(pids: list[int]) -> float:
 # --- client processes -----------------------------------------------------------------------
 
 
-def client_worker(targets: list[tuple[str, int, str]], ready: mp.Queue, stop: mp.Event, results: mp.Queue) -> None:
+def client_worker(targets: list[tuple[str, int, str]], ready: mp.Queue, stop: mp.Event, results: mp.Queue,
+                  progress) -> None:
     """Hold sockets for (ws_url, user_id, cookie); report [(user_id, [(marker, seq, t)])]."""
-    asyncio.run(_client_main(targets, ready, stop, results))
+    asyncio.run(_client_main(targets, ready, stop, results, progress))
 
 
-async def _client_main(targets, ready, stop, results) -> None:
+async def _client_main(targets, ready, stop, results, progress) -> None:
     import websockets
 
     records: list[tuple[int, list]] = []
@@ -187,7 +202,8 @@ async def _client_main(targets, ready, stop, results) -> None:
         try:
             async with gate:
                 ws = await websockets.connect(url, origin=origin, additional_headers={"Cookie": f"caretrack_session={cookie}"},
-                                              open_timeout=60, ping_interval=None, max_size=2**22)
+                                              open_timeout=60, ping_interval=None, max_size=2**22,
+                                              compression="deflate" if COMPRESSION else None)
                 await ws.recv()
                 await ws.send('{"type":"resume","after":null}')
             connected.append(1)
@@ -196,6 +212,7 @@ async def _client_main(targets, ready, stop, results) -> None:
                 message = json.loads(raw)
                 if message["type"] == "event":
                     got.append((message["event"]["data"].get("m"), message["seq"], now))
+                    progress.value += 1
                 elif message["type"] == "ping":
                     await ws.send('{"type":"pong"}')
         except asyncio.CancelledError:
@@ -243,17 +260,18 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
     database_url, cookies = await create_database(sockets)
     webs = [await start_web(database_url) for _ in range(processes)]
     result: dict = {"sockets": sockets, "processes": processes, "rate": rate, "duration": duration,
-                    "broadcast_every": broadcast_every}
+                    "broadcast_every": broadcast_every, "permessage_deflate": COMPRESSION}
     stop = mp.Event()
     ready: mp.Queue = mp.Queue()
     results: mp.Queue = mp.Queue()
     workers = []
+    progress = [mp.Value("q", 0, lock=False) for _ in range(client_processes)]
     try:
         targets = [(webs[i % processes][0].replace("http://", "ws://") + "/ws/events", uid, cookie)
                    for i, (uid, cookie) in enumerate(cookies)]
         for k in range(client_processes):
             worker = mp.get_context("fork").Process(target=client_worker,
-                                                    args=(targets[k::client_processes], ready, stop, results))
+                                                    args=(targets[k::client_processes], ready, stop, results, progress[k]))
             worker.start()
             workers.append(worker)
         t_connect = time.monotonic()
@@ -274,6 +292,14 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
         commits: dict[int, float] = {}
         addressed: dict[int, list[int] | None] = {}  # marker -> users (None = everyone)
         rng = random.Random(1)
+        components = {
+            "web": [p for t in trees for p in t],
+            "clients": [p for w in workers for p in process_tree(w.pid)],
+            "postgres": pids_named("postgres"),
+            "redis": pids_named("redis-server"),
+            "producer": [os.getpid()],
+        }
+        component_before = {k: cpu_seconds(v) for k, v in components.items()}
         cpu_before = [cpu_seconds(t) for t in trees]
         window_start = time.monotonic()
         marker = 0
@@ -300,9 +326,21 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
                 addressed[marker] = [user]
             commits[marker] = time.time()
         produced_seconds = time.monotonic() - window_start
-        await asyncio.sleep(3.0)  # let the tail arrive
+        broadcasts = sum(1 for v in addressed.values() if v is None)
+        expected_total = (marker - broadcasts) + broadcasts * connected
+        last, still = -1, time.monotonic()
+        while time.monotonic() - still < 5.0:  # the tail: until all arrived, or 5 s without progress
+            total = sum(p.value for p in progress)
+            if total >= expected_total:
+                break
+            if total != last:
+                last, still = total, time.monotonic()
+            await asyncio.sleep(0.1)
+        result["drain_seconds"] = round(time.monotonic() - window_start - produced_seconds, 1)
         cpu_after = [cpu_seconds(t) for t in trees]
         window = time.monotonic() - window_start
+        result["cpu_core_share_by_component"] = {
+            k: round((cpu_seconds(v) - component_before[k]) / window, 2) for k, v in components.items()}
         result["rss_end_mib"] = round(sum(rss_mib(t) for t in trees), 1)
         result["cpu_core_share"] = [round((a - b) / window, 2) for a, b in zip(cpu_after, cpu_before)]
         result["events"] = marker
@@ -316,25 +354,39 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
         await db.stop()
 
         expected_by_user: dict[int, int] = {}
-        broadcasts = sum(1 for v in addressed.values() if v is None)
         for users in addressed.values():
             for u in users or ():
                 expected_by_user[u] = expected_by_user.get(u, 0) + 1
-        latencies, missing, doubled, disordered, deliveries = [], 0, 0, 0, 0
+        latencies, single, broadcast, missing, doubled, disordered, deliveries = [], [], [], 0, 0, 0, 0
+        anomalies = []
         for user_id, got in records:
-            expected = expected_by_user.get(user_id, 0) + broadcasts
+            expected = {m for m, users in addressed.items() if users is None or user_id in users}
             markers = [m for m, _, _ in got]
             seqs = [s for _, s, _ in got]
             doubled += len(markers) - len(set(markers))
-            missing += max(0, expected - len(set(markers)))
+            missing += len(expected - set(markers))
             disordered += sum(1 for a, b in zip(seqs, seqs[1:]) if b != a + 1)
             deliveries += len(got)
-            latencies += [(t - commits[m]) * 1000 for m, _, t in got if m in commits]
+            if (len(markers) != len(set(markers)) or expected != set(markers)) and len(anomalies) < 3:
+                anomalies.append({"user": user_id, "missing": sorted(expected - set(markers))[:10],
+                                  "unexpected": sorted(set(markers) - expected)[:10],
+                                  "received": [(m, s) for m, s, _ in got][:40]})
+            for m, _, t in got:
+                if m in commits:
+                    ms = (t - commits[m]) * 1000
+                    latencies.append(ms)
+                    (broadcast if addressed[m] is None else single).append(ms)
+        if anomalies:
+            result["anomalies"] = anomalies
         result.update(
             deliveries=deliveries, missing=missing, doubled=doubled, out_of_order=disordered,
             deliveries_per_second=round(deliveries / produced_seconds),
             latency_ms={"p50": round(pct(latencies, 50), 1), "p95": round(pct(latencies, 95), 1),
                         "p99": round(pct(latencies, 99), 1), "max": round(max(latencies, default=float("nan")), 1)},
+            latency_single_ms={"p50": round(pct(single, 50), 1), "p95": round(pct(single, 95), 1),
+                               "p99": round(pct(single, 99), 1)},
+            latency_broadcast_ms={"p50": round(pct(broadcast, 50), 1), "p95": round(pct(broadcast, 95), 1),
+                                  "p99": round(pct(broadcast, 99), 1)},
         )
     finally:
         stop.set()
@@ -372,7 +424,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of production (bounded: max 120)")
     parser.add_argument("--client-processes", type=int, default=0, help="load-generator processes (0: auto)")
     parser.add_argument("--suite", action="store_true", help="run the standard scenarios")
+    parser.add_argument("--no-compression", action="store_true",
+                        help="clients do not offer permessage-deflate (browsers do)")
     args = parser.parse_args()
+    global COMPRESSION
+    COMPRESSION = not args.no_compression
     duration = min(args.duration, 120.0)
     scenarios = SUITE if args.suite else [(args.sockets, args.processes, args.rate, args.broadcast_every)]
     print(f"machine: {os.cpu_count()} cores; {Path('/proc/cpuinfo').read_text().count('processor')} logical",

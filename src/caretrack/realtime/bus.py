@@ -82,7 +82,8 @@ class Bus:
         # Background loops must not inherit a caller's transaction (the Tortoise pitfall).
         spawn = _spawner(self._loop)
         self._tasks = [spawn(self._relay_loop(), "relay"), spawn(self._auth_loop(), "auth"),
-                       spawn(self._cursor_loop(), "cursor-check"), spawn(self._prune_loop(), "prune")]
+                       spawn(self._cursor_loop(), "cursor-check"), spawn(self._prune_loop(), "prune"),
+                       spawn(self._heartbeat_loop(), "heartbeat")]
         if self.redis is not None:
             self._tasks.append(spawn(self._subscriber_loop(), "subscriber"))
         else:
@@ -234,6 +235,14 @@ class Bus:
                     await asyncio.wait_for(pubsub.aclose(), 1)
 
     # --- safety nets ---------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ping_seconds)
+            moment = time.monotonic()
+            for conns in list(self.sockets.values()):
+                for conn in list(conns):
+                    conn.heartbeat(moment)
 
     async def _cursor_loop(self) -> None:
         while True:

@@ -47,6 +47,7 @@ CLOSE_TIMEOUT = 4408
 CLOSE_FLOOD = 4429
 
 _ids = itertools.count(1)
+PING = dumps({"type": "ping"})
 
 
 class _Close(Exception):
@@ -72,6 +73,7 @@ class Connection:
         self.ready = False
         self._queue: deque[tuple[int, str]] = deque()
         self._need_catch_up = False
+        self._ping_due = False
         self._wake = asyncio.Event()
         self._close_requested = asyncio.Event()
         self._close: tuple[int, str] | None = None
@@ -186,15 +188,13 @@ class Connection:
                 return
 
     async def _writer(self) -> None:
-        ping = dumps({"type": "ping"})
-        next_ping = time.monotonic() + self.config.ping_seconds
+        # One wait per wake-up, no per-socket timer: the bus's heartbeat loop asks for pings.
         while True:
-            timeout = max(0.0, next_ping - time.monotonic())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._wake.wait()
             self._wake.clear()
-            if time.monotonic() - self._last_heard > self.config.pong_timeout_seconds:
-                raise _Close(CLOSE_TIMEOUT, "no reply to heartbeats")
+            if self._ping_due:
+                self._ping_due = False
+                await self._send(PING)
             while self._queue:
                 seq, event_json = self._queue.popleft()
                 if seq <= self.last_sent:
@@ -207,9 +207,14 @@ class Connection:
             if self._need_catch_up:
                 self._need_catch_up = False
                 await self._catch_up()
-            if time.monotonic() >= next_ping:
-                await self._send(ping)
-                next_ping = time.monotonic() + self.config.ping_seconds
+
+    def heartbeat(self, moment: float) -> None:
+        """Called by the bus every ping interval: close a silent client, else ping it."""
+        if moment - self._last_heard > self.config.pong_timeout_seconds:
+            self.close_soon(CLOSE_TIMEOUT, "no reply to heartbeats")
+        elif self.ready:
+            self._ping_due = True
+            self._wake.set()
 
     async def _reader(self) -> None:
         while True:
