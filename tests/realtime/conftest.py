@@ -5,6 +5,7 @@ server that tests may kill and restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -63,7 +64,7 @@ async def serve(settings: Settings, config: BusConfig = FAST, port: int | None =
     port = port or free_port()
     served = settings.replace(base_url=f"http://127.0.0.1:{port}")
     application = create_app(served)
-    application.state.realtime_config = config
+    application.state.realtime_config = dataclasses.replace(config)  # tests may change their copy
     hc = Config()
     hc.bind = [f"127.0.0.1:{port}"]
     hc.accesslog = None

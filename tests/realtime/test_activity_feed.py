@@ -128,4 +128,18 @@ async def test_an_admins_feed_shows_another_users_action_without_a_reload(server
     await asyncio.sleep(0.5)
     assert await page.locator("#activity-feed li").count() == 2
     assert await page.evaluate("window.__sameDocument") is True
-    assert errors == []
+
+    # a longer outage: the header quietly says so, and clears once the socket is back
+    server.bus.config.max_sockets_per_user = 0  # every reconnect is turned away
+    for conn in list(server.bus.sockets.get(admin.id, ())):
+        conn.close_soon(1012, "restarting")
+    status = page.locator("#live-status")
+    await status.wait_for(state="visible", timeout=10000)
+    assert await status.inner_text() == "Reconnecting…"
+    await emit("task.completed", actor_id=admin.id, roles=["admin"], data={"title": "Call the family"})
+    server.bus.config.max_sockets_per_user = 50
+    await page.locator("#activity-feed li").filter(has_text="Call the family").wait_for(timeout=20000)
+    await status.wait_for(state="hidden", timeout=5000)
+    assert await page.locator("#activity-feed li").count() == 3
+    assert await page.evaluate("window.__sameDocument") is True
+    assert [e for e in errors if "WebSocket" not in e] == []

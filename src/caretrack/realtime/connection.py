@@ -127,6 +127,9 @@ class Connection:
             code, reason = exc.code, exc.reason
         except WebSocketDisconnect:
             code = 0
+        except Exception as exc:  # e.g. the database is away during the handshake: the client retries
+            log.error(f"{self.prefix}: failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            code, reason = 1011, "internal error"
         finally:
             for task in tasks:
                 task.cancel()
