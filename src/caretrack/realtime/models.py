@@ -18,7 +18,7 @@ class Event(Model):
     actor_id = fields.IntField(null=True)  # not a foreign key: events outlive what they name
     subject_kind = fields.CharField(max_length=32, null=True)
     subject_id = fields.CharField(max_length=64, null=True)
-    data = fields.TextField(default="{}")  # JSON, sealed with caretrack.crypto (context "events.data")
+    data = fields.TextField(default="{}")  # JSON
     published_at = fields.DatetimeField(null=True, db_index=True)
 
     class Meta:

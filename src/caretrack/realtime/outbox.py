@@ -18,13 +18,10 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from caretrack.accounts.models import Role
-from caretrack.crypto import seal, unseal
 from caretrack.realtime.events import EventError, LiveEvent, check_subject, check_type, encode_data, kind_of
 from caretrack.realtime.models import Event
 
-SQLITE_BATCH = 400
-# Event data names people and appointments: it is PHI, so it is sealed at rest like any PHI.
-DATA_CONTEXT = "events.data"  # rows per multi-row statement (SQLite caps bound parameters)
+SQLITE_BATCH = 400  # rows per multi-row statement (SQLite caps bound parameters)
 
 # The relays running in this process (one per app); `wake_relay` pokes each of them.
 _wakers: list[Callable[[], None]] = []
@@ -73,7 +70,7 @@ async def write_event(
         return None
     event = await Event.create(
         using_db=conn, type=event_type, kind=kind_of(event_type), occurred_at=now(),
-        actor_id=actor_id, subject_kind=subject_kind, subject_id=subject_id, data=seal(data_text, DATA_CONTEXT),
+        actor_id=actor_id, subject_kind=subject_kind, subject_id=subject_id, data=data_text,
     )
     ordered = sorted(recipients)
     if _is_postgres(conn):
@@ -146,7 +143,7 @@ def _row_event(row: dict[str, Any]) -> LiveEvent:
     if occurred.tzinfo is None:
         occurred = occurred.replace(tzinfo=timezone.utc)
     return LiveEvent(row["type"], occurred, row["actor_id"], row["subject_kind"], row["subject_id"],
-                     json.loads(unseal(row["data"], DATA_CONTEXT)))
+                     json.loads(row["data"]))
 
 
 _SELECT = (
