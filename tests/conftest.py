@@ -192,36 +192,47 @@ class LiveServer:
     app: object
 
 
-@pytest.fixture
-async def live_server(settings) -> AsyncIterator[LiveServer]:
-    """The app served by hypercorn on a free loopback port, in this event loop."""
+async def serve_in_loop(app, port: int) -> tuple[asyncio.Task, asyncio.Event]:
+    """Serve an ASGI app with hypercorn on 127.0.0.1:`port` in this event loop; returns once
+    its /healthz answers. Stop it with `stop_serving`."""
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    port = free_port()
-    served = settings.replace(base_url=f"http://127.0.0.1:{port}")
-    application = create_app(served)
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(application, config, shutdown_trigger=stop.wait))
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     async with httpx.AsyncClient() as probe:
-        for _ in range(200):
+        for _ in range(300):
             if task.done():
                 task.result()
             try:
-                if (await probe.get(f"{served.base_url}/healthz")).status_code == 200:
-                    break
+                if (await probe.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return task, stop
             except httpx.TransportError:
-                await asyncio.sleep(0.05)
-        else:
-            raise RuntimeError("the live server did not start")
-    yield LiveServer(served.base_url, served, application)
+                pass
+            await asyncio.sleep(0.05)
+    stop.set()
+    raise RuntimeError(f"the server on port {port} did not start")
+
+
+async def stop_serving(task: asyncio.Task, stop: asyncio.Event) -> None:
     stop.set()
     await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def live_server(settings) -> AsyncIterator[LiveServer]:
+    """The app served by hypercorn on a free loopback port, in this event loop."""
+    port = free_port()
+    served = settings.replace(base_url=f"http://127.0.0.1:{port}")
+    application = create_app(served)
+    task, stop = await serve_in_loop(application, port)
+    yield LiveServer(served.base_url, served, application)
+    await stop_serving(task, stop)
 
 
 # --- email ---------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -26,7 +25,7 @@ from caretrack.app import create_app
 from caretrack.realtime.bus import BusConfig
 from caretrack.settings import Settings
 from caretrack.transaction import atomic
-from tests.conftest import free_port, unavailable
+from tests.conftest import free_port, serve_in_loop, unavailable
 
 FAST = BusConfig(
     relay_poll_seconds=0.5, cursor_check_seconds=1.0, auth_sweep_seconds=30.0, ping_seconds=5.0,
@@ -58,31 +57,11 @@ class Server:
 async def serve(settings: Settings, config: BusConfig = FAST, port: int | None = None) -> Server:
     """The app on hypercorn in this loop. Two of these share Tortoise's global context,
     which is fine: they point at the same database."""
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
     port = port or free_port()
     served = settings.replace(base_url=f"http://127.0.0.1:{port}")
     application = create_app(served)
     application.state.realtime_config = dataclasses.replace(config)  # tests may change their copy
-    hc = Config()
-    hc.bind = [f"127.0.0.1:{port}"]
-    hc.accesslog = None
-    hc.errorlog = None
-    hc.graceful_timeout = 1
-    stop = asyncio.Event()
-    task = asyncio.create_task(hypercorn_serve(application, hc, shutdown_trigger=stop.wait))
-    async with httpx.AsyncClient() as probe:
-        for _ in range(300):
-            if task.done():
-                task.result()
-            try:
-                if (await probe.get(f"{served.base_url}/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-        else:
-            raise RuntimeError("the server did not start")
+    task, stop = await serve_in_loop(application, port)
     return Server(served.base_url, served, application, task, stop)
 
 

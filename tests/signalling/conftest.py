@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -28,7 +27,7 @@ import media
 import signalling
 from signalling import Hooks, Limits, Principal, Refused, Seat, StoredChat
 from signalling import protocol as p
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_in_loop, stop_serving
 from tests.media.helpers import PatternTrack, Received, read_frame, relay_config
 
 ORIGIN = "http://caretrack.test"
@@ -101,8 +100,6 @@ class SignalServer:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SignalServer]:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
 
     relay = media.Relay(relay_config(recordings_dir=tmp_path / "recordings"))
     hooks = RecordingHooks()
@@ -114,28 +111,11 @@ async def server(tmp_path: Path) -> AsyncIterator[SignalServer]:
 
     app = Starlette(routes=[Route("/healthz", healthz), service.route("/ws/signal")])
     port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    async with httpx.AsyncClient() as probe:
-        for _ in range(200):
-            if task.done():
-                task.result()
-            with contextlib.suppress(httpx.TransportError):
-                if (await probe.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    break
-            await asyncio.sleep(0.05)
-        else:
-            raise RuntimeError("the signalling test server did not start")
+    task, stop = await serve_in_loop(app, port)
     yield SignalServer(f"ws://127.0.0.1:{port}/ws/signal", service, relay, hooks, tmp_path / "recordings")
     await service.close()
     await relay.close()
-    stop.set()
-    await asyncio.wait_for(task, 15)
+    await stop_serving(task, stop)
     assert relay.peer_connections == {}
 
 
