@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('user_id', fields.IntField()),
                 ('seq', fields.BigIntField()),
-                ('event', fields.ForeignKeyField('caretrack.Event', source_field='event_id', db_constraint=True, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE)),
+                ('event', fields.ForeignKeyField('caretrack.Event', source_field='event_id', db_index=True, db_constraint=True, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE)),
             ],
             options={'table': 'event_deliveries', 'app': 'caretrack', 'unique_together': (('user_id', 'seq'),), 'pk_attr': 'id', 'table_description': "Event `event_id` is number `seq` in `user_id`'s stream."},
             bases=['Model'],

@@ -31,7 +31,8 @@ class EventDelivery(Model):
     id = fields.BigIntField(primary_key=True)
     user_id = fields.IntField()
     seq = fields.BigIntField()
-    event = fields.ForeignKeyField("caretrack.Event", related_name="deliveries", on_delete=fields.CASCADE)
+    event = fields.ForeignKeyField("caretrack.Event", related_name="deliveries", on_delete=fields.CASCADE,
+                                   db_index=True)  # the relay and pruning look deliveries up by event
 
     class Meta:
         table = "event_deliveries"

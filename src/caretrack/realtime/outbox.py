@@ -263,16 +263,16 @@ async def publish_pending(publish: Callable[[list[Unpublished]], Any], batch: in
     return len(items)
 
 
-async def prune(retention: timedelta) -> int:
-    """Forget events older than the retention window; clients further behind resync."""
-    cutoff = now() - retention
-    old = Event.filter(occurred_at__lt=cutoff)
+async def prune(retention: timedelta, batch: int = SQLITE_BATCH) -> int:
+    """Forget events older than the retention window, a batch at a time (short
+    transactions, bounded memory); clients further behind resync."""
     from caretrack.realtime.models import EventDelivery
 
-    ids = await old.values_list("id", flat=True)
+    cutoff = now() - retention
     removed = 0
-    for start in range(0, len(ids), SQLITE_BATCH):
-        chunk = ids[start:start + SQLITE_BATCH]
-        await EventDelivery.filter(event_id__in=chunk).delete()
-        removed += await Event.filter(id__in=chunk).delete()
-    return removed
+    while True:
+        ids = await Event.filter(occurred_at__lt=cutoff).order_by("id").limit(batch).values_list("id", flat=True)
+        if not ids:
+            return removed
+        await EventDelivery.filter(event_id__in=ids).delete()
+        removed += await Event.filter(id__in=ids).delete()
