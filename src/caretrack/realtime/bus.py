@@ -67,7 +67,6 @@ class Bus:
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: int | None = None
-    _closing: bool = False
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     # Sockets reading the database at once (replays, catch-ups): a reconnect storm queues here.
     catch_up_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
@@ -91,7 +90,6 @@ class Bus:
         self.wake()
 
     async def stop(self) -> None:
-        self._closing = True
         with contextlib.suppress(ValueError):
             outbox._wakers.remove(self.wake)
         with contextlib.suppress(ValueError):
@@ -124,10 +122,11 @@ class Bus:
     # --- the hub -------------------------------------------------------------------------
 
     def register(self, conn: Connection) -> bool:
-        conns = self.sockets.setdefault(conn.user_id, set())
+        conns = self.sockets.get(conn.user_id, set())
         if len(conns) >= self.config.max_sockets_per_user:
             return False
         conns.add(conn)
+        self.sockets[conn.user_id] = conns
         return True
 
     def unregister(self, conn: Connection) -> None:
