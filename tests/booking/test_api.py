@@ -37,6 +37,7 @@ async def signed_in_doctor(client, doctor_email="dr@example.org"):
 
 
 async def test_book_pay_cancel_with_events_emails_and_ics(client):
+    admin = await make_user(Role.ADMIN, "feed-admin@example.org", name="Feed Admin")
     doctor = await make_doctor("Dr Ada", fee=12)
     patient = await signed_in_patient(client, credits=30)
     search = (await client.get("/api/v1/doctors", params={"specialty": "general", "language": "english"})).json()
@@ -61,6 +62,10 @@ async def test_book_pay_cancel_with_events_emails_and_ics(client):
 
     types = [e.type for e in await Event.all().order_by("id")]
     assert "booking.created" in types
+    from caretrack.realtime import outbox
+
+    admin_feed = [d.event.type for d in await outbox.read_after(admin.id, 0)]
+    assert "booking.created" in admin_feed  # the admins' live activity feed shows bookings
     event = await Event.filter(type="booking.created").first()
     data = json.loads(event.data)
     fresh = (await client.get(f"/api/v1/appointments/{appointment['id']}")).json()

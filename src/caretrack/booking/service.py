@@ -368,7 +368,7 @@ async def _announce(tx: Tx, settings: Settings, event: str, appointment: Appoint
 
     data = appointment_data(appointment, doctor.full_name, patient.full_name)
     await tx.emit(event, actor_id=actor.id if actor else None, subject=("appointment", appointment.id),
-                  data={**data, **(extra or {})}, users=[doctor.id, patient.id])
+                  data={**data, **(extra or {})}, users=[doctor.id, patient.id], roles=[Role.ADMIN])
     await tx.emit("credits.changed", actor_id=actor.id if actor else None, subject=("user", patient.id),
                   data={"user_id": patient.id}, users=[patient.id])
     if email is None:
