@@ -119,7 +119,14 @@ async def test_recording_needs_both_consents_and_holds_both_calls_frames(server:
         await client.wait(p.Recording, lambda m: m.on)
     ((consultation, path),) = server.hooks.started
     assert consultation == "c-rec" and path.parent == server.recordings / "c-rec"
-    await asyncio.sleep(3)
+
+    # Record until each side has received ~3 s more video (by frames, not by the clock:
+    # a loaded machine slows everything down alike).
+    def video_frames(client) -> int:  # noqa: ANN001
+        return sum(len(track.frames) for track in client.tracks("video"))
+
+    start = [video_frames(client) for client in (host, patient)]
+    assert await wait_for(lambda: all(video_frames(c) - s >= 90 for c, s in zip((host, patient), start)), timeout=30)
 
     mark = host.mark()
     await patient.send({"type": "recording_consent", "granted": False})  # withdrawn: stops at once

@@ -1,3 +1,5 @@
+import "./live.js"; // every signed-in page: live updates and the quiet "reconnecting" state
+
 // CareTrack's page bootstrap: small progressive enhancements shared by every page.
 
 // Single-use links carry their token in the URL fragment (never sent to the server or
