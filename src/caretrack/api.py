@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from caretrack.bodies import read_limited
 from caretrack.errors import CareTrackError, ValidationError
 
 PREFIX = "/api/v1"
@@ -122,14 +123,7 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
             code="unsupported_media_type",
             status_code=415,
         )
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_JSON_BODY:
-        raise CareTrackError(f"The JSON body is larger than {MAX_JSON_BODY} bytes.", code="too_large", status_code=413)
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON_BODY:
-            raise CareTrackError(f"The JSON body is larger than {MAX_JSON_BODY} bytes.", code="too_large", status_code=413)
+    raw = await read_limited(request, MAX_JSON_BODY, "The JSON body")
     try:
         data = json.loads(raw or b"null")
     except ValueError as exc:

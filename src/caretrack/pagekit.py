@@ -23,7 +23,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caretrack.api import PUBLIC
-from caretrack.errors import CareTrackError, Forbidden
+from caretrack.bodies import read_limited
+from caretrack.errors import Forbidden
 from caretrack.templating import templates
 
 Handler = Callable[..., Awaitable[Response]]
@@ -43,16 +44,16 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-async def read_form(request: Request) -> FormData:
-    """The form, after its CSRF token is checked (when the middleware left that to us)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
-        raise CareTrackError("The form is too large.", code="too_large", status_code=413)
-    form = await request.form(max_files=5, max_fields=200)
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> FormData:
+    """The form, read with a size limit, after its CSRF token is checked (when the
+    middleware left that to us)."""
+    await read_limited(request, max_bytes, "The form")
+    form = await request.form(max_files=5, max_fields=200, max_part_size=max_bytes)
     if request.state._state.get("csrf_form_pending"):
         token = str(form.get("csrf_token", ""))
         session = request.state.session
         if not token or session is None or not hmac.compare_digest(token, session.csrf_token):
+            await form.close()
             raise Forbidden("This form has expired or came from another site; reload the page and try again.")
     return form
 
@@ -62,7 +63,7 @@ class PageRouter:
     routes: list[Route] = field(default_factory=list)
 
     def route(self, methods: list[str], path: str, *, roles: Iterable[str] | None,
-              allow_pending_mfa: bool = False) -> Callable[[Handler], Handler]:
+              allow_pending_mfa: bool = False, max_body: int = MAX_FORM_BYTES) -> Callable[[Handler], Handler]:
         allowed = None if roles is None else frozenset(roles)
 
         def decorate(handler: Handler) -> Handler:
@@ -85,9 +86,9 @@ class PageRouter:
                 elif "user" in params:
                     kwargs["user"] = request.state.user
                 if "form" in params:
-                    kwargs["form"] = await read_form(request)
+                    kwargs["form"] = await read_form(request, max_body)
                 elif request.method == "POST" and request.state._state.get("csrf_form_pending"):
-                    await read_form(request)
+                    await read_form(request, max_body)
                 response = await handler(request, **kwargs)
                 if request.state.user is not None:
                     response.headers.setdefault("cache-control", "no-store")

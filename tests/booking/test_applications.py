@@ -100,7 +100,7 @@ async def test_a_lying_content_length_is_caught_while_streaming(app, settings):
     """The 413 comes from counting streamed bytes, not only from the header."""
     from starlette.requests import Request
 
-    from caretrack.booking.uploads import read_limited
+    from caretrack.bodies import read_limited
     from caretrack.errors import PayloadTooLarge
 
     chunks = [b"x" * 1024] * 10

@@ -3,23 +3,21 @@ one appointment, the calendar feed."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections import OrderedDict
 from datetime import date, datetime, timezone
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Route
 
-from caretrack.accounts.guard import client_address, require_user
+from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import PUBLIC
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import Appointment, AppointmentStatus, AvailabilityException, DoctorProfile
-from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path, read_limited
-from caretrack.errors import CareTrackError, Forbidden, NotFound, ValidationError
+from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
+from caretrack.errors import CareTrackError, NotFound, ValidationError
 from caretrack.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
@@ -73,24 +71,9 @@ async def _doctor_page(request: Request, user: User, flashes=None, status: int =
                   status_code=status, flashes=flashes)
 
 
-async def submit_application(request: Request) -> Response:
-    """POST /doctor/application: multipart with a PDF; read with a size limit before parsing."""
-    try:
-        user = await require_user(request, DOCTOR)
-    except CareTrackError:
-        return redirect("/login?next=/doctor")
-    try:
-        body = await read_limited(request, MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
-        request._body = body  # parse what was already counted
-        form = await request.form(max_files=1, max_fields=20, max_part_size=MAX_DOCUMENT_BYTES + 1)
-        token = str(form.get("csrf_token", ""))
-        session = request.state.session
-        if request.state._state.get("csrf_form_pending") and (
-                not token or session is None or not hmac.compare_digest(token, session.csrf_token)):
-            await form.close()
-            raise Forbidden("This form has expired or came from another site; reload the page and try again.")
-    except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+@pages.post("/doctor/application", roles=DOCTOR, max_body=MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
+async def submit_application(request: Request, user: User, form) -> Response:
+    """Multipart with a PDF; the page router reads it with a size limit before parsing."""
     values = {k: str(form.get(k, "")) for k in ("licence_number", "licence_body", "licence_expires_on", "specialty",
                                                 "languages", "biography", "fee_credits")}
     upload = form.get("document")
@@ -343,6 +326,4 @@ async def regenerate_feed(request: Request, user: User, form) -> Response:
     return redirect("/credits#calendar")
 
 
-routes = [Route("/doctor/application", submit_application, methods=["POST"])]
-
-__all__ = ["pages", "routes", "Appointment"]
+__all__ = ["pages", "Appointment"]

@@ -11,7 +11,7 @@ from caretrack.api import ApiRouter
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import ApplicationStatus
-from caretrack.booking.pages import pages, routes  # noqa: F401 - the domain's pages and raw routes
+from caretrack.booking.pages import pages  # noqa: F401 - the domain's pages
 from caretrack.booking.schemas import (
     ApplicationList, ApplicationOut, AppointmentList, AppointmentOut, AppointmentQuery, AvailabilityIn,
     AvailabilityOut, CalendarFeedOut, CancelRequest, Decision, DoctorList, DoctorOut, DoctorQuery, OutcomeRequest,

@@ -1,4 +1,4 @@
-"""Supporting documents: a size limit enforced before and while the body streams in, a
+"""Supporting documents: a size limit (the page route reads the body with one), a
 real PDF checked by content, stored under a generated name in settings.data_dir."""
 
 from __future__ import annotations
@@ -7,29 +7,12 @@ import io
 import secrets
 from pathlib import Path
 
-from starlette.requests import Request
-
-from caretrack.errors import CareTrackError, PayloadTooLarge, ValidationError
+from caretrack.errors import CareTrackError, ValidationError
 from caretrack.settings import Settings
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024  # the other fields of an application form
 DOCUMENT_DIR = "doctor_documents"
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed `limit`: first by
-    Content-Length, then by counting the bytes as they stream (a lying or absent header)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"The upload is larger than {limit // (1024 * 1024)} MiB.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The upload is larger than {limit // (1024 * 1024)} MiB.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def check_pdf(data: bytes) -> int:

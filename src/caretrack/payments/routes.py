@@ -93,7 +93,7 @@ async def api_webhook(request: Request) -> WebhookOut:
     provider = _provider(request)
     if provider is None:
         raise NotFound("No payment provider is configured.")
-    from caretrack.booking.uploads import read_limited
+    from caretrack.bodies import read_limited
 
     payload = await read_limited(request, MAX_WEBHOOK_BYTES)
     result = await service.do_apply_webhook(provider, payload, request.headers.get(SIGNATURE_HEADER))
