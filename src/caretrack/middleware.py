@@ -8,7 +8,6 @@ import time
 
 import structlog
 from starlette.datastructures import MutableHeaders
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caretrack import metrics
@@ -20,15 +19,11 @@ REQUEST_ID_HEADER = "x-request-id"
 
 
 def _route_name(scope: Scope) -> str:
-    """The route template (`/api/v1/users/{id}`), never the raw path: ids and tokens stay
-    out of metric labels."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return getattr(route, "path", "unmatched")
-    return "unmatched"
+    """The route template (`/api/v1/users/{id}`) the router matched, never the raw path:
+    ids and tokens stay out of metric labels. Starlette's router records the match in
+    the scope, so ask after the app has run."""
+    route = scope.get("route")
+    return getattr(route, "path", "unmatched") if route is not None else "unmatched"
 
 
 class RequestContextMiddleware:
@@ -43,13 +38,21 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        route = _route_name(scope)
         if scope["type"] == "websocket":
-            metrics.OPEN_WEBSOCKETS.labels(route).inc()
+            opened: str | None = None
+
+            async def send_ws(message: Message) -> None:
+                nonlocal opened
+                await send(message)
+                if message["type"] == "websocket.accept":
+                    opened = _route_name(scope)
+                    metrics.OPEN_WEBSOCKETS.labels(opened).inc()
+
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, send_ws)
             finally:
-                metrics.OPEN_WEBSOCKETS.labels(route).dec()
+                if opened is not None:
+                    metrics.OPEN_WEBSOCKETS.labels(opened).dec()
             return
 
         started = time.perf_counter()
@@ -67,13 +70,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            log.exception("unhandled error", method=scope["method"], route=route)
+            log.exception("unhandled error", method=scope["method"], route=_route_name(scope))
             if not response_started:
                 from caretrack.web_errors import internal_error_response
 
                 await internal_error_response(scope, request_id)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
+            route = _route_name(scope)
             metrics.REQUESTS.labels(scope["method"], route, str(status)).inc()
             metrics.LATENCY.labels(scope["method"], route).observe(elapsed)
             if route not in ("/healthz", "/metrics"):
