@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from caretrack import crypto
@@ -367,6 +368,20 @@ async def done_counts(task_ids: list[int], start: date, end: date) -> dict[int, 
     return counts
 
 
+async def latest_statuses(task_ids: list[int]) -> dict[int, str]:
+    """Each task's most recent uncorrected completion status, in one query (a window
+    function, which SQLite and PostgreSQL both have; Tortoise has no correlated subquery)."""
+    if not task_ids:
+        return {}
+    ids = ",".join(str(int(task_id)) for task_id in task_ids)
+    table = TaskCompletion._meta.db_table
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT task_id, status FROM (SELECT task_id, status, ROW_NUMBER() OVER ("  # nosec B608 - ints only
+        f"PARTITION BY task_id ORDER BY occurred_at DESC, id DESC) AS n FROM {table} "
+        f"WHERE superseded_at IS NULL AND task_id IN ({ids})) AS ranked WHERE n = 1")
+    return {row["task_id"]: str(row["status"]) for row in rows}
+
+
 @dataclass
 class TaskProgress:
     task: CareTask
@@ -407,17 +422,22 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
     names = await client_names(carer, list(packages), client_address)
     tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, package_id__in=list(packages))
                  .order_by("window_start", "id"))
+    # One count query per distinct period (today, this week) and one for the latest
+    # completions: the dashboard refreshes live, so no queries per task.
+    bounds = {task.id: period_bounds(task, today) for task in tasks}
+    done: dict[int, int] = {}
+    for start, end in set(bounds.values()):
+        done |= await done_counts([tid for tid, b in bounds.items() if b == (start, end)], start, end)
+    last_status = await latest_statuses(list(bounds))
     progress = []
     for task in tasks:
-        start, end = period_bounds(task, today)
+        start, end = bounds[task.id]
         package = packages[task.package_id]
-        done = (await done_counts([task.id], start, end)).get(task.id, 0)
         expected = expected_in(task, package, start, end)
         label = {"day": "today", "visit": "today", "week": "this week"}[str(task.period)]
-        last = await TaskCompletion.filter(task_id=task.id, superseded_at__isnull=True).order_by("-occurred_at").first()
-        progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done, expected, label,
-                                     f"{clock(task.window_start)}–{clock(task.window_end)}",
-                                     _window_state(task, at), str(last.status) if last else None))
+        progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done.get(task.id, 0), expected,
+                                     label, f"{clock(task.window_start)}–{clock(task.window_end)}",
+                                     _window_state(task, at), last_status.get(task.id)))
     visits = sorted((t, names.get(pid, ""), pid) for pid, p in packages.items() for t in visit_times(p))
     return CarerDay(today, visits, progress)
 
