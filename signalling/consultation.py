@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import media
 
 from . import protocol as p
-from .policy import Principal, Role
+from .policy import Principal, Role, Seat
 
 if TYPE_CHECKING:
     from .service import SignallingService
@@ -82,8 +82,9 @@ class Consultation:
 
     # --- arrival and departure ------------------------------------------------------------
 
-    async def attach(self, session: Session, principal: Principal, role: Role) -> None:
+    async def attach(self, session: Session, principal: Principal, seat: Seat) -> None:
         """A socket joined: replace the user's older socket, seat them, tell everyone."""
+        role = seat.role
         async with self.lock:
             if self.ended:
                 raise p.ProtocolError(p.CLOSE_CLOSED, "this consultation has ended")
@@ -97,7 +98,7 @@ class Consultation:
             member.principal = principal
             member.session = session
             member.fresh_socket = True
-            if role == "host":
+            if role == "host" or seat.admitted:
                 member.admitted = True
             session.send(p.Welcome(
                 consultation=self.id, participant=principal.id, name=principal.name, role=role,
@@ -159,6 +160,7 @@ class Consultation:
             member = self.members.get(participant_id)
             if member is None or member.admitted or not member.connected:
                 raise p.ProtocolError(p.CLOSE_MALFORMED, f"nobody with id {participant_id[:64]!r} is waiting")
+            await self.service.hooks.on_admit(self.id, host.principal, member.principal)
             member.admitted = True
             logger.info("%s: %s admitted %s", self, host.id, member.id)
             member.send(p.Admitted())
@@ -287,26 +289,35 @@ class Consultation:
 
     # --- the end --------------------------------------------------------------------------
 
-    async def end(self, by: Principal | None, reason: str) -> None:
-        """End the consultation for everyone.  ``by`` is the host who ended it (the hook
-        persists that first; if it fails nothing changes), None when the server shuts down."""
+    async def end(self, by: Principal, reason: str) -> None:
+        """The host ends the consultation for everyone.  The hook persists that first; if
+        it fails nothing changes.  Nobody joins an ended consultation."""
         async with self.lock:
             if self.ended:
                 return
-            if by is not None:
-                await self.service.hooks.on_end(self.id, by)
-                self.service._mark_ended(self.id)
-            if self.recording_path is not None:
-                await self._stop_recording()
-            self.ended = True
-            sessions = [m.session for m in self.members.values() if m.session is not None]
-            for member in self.members.values():
-                member.participant = None
-                member.session = None
-            if self._room is not None:
-                await self._room.close()
-            self.service._forget(self)
-            code = p.CLOSE_NORMAL if by is not None else p.CLOSE_GOING_AWAY
-            for session in sessions:
-                session.send(p.Ended(reason=reason))
-                session.close_soon(code, reason)
+            await self.service.hooks.on_end(self.id, by)
+            self.service._mark_ended(self.id)
+            await self._dissolve(p.Ended(reason=reason), p.CLOSE_NORMAL, reason)
+
+    async def evict(self, code: int, reason: str) -> None:
+        """Close every socket without ending the consultation, so that clients reconnect:
+        the server restarts, or the call moves to another media worker."""
+        async with self.lock:
+            if not self.ended:
+                await self._dissolve(p.Error(code=code, message=reason), code, reason)
+
+    async def _dissolve(self, farewell: Any, code: int, reason: str) -> None:
+        """Stop recording, close the relay room, forget this object, close every socket."""
+        if self.recording_path is not None:
+            await self._stop_recording()
+        self.ended = True
+        sessions = [m.session for m in self.members.values() if m.session is not None]
+        for member in self.members.values():
+            member.participant = None
+            member.session = None
+        if self._room is not None:
+            await self._room.close()
+        self.service._forget(self)
+        for session in sessions:
+            session.send(farewell)
+            session.close_soon(code, reason)

@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from .protocol import CLOSE_REFUSED, MAX_MESSAGE_BYTES
+from .protocol import CLOSE_REFUSED, CLOSE_RESTARTING, CLOSE_TRY_AGAIN, MAX_MESSAGE_BYTES
 
 Role = Literal["host", "patient", "guest"]
+RECONNECT_CODES = (CLOSE_RESTARTING, CLOSE_TRY_AGAIN)  # the client should come back shortly
 ROLES = ("host", "patient", "guest")
 
 
@@ -32,13 +33,16 @@ class Seat:
     """The caller's place in one consultation.
 
     ``open`` is False once the consultation is closed (cancelled, finished);
-    ``opens_at``/``closes_at`` (aware datetimes) bound when anyone may join.
+    ``opens_at``/``closes_at`` (aware datetimes) bound when anyone may join;
+    ``admitted``: the host let this caller in before (the host application remembers it
+    through ``Hooks.on_admit``), so they skip the waiting room, even on another server.
     """
 
     role: Role
     open: bool = True
     opens_at: datetime | None = None
     closes_at: datetime | None = None
+    admitted: bool = False
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -61,11 +65,12 @@ class Seat:
 
 class Refused(Exception):
     """Raised by ``authorize``: the socket is closed with ``code`` (4403 refused,
-    4409 closed, or another 4000-4999 code) and ``reason`` is shown to the caller."""
+    4409 closed, another 4000-4999 code, or 1012/1013 to make the client reconnect) and
+    ``reason`` is shown to the caller."""
 
     def __init__(self, code: int = CLOSE_REFUSED, reason: str = "you may not join this consultation") -> None:
         super().__init__(reason)
-        self.code = code if 4000 <= code <= 4999 else CLOSE_REFUSED
+        self.code = code if 4000 <= code <= 4999 or code in RECONNECT_CODES else CLOSE_REFUSED
         self.reason = reason
 
 
@@ -90,6 +95,9 @@ class Hooks:
 
     async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
         return StoredChat(id=str(next(self._chat_ids)), at=datetime.now(timezone.utc))
+
+    async def on_admit(self, consultation_id: str, host: Principal, admitted: Principal) -> None:
+        return None
 
     async def on_recording_consent(self, consultation_id: str, principal: Principal, role: Role,
                                    granted: bool) -> None:

@@ -22,6 +22,8 @@ MAX_CHAT_CHARS = 2_000
 # Close codes (also the ``code`` of ``error`` messages).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_RESTARTING = 1012  # the server (or the media worker hosting the call) restarts: reconnect
+CLOSE_TRY_AGAIN = 1013  # no media worker can take the call right now: reconnect later
 CLOSE_REPLACED = 4000  # the same user opened a newer socket for this consultation
 CLOSE_MALFORMED = 4400
 CLOSE_UNAUTHENTICATED = 4401

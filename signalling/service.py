@@ -3,11 +3,9 @@ consultations."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -16,24 +14,15 @@ import media
 
 from . import protocol as p
 from .consultation import Consultation
-from .policy import Hooks, Limits, Principal, Seat
+from .gate import AllowedOrigin, Authenticate, Authorize, open_socket
+from .policy import Hooks, Limits, Principal
 from .session import Session
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-MaybeAwaitable = T | Awaitable[T]
-
-Authenticate = Callable[[WebSocket], MaybeAwaitable[Principal | None]]
-AllowedOrigin = Callable[[WebSocket], MaybeAwaitable[bool]]
-Authorize = Callable[[Principal, str], MaybeAwaitable[Seat]]
 IceServersFor = Callable[[Principal], Sequence[media.IceServer]]
 
 ENDED_REMEMBERED = 10_000
-
-
-async def _resolve(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 class SignallingService:
@@ -66,31 +55,14 @@ class SignallingService:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """The ASGI WebSocket endpoint (Starlette ``WebSocketRoute``)."""
-        if not await _resolve(self._allowed_origin(websocket)):
-            origin = websocket.headers.get("origin", "")[:100]
-            logger.info("refused a signalling socket from a foreign origin %r", origin)
-            await websocket.close(p.CLOSE_REFUSED)  # before accept: the handshake fails (HTTP 403)
-            return
-        principal = await _resolve(self._authenticate(websocket))
-        await websocket.accept()
-        if self._closed:
-            await self._refuse(websocket, p.CLOSE_GOING_AWAY, "the server is shutting down")
-            return
-        if principal is None:
-            await self._refuse(websocket, p.CLOSE_UNAUTHENTICATED, "sign in to join a consultation")
-            return
-        await Session(self, websocket, principal).run()
+        principal = await open_socket(websocket, self._allowed_origin, self._authenticate,
+                                      shutting_down=self._closed)
+        if principal is not None:
+            await Session(self, websocket, principal).run()
 
-    @staticmethod
-    async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
-        await websocket.send_text(p.to_wire(p.Error(code=code, message=reason)))
-        await websocket.close(code, reason)
-
-    async def authorize(self, principal: Principal, consultation_id: str) -> Seat:
-        seat = await _resolve(self._authorize(principal, consultation_id))
-        if not isinstance(seat, Seat):
-            raise TypeError(f"authorize() must return a Seat or raise Refused, got {seat!r}")
-        return seat
+    @property
+    def authorize(self) -> Authorize:
+        return self._authorize
 
     def ice_servers_for(self, principal: Principal) -> list[p.IceServerInfo]:
         servers = self._ice_servers(principal) if self._ice_servers else self.relay.config.ice_servers
@@ -122,10 +94,12 @@ class SignallingService:
         return consultation_id in self._ended
 
     async def close(self) -> None:
-        """Shut down: tell every socket (1001), stop recordings, close the relay rooms."""
+        """Shut down: stop recordings, close the relay rooms, and close every socket with
+        1012 so that clients reconnect (to this server once it is back, or to another media
+        worker).  Nothing is marked ended."""
         self._closed = True
         for consultation in list(self._consultations.values()):
             try:
-                await consultation.end(None, "the server is shutting down")
+                await consultation.evict(p.CLOSE_RESTARTING, "the server is restarting; reconnecting")
             except Exception:
                 logger.exception("closing %s failed", consultation)

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -22,7 +22,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 import media
 
 from . import protocol as p
-from .policy import Principal, Refused
+from .gate import Closing as _Close
+from .gate import receive_join, seat_for, truncate
+from .policy import Principal
 
 if TYPE_CHECKING:
     from .consultation import Consultation, Member
@@ -32,13 +34,6 @@ logger = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 _FLUSH_AND_CLOSE = object()
-
-
-class _Close(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class Session:
@@ -130,7 +125,7 @@ class Session:
     async def _close_and_drain(self, code: int, reason: str) -> None:
         """Close, then read until the client's close frame: a flooder's backlog comes
         first, and the client only sees our close code once the server has read it."""
-        await self.ws.close(code, _truncate(reason))
+        await self.ws.close(code, truncate(reason))
         while self.ws.client_state == WebSocketState.CONNECTED:
             if (await self.ws.receive())["type"] == "websocket.disconnect":
                 return
@@ -178,16 +173,8 @@ class Session:
             raise _Close(exc.code, exc.message) from None
 
     async def _reader(self) -> None:
-        try:
-            data = await asyncio.wait_for(self._receive(), self.limits.join_timeout_seconds)
-        except asyncio.TimeoutError:
-            raise _Close(p.CLOSE_TIMEOUT, "expected a join message") from None
-        if data.get("type") != "join":
-            raise _Close(p.CLOSE_MALFORMED, f"the first message must be a join, not {str(data.get('type'))[:40]!r}")
-        try:
-            join = p.validate(data)
-        except p.ProtocolError as exc:
-            raise _Close(exc.code, exc.message) from None
+        join, _ = await receive_join(self.ws, self.limits)
+        self._last_heard = time.monotonic()
         await self._join(join)
         while True:
             data = await self._receive()
@@ -210,18 +197,12 @@ class Session:
 
     async def _join(self, join: p.Join) -> None:
         service = self.service
-        try:
-            seat = await service.authorize(self.principal, join.consultation)
-        except Refused as exc:
-            raise _Close(exc.code, exc.reason) from None
-        closed = seat.closed_reason(datetime.now(timezone.utc))
-        if closed is None and service.has_ended(join.consultation):
-            closed = "this consultation has ended"
-        if closed is not None:
-            raise _Close(p.CLOSE_CLOSED, closed)
+        seat = await seat_for(service.authorize, self.principal, join.consultation)
+        if service.has_ended(join.consultation):
+            raise _Close(p.CLOSE_CLOSED, "this consultation has ended")
         consultation = service.consultation(join.consultation)
         try:
-            await consultation.attach(self, self.principal, seat.role)
+            await consultation.attach(self, self.principal, seat)
         except p.ProtocolError as exc:
             raise _Close(exc.code, exc.message) from None
         self.consultation = consultation
@@ -324,9 +305,3 @@ class Session:
 def _type_of(data: dict[str, Any]) -> str | None:
     kind = data.get("type")
     return kind[:40] if isinstance(kind, str) else None
-
-
-def _truncate(reason: str) -> str:
-    """A close reason is at most 123 bytes of UTF-8."""
-    encoded = reason.encode()
-    return reason if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."

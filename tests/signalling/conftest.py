@@ -68,7 +68,11 @@ class RecordingHooks(Hooks):
         self.started: list[tuple[str, Path]] = []
         self.stopped: list[tuple[str, Path]] = []
         self.ended: list[tuple[str, str]] = []
+        self.admits: list[tuple[str, str, str]] = []
         self.fail_chat = False
+
+    async def on_admit(self, consultation_id: str, host: Principal, admitted: Principal) -> None:
+        self.admits.append((consultation_id, host.id, admitted.id))
 
     async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
         if self.fail_chat:

@@ -77,12 +77,15 @@ def test_seat_and_refused_check_their_input() -> None:
     assert Refused(200, "x").code == 4403  # not a WebSocket application code: refused
 
 
-async def test_shutdown_tells_every_socket(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_shutdown_tells_every_socket_to_reconnect(server: SignalServer, clients) -> None:  # noqa: ANN001
     host = await join(server, "doc", "c-shutdown")
     patient = await join(server, "pat", "c-shutdown")
     clients += [host, patient]
     await server.service.close()
     for client in (host, patient):
-        assert (await client.wait(p.Ended)).reason == "the server is shutting down"
-        assert (await client.wait_closed())[0] == 1001
+        error = await client.wait(p.Error)
+        assert (error.code, error.message) == (1012, "the server is restarting; reconnecting")
+        assert await client.wait_closed() == (1012, "the server is restarting; reconnecting")
+        assert client.of(p.Ended) == []  # not ended: the consultation goes on after the restart
     assert server.relay.rooms == {} and server.service.consultations == {}
+    assert not server.service.has_ended("c-shutdown")
