@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -43,6 +44,22 @@ async def test_only_the_appointments_doctor_patient_and_invited_guest_hold_seats
         await service.do_redeem_guest_invite(people["stranger"], secret)
     with pytest.raises(Forbidden):
         await service.do_create_guest_invite(settings, people["patient"], appointment.id, "My friend")
+
+
+async def test_an_admission_is_remembered_once_and_audited(database, people):
+    settings = database
+    appointment = await make_appointment(people["doctor"], people["patient"])
+    authorize, hooks = service.make_authorize(settings), service.CallHooks(settings)
+    patient, doctor, cid = Principal(str(people["patient"].id), "p"), Principal(str(people["doctor"].id), "d"), str(appointment.id)
+    assert (await authorize(patient, cid)).admitted is False
+    await hooks.on_admit(cid, doctor, patient)
+    await hooks.on_admit(cid, doctor, patient)  # admitted again after a reconnect: one row, one audit entry
+    assert (await authorize(patient, cid)).admitted is True
+    other = await make_appointment(people["doctor"], people["patient"], starts_in=timedelta(hours=2))
+    assert (await authorize(patient, str(other.id))).admitted is False  # per appointment
+    entries = await AuditEntry.filter(action="consultation.admitted")
+    assert [(e.actor_id, e.subject_id, json.loads(e.detail)) for e in entries] == [
+        (people["doctor"].id, cid, {"user": people["patient"].id})]
 
 
 async def test_the_join_window_and_closed_consultations(database, people):

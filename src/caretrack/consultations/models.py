@@ -67,3 +67,19 @@ class GuestInvite(Model):
 
     class Meta:
         table = "consultation_guest_invites"
+
+
+class Admission(Model):
+    """The doctor let this user into the call: when they reconnect, on any server, they skip
+    the waiting room."""
+
+    id = fields.IntField(primary_key=True)
+    appointment = fields.ForeignKeyField("caretrack.Appointment", related_name="admissions", on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField("caretrack.User", related_name="call_admissions", on_delete=fields.CASCADE)
+    admitted_by = fields.ForeignKeyField("caretrack.User", related_name="call_admissions_granted",
+                                         on_delete=fields.CASCADE)
+    admitted_at = fields.DatetimeField()
+
+    class Meta:
+        table = "consultation_admissions"
+        unique_together = (("appointment", "user"),)

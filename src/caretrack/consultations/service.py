@@ -16,7 +16,7 @@ from caretrack.accounts.models import Role, User
 from caretrack.accounts.sessions import digest
 from caretrack.audit.service import Actor
 from caretrack.booking.models import Appointment, AppointmentStatus
-from caretrack.consultations.models import ChatMessage, Consultation, GuestInvite, Recording
+from caretrack.consultations.models import Admission, ChatMessage, Consultation, GuestInvite, Recording
 from caretrack.errors import Forbidden, NotFound, ValidationError
 from caretrack.logs import get_logger
 from caretrack.settings import Settings
@@ -86,7 +86,8 @@ def make_authorize(settings: Settings):
             raise Refused(reason=exc.message) from None
         if not access.open:
             raise Refused(CLOSE_CLOSED, "this consultation is closed")
-        return Seat(access.role, True, access.opens_at, access.closes_at)
+        admitted = await Admission.exists(appointment_id=access.appointment.id, user_id=user.id)
+        return Seat(access.role, True, access.opens_at, access.closes_at, admitted=admitted)
 
     return authorize
 
@@ -107,6 +108,16 @@ class CallHooks(Hooks):
             await tx.audit(Actor(int(principal.id)), "phi.write", "consultation_chat", message.id,
                            appointment=int(consultation_id))
         return StoredChat(id=str(message.id), at=message.sent_at)
+
+    async def on_admit(self, consultation_id: str, host: Principal, admitted: Principal) -> None:
+        appointment_id = int(consultation_id)
+        async with atomic() as tx:
+            _, created = await Admission.get_or_create(
+                appointment_id=appointment_id, user_id=int(admitted.id),
+                defaults={"admitted_by_id": int(host.id), "admitted_at": now()}, using_db=tx.conn)
+            if created:
+                await tx.audit(Actor(int(host.id)), "consultation.admitted", "appointment", appointment_id,
+                               user=int(admitted.id))
 
     async def on_recording_consent(self, consultation_id: str, principal: Principal, role: str,
                                    granted: bool) -> None:
