@@ -2,7 +2,7 @@
 
 Public API::
 
-    relay = Relay(RelayConfig(allowed_networks=("192.0.2.0/24",)))
+    relay = Relay(RelayConfig(allowed_networks=("192.0.2.0/24",), udp_ports=(40000, 40999)))
     room = relay.room("appointment-42")
     participant = await room.join("patient-7", offer_sdp)   # answer: first message
     async for message in participant.messages(): ...        # to the client, in order

@@ -30,9 +30,15 @@ class RelayConfig:
     ``max_video_bitrate``: ceiling (bit/s) of the REMB estimate passed to a
     publisher, on top of the lowest estimate reported by its subscribers.
 
-    There is no UDP port-range setting: aioice 0.13 (which aiortc uses) binds
-    ephemeral ports and offers no range option; restrict traffic with a firewall
-    and a TURN server instead.
+    ``allowed_networks`` also covers peer-reflexive candidates: a STUN check
+    from an address outside them is dropped unanswered (``_aioice_hooks``), so a
+    peer cannot reach the relay by skipping candidate signalling.
+
+    ``udp_ports``: ``(low, high)``, an inclusive range the relay's ICE host
+    candidates bind in (each peer connection's ICE transport binds one port per
+    host address); ``None`` binds ephemeral ports.  When every port of the range
+    is in use on an address, joining fails with a ``RelayError`` naming the
+    range.  TURN client sockets are not affected.
     """
 
     ice_servers: tuple[IceServer, ...] = ()
@@ -40,6 +46,7 @@ class RelayConfig:
     recordings_dir: Path = field(default_factory=lambda: Path("recordings"))
     max_video_bitrate: int = 2_500_000
     nack_history_packets: int = 1024
+    udp_ports: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for network in self.allowed_networks:
@@ -63,6 +70,19 @@ class RelayConfig:
             raise ValueError(
                 f"RelayConfig.nack_history_packets must be a power of two, got {n}"
             )
+
+        if self.udp_ports is not None:
+            ports = self.udp_ports
+            if not (
+                isinstance(ports, tuple)
+                and len(ports) == 2
+                and all(isinstance(p, int) and not isinstance(p, bool) for p in ports)
+                and 1024 <= ports[0] <= ports[1] <= 65535
+            ):
+                raise ValueError(
+                    "RelayConfig.udp_ports must be (low, high) with "
+                    f"1024 <= low <= high <= 65535, got {ports!r}"
+                )
 
     def networks(self) -> tuple[IPNetwork, ...]:
         return tuple(ipaddress.ip_network(n, strict=False) for n in self.allowed_networks)

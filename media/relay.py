@@ -9,9 +9,10 @@ m-line per track of every other participant (*subscriptions*) and renegotiates
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiortc import (
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from . import _aioice_hooks as ice_hooks
 from . import _aiortc_hooks as hooks
 from .config import RelayConfig
 from .forwarding import Publication, Subscription, is_rtx
@@ -245,12 +247,24 @@ class Participant:
             transceiver = subscription.transceiver
             if transceiver.mid in sending and transceiver.direction == "sendonly":
                 transceiver.direction = "sendrecv"
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        answer = await self.pc.createAnswer()
+        with self._gathering():
+            await self.pc.setLocalDescription(answer)
         self._update_publications()
         for subscription in self.subscriptions:
             if subscription.transceiver.mid is not None:
                 subscription.negotiated()
         self._outbox.put_nowait({"type": "answer", "sdp": self.pc.localDescription.sdp})
+
+    @contextlib.contextmanager
+    def _gathering(self) -> Iterator[None]:
+        """ICE gathering (in ``setLocalDescription``) under the relay's ICE policy:
+        host ports in ``udp_ports``, no STUN answers outside ``allowed_networks``."""
+        try:
+            with ice_hooks.applying(self.room.relay.ice_policy):
+                yield
+        except ice_hooks.PortRangeExhausted as exc:
+            raise RelayError(f"{self}: {exc.strerror}") from None
 
     def _client_sending_mids(self) -> set[str]:
         remote = SessionDescription.parse(self.pc.remoteDescription.sdp)
@@ -360,7 +374,13 @@ class Participant:
             if self.pc.signalingState != "stable" or self.pc.remoteDescription is None:
                 return  # retried after the pending answer arrives
             self._renegotiate_pending = False
-            await self.pc.setLocalDescription(await hooks.create_offer_keeping_negotiated(self.pc))
+            offer = await hooks.create_offer_keeping_negotiated(self.pc)
+            try:
+                with self._gathering():
+                    await self.pc.setLocalDescription(offer)
+            except RelayError as exc:
+                logger.error("%s renegotiation failed: %s", self._log_prefix, exc)
+                return
             tracks = {
                 s.transceiver.mid: {
                     "participant": s.publication.participant_id,
@@ -522,6 +542,9 @@ class Relay:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._pcs: dict[RTCPeerConnection, str] = {}
+        self.ice_policy = ice_hooks.IcePolicy(
+            address_allowed=config.address_allowed, udp_ports=config.udp_ports
+        )
 
     def room(self, room_id: str) -> Room:
         """The room with this id, created on first use."""
