@@ -32,7 +32,7 @@ from . import _aioice_hooks as ice_hooks
 from . import _aiortc_hooks as hooks
 from .config import RelayConfig
 from .forwarding import Publication, Subscription, is_rtx
-from .recording import Recorder
+from .recording import Recorder, RecordingError
 
 logger = logging.getLogger(__name__)
 
@@ -461,11 +461,14 @@ class Room:
         await participant._close()
 
     def _publications_changed(self, publisher: Participant) -> None:
-        """Subscribe everyone else to the publisher's current publications."""
+        """Subscribe everyone else to the publisher's current publications, and
+        record them if the room is recording."""
         for publication in publisher.publications.values():
             for other in self.participants.values():
                 if other is not publisher and not other.closed:
                     other.subscribe(publication)
+            if self._recorder is not None:
+                self._recorder.add(publication)
 
     def _unpublish(self, publication: Publication) -> None:
         for other in self.participants.values():
@@ -493,11 +496,14 @@ class Room:
     # -- recording -----------------------------------------------------------
 
     async def start_recording(self, path: str | Path) -> None:
-        """Record every current publication (encoded, as received) to ``path``.
+        """Record the room's publications (encoded, as received) to ``path``.
 
         A relative path is placed under ``RelayConfig.recordings_dir``; ``.webm``
-        gives WebM, anything else Matroska.  Tracks published after the start
-        are not included (the file header is written once).
+        gives WebM, anything else Matroska.  Tracks published after the start are
+        recorded too: a publication that replaces one that ended (a reconnect, see
+        :meth:`Participant.handle_offer`) continues its participant's track in the
+        file, any other (a screen share, a later joiner) is a track of its own.
+        The file is written when the recording stops (see ``media.recording``).
         """
         if self._recorder is not None:
             raise RelayError(f"{self} is already recording to {self._recorder.path}")
@@ -514,11 +520,16 @@ class Room:
             await publication.request_keyframe(force=True)
 
     async def stop_recording(self) -> dict[str, int]:
-        """Finish the file; returns the number of frames written per track."""
+        """Write the file; returns the number of frames written per track, keyed
+        ``participant/kind/track id`` (a reconnect's frames count under the track
+        id it continues)."""
         recorder, self._recorder = self._recorder, None
         if recorder is None:
             raise RelayError(f"{self} is not recording")
-        return recorder.close()
+        try:
+            return await recorder.close()
+        except RecordingError as exc:
+            raise RelayError(f"{self}: {exc}") from None
 
     @property
     def recording(self) -> bool:
@@ -529,7 +540,10 @@ class Room:
             return
         self.closed = True
         if self._recorder is not None:
-            await self.stop_recording()
+            try:
+                await self.stop_recording()
+            except RelayError as exc:
+                logger.error("%s: %s", self, exc)
         for participant_id in list(self.participants):
             await self.leave(participant_id)
         self.relay._rooms.pop(self.id, None)
