@@ -12,6 +12,7 @@ import pytest
 from aioice.ice import get_host_addresses
 
 import media
+from media import _aioice_hooks as ice_hooks
 
 from .helpers import Client, relay_config, wait_for
 
@@ -81,6 +82,12 @@ async def test_relay_candidates_are_in_udp_ports_and_the_call_works() -> None:
             # what each client was told to send to: the relay's answer and re-offers
             offered += candidate_ports(client.pc.remoteDescription.sdp)
         assert offered and all(low <= port <= high for port in offered), (low, high, offered)
+        # every ICE connection of the relay follows its policy (none gathered outside it)
+        connections = [
+            t.receiver.transport.transport.iceGatherer._connection
+            for pc in relay.peer_connections for t in pc.getTransceivers()
+        ]
+        assert connections and all(ice_hooks.policy_of(c) is relay.ice_policy for c in connections)
         # the sockets really are there: these ports are taken now
         for participant in room.participants.values():
             for port in candidate_ports(participant.pc.localDescription.sdp):
