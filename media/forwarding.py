@@ -212,7 +212,7 @@ class Publication:
         self._remb: dict[Subscription, int] = {}
         self._last_remb_sent: tuple[float, int] = (0.0, 0)
         self.refresh_codecs()
-        hooks.intercept_rtp(self.receiver, self._handle_rtp)
+        hooks.intercept_rtp_now(self.receiver, self.handle_rtp)
 
     def __repr__(self) -> str:
         return f"Publication({self.participant_id}/{self.kind}/{self.track_id})"
@@ -231,9 +231,9 @@ class Publication:
         self.subscriptions.clear()
         self.sinks.clear()
 
-    # RTP from the publisher
+    # RTP from the publisher: synchronous, called from the socket's receive callback
 
-    async def _handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if self.closed:
             return
         codec = self._codecs.get(packet.payload_type)
@@ -250,7 +250,7 @@ class Publication:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = self._codecs[apt]
         elif self._nack is not None and self._nack.add(packet):
-            await self._send_nack(packet.ssrc, sorted(self._nack.missing))
+            self._send_nack(packet.ssrc, sorted(self._nack.missing))
 
         self.media_ssrc = packet.ssrc
         self.stats.packets_in += 1
@@ -262,20 +262,24 @@ class Publication:
         abs_send_time = (ntp >> 14) & 0x00FFFFFF
         key = codec_key(codec)
         for subscription in list(self.subscriptions):
-            await subscription.forward(packet, key, ntp, abs_send_time)
+            subscription.forward(packet, key, ntp, abs_send_time)
 
     # RTCP towards the publisher
 
-    async def _send_nack(self, media_ssrc: int, lost: list[int]) -> None:
+    def _send_nack(self, media_ssrc: int, lost: list[int]) -> None:
         ssrc = hooks.receiver_rtcp_ssrc(self.receiver)
         if ssrc is None:
             return
         nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=ssrc, media_ssrc=media_ssrc)
         nack.lost = lost
-        await hooks.receiver_send_rtcp(self.receiver, nack)
+        hooks.receiver_send_rtcp_now(self.receiver, nack)
 
     async def request_keyframe(self, force: bool = False) -> bool:
         """Send a PLI to the publisher, at most once per KEYFRAME_REQUEST_INTERVAL."""
+        return self.request_keyframe_now(force)
+
+    def request_keyframe_now(self, force: bool = False) -> bool:
+        """:meth:`request_keyframe` without awaiting (for the RTP path)."""
         if self.kind != "video" or self.media_ssrc is None or self.closed:
             return False
         now = time.monotonic()
@@ -287,7 +291,7 @@ class Publication:
         self._last_keyframe_request = now
         self.stats.keyframe_requests += 1
         pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=ssrc, media_ssrc=self.media_ssrc)
-        await hooks.receiver_send_rtcp(self.receiver, pli)
+        hooks.receiver_send_rtcp_now(self.receiver, pli)
         return True
 
     async def update_remb(self, subscription: Subscription, bitrate: int | None) -> None:
@@ -371,7 +375,7 @@ class Subscription:
     def close(self) -> None:
         self.closed = True
 
-    async def forward(
+    def forward(
         self,
         packet: RtpPacket,
         key: tuple[str, int, str],
@@ -387,7 +391,7 @@ class Subscription:
             self._ready = True
             if self.publication.kind == "video":
                 # late joiner: ask for a keyframe now rather than wait for one
-                await self.publication.request_keyframe(force=True)
+                self.publication.request_keyframe_now(force=True)
                 self._last_keyframe_ask = time.monotonic()
         payload_type = self._payload_types.get(key)
         if payload_type is None:
@@ -400,7 +404,7 @@ class Subscription:
                 now = time.monotonic()
                 if now - self._last_keyframe_ask > KEYFRAME_RETRY_INTERVAL:
                     self._last_keyframe_ask = now
-                    await self.publication.request_keyframe()
+                    self.publication.request_keyframe_now()
                 return
             self._rebase(packet, key[1])
 
@@ -421,7 +425,7 @@ class Subscription:
         self._last_ts = timestamp
         self._last_ts_time = time.monotonic()
         try:
-            await hooks.send_rtp(self.sender, data)
+            hooks.send_rtp_now(self.sender, data)
         except ConnectionError:
             return
         self.stats.packets_out += 1
@@ -450,7 +454,7 @@ class Subscription:
     async def _handle_rtcp(self, packet: AnyRtcpPacket) -> bool:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             for sequence_number in packet.lost:
-                await self._retransmit(sequence_number)
+                self._retransmit(sequence_number)
             return True
         if isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
@@ -466,7 +470,7 @@ class Subscription:
                 return True
         return False
 
-    async def _retransmit(self, sequence_number: int) -> None:
+    def _retransmit(self, sequence_number: int) -> None:
         data = self.history.get(sequence_number)
         if data is None:
             self.stats.nacks_missed += 1
@@ -475,7 +479,7 @@ class Subscription:
             data = make_rtx(data, self._rtx_payload_type, self._rtx_seq, self._rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         try:
-            await hooks.send_rtp(self.sender, data)
+            hooks.send_rtp_now(self.sender, data)
         except ConnectionError:
             return
         self.stats.nacks_answered += 1

@@ -95,3 +95,53 @@ async def test_private_attributes_exist_on_live_objects() -> None:
         assert (outbound.packetsSent, outbound.bytesSent) == (1, 100)
     finally:
         await pc.close()
+
+
+def test_fast_path_internals() -> None:
+    """send_rtp_now / the fast receive path repeat what these aiortc and aioice methods do."""
+    from aioice import ice
+
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    for step in ("self._tx_srtp.protect_rtcp(data)", "self._tx_srtp.protect(data)",
+                 "await self.transport._send(data)", "self.__tx_bytes", "self.__tx_packets"):
+        assert step in send_rtp, step
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    for step in ("await self.transport._recv()", "self._rx_srtp.unprotect(data)",
+                 "self.__rx_bytes", "self.__rx_packets"):
+        assert step in recv_next, step
+    handle_rtp = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    assert "RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle_rtp
+    assert "self._rtp_router.route_rtp(packet)" in handle_rtp
+    # aioice: datagrams go protocol -> connection.data_received -> queue -> recv()
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in inspect.getsource(
+        ice.StunProtocol.datagram_received
+    )
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(ice.Connection.data_received)
+    assert "self._queue.get()" in inspect.getsource(ice.Connection.recvfrom)
+    assert "self._nominated.get(component)" in inspect.getsource(ice.Connection.sendto)
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(
+        ice.Connection.sendto
+    )
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(ice.StunProtocol.send_data)
+
+
+async def test_fast_path_attributes_exist_on_live_objects() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video")
+        dtls = transceiver.sender.transport
+        for name in (hooks._DTLS_RX_BYTES, hooks._DTLS_RX_PACKETS, hooks._DTLS_TX_BYTES,
+                     hooks._DTLS_TX_PACKETS, "_rx_srtp", "_tx_srtp", "_rtp_router",
+                     "_rtp_header_extensions_map", "_state"):
+            assert hasattr(dtls, name), name
+        connection = dtls.transport._connection
+        assert hasattr(connection, "_queue") and isinstance(connection._nominated, dict)
+        # not connected: sending now fails the way aiortc's _send_rtp does
+        try:
+            hooks.send_rtp_now(transceiver.sender, b"\x80" * 20)
+        except ConnectionError:
+            pass
+        else:
+            raise AssertionError("send_rtp_now sent on a transport that is not connected")
+    finally:
+        await pc.close()

@@ -182,3 +182,33 @@ async def test_leave_renegotiates_the_track_away() -> None:
         await alice.close()
         await bob.close()
         await relay.close()
+
+
+async def test_relay_forwards_on_the_fast_receive_path() -> None:
+    """After the first packet, the relay handles SRTP in the socket callback, in order."""
+    from media import _aiortc_hooks as hooks
+
+    relay = media.Relay(relay_config())
+    room = relay.room("fast")
+    alice, bob = Client("alice", "red", audio=False), Client("bob", "blue", audio=False)
+    try:
+        await alice.join(room)
+        await bob.join(room)
+        assert await wait_for(
+            lambda: all(c.tracks("video") and len(c.tracks("video")[0].frames) >= 30 for c in (alice, bob)), 15
+        )
+        for participant in room.participants.values():
+            (publication,) = participant.publications.values()
+            dtls = publication.receiver.transport
+            assert getattr(dtls, hooks._FAST_INSTALLED, False)
+            # the ICE connection's callback is ours, and aiortc's queue is not filling up
+            assert dtls.transport._connection.__dict__.get("data_received") is not None
+            assert dtls.transport._connection._queue.qsize() < 5
+            assert publication.stats.packets_in > 30
+        for me in (alice, bob):
+            seen = counters(me.tracks("video")[0])
+            assert all(b > a for a, b in zip(seen, seen[1:])), seen
+    finally:
+        await alice.close()
+        await bob.close()
+        await relay.close()
