@@ -106,6 +106,9 @@ class Participant:
         self.room = room
         self.publications: dict[str, Publication] = {}  # by mid on this connection
         self.subscriptions: list[Subscription] = []
+        # Publications to subscribe to at the next relay offer: transceivers are only added
+        # under the lock, never while an offer from the client is being answered.
+        self._wanted: list[Publication] = []
         self.closed = False
         self._config = room.relay.config
         self._outbox: asyncio.Queue[Message | None] = asyncio.Queue()
@@ -303,8 +306,9 @@ class Participant:
         old_publications = list(self.publications.values())
         for subscription in self.subscriptions:
             subscription.close()
-        pending = [s.publication for s in self.subscriptions]
+        pending = [s.publication for s in self.subscriptions] + self._wanted
         self.subscriptions = []
+        self._wanted = []
         self.publications = {}
         self.pc = self._new_pc()
         await self._accept_offer(sdp)
@@ -319,16 +323,25 @@ class Participant:
 
     def subscribe(self, publication: Publication) -> None:
         """Queue a subscription to ``publication``; sent with the next relay offer."""
-        if any(s.publication is publication for s in self.subscriptions):
+        if publication in self._wanted or any(s.publication is publication for s in self.subscriptions):
             return
-        transceiver = self._subscription_transceiver(publication)
-        self.subscriptions.append(
-            Subscription(publication, self.id, transceiver, self._config.nack_history_packets)
-        )
-        publication.subscriptions.append(self.subscriptions[-1])
+        self._wanted.append(publication)
         self.request_renegotiation()
 
+    def _add_wanted_subscriptions(self) -> None:
+        """Under the lock, in a stable state: a sending m-line per queued publication."""
+        for publication in self._wanted:
+            if publication.closed:
+                continue
+            transceiver = self._subscription_transceiver(publication)
+            subscription = Subscription(publication, self.id, transceiver, self._config.nack_history_packets)
+            self.subscriptions.append(subscription)
+            publication.subscriptions.append(subscription)
+        self._wanted = []
+
     def unsubscribe(self, publication: Publication) -> None:
+        if publication in self._wanted:
+            self._wanted.remove(publication)
         for subscription in [s for s in self.subscriptions if s.publication is publication]:
             subscription.close()
             self.subscriptions.remove(subscription)
@@ -374,6 +387,7 @@ class Participant:
             if self.pc.signalingState != "stable" or self.pc.remoteDescription is None:
                 return  # retried after the pending answer arrives
             self._renegotiate_pending = False
+            self._add_wanted_subscriptions()
             offer = await hooks.create_offer_keeping_negotiated(self.pc)
             try:
                 with self._gathering():
