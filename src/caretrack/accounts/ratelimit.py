@@ -6,6 +6,7 @@ from __future__ import annotations
 from limits import RateLimitItemPerHour
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
 from caretrack.errors import RateLimited
 
@@ -14,8 +15,11 @@ FAILURES_PER_HOUR = 100
 
 class LoginLimiter:
     def __init__(self, redis_url: str | None, failures_per_hour: int = FAILURES_PER_HOUR) -> None:
+        # Our own pool, so that close() can release its connections (the library has no close).
+        self._pool = ConnectionPool.from_url(redis_url) if redis_url else None
         self.storage: Storage = (
-            RedisStorage("async+" + redis_url, implementation="redispy", key_prefix="caretrack-login")
+            RedisStorage("async+" + redis_url, implementation="redispy", key_prefix="caretrack-login",
+                         connection_pool=self._pool)
             if redis_url else MemoryStorage()
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
@@ -43,3 +47,7 @@ class LoginLimiter:
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()

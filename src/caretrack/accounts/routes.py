@@ -32,6 +32,10 @@ async def start(app: Starlette) -> None:
     app.state.login_limiter = LoginLimiter(app.state.settings.redis_url)
 
 
+async def stop(app: Starlette) -> None:
+    await app.state.login_limiter.close()
+
+
 def _settings(request: Request):
     return request.app.state.settings
 
