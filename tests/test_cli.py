@@ -22,7 +22,8 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float 
     return process.returncode, out.decode(), err.decode()
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["demo"], ["createadmin"], ["audit", "verify"]])
+@pytest.mark.parametrize("command", [[], ["serve"], ["media"], ["migrate"], ["demo"], ["createadmin"],
+                                     ["audit", "verify"]])
 async def test_every_command_has_help(command):
     code, out, _ = await run_cli(*command, "--help")
     assert code == 0
@@ -49,6 +50,25 @@ async def test_several_workers_need_redis(tmp_path):
     assert "CARETRACK_REDIS_URL" in err
 
 
+async def test_several_workers_need_media_workers(tmp_path):
+    code, _, err = await run_cli("serve", "--workers", "2", env={
+        "CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3", "CARETRACK_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert code == 1
+    assert "CARETRACK_MEDIA_MODE=workers" in err and "caretrack media" in err
+
+
+async def test_media_workers_need_the_workers_mode_and_redis(tmp_path):
+    env = {"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"}
+    code, _, err = await run_cli("media", env=env)
+    assert code == 1 and "CARETRACK_MEDIA_MODE=workers" in err
+    code, _, err = await run_cli("media", env={**env, "CARETRACK_MEDIA_MODE": "workers"})
+    assert code == 1 and "CARETRACK_MEDIA_MODE=workers needs CARETRACK_REDIS_URL" in err
+    code, _, err = await run_cli("media", "--advertise", "http://x", env={
+        **env, "CARETRACK_MEDIA_MODE": "workers", "CARETRACK_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert code == 1 and "--advertise must be a ws:// or wss:// URL" in err
+    assert "Traceback" not in err
+
+
 async def test_serve_refuses_an_unmigrated_database(tmp_path):
     code, _, err = await run_cli("serve", env={"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"})
     assert code == 1
@@ -64,13 +84,17 @@ async def test_migrate_then_check(tmp_path):
     assert code == 0 and "current" in out
 
 
-async def test_serve_two_workers_on_postgres_and_redis_reports_ready(pg_database_url, redis_url):
+async def test_serve_two_workers_and_a_media_worker_on_postgres_and_redis_reports_ready(pg_database_url, redis_url):
     port = free_port()
+    env = {**os.environ, "CARETRACK_DATABASE_URL": pg_database_url, "CARETRACK_REDIS_URL": redis_url,
+           "CARETRACK_LOG_FORMAT": "json", "CARETRACK_MEDIA_MODE": "workers"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "caretrack", "serve", "--workers", "2", "--port", str(port),
-        env={**os.environ, "CARETRACK_DATABASE_URL": pg_database_url, "CARETRACK_REDIS_URL": redis_url,
-             "CARETRACK_LOG_FORMAT": "json"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    media = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "caretrack", "media", "--port", str(free_port()), "--id", "media-1",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
         body = None
@@ -86,9 +110,13 @@ async def test_serve_two_workers_on_postgres_and_redis_reports_ready(pg_database
                 await asyncio.sleep(0.1)
         assert body is not None, "the server never answered"
         assert body["status"] == "ready"
-        assert body["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
+        assert body["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok", "media": "1 worker(s)"}
     finally:
         process.terminate()
+        media.terminate()
         _, err = await asyncio.wait_for(process.communicate(), 30)
+        media_out, media_err = await asyncio.wait_for(media.communicate(), 30)
+    assert media.returncode == 0 and "media worker media-1 serving" in media_out.decode(), media_err.decode()[-2000:]
+    assert '"media worker left the directory"' in media_err.decode()
     lines = [line for line in err.decode().splitlines() if line.startswith("{")]
     assert any('"request_id"' in line and '"route": "/readyz"' in line for line in lines), err.decode()[-2000:]

@@ -1,4 +1,4 @@
-"""The `caretrack` command: serve, migrate, demo, createadmin, audit verify, makemigrations.
+"""The `caretrack` command: serve, media, migrate, demo, createadmin, audit verify, makemigrations.
 
 Operators see one clear line for a bad setting or an unreachable service, never a traceback.
 """
@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations first")
     serve.set_defaults(handler=cmd_serve)
 
+    media = sub.add_parser("media", help="run a media worker (CARETRACK_MEDIA_MODE=workers)",
+                           description="Run one media worker: it hosts consultations (signalling, the relay, "
+                           "recordings) for the web processes, which find it through CARETRACK_REDIS_URL. "
+                           "Run one per core; stopping one sends its calls' clients to another.")
+    media.add_argument("--host", default="127.0.0.1", help="address to bind for web processes (default 127.0.0.1)")
+    media.add_argument("--port", type=int, default=8701, help="port to bind (default 8701)")
+    media.add_argument("--advertise", help="the ws:// URL web processes use to reach this worker "
+                       "(default ws://HOST:PORT/signal)")
+    media.add_argument("--id", dest="worker_id", help="this worker's id in the directory (default hostname:port)")
+    media.set_defaults(handler=cmd_media)
+
     migrate = sub.add_parser("migrate", help="apply pending database migrations",
                              description="Apply every pending migration to CARETRACK_DATABASE_URL.")
     migrate.add_argument("--check", action="store_true", help="only report; exit 1 if any are pending")
@@ -108,24 +119,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             f"--workers {args.workers} needs CARETRACK_REDIS_URL: live updates reach every worker "
             "through Redis; without it, run one worker."
         )
+    if args.workers > 1 and settings.media_mode != "workers":
+        raise CommandError(
+            f"--workers {args.workers} needs CARETRACK_MEDIA_MODE=workers and `caretrack media` processes: "
+            "both sides of a call must reach the same relay, and the embedded relay lives in one process."
+        )
     if args.migrate:
         cmd_migrate(settings, argparse.Namespace(check=False))
-
-    async def preflight() -> None:
-        from caretrack.app import _connect_redis
-
-        redis = await _connect_redis(settings)
-        if redis is not None:
-            await redis.aclose()
-
-    try:
-        run_with_db(settings, preflight)
-    except Exception as exc:
-        from caretrack.app import StartupError
-
-        if isinstance(exc, StartupError):
-            raise CommandError(str(exc)) from None
-        raise
+    _preflight(settings)
 
     from hypercorn.config import Config
     from hypercorn.run import run
@@ -142,6 +143,40 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
           f"{'PostgreSQL' if not settings.is_sqlite else 'SQLite'}, "
           f"{'Redis bus' if settings.redis_url else 'in-process bus'})", flush=True)
     return run(config)
+
+
+def _preflight(settings: Settings) -> None:
+    """The database is reachable and migrated, and Redis answers (when configured)."""
+
+    async def check_redis() -> None:
+        from caretrack.app import _connect_redis
+
+        redis = await _connect_redis(settings)
+        if redis is not None:
+            await redis.aclose()
+
+    try:
+        run_with_db(settings, check_redis)
+    except Exception as exc:
+        from caretrack.app import StartupError
+
+        if isinstance(exc, StartupError):
+            raise CommandError(str(exc)) from None
+        raise
+
+
+def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.media_mode != "workers":
+        raise CommandError("`caretrack media` serves CARETRACK_MEDIA_MODE=workers; set it (and CARETRACK_REDIS_URL) "
+                           "for the web processes and the media workers alike.")
+    if not 1 <= args.port <= 65535:
+        raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.advertise and not args.advertise.startswith(("ws://", "wss://")):
+        raise CommandError(f"--advertise must be a ws:// or wss:// URL, got {args.advertise!r}")
+    _preflight(settings)
+    from caretrack.consultations import worker
+
+    return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

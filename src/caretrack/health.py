@@ -40,6 +40,14 @@ async def readyz(request: Request) -> Response:
         except Exception as exc:  # redis-py raises several unrelated types
             checks["redis"] = "unreachable"
             problems.append(f"redis unreachable: {type(exc).__name__}: {exc}")
+    directory = getattr(request.app.state, "media_directory", None)
+    if directory is None:
+        checks["media"] = "embedded relay"
+    elif checks.get("redis") == "ok":
+        workers = await directory.live_workers()
+        checks["media"] = f"{len(workers)} worker(s)" if workers else "no workers"
+        if not workers:
+            problems.append("no media worker is registered: start `caretrack media` (consultations cannot start)")
     if problems:
         return JSONResponse({"status": "unavailable", "checks": checks, "problems": problems}, 503)
     return JSONResponse({"status": "ready", "checks": checks})

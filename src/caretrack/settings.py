@@ -59,6 +59,9 @@ class Settings:
     rtc_port_min: int | None = None
     rtc_port_max: int | None = None
     rtc_allowed_networks: tuple[str, ...] = ()
+    # Media relay: in each web process ("embedded"), or in `caretrack media` workers that
+    # web processes find through Redis ("workers").
+    media_mode: str = "embedded"
     # Live updates
     event_retention_days: int = 7
     # Payments: the built-in provider (demo top-up) or a Stripe-like hosted checkout.
@@ -141,6 +144,7 @@ class Settings:
             rtc_port_min=reader.integer_or_none("RTC_PORT_MIN", minimum=1024, maximum=65535),
             rtc_port_max=reader.integer_or_none("RTC_PORT_MAX", minimum=1024, maximum=65535),
             rtc_allowed_networks=tuple(reader.networks("RTC_ALLOWED_NETWORKS")),
+            media_mode=reader.choice("MEDIA_MODE", ("embedded", "workers"), "embedded"),
             event_retention_days=reader.integer("EVENT_RETENTION_DAYS", 7, minimum=1),
             payments_provider=reader.choice("PAYMENTS_PROVIDER", ("builtin", "stripe"), "builtin"),
             payments_demo_topup=reader.boolean("PAYMENTS_DEMO_TOPUP", environment != "production"),
@@ -161,7 +165,20 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}RTC_PORT_MIN and {PREFIX}RTC_PORT_MAX must be set together, min <= max."
             )
+        if settings.media_mode == "workers" and not settings.redis_url:
+            raise SettingsError(
+                f"{PREFIX}MEDIA_MODE=workers needs {PREFIX}REDIS_URL: web processes find the media "
+                "worker hosting each consultation through Redis."
+            )
         return settings
+
+    @property
+    def media_ticket_key(self) -> bytes:
+        """The key web processes sign join tickets with for media workers."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret_key.encode(), b"caretrack media tickets v1", hashlib.sha256).digest()
 
 
 def development_phi_keys(secret_key: str) -> dict[int, bytes]:

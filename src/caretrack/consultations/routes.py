@@ -9,6 +9,7 @@ from datetime import datetime
 import media
 from pydantic import BaseModel, Field
 from signalling import Principal, SignallingService
+from signalling.proxy import SignallingProxy
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import WebSocketRoute
@@ -17,21 +18,13 @@ from starlette.websockets import WebSocket
 from caretrack.accounts.guard import identify, origin_allowed
 from caretrack.api import ApiRouter
 from caretrack.consultations import service
+from caretrack.consultations.cluster import RedisDirectory
 from caretrack.errors import CareTrackError
 from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.settings import Settings
 
 api = ApiRouter("consultations")
 pages = PageRouter()
-
-
-def relay_config(settings: Settings) -> media.RelayConfig:
-    servers = [media.IceServer(url) for url in settings.stun_urls]
-    servers += [media.IceServer(url, settings.turn_username, settings.turn_password) for url in settings.turn_urls]
-    raw = settings.data_dir / "recordings" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    return media.RelayConfig(ice_servers=tuple(servers), allowed_networks=settings.rtc_allowed_networks,
-                             recordings_dir=raw)
 
 
 async def start(app) -> None:
@@ -46,17 +39,29 @@ async def start(app) -> None:
             return None
         return Principal(str(user.id), user.full_name)
 
-    relay = media.Relay(relay_config(settings))
+    def allowed_origin(websocket: WebSocket) -> bool:
+        return origin_allowed(websocket.scope, settings)
+
+    if settings.media_mode == "workers":  # `caretrack media` processes host the calls
+        app.state.media_relay = None
+        app.state.media_directory = RedisDirectory(app.state.redis)
+        app.state.signalling = SignallingProxy(
+            app.state.media_directory, ticket_key=settings.media_ticket_key, authenticate=authenticate,
+            allowed_origin=allowed_origin, authorize=service.make_authorize(settings))
+        return
+    relay = media.Relay(service.relay_config(settings))
     app.state.media_relay = relay
+    app.state.media_directory = None
     app.state.signalling = SignallingService(
-        relay, authenticate=authenticate, allowed_origin=lambda ws: origin_allowed(ws.scope, settings),
+        relay, authenticate=authenticate, allowed_origin=allowed_origin,
         authorize=service.make_authorize(settings), hooks=service.CallHooks(settings),
     )
 
 
 async def stop(app) -> None:
     await app.state.signalling.close()
-    await app.state.media_relay.close()
+    if app.state.media_relay is not None:
+        await app.state.media_relay.close()
 
 
 async def signal(websocket: WebSocket) -> None:

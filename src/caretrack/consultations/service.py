@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import media
 from signalling import Hooks, Principal, Refused, Seat, StoredChat
 
 from caretrack import crypto
@@ -153,6 +154,18 @@ class CallHooks(Hooks):
             appointment = await Appointment.get(id=appointment_id).using_db(tx.conn)
             await tx.emit("consultation.ended", actor_id=int(principal.id), subject=("appointment", appointment_id),
                           users=[appointment.patient_id, appointment.doctor_id])
+
+
+def relay_config(settings: Settings) -> media.RelayConfig:
+    """The media relay's configuration, for the embedded relay and `caretrack media` alike.
+    Raw recordings are written under the data directory and encrypted when they stop."""
+    servers = [media.IceServer(url) for url in settings.stun_urls]
+    servers += [media.IceServer(url, settings.turn_username, settings.turn_password) for url in settings.turn_urls]
+    raw = settings.data_dir / "recordings" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    ports = (settings.rtc_port_min, settings.rtc_port_max) if settings.rtc_port_min is not None else None
+    return media.RelayConfig(ice_servers=tuple(servers), allowed_networks=settings.rtc_allowed_networks,
+                             recordings_dir=raw, udp_ports=ports)
 
 
 def recordings_dir(settings: Settings) -> Path:

@@ -1,0 +1,123 @@
+"""`caretrack media`: one media worker process, which hosts consultations when
+``CARETRACK_MEDIA_MODE=workers``.
+
+It serves the signalling protocol on ``/signal`` to web processes only (each connection
+carries a join ticket they signed), runs the relay and records, and registers itself in
+Redis so that web processes place consultations on it.  Chat, consent, admissions,
+recordings and the end of a call are written to the database as in the embedded mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import AsyncIterator
+
+import media
+from redis.asyncio import Redis
+from signalling import protocol as p
+from signalling.proxy import Worker, worker_service
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from caretrack import crypto, db
+from caretrack.consultations import service
+from caretrack.consultations.cluster import Registration
+from caretrack.logs import get_logger
+from caretrack.settings import Settings
+
+log = get_logger("caretrack.media")
+
+
+class WorkerStartupError(Exception):
+    """The worker cannot start; the message says why."""
+
+
+def default_worker_id(port: int) -> str:
+    return f"{socket.gethostname()}:{port}"
+
+
+def create_worker_app(settings: Settings, worker: Worker) -> Starlette:
+    relay = media.Relay(service.relay_config(settings))
+    registration: Registration | None = None
+
+    async def hosts(consultation_id: str) -> bool:
+        return registration is not None and await registration.hosts(consultation_id)
+
+    signalling = worker_service(relay, ticket_key=settings.media_ticket_key, hooks=service.CallHooks(settings),
+                                hosts=hosts)
+
+    async def moved(consultation_ids: list[str]) -> None:
+        for consultation_id in consultation_ids:
+            consultation = signalling.consultations.get(consultation_id)
+            if consultation is not None:
+                await consultation.evict(p.CLOSE_TRY_AGAIN, "this consultation moved to another media server; "
+                                         "reconnecting")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal registration
+        crypto.configure(settings.phi_keys)
+        try:
+            await db.start(settings)
+        except db.DatabaseUnavailable as exc:
+            raise WorkerStartupError(f"cannot reach the database: {exc}") from None
+        redis = Redis.from_url(settings.redis_url, health_check_interval=15)
+        try:
+            status = await db.migration_status()
+            if not status.current:
+                raise WorkerStartupError(f"refusing to start: {status.message()}")
+            try:
+                await redis.ping()
+            except Exception as exc:
+                raise WorkerStartupError(f"cannot reach Redis at CARETRACK_REDIS_URL: {exc}") from None
+            registration = Registration(redis, worker, hosted=lambda: signalling.consultations.keys(), moved=moved)
+            await registration.start()
+            try:
+                yield
+            finally:
+                await registration.stop()
+                await signalling.close()
+                await relay.close()
+        finally:
+            await redis.aclose()
+            await db.stop()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "alive", "worker": worker.id,
+                             "consultations": len(signalling.consultations)})
+
+    app = Starlette(routes=[Route("/healthz", healthz), WebSocketRoute("/signal", signalling.endpoint)],
+                    lifespan=lifespan)
+    app.state.relay = relay
+    app.state.signalling = signalling
+    return app
+
+
+def run(settings: Settings, host: str, port: int, worker_id: str | None, advertise: str | None) -> int:
+    """Serve one worker until SIGINT/SIGTERM; its calls' clients then reconnect elsewhere."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    worker = Worker(worker_id or default_worker_id(port), advertise or f"ws://{host}:{port}/signal")
+    app = create_worker_app(settings, worker)
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 5
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(app, config, shutdown_trigger=stop.wait)
+
+    print(f"CareTrack media worker {worker.id} serving {worker.url}", flush=True)
+    asyncio.run(main())
+    return 0
