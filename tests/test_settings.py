@@ -9,6 +9,20 @@ def test_defaults_are_the_embedded_setup():
     assert settings.redis_url is None
     assert settings.origins == {"http://127.0.0.1:8000"}
     assert settings.secret_key == DEV_SECRET_KEY
+    assert settings.media_mode == "embedded"
+
+
+def test_the_port_range_and_media_workers_reach_the_relay(tmp_path):
+    from caretrack.consultations.service import relay_config
+
+    settings = Settings.from_env({"CARETRACK_RTC_PORT_MIN": "40000", "CARETRACK_RTC_PORT_MAX": "40099",
+                                  "CARETRACK_MEDIA_MODE": "workers", "CARETRACK_REDIS_URL": "redis://r:6379/0",
+                                  "CARETRACK_DATA_DIR": str(tmp_path)})
+    assert relay_config(settings).udp_ports == (40000, 40099)
+    assert relay_config(settings.replace(rtc_port_min=None, rtc_port_max=None)).udp_ports is None
+    assert settings.media_mode == "workers"
+    other = settings.replace(secret_key="another-secret-key-0123")
+    assert len(settings.media_ticket_key) == 32 and settings.media_ticket_key != other.media_ticket_key
 
 
 @pytest.mark.parametrize(
@@ -26,6 +40,8 @@ def test_defaults_are_the_embedded_setup():
         ({"CARETRACK_PHI_KEYS": "1:c2hvcnQ="}, "CARETRACK_PHI_KEYS"),
         ({"CARETRACK_RTC_ALLOWED_NETWORKS": "10.0.0.0/33"}, "CARETRACK_RTC_ALLOWED_NETWORKS"),
         ({"CARETRACK_RTC_PORT_MIN": "40000"}, "CARETRACK_RTC_PORT_MIN"),
+        ({"CARETRACK_MEDIA_MODE": "cluster"}, "CARETRACK_MEDIA_MODE"),
+        ({"CARETRACK_MEDIA_MODE": "workers"}, "CARETRACK_REDIS_URL"),
     ],
 )
 def test_a_bad_value_names_its_variable(env, named):
