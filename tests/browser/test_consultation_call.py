@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 
 import pyotp
 import pytest
 
 from caretrack.accounts.models import Role
-from tests.consultations.conftest import make_appointment
+from tests.consultations.conftest import make_appointment, scaled_out  # noqa: F401  (a fixture)
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -29,6 +30,19 @@ async def wait_for_decoded(page, tracks: int, timeout_s: float = 30) -> list[dic
     raise AssertionError(f"only {await frames(page)} decoded on {page.url}")
 
 
+async def signed_in_page(browser, base_url: str, email: str, totp_secret: str | None = None):
+    page = await (await browser.new_context()).new_page()
+    await page.goto(base_url + "/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    if totp_secret:
+        await page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(totp_secret).now())
+        await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_url("**/doctor" if totp_secret else "**/patient")
+    return page
+
+
 async def test_patient_and_doctor_meet_through_the_waiting_room(live_server, browser):
     secret = pyotp.random_base32()
     doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
@@ -36,21 +50,8 @@ async def test_patient_and_doctor_meet_through_the_waiting_room(live_server, bro
     appointment = await make_appointment(doctor, patient)
     call_url = f"{live_server.url}/consultations/{appointment.id}"
 
-    doctor_page = await (await browser.new_context()).new_page()
-    await doctor_page.goto(live_server.url + "/login")
-    await doctor_page.get_by_label("Email").fill("doc@example.org")
-    await doctor_page.get_by_label("Password").fill(PASSWORD)
-    await doctor_page.get_by_role("button", name="Sign in").click()
-    await doctor_page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(secret).now())
-    await doctor_page.get_by_role("button", name="Continue").click()
-    await doctor_page.wait_for_url("**/doctor")
-
-    patient_page = await (await browser.new_context()).new_page()
-    await patient_page.goto(live_server.url + "/login")
-    await patient_page.get_by_label("Email").fill("pat@example.org")
-    await patient_page.get_by_label("Password").fill(PASSWORD)
-    await patient_page.get_by_role("button", name="Sign in").click()
-    await patient_page.wait_for_url("**/patient")
+    doctor_page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
+    patient_page = await signed_in_page(browser, live_server.url, "pat@example.org")
 
     # the patient checks their devices, joins and waits
     await patient_page.goto(call_url)
@@ -81,5 +82,43 @@ async def test_patient_and_doctor_meet_through_the_waiting_room(live_server, bro
     doctor_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await doctor_page.get_by_role("button", name="End consultation").click()
     await patient_page.get_by_role("heading", name="The consultation has ended").wait_for()
+    await doctor_page.context.close()
+    await patient_page.context.close()
+
+
+async def test_a_call_survives_its_media_worker_being_killed(scaled_out, browser):
+    """Scaled out: the call runs on a `caretrack media` process behind the web app's
+    /ws/signal; when that process is killed, both pages reconnect by themselves to the other
+    worker, the patient skips the waiting room, and video flows again."""
+    base_url, workers = scaled_out["url"], scaled_out["workers"]
+    secret = pyotp.random_base32()
+    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
+    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
+    appointment = await make_appointment(doctor, patient)
+    call_url = f"{base_url}/consultations/{appointment.id}"
+    doctor_page = await signed_in_page(browser, base_url, "doc@example.org", secret)
+    patient_page = await signed_in_page(browser, base_url, "pat@example.org")
+
+    await patient_page.goto(call_url)
+    await patient_page.get_by_role("button", name="Join the consultation").click()
+    await patient_page.get_by_role("heading", name="Waiting room").wait_for()
+    await doctor_page.goto(call_url)
+    await doctor_page.get_by_role("button", name="Join the consultation").click()
+    await doctor_page.get_by_role("button", name="Admit Pat Patient").click()
+    await wait_for_decoded(doctor_page, 1)
+    await wait_for_decoded(patient_page, 1)
+
+    hosting = [w for w in workers.values() if await w.consultations() == 1]
+    assert len(hosting) == 1
+    (spare,) = [w for w in workers.values() if w is not hosting[0]]
+    await hosting[0].stop(signal.SIGKILL)
+    for _ in range(120):  # both pages come back on their own, to the surviving worker
+        if await spare.consultations() == 1:
+            break
+        await asyncio.sleep(0.25)
+    assert await spare.consultations() == 1
+    await wait_for_decoded(doctor_page, 1)
+    await wait_for_decoded(patient_page, 1)
+    assert await patient_page.get_by_role("heading", name="Waiting room").is_hidden()
     await doctor_page.context.close()
     await patient_page.context.close()

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import httpx
 import pyotp
 import pytest
 
 from caretrack.accounts.models import Role
+from caretrack.app import create_app
 from caretrack.booking.models import Appointment, AppointmentStatus
+from tests.conftest import base_settings, free_port, serve_in_loop, stop_serving
 from tests.helpers import make_user
 
 
@@ -28,3 +38,61 @@ async def people(database):
     stranger = await make_user(Role.PATIENT, "eve@example.org", name="Eve Elsewhere")
     carer = await make_user(Role.CARER, "cal@example.org", name="Cal Carer")
     return {"doctor": doctor, "doctor_secret": doctor_secret, "patient": patient, "stranger": stranger, "carer": carer}
+
+
+class MediaWorker:
+    """A `caretrack media` process."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "caretrack", "media", "--port", str(self.port), "--id", self.name,
+            env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        deadline = asyncio.get_running_loop().time() + 60
+        async with httpx.AsyncClient() as probe:
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"media worker {self.name} exited: {(await self.process.stderr.read()).decode()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await probe.get(f"http://127.0.0.1:{self.port}/healthz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"media worker {self.name} did not start")
+
+    async def consultations(self) -> int:
+        async with httpx.AsyncClient() as probe:
+            return (await probe.get(f"http://127.0.0.1:{self.port}/healthz")).json()["consultations"]
+
+    async def stop(self, sig: int = signal.SIGTERM) -> str:
+        if self.process is None or self.process.returncode is not None:
+            return ""
+        self.process.send_signal(sig)
+        _, err = await asyncio.wait_for(self.process.communicate(), 30)
+        return err.decode()
+
+
+@pytest.fixture
+async def scaled_out(pg_database_url, redis_url, tmp_path: Path) -> AsyncIterator[dict]:
+    """The app with CARETRACK_MEDIA_MODE=workers on PostgreSQL and Redis, served in this loop,
+    and two `caretrack media` processes ("wa", "wb")."""
+    port = free_port()
+    settings = base_settings(database_url=pg_database_url, redis_url=redis_url, media_mode="workers",
+                             data_dir=tmp_path / "data", base_url=f"http://127.0.0.1:{port}")
+    env = {**os.environ, "CARETRACK_ENVIRONMENT": "test", "CARETRACK_DATABASE_URL": pg_database_url,
+           "CARETRACK_REDIS_URL": redis_url, "CARETRACK_MEDIA_MODE": "workers",
+           "CARETRACK_SECRET_KEY": settings.secret_key, "CARETRACK_DATA_DIR": str(settings.data_dir)}
+    workers = [MediaWorker("wa", env), MediaWorker("wb", env)]
+    await asyncio.gather(*(w.start() for w in workers))
+    app = create_app(settings)
+    task, stop = await serve_in_loop(app, port)
+    try:
+        yield {"settings": settings, "url": settings.base_url, "workers": {w.name: w for w in workers}}
+    finally:
+        await stop_serving(task, stop)
+        for worker in workers:
+            await worker.stop()
