@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import media  # noqa: E402
 from media import _aiortc_hooks as hooks  # noqa: E402
+from media.tuning import tune_garbage_collector  # noqa: E402
 
 FPS = 30
 CLIP_SECONDS = 4
@@ -280,6 +281,7 @@ class Counter:
 
 def relay_process(conn: Any, mode: str, cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
+    tune_garbage_collector()  # as `caretrack media` does
     asyncio.run(_relay_main(conn, mode))
 
 
@@ -566,6 +568,7 @@ async def main() -> None:
     print("encoding the clip once...", file=sys.stderr)
     clip = encode_clip()
     packets = packetize_clip(clip)
+    tune_garbage_collector()  # the load generator too, so its pauses do not count as the relay's
     kbps = sum(map(len, clip[0])) * 8 / CLIP_SECONDS / 1000
     print(f"clip: 640x480 {FPS} fps VP8 ~{kbps:.0f} kbit/s + Opus 20 ms", file=sys.stderr)
     print(f"\nmachine: {os.cpu_count()} CPUs, relay pinned to CPU 0, load generator to CPU 1; "

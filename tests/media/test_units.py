@@ -131,3 +131,18 @@ async def test_errors_name_the_problem(tmp_path: Path) -> None:
             await room.stop_recording()
     finally:
         await relay.close()
+
+
+def test_tuning_the_collector_freezes_startup_objects_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from media.tuning import GC_THRESHOLDS, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -16,6 +16,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import media
+from media.tuning import tune_garbage_collector
 from redis.asyncio import Redis
 from signalling import protocol as p
 from signalling.proxy import Worker, worker_service
@@ -112,6 +113,7 @@ def run(settings: Settings, host: str, port: int, worker_id: str | None, adverti
     config.graceful_timeout = 5
 
     async def main() -> None:
+        tune_garbage_collector()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
