@@ -16,6 +16,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import websockets
 from starlette.routing import WebSocketRoute
@@ -45,16 +46,14 @@ class Worker:
     url: str
 
 
-class Directory:
+class Directory(Protocol):
     """Where consultations are hosted.  ``place`` returns the worker that hosts (or will
     host) the consultation, avoiding the workers named; ``unreachable`` reports a worker
     the proxy could not connect to."""
 
-    async def place(self, consultation_id: str, avoid: frozenset[str]) -> Worker | None:
-        raise NotImplementedError
+    async def place(self, consultation_id: str, avoid: frozenset[str]) -> Worker | None: ...
 
-    async def unreachable(self, consultation_id: str, worker: Worker) -> None:
-        return None
+    async def unreachable(self, consultation_id: str, worker: Worker) -> None: ...
 
 
 class SignallingProxy:

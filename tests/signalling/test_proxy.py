@@ -22,7 +22,7 @@ import media
 from signalling import Principal, Seat
 from signalling import protocol as p
 from signalling import tickets
-from signalling.proxy import Directory, SignallingProxy, Worker, worker_service
+from signalling.proxy import SignallingProxy, Worker, worker_service
 from tests.conftest import free_port, serve_in_loop, stop_serving
 from tests.media.helpers import colour_name, relay_config, wait_for
 
@@ -32,7 +32,7 @@ from .test_call import admitted_call
 KEY = b"test-ticket-key-0123456789abcdef"
 
 
-class MemoryDirectory(Directory):
+class MemoryDirectory:
     """Places a consultation on the first live worker; forgets workers reported unreachable."""
 
     def __init__(self, workers: list[Worker]) -> None:

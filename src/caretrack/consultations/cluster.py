@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from redis.asyncio import Redis
-from signalling.proxy import Directory, Worker
+from signalling.proxy import Worker
 
 from caretrack.logs import get_logger
 
@@ -81,8 +81,9 @@ return 0
 """
 
 
-class RedisDirectory(Directory):
-    """What web processes ask: which worker hosts this consultation."""
+class RedisDirectory:
+    """What web processes ask: which worker hosts this consultation
+    (a :class:`signalling.proxy.Directory`)."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -153,7 +154,12 @@ class Registration:
             pipe.zadd(WORKERS, {self.worker.id: lapse})
             pipe.zremrangebyscore(WORKERS, "-inf", int(time.time() * 1000))
             await pipe.execute()
-        lost = [c for c in hosted if not await self.hosts(c)]
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for all rooms
+            for consultation_id in hosted:
+                await self._hold(keys=[room_key(consultation_id)], args=[self.worker.id, ROOM_TTL_SECONDS],
+                                 client=pipe)
+            held = await pipe.execute() if hosted else []
+        lost = [c for c, holds in zip(hosted, held) if not holds]
         if lost:
             log.warning("consultations placed on another worker; sending their clients there",
                         worker=self.worker.id, consultations=lost)
