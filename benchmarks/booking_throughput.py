@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import secrets
-import statistics
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -107,7 +106,8 @@ async def run_clients(clients: int, seconds: float, one_request) -> dict:
                 await one_request(n)
                 latencies.append(time.perf_counter() - t0)
             except Exception as exc:  # counted, not hidden
-                errors[type(exc).__name__ + ": " + str(exc)[:80]] = errors.get(type(exc).__name__ + ": " + str(exc)[:80], 0) + 1
+                key = type(exc).__name__ + ": " + str(exc)[:80]
+                errors[key] = errors.get(key, 0) + 1
 
     started = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(clients)))
@@ -193,7 +193,8 @@ async def raw_path(url: str, pool_size: int, tokens, queue, clients: int, second
             await conn.executemany(
                 "INSERT INTO ledger_entries (transfer_id, account_id, amount, kind, memo, appointment_id, "
                 "created_by_id, created_at) VALUES ($1, $2, $3, 'booking', 'Consultation', $4, $5, now())",
-                [(transfer, wallet, -fee, appointment_id, patient_id), (transfer, escrow, fee, appointment_id, patient_id)])
+                [(transfer, wallet, -fee, appointment_id, patient_id),
+                 (transfer, escrow, fee, appointment_id, patient_id)])
             head = await conn.fetchrow("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
             occurred = datetime.now(timezone.utc)
             detail = json.dumps({"doctor_id": doctor_id, "fee": fee}, sort_keys=True, separators=(",", ":"))

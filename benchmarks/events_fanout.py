@@ -29,11 +29,11 @@ import multiprocessing as mp
 import os
 import random
 import secrets
-import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,7 +201,8 @@ async def _client_main(targets, ready, stop, results, progress) -> None:
         origin = url.replace("ws://", "http://").split("/ws/")[0]
         try:
             async with gate:
-                ws = await websockets.connect(url, origin=origin, additional_headers={"Cookie": f"caretrack_session={cookie}"},
+                ws = await websockets.connect(url, origin=origin,
+                                              additional_headers={"Cookie": f"caretrack_session={cookie}"},
                                               open_timeout=60, ping_interval=None, max_size=2**22,
                                               compression="deflate" if COMPRESSION else None)
                 await ws.recv()
@@ -271,7 +272,8 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
                    for i, (uid, cookie) in enumerate(cookies)]
         for k in range(client_processes):
             worker = mp.get_context("fork").Process(target=client_worker,
-                                                    args=(targets[k::client_processes], ready, stop, results, progress[k]))
+                                                    args=(targets[k::client_processes], ready, stop, results,
+                                                          progress[k]))
             worker.start()
             workers.append(worker)
         t_connect = time.monotonic()
@@ -342,7 +344,7 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
         result["cpu_core_share_by_component"] = {
             k: round((cpu_seconds(v) - component_before[k]) / window, 2) for k, v in components.items()}
         result["rss_end_mib"] = round(sum(rss_mib(t) for t in trees), 1)
-        result["cpu_core_share"] = [round((a - b) / window, 2) for a, b in zip(cpu_after, cpu_before)]
+        result["cpu_core_share"] = [round((a - b) / window, 2) for a, b in zip(cpu_after, cpu_before, strict=True)]
         result["events"] = marker
         result["achieved_rate"] = round(marker / produced_seconds, 1)
         result["producer_max_lag_ms"] = round(lag * 1000, 1)
@@ -365,7 +367,7 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
             seqs = [s for _, s, _ in got]
             doubled += len(markers) - len(set(markers))
             missing += len(expected - set(markers))
-            disordered += sum(1 for a, b in zip(seqs, seqs[1:]) if b != a + 1)
+            disordered += sum(1 for a, b in pairwise(seqs) if b != a + 1)
             deliveries += len(got)
             if (len(markers) != len(set(markers)) or expected != set(markers)) and len(anomalies) < 3:
                 anomalies.append({"user": user_id, "missing": sorted(expected - set(markers))[:10],

@@ -157,7 +157,8 @@ class ReplaySender:
     NACKs from the relay are answered from a short history.
     """
 
-    def __init__(self, sender: Any, transceiver: Any, kind: str, frames: list[list[bytes]], trailer: bool, offset: int) -> None:
+    def __init__(self, sender: Any, transceiver: Any, kind: str, frames: list[list[bytes]], trailer: bool,
+                 offset: int) -> None:
         self.sender, self.kind, self.frames, self.trailer = sender, kind, frames, trailer
         self.interval = 1 / FPS if kind == "video" else 0.02
         self.ticks = 3000 if kind == "video" else 960
@@ -212,7 +213,8 @@ class ReplaySender:
                 marker = 0x80 if (i == last and self.kind == "video") else 0
                 if i == last and self.trailer:
                     payload = payload + TRAILER + struct.pack("!d", time.monotonic())
-                data = struct.pack("!BBHLL", first_byte, marker | self.payload_type, self.seq, timestamp, self.ssrc) + self.ext + payload
+                header = struct.pack("!BBHLL", first_byte, marker | self.payload_type, self.seq, timestamp, self.ssrc)
+                data = header + self.ext + payload
                 self.history[self.seq] = data
                 self.history.pop((self.seq - 512) & 0xFFFF, None)
                 self.seq = (self.seq + 1) & 0xFFFF
@@ -328,7 +330,7 @@ async def _relay_main(conn: Any, mode: str) -> None:
         for i, pc in enumerate(pcs):
             for track in sorted(tracks[1 - i], key=lambda t: t.kind):
                 pc.addTrack(stock.subscribe(track))
-        for (pid, _), pc in zip(offers, pcs):
+        for (pid, _), pc in zip(offers, pcs, strict=True):
             await pc.setLocalDescription(await pc.createAnswer())
             send(("msg", room, pid, {"type": "answer", "sdp": pc.localDescription.sdp}))
         stock_pcs.extend(pcs)
@@ -509,7 +511,7 @@ async def run_step(mode: str, n: int, clip: tuple[list[bytes], list[bytes]],
             for c in p.counters:
                 c.measuring = False
         elapsed = t1 - t0
-        sent_fps = [(b - a) / elapsed for a, b in zip(sent0, sent1)]
+        sent_fps = [(b - a) / elapsed for a, b in zip(sent0, sent1, strict=True)]
         videos = [c for p in peers for c in p.counters if c.kind == "video"]
         fps = [c.frames / elapsed for c in videos] + [0.0] * (2 * n - len(videos))
         latencies = sorted(x for c in videos for x in c.latencies)

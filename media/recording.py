@@ -256,7 +256,8 @@ class Recorder:
         if self._closed or publication.closed or any(s.publication is publication for s in self._slots):
             return False
         if publication.codec.mimeType.lower() not in _MUXER_CODECS:
-            logger.info("recording %s: %r has codec %s, not recorded", self.path, publication, publication.codec.mimeType)
+            logger.info("recording %s: %r has codec %s, not recorded", self.path, publication,
+                        publication.codec.mimeType)
             return False
         slot = next((s for s in self._slots if s.takes(publication)), None)
         if slot is None:

@@ -1,10 +1,10 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
-from caretrack.accounts.models import Role
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
-from tortoise import fields
+from tortoise.migrations import operations as ops
 
+from caretrack.accounts.models import Role
 from caretrack.dbops import append_only, everywhere, per_dialect
+
 
 class Migration(migrations.Migration):
     initial = True

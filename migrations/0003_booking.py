@@ -1,14 +1,15 @@
 """Telehealth booking and credits: doctor profiles, availability, appointments, ledger."""
 
-from tortoise import migrations
-from tortoise.migrations import operations as ops
 import functools
-from caretrack.booking.models import ApplicationStatus, AppointmentStatus
 from json import dumps, loads
-from tortoise.fields.base import OnDelete
-from tortoise import fields
 
+from tortoise import fields, migrations
+from tortoise.fields.base import OnDelete
+from tortoise.migrations import operations as ops
+
+from caretrack.booking.models import ApplicationStatus, AppointmentStatus
 from caretrack.dbops import append_only, per_dialect
+
 
 class Migration(migrations.Migration):
     dependencies = [('caretrack', '0002_realtime')]

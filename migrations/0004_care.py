@@ -3,12 +3,13 @@
 import functools
 from json import dumps, loads
 
-from tortoise import migrations
+from tortoise import fields, migrations
+from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
+
 from caretrack.assessments.models import AttemptStatus, QuestionKind
 from caretrack.care.models import CompletionStatus, Period
-from tortoise.fields.base import OnDelete
-from tortoise import fields
+
 
 class Migration(migrations.Migration):
     dependencies = [('caretrack', '0002_realtime')]

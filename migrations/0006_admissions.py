@@ -1,9 +1,9 @@
 """Remembered admissions: who the doctor let into a call (they skip the waiting room on reconnect)."""
 
-from tortoise import migrations
-from tortoise.migrations import operations as ops
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
-from tortoise import fields
+from tortoise.migrations import operations as ops
+
 
 class Migration(migrations.Migration):
     dependencies = [('caretrack', '0005_consultations')]

@@ -110,7 +110,7 @@ def track_is_vp8_keyframe_start(received: "Received", payload: bytes) -> bool:
 
 def colour_name(yuv: tuple[int, int, int], tolerance: int = 30) -> str | None:
     for name, expected in COLOURS.items():
-        if all(abs(a - b) <= tolerance for a, b in zip(yuv, expected)):
+        if all(abs(a - b) <= tolerance for a, b in zip(yuv, expected, strict=True)):
             return name
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import media
 
@@ -41,7 +42,7 @@ async def test_two_peers_receive_each_others_video_and_audio() -> None:
             assert colours == {colour}, colours
             seen = counters(video)
             # counters strictly increase (a forwarded stream, in order, no repeats)
-            assert all(b > a for a, b in zip(seen, seen[1:])), seen
+            assert all(b > a for a, b in pairwise(seen)), seen
             assert seen[-1] - seen[0] >= 29
         # the relay decoded nothing: its receivers' tracks never got a frame
         for participant in room.participants.values():
@@ -80,7 +81,8 @@ async def test_late_joiner_gets_a_keyframe_quickly() -> None:
             expected = {"alice": "red", "bob": "blue"}[track.publisher]
             assert colour_name(track.frames[0][1][0]) == expected
         # carol's tracks reached the others too
-        assert await wait_for(lambda: len(alice.tracks("video", "carol")) == 1 and alice.tracks("video", "carol")[0].frames, 5)
+        assert await wait_for(
+            lambda: len(alice.tracks("video", "carol")) == 1 and alice.tracks("video", "carol")[0].frames, 5)
     finally:
         for client in (alice, bob, carol):
             await client.close()
@@ -115,7 +117,7 @@ async def test_screen_share_reaches_the_other_peer_after_renegotiation() -> None
         assert camera, "the camera track kept flowing next to the screen share"
         share = next(t for t in bob.tracks("video", "alice") if colour_name(t.frames[-1][1][0]) == "green")
         seen = counters(share)
-        assert all(b > a for a, b in zip(seen, seen[1:]))
+        assert all(b > a for a, b in pairwise(seen))
         # bob still gets alice's camera while the screen share runs
         count = len(camera[0].frames)
         assert await wait_for(lambda: len(camera[0].frames) > count + 15, 5)
@@ -155,7 +157,8 @@ async def test_offer_with_new_ice_credentials_replaces_the_connection() -> None:
         assert colour_name(bob_video.frames[-1][1][0]) == "red"
         assert bob.offers_answered == offers_before
         # and alice's new connection gets bob again
-        assert await wait_for(lambda: len(alice2.tracks("video", "bob")) == 1 and len(alice2.tracks("video", "bob")[0].frames) > 10, 10)
+        assert await wait_for(
+            lambda: len(alice2.tracks("video", "bob")) == 1 and len(alice2.tracks("video", "bob")[0].frames) > 10, 10)
         assert colour_name(alice2.tracks("video", "bob")[0].frames[-1][1][0]) == "blue"
         assert len(relay.peer_connections) == 2  # the old connection was closed
     finally:
@@ -207,7 +210,7 @@ async def test_relay_forwards_on_the_fast_receive_path() -> None:
             assert publication.stats.packets_in > 30
         for me in (alice, bob):
             seen = counters(me.tracks("video")[0])
-            assert all(b > a for a, b in zip(seen, seen[1:])), seen
+            assert all(b > a for a, b in pairwise(seen)), seen
     finally:
         await alice.close()
         await bob.close()

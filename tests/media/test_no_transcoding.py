@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import aiortc.rtcrtpreceiver
-import pytest
 import aiortc.rtcrtpsender
+import pytest
 from aiortc import RTCPeerConnection
 
 import media

@@ -56,7 +56,7 @@ async def test_recording_holds_the_frames_sent_during_the_window(tmp_path: Path)
     # Each video track loses at most a few frames: the ones before the keyframe the
     # relay requests at start (one round trip, ~1-3 frames), plus the last frame
     # still in the jitter buffer at stop.  Frames are never duplicated.
-    for count, expected in zip(video_counts, sorted(sent.values())):
+    for count, expected in zip(video_counts, sorted(sent.values()), strict=True):
         assert expected - 8 <= count <= expected + 1, (video_counts, sent)
     assert sorted(colours.values(), key=sorted) == [{"blue"}, {"red"}], colours
     # Opus: 20 ms frames, ~150 in 3 s

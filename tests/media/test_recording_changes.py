@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -89,7 +90,7 @@ async def test_a_track_published_after_the_start_is_recorded(tmp_path: Path) -> 
     # the screen share's frames, nearly all of those sent while it was recorded
     expected = sent_between(screen, shared, stopped)
     assert expected - 10 <= len(share.times) <= expected + 1, (len(share.times), expected)
-    assert all(b > a for a, b in zip(share.counters, share.counters[1:]))
+    assert all(b > a for a, b in pairwise(share.counters))
     # placed on the recording's timeline where it started, not at zero
     assert share.times[0] >= shared - started - 0.2, (share.times[0], shared - started)
     assert share.times[-1] <= stopped - started + 0.2
@@ -143,8 +144,8 @@ async def test_a_reconnect_keeps_feeding_the_recording(tmp_path: Path) -> None:
     after = len(alice_video.colours) - first_green
     assert expected - 10 <= after <= expected + 1, (after, expected)
     # her new camera's frames follow on the same timeline, in order
-    assert all(b > a for a, b in zip(alice_video.times, alice_video.times[1:]))
-    assert all(b > a for a, b in zip(alice_video.counters[first_green:], alice_video.counters[first_green + 1:]))
+    assert all(b > a for a, b in pairwise(alice_video.times))
+    assert all(b > a for a, b in pairwise(alice_video.counters[first_green:]))
     # and her audio kept going too
     audio_counts = sorted(t.packets for t in tracks if t.kind == "audio")
     assert audio_counts[0] > 0.8 * audio_counts[1], audio_counts
