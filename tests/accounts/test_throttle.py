@@ -92,7 +92,7 @@ async def test_the_owner_of_a_throttled_account_signs_in_by_emailed_link_and_sti
             clock.advance(delay_after(failures, 5))
     assert not await OutboundEmail.exists(to_address="doc@example.org")
     refused = await login(client, "doc@example.org")
-    assert refused.status_code == 429 and "emailed it a link that signs you in without waiting" in refused.text
+    assert refused.status_code == 429 and "we have emailed it a link that signs you in without waiting" in refused.text
     token = fragment_token((await last_email_to("doc@example.org")).text_body, "/login/link")
     assert (await client.get("/login/link")).status_code == 200
     used = await client.post("/login/link", data={"token": token})
@@ -130,7 +130,8 @@ async def test_second_factor_guesses_are_throttled_too(client, clock):
     for _ in range(5):
         assert (await client.post("/mfa/verify", data={"code": "000000", "csrf_token": token})).status_code == 422
     waiting = await client.post("/mfa/verify", data={"code": pyotp.TOTP(secret).now(), "csrf_token": token})
-    assert waiting.status_code == 429 and "wait 2 seconds" in waiting.text
+    assert waiting.status_code == 429 and "Too many failed two-factor codes for this account: wait 2 seconds" \
+        in waiting.text and "emailed" not in waiting.text
     clock.advance(2)
     assert (await client.post("/mfa/verify", data={"code": pyotp.TOTP(secret).now(),
                                                     "csrf_token": token})).status_code == 303
@@ -152,7 +153,7 @@ async def test_many_clients_behind_one_trusted_proxy_are_throttled_separately(se
             for n in range(20):  # one address trying many accounts
                 assert (await login(sprayer, f"user{n}@example.org", "a wrong guess")).status_code == 401
             sprayed = await login(sprayer, "fresh@example.org", "a wrong guess")
-            assert sprayed.status_code == 429 and "from your network address" in sprayed.text
+            assert sprayed.status_code == 429 and "failed sign-ins for your network address: wait 2" in sprayed.text
             assert (await login(bystander, "bystander@example.org")).status_code == 303
 
 

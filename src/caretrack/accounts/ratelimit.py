@@ -44,16 +44,14 @@ def _wait_words(seconds: float) -> str:
 class SignInThrottled(RateLimited):
     """Too many recent failures for this account or address; says how long to wait."""
 
-    def __init__(self, scope: str, retry_after: float) -> None:
+    def __init__(self, scope: str, retry_after: float, *, factor: str = "password") -> None:
         self.scope = scope
         self.retry_after = max(1, math.ceil(retry_after))
-        wait = _wait_words(retry_after)
-        if scope == "account":
-            message = (f"Too many failed sign-ins for this account: wait {wait} before the next try. If it is "
-                       "yours, we have emailed it a link that signs you in without waiting.")
-        else:
-            message = (f"Too many failed sign-ins from your network address: wait {wait} before the next try, "
-                       "or use the sign-in link we email to an account that is throttled.")
+        what = "this account" if scope == "account" else "your network address"
+        noun = "sign-ins" if factor == "password" else "two-factor codes"
+        message = f"Too many failed {noun} for {what}: wait {_wait_words(retry_after)} before the next try."
+        if factor == "password":
+            message += " If the account is yours, we have emailed it a link that signs you in without waiting."
         super().__init__(message)
 
 
@@ -82,7 +80,7 @@ class LoginLimiter:
                 continue
             remaining = record.last_at + delay_after(record.count, self.free[scope]) - at
             if remaining > 0:
-                raise SignInThrottled(scope, remaining)
+                raise SignInThrottled(scope, remaining, factor=factor)
 
     async def failed(self, email: str, address: str | None, *, factor: str = "password") -> bool:
         """Count a failure; True when this one starts the account's throttling."""

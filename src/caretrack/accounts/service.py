@@ -121,7 +121,7 @@ async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, u
                                     client_address: str | None) -> None:
     """An unconfirmed self-sign-up gets a new confirmation link; anyone else a note saying
     how to sign in or reset. Limited per address, so sign-ups cannot flood a mailbox."""
-    allowed = await limiter.email_allowed("signup", user.email)
+    allowed = user.is_active and await limiter.email_allowed("signup", user.email)
     async with atomic() as tx:
         await tx.audit(Actor(None, client_address), "user.signup_repeated", "user", user.id, emailed=allowed)
         if not allowed:
