@@ -68,7 +68,8 @@ class LoginLimiter:
 
     @staticmethod
     def _keys(email: str, address: str | None, factor: str) -> dict[str, str]:
-        return {"account": f"fail:{factor}:account:{email.strip().lower()}",
+        # Bounded: the email is whatever the form held, and no account has one past 254 characters.
+        return {"account": f"fail:{factor}:account:{email.strip().lower()[:254]}",
                 "address": f"fail:address:{address or 'unknown'}"}
 
     async def check(self, email: str, address: str | None, *, factor: str = "password") -> None:
