@@ -35,6 +35,8 @@ PROXIES = ("10.0.0.5", "172.16.0.0/12", "2001:db8::/32")
     (scope("2001:db8::1", "[2001:db9::7]:443"), PROXIES, "2001:db9::7"),
     # a garbled entry: as far as the nearest trusted hop
     (scope("10.0.0.5", "not-an-ip, 172.20.0.9"), PROXIES, "172.20.0.9"),
+    # a dual-stack listener's IPv4-mapped peer matches an IPv4 proxy
+    (scope("::ffff:10.0.0.5", "203.0.113.1"), PROXIES, "203.0.113.1"),
     # a trusted peer without the header is the client
     (scope("10.0.0.5"), PROXIES, "10.0.0.5"),
 ])

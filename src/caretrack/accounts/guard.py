@@ -64,9 +64,11 @@ def _parse_ip(text: str) -> IPAddress | None:
     elif text.count(":") == 1:  # 203.0.113.7:443
         text = text.split(":")[0]
     try:
-        return ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; match them as IPv4.
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
 
 
 def resolve_client_address(scope: Scope, trusted_proxies: tuple[str, ...]) -> str | None:
