@@ -1,6 +1,6 @@
 """HTML pages: one decorator declares a page's roles; signed-out visitors are sent to the
-login page, doctors and admins to their second factor, and every form post has its CSRF
-token checked before the handler runs.
+login page, doctors and admins to their second factor, and every form post has its Origin
+(signed in or not) and CSRF token checked before the handler runs.
 
     pages = PageRouter()
 

@@ -51,6 +51,7 @@ async def test_failures_make_each_try_wait_longer_and_the_right_password_works_a
     # the 5th failure starts a 2-second wait: during it even the right password is not checked
     waiting = await login(client, "owner@example.org")
     assert waiting.status_code == 429 and "wait 2 seconds before the next try" in waiting.text
+    assert waiting.headers["retry-after"] == "2"
     assert "caretrack_session" not in client.cookies
     clock.advance(2)
     assert (await login(client, "owner@example.org", "another guess")).status_code == 401
@@ -167,7 +168,7 @@ async def test_password_reset_emails_are_limited_per_address_and_requests_per_cl
     for n in range(15):
         assert (await client.post("/password/forgot", data={"email": f"x{n}@example.org"})).status_code == 200
     refused = await client.post("/password/forgot", data={"email": "reset@example.org"})
-    assert refused.status_code == 429
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "3600"
     assert "Too many password-reset requests from your network address this hour: try again in 60 minutes" \
         in refused.text
     clock.advance(3600)

@@ -41,18 +41,25 @@ def _wait_words(seconds: float) -> str:
     return f"{math.ceil(seconds / 60)} minutes"
 
 
-class SignInThrottled(RateLimited):
+class TooManyRequests(RateLimited):
+    """A 429 that knows when to come back (the page sends it as Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class SignInThrottled(TooManyRequests):
     """Too many recent failures for this account or address; says how long to wait."""
 
     def __init__(self, scope: str, retry_after: float, *, factor: str = "password") -> None:
         self.scope = scope
-        self.retry_after = max(1, math.ceil(retry_after))
         what = "this account" if scope == "account" else "your network address"
         noun = "sign-ins" if factor == "password" else "two-factor codes"
         message = f"Too many failed {noun} for {what}: wait {_wait_words(retry_after)} before the next try."
         if factor == "password":
             message += " If the account is yours, we have emailed it a link that signs you in without waiting."
-        super().__init__(message)
+        super().__init__(message, retry_after)
 
 
 class LoginLimiter:
@@ -114,8 +121,8 @@ class LoginLimiter:
         remaining = (window + 1) * HOUR - at
         key = f"requests:{purpose}:{address or 'unknown'}:{window}"
         if await self.counters.bump(key, at, remaining) > REQUESTS_PER_HOUR:
-            raise RateLimited(f"Too many {what} from your network address this hour: try again in "
-                              f"{_wait_words(remaining)}.")
+            raise TooManyRequests(f"Too many {what} from your network address this hour: try again in "
+                                  f"{_wait_words(remaining)}.", remaining)
 
     async def close(self) -> None:
         await self.counters.close()

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from caretrack.accounts import service
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
-from caretrack.accounts.ratelimit import LoginLimiter
+from caretrack.accounts.ratelimit import LoginLimiter, TooManyRequests
 from caretrack.accounts.schemas import (
     Invitation, ProfileOut, ProfileUpdate, TokenCreate, TokenCreated, TokenList, TokenOut, UserChange,
     UserList, UserOut, UserQuery,
@@ -55,6 +55,14 @@ def _limiter(request: Request) -> LoginLimiter:
     return request.app.state.login_limiter
 
 
+def _refused(request: Request, template: str, exc: CareTrackError, context: dict | None = None) -> Response:
+    """A form page again with the error; a throttled request also says when to retry."""
+    response = render(request, template, context, status_code=exc.status_code, flashes=[("error", exc.message)])
+    if isinstance(exc, TooManyRequests):
+        response.headers["retry-after"] = str(exc.retry_after)
+    return response
+
+
 async def _sign_in(request: Request, user: User, next_url: str | None, *, method: str = "password") -> Response:
     settings = _settings(request)
     old = request.state.session
@@ -89,8 +97,7 @@ async def login(request: Request, form) -> Response:
         user = await service.check_login(_settings(request), _limiter(request), email=email,
                                          password=str(form.get("password", "")), client_address=_address(request))
     except CareTrackError as exc:
-        return render(request, "accounts/login.html", {"email": email, "next": next_url},
-                      status_code=exc.status_code, flashes=[("error", exc.message)])
+        return _refused(request, "accounts/login.html", exc, {"email": email, "next": next_url})
     return await _sign_in(request, user, next_url)
 
 
@@ -168,7 +175,7 @@ async def forgot(request: Request, form) -> Response:
     try:
         await _limiter(request).count_request("reset", _address(request), "password-reset requests")
     except CareTrackError as exc:
-        return render(request, "accounts/forgot.html", status_code=exc.status_code, flashes=[("error", exc.message)])
+        return _refused(request, "accounts/forgot.html", exc)
     await service.do_request_password_reset(_settings(request), _limiter(request), str(form.get("email", "")),
                                             _address(request))
     return render(request, "accounts/forgot.html", {"sent": True}, flashes=[(
@@ -255,8 +262,7 @@ async def mfa_verify(request: Request, user, form) -> Response:
     except CareTrackError as exc:
         if isinstance(exc, ValidationError):
             await _limiter(request).failed(user.email, _address(request), factor="second-factor")
-        return render(request, "accounts/mfa_verify.html", status_code=exc.status_code,
-                      flashes=[("error", exc.message)])
+        return _refused(request, "accounts/mfa_verify.html", exc)
     await _limiter(request).succeeded(user.email, factor="second-factor")
     return redirect(DASHBOARDS[str(user.role)])
 
