@@ -217,6 +217,9 @@ async def do_sign_in_with_link(secret: str, client_address: str | None) -> User:
         user = await User.get(id=token.user_id).using_db(tx.conn)
         if not user.is_active:
             raise NotAuthenticated("This account has been deactivated; contact your administrator.")
+        if user.email_verified_at is None:  # the link reached the inbox: the address is confirmed
+            user.email_verified_at = now()
+            await User.filter(id=user.id).using_db(tx.conn).update(email_verified_at=user.email_verified_at)
         await tx.audit(Actor(user.id, client_address), "login.link_used", "user", user.id)
     return user
 
