@@ -244,3 +244,16 @@ async def test_sign_in_works_while_redis_is_down_and_counts_go_back_to_redis_whe
             assert not app.state.login_limiter.counters.using_memory
             async with aioredis.Redis.from_url(own_redis.url) as probe:
                 assert await probe.keys("caretrack-limits:fail:password:account:steady@example.org")
+
+
+async def test_a_sign_in_link_confirms_the_address_it_reached(client, clock):
+    from caretrack.accounts.models import User
+
+    user = await make_user(email="unconfirmed@example.org")
+    await User.filter(id=user.id).update(email_verified_at=None)
+    for _ in range(5):
+        await login(client, "unconfirmed@example.org", "a wrong guess")
+    assert (await login(client, "unconfirmed@example.org")).status_code == 429
+    token = fragment_token((await last_email_to("unconfirmed@example.org")).text_body, "/login/link")
+    assert (await client.post("/login/link", data={"token": token})).headers["location"] == "/patient"
+    assert (await User.get(id=user.id)).email_verified_at is not None
