@@ -45,6 +45,18 @@ async def csrf_token(client: httpx.AsyncClient, page: str = "/account") -> str:
     return match.group(1)
 
 
+async def sign_up(client: httpx.AsyncClient, email: str, *, role: str = "patient", name: str = "Test Person",
+                  password: str = PASSWORD) -> httpx.Response:
+    """Sign up, confirm the address from the emailed link, and sign in; the sign-in response."""
+    response = await client.post("/signup", data={"role": role, "full_name": name, "email": email,
+                                                  "password": password})
+    assert response.status_code == 200 and "We have sent an email" in response.text, response.text[:500]
+    token = fragment_token((await last_email_to(email.lower())).text_body, "/verify-email")
+    confirmed = await client.post("/verify-email", data={"token": token})
+    assert "Your email address is confirmed" in confirmed.text
+    return await login(client, email, password)
+
+
 def fragment_token(text: str, path: str) -> str:
     match = re.search(re.escape(path) + r"#([A-Za-z0-9_\-]+)", text)
     assert match, f"no {path} link in: {text[:500]}"

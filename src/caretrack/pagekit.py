@@ -1,6 +1,6 @@
 """HTML pages: one decorator declares a page's roles; signed-out visitors are sent to the
-login page, doctors and admins to their second factor, and every form post has its CSRF
-token checked before the handler runs.
+login page, doctors and admins to their second factor, and every form post has its Origin
+(signed in or not) and CSRF token checked before the handler runs.
 
     pages = PageRouter()
 
@@ -29,6 +29,7 @@ from caretrack.templating import templates
 
 Handler = Callable[..., Awaitable[Response]]
 MAX_FORM_BYTES = 1024 * 1024
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200,
@@ -58,6 +59,18 @@ async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> FormDa
     return form
 
 
+def check_form_origin(request: Request) -> None:
+    """Every page form must come from our own pages, signed in or not: a sign-in or sign-up
+    form posted from another site would sign the victim into the attacker's account (login
+    CSRF). Browsers send Origin with every form post; Referer is the fallback."""
+    from caretrack.accounts.guard import origin_allowed
+
+    settings = request.app.state.settings
+    if not origin_allowed(request.scope, settings):
+        raise Forbidden(f"This form was sent from another site, or without an Origin header; open it on "
+                        f"{settings.base_url} and send it from there.")
+
+
 @dataclass
 class PageRouter:
     routes: list[Route] = field(default_factory=list)
@@ -70,6 +83,9 @@ class PageRouter:
             params = inspect.signature(handler).parameters
 
             async def endpoint(request: Request) -> Response:
+                unsafe = request.method not in SAFE_METHODS
+                if unsafe:
+                    check_form_origin(request)
                 kwargs: dict[str, Any] = {}
                 if allowed != PUBLIC:
                     from caretrack.accounts.guard import MfaRequired, require_user
@@ -87,8 +103,8 @@ class PageRouter:
                     kwargs["user"] = request.state.user
                 if "form" in params:
                     kwargs["form"] = await read_form(request, max_body)
-                elif request.method == "POST" and request.state._state.get("csrf_form_pending"):
-                    await read_form(request, max_body)
+                elif unsafe and request.state._state.get("csrf_form_pending"):
+                    await (await read_form(request, max_body)).close()  # only for its token check
                 response = await handler(request, **kwargs)
                 if request.state.user is not None:
                     response.headers.setdefault("cache-control", "no-store")

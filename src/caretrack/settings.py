@@ -32,6 +32,9 @@ class Settings:
     secret_key: str = DEV_SECRET_KEY
     base_url: str = "http://127.0.0.1:8000"
     allowed_origins: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For is believed (IP networks); none by default, so a
+    # client cannot choose the address that rate limits and the audit log see.
+    trusted_proxies: tuple[str, ...] = ()
     log_format: str = "console"
     log_level: str = "INFO"
     data_dir: Path = Path("var")
@@ -121,6 +124,7 @@ class Settings:
             allowed_origins=tuple(
                 _origin_of(o, f"{PREFIX}ALLOWED_ORIGINS") for o in reader.csv("ALLOWED_ORIGINS")
             ),
+            trusted_proxies=tuple(reader.networks("TRUSTED_PROXIES")),
             log_format=reader.choice("LOG_FORMAT", ("console", "json"), "console"),
             log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
             data_dir=Path(reader.text("DATA_DIR", "var")),

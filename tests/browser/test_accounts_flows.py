@@ -66,12 +66,20 @@ async def test_admin_invites_a_carer_who_sets_a_password_and_signs_in(live_serve
     await carer.context.close()
 
 
-async def test_doctor_enrols_totp_from_the_shown_secret(live_server, page):
+async def test_doctor_signs_up_confirms_the_email_signs_in_and_enrols_totp(live_server, page, smtp_server):
     await page.goto(live_server.url + "/signup?as=doctor")
     await page.get_by_label("Full name").fill("Dr Dee")
     await page.get_by_label("Email").fill("dee@example.org")
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
+    await page.get_by_text("We have sent an email to dee@example.org").wait_for()
+    message = await smtp_server.wait_for("dee@example.org")
+    await page.goto(link_in(message, "/verify-email"))
+    await page.get_by_text("Your email address is confirmed").wait_for()
+    await page.locator("#main").get_by_role("link", name="Sign in").click()
+    await page.get_by_label("Email").fill("dee@example.org")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/mfa/setup")
     secret = (await page.locator("#totp-secret").inner_text()).strip()
     await page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
@@ -97,3 +105,21 @@ async def test_patient_resets_a_forgotten_password_through_the_email_link(live_s
     await page.get_by_text("Your password is changed").wait_for()
     await sign_in(page, live_server.url, "pat@example.org", "a fresh passphrase 9")
     await page.wait_for_url("**/patient")
+
+
+async def test_a_throttled_owner_signs_in_through_the_emailed_link(live_server, page, smtp_server):
+    from caretrack.accounts.ratelimit import LoginLimiter
+
+    clock = [1_800_000_000.0]
+    await live_server.app.state.login_limiter.close()
+    live_server.app.state.login_limiter = LoginLimiter(None, clock=lambda: clock[0])
+    await make_user(Role.PATIENT, "pat@example.org", name="Pat")
+    for _ in range(5):
+        await sign_in(page, live_server.url, "pat@example.org", "a wrong guess")
+        await page.get_by_text("The email or password is wrong").wait_for()
+    await sign_in(page, live_server.url, "pat@example.org")
+    await page.get_by_text("we have emailed it a link that signs you in without waiting").wait_for()
+    message = await smtp_server.wait_for("pat@example.org")
+    await page.goto(link_in(message, "/login/link"))
+    await page.wait_for_url("**/patient")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Welcome, Pat"

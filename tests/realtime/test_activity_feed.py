@@ -108,7 +108,7 @@ async def test_an_admins_feed_shows_another_users_action_without_a_reload(server
     await page.wait_for_function("() => document.documentElement.dataset.live === 'online'")
 
     # someone signs up in their own browser
-    async with httpx.AsyncClient(base_url=server.url) as visitor:
+    async with httpx.AsyncClient(base_url=server.url, headers={"origin": server.url}) as visitor:
         response = await visitor.post("/signup", data={
             "email": "pat@example.test", "full_name": "Pat Newcomer", "role": "patient",
             "password": "a long and unusual passphrase 42"})

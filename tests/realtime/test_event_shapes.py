@@ -51,9 +51,10 @@ async def finish(sockets, api) -> None:
 
 async def test_sign_up_emits_user_signed_up_to_every_active_admin(server):
     admin, sockets, api, before = await admin_view(server)
-    user = await service.do_sign_up(server.settings, email="pat@example.test", full_name="Pat Newcomer",
-                                    password="a long and unusual passphrase 42", role=Role.PATIENT,
-                                    client_address="127.0.0.1")
+    await service.do_sign_up(server.settings, LoginLimiter(None), email="pat@example.test", full_name="Pat Newcomer",
+                             password="a long and unusual passphrase 42", role=Role.PATIENT,
+                             client_address="127.0.0.1")
+    user = await User.get(email="pat@example.test")
     [message] = await sockets["admin"].wait_for(1)
     await sockets["second"].wait_for(1)
     event = message["event"]
@@ -89,7 +90,7 @@ async def test_an_invitation_emits_user_invited_to_every_active_admin(server):
 async def test_a_locked_account_emits_security_account_locked_to_every_active_admin(server):
     admin, sockets, api, before = await admin_view(server)
     victim = await make_user(Role.PATIENT)
-    limiter = LoginLimiter(None, failures_per_hour=2)
+    limiter = LoginLimiter(None, free_failures=2)
     for _ in range(2):
         with pytest.raises(NotAuthenticated):
             await service.check_login(server.settings, limiter, email=victim.email, password="wrong guess",

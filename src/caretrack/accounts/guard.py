@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
@@ -18,6 +20,8 @@ from caretrack.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+API_PATHS = "/api/"
 
 
 class MfaRequired(CareTrackError):
@@ -35,8 +39,59 @@ class MfaRequired(CareTrackError):
 
 
 def client_address(scope: Scope) -> str | None:
+    """The caller's address as the middleware resolved it (see `resolve_client_address`)."""
+    state = scope.get("state") or {}
+    if "client_address" in state:
+        return state["client_address"]
     client = scope.get("client")
     return client[0] if client else None
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in trusted)
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    """An address from a forwarded-for entry; some proxies append a port."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [2001:db8::1]:443
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:  # 203.0.113.7:443
+        text = text.split(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; match them as IPv4.
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+
+
+def resolve_client_address(scope: Scope, trusted_proxies: tuple[str, ...]) -> str | None:
+    """The peer address, unless the peer is a trusted proxy: then the right-most address in
+    X-Forwarded-For that is not a trusted proxy. Entries left of that one were written by
+    the client itself and prove nothing."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    networks = _networks(trusted_proxies)
+    peer_ip = _parse_ip(peer) if peer else None
+    if not networks or peer_ip is None or not any(peer_ip in net for net in networks):
+        return peer
+    chain = [item for name, value in scope.get("headers") or [] if name == b"x-forwarded-for"
+             for item in value.decode("latin-1").split(",") if item.strip()]
+    nearest = peer_ip
+    for item in reversed(chain):
+        ip = _parse_ip(item)
+        if ip is None:  # a garbled hop: the last proxy we believe is as far as we can see
+            break
+        if not any(ip in net for net in networks):
+            return str(ip)
+        nearest = ip
+    return str(nearest)
 
 
 async def identify(scope: Scope, settings: Settings) -> Authenticated | None:
@@ -70,9 +125,9 @@ def origin_allowed(scope: Scope, settings: Settings) -> bool:
 
 
 class AuthMiddleware:
-    """Sets `request.state.auth` (and `.user`, `.session`). For a cookie-authenticated
-    state-changing request, refuses a foreign Origin, and a missing CSRF token unless the
-    request is a form post (whose token the page route checks in the form)."""
+    """Sets `request.state.auth` (and `.user`, `.session`, `.client_address`). For a
+    cookie-authenticated state-changing request, refuses a foreign Origin, and a missing CSRF
+    token unless the request is a form post to a page (whose token the page router checks)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -82,8 +137,9 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
-        auth = await identify(scope, self.settings)
         state = scope.setdefault("state", {})
+        state["client_address"] = resolve_client_address(scope, self.settings.trusted_proxies)
+        auth = await identify(scope, self.settings)
         state["auth"] = auth
         state["user"] = auth.user if auth else None
         state["session"] = auth.session if auth else None
@@ -105,7 +161,9 @@ def csrf_problem(scope: Scope, auth: Authenticated, settings: Settings) -> str |
     content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
     if token:
         return None if csrf_matches(auth, token) else "The CSRF token does not match this session."
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if content_type in FORM_TYPES and not scope["path"].startswith(API_PATHS):
+        # Only pages read forms, and their router checks the form's token before the handler
+        # runs; an API operation never reads a form, so it must carry the header.
         scope["state"]["csrf_form_pending"] = True
         return None
     return f"A state-changing request needs the {CSRF_HEADER} header."

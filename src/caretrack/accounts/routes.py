@@ -12,7 +12,7 @@ from starlette.responses import Response
 from caretrack.accounts import service
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
-from caretrack.accounts.ratelimit import LoginLimiter
+from caretrack.accounts.ratelimit import LoginLimiter, TooManyRequests
 from caretrack.accounts.schemas import (
     Invitation, ProfileOut, ProfileUpdate, TokenCreate, TokenCreated, TokenList, TokenOut, UserChange,
     UserList, UserOut, UserQuery,
@@ -51,14 +51,26 @@ def safe_next(value: str | None, fallback: str) -> str:
     return fallback
 
 
-async def _sign_in(request: Request, user: User, next_url: str | None) -> Response:
+def _limiter(request: Request) -> LoginLimiter:
+    return request.app.state.login_limiter
+
+
+def _refused(request: Request, template: str, exc: CareTrackError, context: dict | None = None) -> Response:
+    """A form page again with the error; a throttled request also says when to retry."""
+    response = render(request, template, context, status_code=exc.status_code, flashes=[("error", exc.message)])
+    if isinstance(exc, TooManyRequests):
+        response.headers["retry-after"] = str(exc.retry_after)
+    return response
+
+
+async def _sign_in(request: Request, user: User, next_url: str | None, *, method: str = "password") -> Response:
     settings = _settings(request)
     old = request.state.session
     if old is not None:  # a new id at every login
         await service.do_logout(old, _address(request))
     secret, session = await create_session(user, settings, client_address=_address(request),
                                            user_agent=request.headers.get("user-agent"))
-    await service.do_record_login(user, session, _address(request), method="password")
+    await service.do_record_login(user, session, _address(request), method=method)
     if user.needs_mfa:
         target = "/mfa/verify" if user.totp_enrolled_at else "/mfa/setup"
     else:
@@ -82,12 +94,27 @@ async def login_page(request: Request, user) -> Response:
 async def login(request: Request, form) -> Response:
     email, next_url = str(form.get("email", "")), str(form.get("next", ""))
     try:
-        user = await service.check_login(_settings(request), request.app.state.login_limiter, email=email,
+        user = await service.check_login(_settings(request), _limiter(request), email=email,
                                          password=str(form.get("password", "")), client_address=_address(request))
     except CareTrackError as exc:
-        return render(request, "accounts/login.html", {"email": email, "next": next_url},
-                      status_code=exc.status_code, flashes=[("error", exc.message)])
+        return _refused(request, "accounts/login.html", exc, {"email": email, "next": next_url})
     return await _sign_in(request, user, next_url)
+
+
+@pages.get("/login/link", roles=PUBLIC)
+async def sign_in_link_page(request: Request) -> Response:
+    return render(request, "accounts/sign_in_link.html")
+
+
+@pages.post("/login/link", roles=PUBLIC)
+async def sign_in_with_link(request: Request, form) -> Response:
+    try:
+        user = await service.do_sign_in_with_link(str(form.get("token", "")), _address(request))
+    except CareTrackError as exc:
+        return render(request, "accounts/sign_in_link.html", status_code=exc.status_code,
+                      flashes=[("error", exc.message)])
+    await _limiter(request).succeeded(user.email)
+    return await _sign_in(request, user, None, method="email_link")
 
 
 @pages.post("/logout", roles=PUBLIC)
@@ -109,16 +136,17 @@ async def signup(request: Request, form) -> Response:
     values = {k: str(form.get(k, "")) for k in ("email", "full_name", "role")}
     try:
         role = Role(values["role"] or "patient")
-        user = await service.do_sign_up(_settings(request), email=values["email"], full_name=values["full_name"],
-                                        password=str(form.get("password", "")), role=role,
-                                        client_address=_address(request))
+        await service.do_sign_up(_settings(request), _limiter(request), email=values["email"],
+                                 full_name=values["full_name"], password=str(form.get("password", "")), role=role,
+                                 client_address=_address(request))
     except ValueError:
         return render(request, "accounts/signup.html", {**values, "role": "patient"}, status_code=422,
                       flashes=[("error", "Choose patient or doctor.")])
     except CareTrackError as exc:
         return render(request, "accounts/signup.html", values, status_code=exc.status_code,
                       flashes=[("error", exc.message)])
-    return await _sign_in(request, user, None)
+    # The same answer whether the address was free or taken: no session, a page saying what to do.
+    return render(request, "accounts/signup.html", {"sent": True, "email": values["email"].strip()})
 
 
 @pages.get("/verify-email", roles=PUBLIC)
@@ -144,7 +172,12 @@ async def forgot_page(request: Request) -> Response:
 
 @pages.post("/password/forgot", roles=PUBLIC)
 async def forgot(request: Request, form) -> Response:
-    await service.do_request_password_reset(_settings(request), str(form.get("email", "")), _address(request))
+    try:
+        await _limiter(request).count_request("reset", _address(request), "password-reset requests")
+    except CareTrackError as exc:
+        return _refused(request, "accounts/forgot.html", exc)
+    await service.do_request_password_reset(_settings(request), _limiter(request), str(form.get("email", "")),
+                                            _address(request))
     return render(request, "accounts/forgot.html", {"sent": True}, flashes=[(
         "success", "If an account uses that address, we have emailed it a link to choose a new password.")])
 
@@ -223,14 +256,14 @@ async def mfa_verify_page(request: Request, user) -> Response:
 @pages.post("/mfa/verify", roles=None, allow_pending_mfa=True)
 async def mfa_verify(request: Request, user, form) -> Response:
     try:
-        await request.app.state.login_limiter.check(user.email, _address(request))
+        await _limiter(request).check(user.email, _address(request), factor="second-factor")
         await service.do_verify_second_factor(user, str(form.get("code", "")), request.state.session,
                                               _address(request))
     except CareTrackError as exc:
         if isinstance(exc, ValidationError):
-            await request.app.state.login_limiter.failed(user.email, _address(request))
-        return render(request, "accounts/mfa_verify.html", status_code=exc.status_code,
-                      flashes=[("error", exc.message)])
+            await _limiter(request).failed(user.email, _address(request), factor="second-factor")
+        return _refused(request, "accounts/mfa_verify.html", exc)
+    await _limiter(request).succeeded(user.email, factor="second-factor")
     return redirect(DASHBOARDS[str(user.role)])
 
 

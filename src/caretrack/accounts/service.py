@@ -19,14 +19,16 @@ from tortoise.expressions import Q
 from caretrack import crypto
 from caretrack.accounts import passwords
 from caretrack.accounts.models import AccessToken, OneTimeToken, RecoveryCode, Role, Session, User
+from caretrack.accounts.ratelimit import LoginLimiter, SignInThrottled
 from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_session, revoke_user_sessions
 from caretrack.audit.service import Actor
-from caretrack.errors import Conflict, NotAuthenticated, NotFound, ValidationError
+from caretrack.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationError
 from caretrack.settings import Settings
 from caretrack.transaction import atomic
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-TOKEN_LIFETIMES = {"verify": timedelta(days=2), "reset": timedelta(hours=1), "invite": timedelta(days=7)}
+TOKEN_LIFETIMES = {"verify": timedelta(days=2), "reset": timedelta(hours=1), "invite": timedelta(days=7),
+                   "unlock": timedelta(hours=1)}
 RECOVERY_CODE_COUNT = 10
 PHI_FIELDS = ("date_of_birth", "phone", "address")
 TOTP_ISSUER = "CareTrack"
@@ -72,7 +74,7 @@ async def _issue_token(tx, user: User, purpose: str, created_by: User | None = N
 
 async def _consume_token(tx, secret: str, purpose: str) -> OneTimeToken:
     """Mark a single-use token used; the conditional update makes a second use fail."""
-    names = {"verify": "verification", "reset": "password-reset", "invite": "invitation"}
+    names = {"verify": "verification", "reset": "password-reset", "invite": "invitation", "unlock": "sign-in"}
     token = await OneTimeToken.get_or_none(token_hash=digest(secret or ""), purpose=purpose).using_db(tx.conn)
     if token is None or token.used_at is not None or token.expires_at <= now():
         raise ValidationError(f"This {names[purpose]} link is invalid, used or expired; ask for a new one.")
@@ -85,26 +87,53 @@ async def _consume_token(tx, secret: str, purpose: str) -> OneTimeToken:
 # --- sign-up and verification -------------------------------------------------------------
 
 
-async def do_sign_up(settings: Settings, *, email: str, full_name: str, password: str, role: Role,
-                     client_address: str | None) -> User:
+async def do_sign_up(settings: Settings, limiter: LoginLimiter, *, email: str, full_name: str, password: str,
+                     role: Role, client_address: str | None) -> None:
+    """Creates the account and emails a confirmation link; for an address that already has an
+    account, emails its owner instead. Either way the caller learns nothing (no account
+    discovery): same answer, no session; the new user signs in once the address is confirmed."""
     if role not in (Role.PATIENT, Role.DOCTOR):
         raise ValidationError("Only patients and doctors sign up themselves; others are invited.")
     email = normalise_email(email)
     full_name = check_name(full_name)
     passwords.check_password_policy(password, email=email, name=full_name)
+    # Hashed whether or not the address is taken, so both answers take as long.
     password_hash = passwords.hash_password(password)
-    try:
-        async with atomic() as tx:
-            user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role,
-                                     password_hash=password_hash)
+    existing = await User.get_or_none(email=email)
+    if existing is None:
+        try:
+            async with atomic() as tx:
+                user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role,
+                                         password_hash=password_hash)
+                secret = await _issue_token(tx, user, "verify")
+                await tx.audit(Actor(user.id, client_address), "user.signed_up", "user", user.id, role=str(role))
+                await tx.email(email, "verify_email", {"name": full_name,
+                                                       "link": link(settings, "/verify-email", secret)})
+                await tx.emit("user.signed_up", actor_id=user.id, subject=("user", user.id),
+                              data={"name": full_name, "role": str(role)}, roles=[Role.ADMIN])
+            return
+        except IntegrityError:  # a concurrent sign-up took the address first
+            existing = await User.get(email=email)
+    await _tell_owner_about_sign_up(settings, limiter, existing, client_address)
+
+
+async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, user: User,
+                                    client_address: str | None) -> None:
+    """An unconfirmed self-sign-up gets a new confirmation link; anyone else a note saying
+    how to sign in or reset. Limited per address, so sign-ups cannot flood a mailbox."""
+    allowed = user.is_active and await limiter.email_allowed("signup", user.email)
+    async with atomic() as tx:
+        await tx.audit(Actor(None, client_address), "user.signup_repeated", "user", user.id, emailed=allowed)
+        if not allowed:
+            return
+        if user.email_verified_at is None and user.password_hash is not None:
             secret = await _issue_token(tx, user, "verify")
-            await tx.audit(Actor(user.id, client_address), "user.signed_up", "user", user.id, role=str(role))
-            await tx.email(email, "verify_email", {"name": full_name, "link": link(settings, "/verify-email", secret)})
-            await tx.emit("user.signed_up", actor_id=user.id, subject=("user", user.id),
-                          data={"name": full_name, "role": str(role)}, roles=[Role.ADMIN])
-    except IntegrityError:
-        raise Conflict(f"An account with the email {email} already exists; sign in or reset your password.") from None
-    return user
+            await tx.email(user.email, "verify_email", {"name": user.full_name,
+                                                        "link": link(settings, "/verify-email", secret)})
+        else:
+            await tx.email(user.email, "signup_existing", {
+                "name": user.full_name, "login_link": f"{settings.base_url}/login",
+                "reset_link": f"{settings.base_url}/password/forgot"})
 
 
 async def do_verify_email(secret: str, client_address: str | None) -> User:
@@ -127,11 +156,17 @@ async def do_resend_verification(settings: Settings, user: User) -> None:
 # --- login ---------------------------------------------------------------------------------
 
 
-async def check_login(settings: Settings, limiter, *, email: str, password: str, client_address: str | None) -> User:
-    """The user whose password this is, or a domain error. Rate limited per account and per
-    address; every outcome is audited."""
+async def check_login(settings: Settings, limiter: LoginLimiter, *, email: str, password: str,
+                      client_address: str | None) -> User:
+    """The user whose password this is, or a domain error. Throttled per account and per
+    address (a throttled try is refused unchecked and emails the owner a sign-in link);
+    every outcome is audited."""
     email = (email or "").strip().lower()
-    await limiter.check(email, client_address)
+    try:
+        await limiter.check(email, client_address)
+    except SignInThrottled:
+        await _send_sign_in_link(settings, limiter, email, client_address)
+        raise
     user = await User.get_or_none(email=email)
     ok = passwords.verify_password(user.password_hash if user else None, password or "")
     if not ok or user is None or not user.is_active:
@@ -149,8 +184,43 @@ async def check_login(settings: Settings, limiter, *, email: str, password: str,
         if ok and user is not None and not user.is_active:
             raise NotAuthenticated("This account has been deactivated; contact your administrator.")
         raise NotAuthenticated("The email or password is wrong.")
+    await limiter.succeeded(email)
     if passwords.needs_rehash(user.password_hash):
         await User.filter(id=user.id).update(password_hash=passwords.hash_password(password))
+    if user.email_verified_at is None:
+        if await limiter.email_allowed("verify", email):
+            await do_resend_verification(settings, user)
+        raise Forbidden("Confirm your email address first: open the link we have emailed you, then sign in.",
+                        code="email_unconfirmed")
+    return user
+
+
+async def _send_sign_in_link(settings: Settings, limiter: LoginLimiter, email: str,
+                             client_address: str | None) -> None:
+    """The owner of a throttled account can still get in: a one-time link by email (the
+    attacker, who does not read that mailbox, gains nothing). A few per hour at most."""
+    user = await User.get_or_none(email=email, is_active=True)
+    if user is None or user.password_hash is None or not await limiter.email_allowed("sign-in-link", email):
+        return
+    async with atomic() as tx:
+        secret = await _issue_token(tx, user, "unlock")
+        await tx.audit(Actor(None, client_address), "login.link_sent", "user", user.id)
+        await tx.email(user.email, "sign_in_link", {"name": user.full_name,
+                                                    "link": link(settings, "/login/link", secret)})
+
+
+async def do_sign_in_with_link(secret: str, client_address: str | None) -> User:
+    """The user an emailed sign-in link is for; it works once. The second factor is still
+    asked for afterwards, as after a password."""
+    async with atomic() as tx:
+        token = await _consume_token(tx, secret, "unlock")
+        user = await User.get(id=token.user_id).using_db(tx.conn)
+        if not user.is_active:
+            raise NotAuthenticated("This account has been deactivated; contact your administrator.")
+        if user.email_verified_at is None:  # the link reached the inbox: the address is confirmed
+            user.email_verified_at = now()
+            await User.filter(id=user.id).using_db(tx.conn).update(email_verified_at=user.email_verified_at)
+        await tx.audit(Actor(user.id, client_address), "login.link_used", "user", user.id)
     return user
 
 
@@ -255,14 +325,20 @@ async def do_verify_second_factor(user: User, code: str, session: Session, clien
 # --- password reset --------------------------------------------------------------------------
 
 
-async def do_request_password_reset(settings: Settings, email: str, client_address: str | None) -> None:
-    """Sends a link if the account exists; says nothing either way (no account discovery)."""
+async def do_request_password_reset(settings: Settings, limiter: LoginLimiter, email: str,
+                                    client_address: str | None) -> None:
+    """Sends a link if the account exists and its hourly budget allows; says nothing either
+    way (no account discovery)."""
     try:
         email = normalise_email(email)
     except ValidationError:
         return
     user = await User.get_or_none(email=email, is_active=True)
     if user is None:
+        return
+    if not await limiter.email_allowed("reset", email):
+        async with atomic() as tx:
+            await tx.audit(Actor(None, client_address), "password.reset_throttled", "user", user.id)
         return
     async with atomic() as tx:
         secret = await _issue_token(tx, user, "reset")
