@@ -32,10 +32,14 @@ def wants_json(scope: Scope) -> bool:
 
 
 def error_response(
-    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    fields: list[dict[str, str]] | None = None,
 ) -> Response:
     if wants_json(scope):
-        return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+        error: dict[str, object] = {"code": code, "message": message}
+        if fields:
+            error["fields"] = fields
+        return JSONResponse({"error": error}, status, headers=headers)
     request = Request(scope)
     return templates.TemplateResponse(
         request,
@@ -57,7 +61,7 @@ def internal_error_response(scope: Scope, request_id: str) -> Response:
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CareTrackError)
-    return error_response(request.scope, exc.status_code, exc.code, exc.message)
+    return error_response(request.scope, exc.status_code, exc.code, exc.message, fields=getattr(exc, "fields", None))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,112 @@
+"""Hostile input never reaches a 500: ids and integers bounded to what the database holds,
+text without NUL, bodies that are not UTF-8 or JSON, each refused with a 4xx that names
+the problem (and, for a 422, each wrong field once). On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pyotp
+import pytest
+
+from caretrack.accounts import service
+from caretrack.accounts.models import Role
+from tests.helpers import make_user
+
+TOTP_SECRET = pyotp.random_base32()
+
+
+async def bearer(role: Role) -> dict[str, str]:
+    user = await make_user(role, f"{role.value}-input@example.org",
+                           totp_secret=TOTP_SECRET if role in (Role.ADMIN, Role.DOCTOR) else None)
+    _, secret = await service.do_create_access_token(user, "fuzz", None, None)
+    return {"authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+async def patient(client) -> dict[str, str]:
+    return await bearer(Role.PATIENT)
+
+
+@pytest.fixture
+async def admin(client) -> dict[str, str]:
+    return await bearer(Role.ADMIN)
+
+
+def fields_of(response) -> list[str]:
+    return [f["field"] for f in response.json()["error"]["fields"]]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/appointments/2147483648",
+    "/api/v1/appointments/99999999999999999999999999",
+    "/api/v1/appointments/0",
+    "/api/v1/appointments/007",
+    "/api/v1/doctors/2147483648/slots",
+    "/api/v1/users/2147483648/profile",
+])
+async def test_an_id_beyond_what_the_database_holds_is_404(client, patient, path):
+    response = await client.get(path, headers=patient)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_the_largest_id_the_database_holds_is_an_ordinary_404(client, patient):
+    response = await client.get("/api/v1/appointments/2147483647", headers=patient)
+    assert response.status_code == 404, response.text
+
+
+async def test_pages_404_for_an_id_beyond_the_database(client, admin):
+    for path in ("/admin/users/2147483648", "/appointments/2147483648", "/admin/emails/99999999999999999999"):
+        response = await client.get(path, headers=admin)
+        assert response.status_code == 404, (path, response.status_code)
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/api/v1/events?after=76712467181896203169832108032", "after"),
+    ("/api/v1/events?before=9223372036854775808", "before"),
+    ("/api/v1/doctors?offset=789104700430162541412352", "offset"),
+    ("/api/v1/doctors?offset=2147483648", "offset"),
+    ("/api/v1/doctors?name=a%00b", "name"),
+])
+async def test_out_of_range_or_nul_query_parameters_are_422_naming_the_field(client, patient, path, field):
+    response = await client.get(path, headers=patient)
+    assert response.status_code == 422, response.text
+    assert fields_of(response) == [field]
+    assert f"'{field}'" in response.json()["error"]["message"]
+
+
+async def test_admin_queries_are_bounded_too(client, admin):
+    response = await client.get("/api/v1/admin/users?offset=2147483648&q=x%00", headers=admin)
+    assert response.status_code == 422, response.text
+    assert sorted(fields_of(response)) == ["offset", "q"]
+
+
+async def test_a_body_that_is_not_utf8_is_400_saying_so(client, patient):
+    response = await client.post("/api/v1/holds", content=b'{"doctor_id": 1, "starts_at": "\xc1"}',
+                                 headers={**patient, "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "not UTF-8" in response.json()["error"]["message"]
+    assert "0xC1" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"doctor_id": ' + b"9" * 5000 + b"}",
+                                  b"{not json"])
+async def test_deep_huge_or_broken_json_is_400(client, patient, body):
+    response = await client.post("/api/v1/holds", content=body, headers={**patient, "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_json"
+
+
+async def test_integer_body_fields_are_bounded_and_each_wrong_field_is_named_once(client, patient):
+    response = await client.post("/api/v1/holds", json={"doctor_id": 2**31, "starts_at": "soon"}, headers=patient)
+    assert response.status_code == 422, response.text
+    fields = response.json()["error"]["fields"]
+    assert [f["field"] for f in fields] == ["doctor_id", "starts_at"]
+    assert "2147483647" in fields[0]["message"]
+
+
+async def test_nul_in_a_nested_body_string_is_422_naming_its_location(client, admin):
+    response = await client.post("/api/v1/care/packages", headers=admin, json={
+        "client_name": "A\x00B", "starts_on": "2026-01-01", "visit_times": ["09:00", "1\x000"]})
+    assert response.status_code == 422, response.text
+    assert fields_of(response) == ["client_name", "visit_times.1"]
+    assert "NUL" in response.json()["error"]["fields"][0]["message"]
