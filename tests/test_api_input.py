@@ -110,3 +110,9 @@ async def test_nul_in_a_nested_body_string_is_422_naming_its_location(client, ad
     assert response.status_code == 422, response.text
     assert fields_of(response) == ["client_name", "visit_times.1"]
     assert "NUL" in response.json()["error"]["fields"][0]["message"]
+
+
+async def test_a_query_parameter_given_twice_is_422_not_half_read(client, patient):
+    response = await client.get("/api/v1/doctors?offset=1&offset=2&name=x", headers=patient)
+    assert response.status_code == 422, response.text
+    assert fields_of(response) == ["offset"]

@@ -92,7 +92,7 @@ class ApiRouter:
                 if body is not None:
                     kwargs["body"] = await parse_body(request, body)
                 if query is not None:
-                    kwargs["query"] = parse_model(query, dict(request.query_params), "query parameter")
+                    kwargs["query"] = parse_query(query, request)
                 result = await handler(request, **kwargs)
                 if isinstance(result, Response):
                     result.headers.setdefault("cache-control", "no-store")
@@ -163,6 +163,15 @@ def parse_model(model: type[BaseModel], data: Any, what: str) -> BaseModel:
     if problems:
         raise validation_error(problems, what)
     return parsed
+
+
+def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
+    """The query string as `model`; a parameter given twice is refused rather than half-read."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = {name: "give this parameter once" for name in dict.fromkeys(names) if names.count(name) > 1}
+    if repeated:
+        raise validation_error(repeated, "query parameter")
+    return parse_model(model, dict(request.query_params), "query parameter")
 
 
 def validation_error(problems: dict[str, str], what: str = "field") -> ValidationError:
@@ -240,7 +249,7 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str, *, 
                 item["responses"][str(op.status)] = {"description": "Success, no content"}
             codes = set(op.errors)
             if op.body is not None or op.query is not None:
-                codes |= {413, 415, 422} if op.body is not None else {422}
+                codes |= {400, 413, 415, 422} if op.body is not None else {422}
             if op.roles != PUBLIC:
                 codes |= {401, 403}
             for code in sorted(codes):
