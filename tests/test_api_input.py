@@ -116,3 +116,40 @@ async def test_a_query_parameter_given_twice_is_422_not_half_read(client, patien
     response = await client.get("/api/v1/doctors?offset=1&offset=2&name=x", headers=patient)
     assert response.status_code == 422, response.text
     assert fields_of(response) == ["offset"]
+
+
+async def test_a_page_form_with_nul_or_a_huge_number_is_422_not_500(client):
+    """Forms are parsed field by field in the pages; the database's refusal is the net."""
+    from tests.helpers import csrf_token, login
+
+    await make_user(Role.PATIENT, "form-input@example.org")
+    await login(client, "form-input@example.org")
+    token = await csrf_token(client)
+    profile = await client.post("/account", data={"full_name": "A\x00B", "time_zone": "UTC", "csrf_token": token})
+    assert profile.status_code in (200, 422), profile.status_code  # SQLite stores NUL; PostgreSQL refuses it
+    if profile.status_code == 422:
+        assert "NUL" in profile.text
+    hold = await client.post("/holds", data={"doctor_id": str(2**64), "starts_at": "2030-01-01T10:00:00+00:00",
+                                             "csrf_token": token})
+    assert hold.status_code == 422, hold.status_code
+    assert "larger than can be stored" in hold.text
+
+
+def test_the_database_refusals_of_bad_input_are_recognised():
+    import asyncpg
+    from tortoise.exceptions import OperationalError
+
+    from caretrack import db
+
+    try:
+        try:
+            raise asyncpg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
+        except asyncpg.PostgresError as exc:
+            raise OperationalError(exc) from exc
+    except OperationalError as wrapped:
+        assert db.refused_input_reason(wrapped) == db.NUL_REFUSED
+    out_of_range = asyncpg.DataError("invalid input for query argument $1: 2147483648 (value out of int32 range)")
+    assert db.refused_input_reason(out_of_range) == db.NUMBER_REFUSED
+    assert db.refused_input_reason(OverflowError("Python int too large to convert to SQLite INTEGER"))
+    assert db.refused_input_reason(asyncpg.DataError("invalid input syntax for type uuid")) is None
+    assert db.refused_input_reason(ValueError("a bug")) is None

@@ -83,14 +83,44 @@ async def ping(timeout: float = 5.0) -> None:
 def unreachable_reason(exc: BaseException) -> str | None:
     """Why the database could not be reached, when that is what `exc` (or its cause) means;
     None for any other error (a bad query, a constraint, a bug), which stays a 500."""
+    for current in _chain(exc):
+        if _is_connection_failure(current):
+            return _describe(current)
+    return None
+
+
+NUL_REFUSED = "Text must not contain the NUL character (\\u0000); remove it and send it again."
+NUMBER_REFUSED = "A number is larger than can be stored (ids and counts go up to 2147483647); send a smaller one."
+
+
+def refused_input_reason(exc: BaseException) -> str | None:
+    """What is wrong with the input when the database refused a value a route let through
+    (NUL in text, an integer beyond its column): a 422, never a 500. Routes should bound
+    their input first (caretrack.bounds) so the error can name the field; this is the net."""
+    for current in _chain(exc):
+        text = str(current)
+        if isinstance(current, OverflowError) and "SQLite INTEGER" in text:
+            return NUMBER_REFUSED
+        try:
+            import asyncpg
+        except ImportError:  # an install without PostgreSQL support
+            continue
+        if isinstance(current, asyncpg.CharacterNotInRepertoireError) and "0x00" in text:
+            return NUL_REFUSED
+        if isinstance(current, asyncpg.NumericValueOutOfRangeError) or (
+                isinstance(current, asyncpg.DataError) and "out of int" in text and "range" in text):
+            return NUMBER_REFUSED
+    return None
+
+
+def _chain(exc: BaseException):
+    """`exc` and its causes: Tortoise wraps driver errors (OperationalError from DataError)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if _is_connection_failure(current):
-            return _describe(current)
+        yield current
         current = current.__cause__ or current.__context__
-    return None
 
 
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,

@@ -74,10 +74,16 @@ class RequestContextMiddleware:
             from caretrack import web_errors
 
             reason = db.unreachable_reason(exc)
+            refused = db.refused_input_reason(exc) if reason is None else None
             if reason is not None:
                 # An outage, not a bug: one line per request, no traceback; the pool reconnects by itself.
                 log.warning("database unreachable", method=scope["method"], route=_route_name(scope), reason=reason)
                 response = web_errors.database_unavailable_response(scope)
+            elif refused is not None:
+                # Bad input that the route did not bound; the transaction rolled back, so nothing is half-written.
+                log.warning("input refused by the database", method=scope["method"], route=_route_name(scope),
+                            error=str(exc).splitlines()[0][:200])
+                response = web_errors.error_response(scope, 422, "invalid", refused)
             else:
                 log.exception("unhandled error", method=scope["method"], route=_route_name(scope))
                 response = web_errors.internal_error_response(scope, request_id)
