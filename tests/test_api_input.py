@@ -153,3 +153,15 @@ def test_the_database_refusals_of_bad_input_are_recognised():
     assert db.refused_input_reason(OverflowError("Python int too large to convert to SQLite INTEGER"))
     assert db.refused_input_reason(asyncpg.DataError("invalid input syntax for type uuid")) is None
     assert db.refused_input_reason(ValueError("a bug")) is None
+
+
+@pytest.mark.parametrize("path", ["/admin/training?skill_id=99999999999", "/admin/training?skill_id=%C2%B2",
+                                  "/admin/care/progress?carer_id=2147483648", "/admin/care/progress?carer_id=-1"])
+async def test_page_query_ids_are_bounded(client, path):
+    from tests.helpers import login
+
+    await make_user(Role.ADMIN, "admin-pages@example.org", totp_secret=TOTP_SECRET)
+    await login(client, "admin-pages@example.org", totp_secret=TOTP_SECRET)
+    response = await client.get(path)
+    assert response.status_code == 422, response.status_code
+    assert "2147483647" in response.text

@@ -8,11 +8,14 @@ neither reaches the driver (asyncpg raises on an out-of-range parameter).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import Field
 from starlette.convertors import Convertor, register_url_convertor
+
+from caretrack.errors import ValidationError
 
 INT32_MAX = 2**31 - 1  # PostgreSQL `integer`: every id, count and setting column
 INT64_MAX = 2**63 - 1  # PostgreSQL `bigint`: sequences
@@ -56,6 +59,19 @@ class IdConvertor(Convertor[int]):
 
 # Routes compile their path when they are built; api.py imports this module before any is.
 register_url_convertor("id", IdConvertor())
+
+
+_ID_PATTERN = re.compile(IdConvertor.regex + r"\Z")
+
+
+def id_from_text(value: str | None, name: str) -> int | None:
+    """An id given as text (a page's query string or form): None when blank, else 1..INT32_MAX or a 422."""
+    if value is None or value == "":
+        return None
+    if not _ID_PATTERN.match(value):
+        raise ValidationError(f"'{name}' must be an id (a whole number from 1 to {INT32_MAX}), not '{value[:20]}'.",
+                              fields=[{"field": name, "message": f"must be a whole number from 1 to {INT32_MAX}"}])
+    return int(value)
 
 
 def nul_locations(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:

@@ -15,8 +15,9 @@ from caretrack.assessments.schemas import (
     AnswersIn, AssignIn, AttemptList, AttemptOut, MarksIn, MatrixCell, MatrixOut, MatrixQuery, MatrixRow, SkillOut,
     TemplateIn, TemplateOut,
 )
+from caretrack.bounds import id_from_text
 from caretrack.care.service import carers
-from caretrack.errors import CareTrackError, ValidationError
+from caretrack.errors import CareTrackError
 from caretrack.pagekit import PageRouter, redirect, render
 
 api = ApiRouter("assessments")
@@ -218,16 +219,14 @@ async def admin_mark(request: Request, user: User, form) -> Response:
 @pages.get("/admin/training", roles=ADMIN)
 async def training(request: Request) -> Response:
     params = request.query_params
-    skill = params.get("skill_id") or None
-    if skill is not None and not skill.isdigit():
-        raise ValidationError(f"'skill_id' must be a whole number, not '{skill[:20]}'.")
+    skill = id_from_text(params.get("skill_id"), "skill_id")
     await service.check_renewals()
-    matrix = await service.training_matrix(skill_id=int(skill) if skill else None, only=params.get("status") or None,
+    matrix = await service.training_matrix(skill_id=skill, only=params.get("status") or None,
                                            q=params.get("q") or None)
     from caretrack.assessments.models import Skill
 
     return render(request, "care/training.html", {
-        "matrix": matrix, "all_skills": list(await Skill.all().order_by("name")), "skill_id": int(skill) if skill else None,
+        "matrix": matrix, "all_skills": list(await Skill.all().order_by("name")), "skill_id": skill,
         "status": params.get("status") or "", "q": params.get("q") or "", "standings": list(service.Standing)})
 
 

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import ApiRouter
+from caretrack.bounds import id_from_text
 from caretrack.care import service
 from caretrack.care.models import Period
 from caretrack.care.schemas import (
@@ -20,7 +21,7 @@ from caretrack.care.schemas import (
     PackageSummary, ProgressOut, ProgressQuery, ProgressRowOut, TaskChange, TaskIn, TaskOut, TaskProgressOut,
     TodayOut, VisitOut,
 )
-from caretrack.errors import CareTrackError, ValidationError
+from caretrack.errors import CareTrackError
 from caretrack.logs import get_logger
 from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.reports.charts import Bar, bar_chart, column_chart
@@ -85,12 +86,7 @@ def _period(params, default_days: int = 7) -> tuple[date, date]:
 
 
 def _int_param(params, name: str) -> int | None:
-    value = params.get(name)
-    if value in (None, ""):
-        return None
-    if not value.isdigit():
-        raise ValidationError(f"'{name}' must be a whole number, not '{value[:20]}'.")
-    return int(value)
+    return id_from_text(params.get(name), name)
 
 
 # --- API: the carer --------------------------------------------------------------------------
