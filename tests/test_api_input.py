@@ -165,3 +165,44 @@ async def test_page_query_ids_are_bounded(client, path):
     response = await client.get(path)
     assert response.status_code == 422, response.status_code
     assert "2147483647" in response.text
+
+
+def _unbounded_integers(schema, components, where: str, seen=()) -> list[str]:
+    if isinstance(schema, list):
+        return [hit for item in schema for hit in _unbounded_integers(item, components, where, seen)]
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return [] if name in seen else _unbounded_integers(components[name], components, f"{where}.{name}",
+                                                           (*seen, name))
+    found = [where] if schema.get("type") == "integer" and not {"minimum", "maximum"} <= schema.keys() else []
+    for key, value in schema.items():
+        if key == "properties":
+            found += [hit for name, prop in value.items()
+                      for hit in _unbounded_integers(prop, components, f"{where}.{name}", seen)]
+        elif isinstance(value, (dict, list)):
+            found += _unbounded_integers(value, components, where, seen)
+    return found
+
+
+async def test_every_integer_the_api_accepts_is_bounded_in_the_openapi_document():
+    """The class, not the instances: a new unbounded id or count fails here before it fails in PostgreSQL."""
+    import httpx
+
+    from caretrack.app import create_app
+    from tests.conftest import TEST_BASE_URL, base_settings
+
+    app = create_app(base_settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL) as c:
+        document = (await c.get("/api/v1/openapi.json")).json()
+    components = document["components"]["schemas"]
+    unbounded = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", ()):
+                where = f"{method} {path} {parameter['name']}"
+                unbounded += _unbounded_integers(parameter["schema"], components, where)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            unbounded += _unbounded_integers(body, components, f"{method} {path} body")
+    assert not unbounded, "bound these with caretrack.bounds (Id, Count, Int32, Sequence): " + ", ".join(unbounded)
