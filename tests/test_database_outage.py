@@ -20,6 +20,7 @@ from tests.conftest import TEST_BASE_URL, base_settings, free_port
 from tests.helpers import make_user
 
 pytestmark = pytest.mark.postgres
+METRICS_TOKEN = "metrics-token-0123456789abcdef"
 
 
 class TcpProxy:
@@ -80,7 +81,7 @@ async def proxy(pg_database_url):
 
 async def test_postgres_down_is_503_with_retry_after_and_recovers_without_restart(proxy):
     tcp, url = proxy
-    app = create_app(base_settings(database_url=url))
+    app = create_app(base_settings(database_url=url, metrics_token=METRICS_TOKEN))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL) as client:
         user = await make_user(email="outage@example.org")
@@ -100,6 +101,12 @@ async def test_postgres_down_is_503_with_retry_after_and_recovers_without_restar
         assert page.status_code == 503 and "database" in page.text and "retry-after" in page.headers
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["database"] == "unreachable"
+        # Liveness stays green (restarting would not bring the database back) and the scraper still sees the 503s.
+        assert (await client.get("/healthz")).status_code == 200
+        scraped = await client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status_code == 200
+        assert any(line.startswith("caretrack_http_requests_total") and 'status="503"' in line
+                   for line in scraped.text.splitlines())
 
         await tcp.start()
         back = await client.get("/api/v1/me", headers=bearer)
