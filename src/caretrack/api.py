@@ -181,13 +181,6 @@ def validation_error(problems: dict[str, str], what: str = "field") -> Validatio
     return ValidationError(message, fields=fields)
 
 
-def describe_validation_error(exc: PydanticValidationError, what: str = "field") -> str:
-    problems: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
-        problems.setdefault(_location(error["loc"]), error["msg"])
-    return validation_error(problems, what).message
-
-
 def _location(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in loc) or "body"
 
