@@ -3,7 +3,8 @@ valid and invalid (negative) input for every operation must give no server error
 documented status codes, and bodies that match the documented schemas.
 
 Bounded and reproducible: a few derandomized examples per operation, role and mode, no
-shrinking. CARETRACK_FUZZ_EXAMPLES raises the count for a longer local hunt.
+shrinking. For a longer local hunt, CARETRACK_FUZZ_EXAMPLES raises the count and
+CARETRACK_FUZZ_SEED draws other cases (seeded, so a failure found is found again).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tests.booking.conftest import make_doctor, make_patient
 pytestmark = pytest.mark.postgres
 
 EXAMPLES = int(os.environ.get("CARETRACK_FUZZ_EXAMPLES", "6"))
+SEED = os.environ.get("CARETRACK_FUZZ_SEED")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MODES = {
     schemathesis.GenerationMode.POSITIVE: CHECKS,
@@ -45,7 +47,7 @@ MODES = {
 }
 SETTINGS = hypothesis.settings(
     max_examples=EXAMPLES,
-    derandomize=True,  # the same cases on every run: CI failures reproduce
+    derandomize=SEED is None,  # the same cases on every run: CI failures reproduce
     database=None,
     deadline=None,
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],  # no shrinking: bounded time
@@ -104,6 +106,8 @@ def _fuzz(operation, mode, checks, base_url: str, headers: dict[str, str], http:
             if len(failures) < 3:
                 failures.append(f"{operation.label} [{mode.value}]: {exc}")
 
+    if SEED is not None:
+        run = hypothesis.seed(int(SEED))(run)
     try:
         run()
     except hypothesis.errors.Unsatisfiable:  # nothing to make invalid (no parameters, no body)
