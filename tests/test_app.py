@@ -84,6 +84,43 @@ async def test_openapi_document_is_3_1(client):
     assert document["info"]["title"] == "CareTrack API"
 
 
+async def test_openapi_document_validates_and_names_the_session_cookie_set(client):
+    from openapi_spec_validator import validate
+
+    from tests.helpers import login, make_user
+
+    document = (await client.get("/api/v1/openapi.json")).json()
+    validate(document)  # a generated client would fail on a dangling $ref
+    await make_user(email="cookie@example.org")
+    signed_in = await login(client, "cookie@example.org")
+    set_cookie = signed_in.headers["set-cookie"]
+    assert set_cookie.startswith(document["components"]["securitySchemes"]["session"]["name"] + "=")
+    ids = document["paths"]["/api/v1/appointments/{appointment_id}"]["get"]["parameters"][0]["schema"]
+    assert ids == {"type": "integer", "minimum": 1, "maximum": 2147483647}
+
+
+async def test_openapi_session_cookie_over_https_is_the_host_prefixed_one():
+    import httpx
+
+    app = create_app(base_settings(base_url="https://care.example.org"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://care.example.org") as c:
+        document = (await c.get("/api/v1/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["session"]["name"] == "__Host-caretrack_session"
+
+
+async def test_api_answers_with_user_data_are_not_stored(client):
+    from caretrack.accounts import service
+    from tests.helpers import make_user
+
+    user = await make_user(email="phi@example.org")
+    _, secret = await service.do_create_access_token(user, "script", None, None)
+    bearer = {"authorization": f"Bearer {secret}"}
+    for path in (f"/api/v1/users/{user.id}/profile", "/api/v1/me", "/api/v1/me/tokens"):
+        response = await client.get(path, headers=bearer)
+        assert response.status_code == 200, path
+        assert response.headers["cache-control"] == "no-store", path
+
+
 async def test_static_files_are_served(client):
     css = await client.get("/static/css/app.css")
     assert css.status_code == 200 and "--brand" in css.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from caretrack import bounds
 from caretrack.bodies import read_limited
 from caretrack.errors import CareTrackError, ValidationError
 
 PREFIX = "/api/v1"
 PUBLIC: frozenset[str] = frozenset()
 MAX_JSON_BODY = 256 * 1024
+MAX_FIELD_ERRORS = 20
+# Every JSON answer may carry someone's data (PHI included): no browser or proxy keeps it.
+NO_STORE = {"cache-control": "no-store"}
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -87,13 +92,14 @@ class ApiRouter:
                 if body is not None:
                     kwargs["body"] = await parse_body(request, body)
                 if query is not None:
-                    kwargs["query"] = parse_model(query, dict(request.query_params), "query parameter")
+                    kwargs["query"] = parse_query(query, request)
                 result = await handler(request, **kwargs)
                 if isinstance(result, Response):
+                    result.headers.setdefault("cache-control", "no-store")
                     return result
                 if adapter is None:
-                    return Response(status_code=status)
-                return JSONResponse(adapter.dump_python(result, mode="json"), status_code=status)
+                    return Response(status_code=status, headers=NO_STORE)
+                return JSONResponse(adapter.dump_python(result, mode="json"), status_code=status, headers=NO_STORE)
 
             endpoint.__name__ = handler.__name__
             self.routes.append(Route(op.path, endpoint, methods=[method]))
@@ -124,43 +130,66 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
             status_code=415,
         )
     raw = await read_limited(request, MAX_JSON_BODY, "The JSON body")
+    return parse_model(model, decode_json(raw), "field")
+
+
+def decode_json(raw: bytes) -> Any:
+    """The body as JSON, or a 400 that says what is wrong with it."""
     try:
-        data = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise ValidationError(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
-    return parse_model(model, data, "field")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CareTrackError(f"The body is not UTF-8: byte 0x{raw[exc.start]:02X} at position {exc.start} "
+                             "cannot start or continue a character; send JSON encoded as UTF-8.",
+                             code="bad_json") from None
+    try:
+        return json.loads(text or "null")
+    except json.JSONDecodeError as exc:
+        raise CareTrackError(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.", code="bad_json") from None
+    except ValueError as exc:  # a number with more digits than Python converts (sys.int_info)
+        raise CareTrackError(f"The body is not usable JSON: {exc}.", code="bad_json") from None
+    except RecursionError:
+        raise CareTrackError("The body is nested too deeply; send flatter JSON.", code="bad_json") from None
 
 
 def parse_model(model: type[BaseModel], data: Any, what: str) -> BaseModel:
+    """Validate input into `model`: a 422 with one entry per wrong field."""
+    # PostgreSQL refuses NUL in text, and no field has a use for it: one rule for all input.
+    problems = {_location(loc): bounds.NUL_MESSAGE for loc in bounds.nul_locations(data)}
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except PydanticValidationError as exc:
-        raise ValidationError(describe_validation_error(exc, what)) from None
+        for error in exc.errors(include_url=False):
+            problems.setdefault(_location(error["loc"]), error["msg"])
+    if problems:
+        raise validation_error(problems, what)
+    return parsed
 
 
-def describe_validation_error(exc: PydanticValidationError, what: str = "field") -> str:
-    parts = []
-    for error in exc.errors(include_url=False)[:5]:
-        location = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{what} '{location}': {error['msg']}")
-    return "; ".join(parts)
+def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
+    """The query string as `model`; a parameter given twice is refused rather than half-read."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = {name: "give this parameter once" for name in dict.fromkeys(names) if names.count(name) > 1}
+    if repeated:
+        raise validation_error(repeated, "query parameter")
+    return parse_model(model, dict(request.query_params), "query parameter")
 
 
-def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> dict[str, Any]:
+def validation_error(problems: dict[str, str], what: str = "field") -> ValidationError:
+    """One `ValidationError` naming each wrong field once, in the message and in `fields`."""
+    fields = [{"field": name, "message": message} for name, message in list(problems.items())[:MAX_FIELD_ERRORS]]
+    message = "; ".join(f"{what} '{f['field']}': {f['message']}" for f in fields[:5])
+    return ValidationError(message, fields=fields)
+
+
+def _location(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def openapi_document(routers: Iterable[ApiRouter], title: str, version: str, *, session_cookie: str) -> dict[str, Any]:
+    """`session_cookie` is the name the app sets (it depends on HTTPS), so clients send the right one."""
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
-    error_schema = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    }
-    schemas["Error"] = error_schema
+    schemas["Error"] = ERROR_SCHEMA
 
     def ref(model: Any) -> dict[str, Any]:
         schema = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}")
@@ -171,8 +200,6 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
             schemas[title] = schema
             return {"$ref": f"#/components/schemas/{title}"}
         return schema
-
-    import re
 
     for router in routers:
         for op in router.operations:
@@ -190,12 +217,12 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
                 roles = "any signed-in user" if op.roles is None else ", ".join(sorted(op.roles))
                 item["description"] = (item.get("description", "") + f"\n\nAllowed: {roles}.").strip()
             parameters = [
-                {"name": name, "in": "path", "required": True,
-                 "schema": {"type": "integer"} if conv == "int" else {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": dict(_PATH_SCHEMAS.get(conv, _STRING))}
                 for name, conv in _path_params(op.path)
             ]
             if op.query is not None:
-                query_schema = op.query.model_json_schema()
+                query_schema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(query_schema.pop("$defs", {}))
                 required = set(query_schema.get("required", ()))
                 for name, prop in query_schema.get("properties", {}).items():
                     parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
@@ -215,7 +242,7 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
                 item["responses"][str(op.status)] = {"description": "Success, no content"}
             codes = set(op.errors)
             if op.body is not None or op.query is not None:
-                codes |= {413, 415, 422} if op.body is not None else {422}
+                codes |= {400, 413, 415, 422} if op.body is not None else {422}
             if op.roles != PUBLIC:
                 codes |= {401, 403}
             for code in sorted(codes):
@@ -231,14 +258,39 @@ def openapi_document(routers: Iterable[ApiRouter], title: str, version: str) -> 
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "__Host-caretrack_session"},
+                "session": {"type": "apiKey", "in": "cookie", "name": session_cookie},
                 "token": {"type": "http", "scheme": "bearer"},
             },
         },
     }
 
 
-def _path_params(path: str) -> list[tuple[str, str]]:
-    import re
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {
+                    "description": "On a 422: each wrong field once, by its dotted location in the body or query.",
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        }
+    },
+}
+_STRING = {"type": "string"}
+_PATH_SCHEMAS = {"id": bounds.ID_SCHEMA, "int": {"type": "integer", "minimum": 0}}
 
+
+def _path_params(path: str) -> list[tuple[str, str]]:
     return [(m.partition(":")[0], m.partition(":")[2]) for m in re.findall(r"{([^}]+)}", path)]

@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from caretrack import __version__, crypto, db, health
+from caretrack.accounts import sessions
 from caretrack.accounts.guard import AuthMiddleware
 from caretrack.api import PREFIX, openapi_document
 from caretrack.logs import get_logger
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     domains = _domains()
     routers = [m.api for m in domains if hasattr(m, "api")]
-    document = openapi_document(routers, "CareTrack API", __version__)
+    document = openapi_document(routers, "CareTrack API", __version__, session_cookie=sessions.cookie_name(settings))
 
     async def openapi(request):
         return JSONResponse(document)

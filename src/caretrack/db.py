@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from dataclasses import dataclass
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as tortoise_migrate  # the function
 from tortoise.migrations.executor import MigrationExecutor
 
@@ -75,6 +78,72 @@ async def ping(timeout: float = 5.0) -> None:
         await asyncio.wait_for(connections.get("default").execute_query("SELECT 1"), timeout)
     except (OSError, asyncio.TimeoutError, Exception) as exc:  # driver errors vary by backend
         raise DatabaseUnavailable(_describe(exc)) from exc
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why the database could not be reached, when that is what `exc` (or its cause) means;
+    None for any other error (a bad query, a constraint, a bug), which stays a 500."""
+    for current in _chain(exc):
+        if _is_connection_failure(current):
+            return _describe(current)
+    return None
+
+
+NUL_REFUSED = "Text must not contain the NUL character (\\u0000); remove it and send it again."
+NUMBER_REFUSED = "A number is larger than can be stored (ids and counts go up to 2147483647); send a smaller one."
+
+
+def refused_input_reason(exc: BaseException) -> str | None:
+    """What is wrong with the input when the database refused a value a route let through
+    (NUL in text, an integer beyond its column): a 422, never a 500. Routes should bound
+    their input first (caretrack.bounds) so the error can name the field; this is the net."""
+    for current in _chain(exc):
+        text = str(current)
+        if isinstance(current, OverflowError) and "SQLite INTEGER" in text:
+            return NUMBER_REFUSED
+        try:
+            import asyncpg
+        except ImportError:  # an install without PostgreSQL support
+            continue
+        if isinstance(current, asyncpg.CharacterNotInRepertoireError) and "0x00" in text:
+            return NUL_REFUSED
+        if isinstance(current, asyncpg.NumericValueOutOfRangeError) or (
+                isinstance(current, asyncpg.DataError) and "out of int" in text and "range" in text):
+            return NUMBER_REFUSED
+    return None
+
+
+def _chain(exc: BaseException):
+    """`exc` and its causes: Tortoise wraps driver errors (OperationalError from DataError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
+                       errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE}
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, (DatabaseUnavailable, DBConnectionError, ConnectionError, socket.gaierror)):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # an install without PostgreSQL support
+        return False
+    if isinstance(exc, (asyncpg.PostgresConnectionError,  # 08xxx, "closed in the middle of operation"
+                        asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError,
+                        asyncpg.TooManyConnectionsError)):
+        return True
+    text = str(exc)
+    # The pool's own errors and a database that refuses new sessions carry no dedicated class.
+    return (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in text) or (
+        isinstance(exc, asyncpg.ObjectNotInPrerequisiteStateError) and "not currently accepting connections" in text)
 
 
 def describe_url(url: str) -> str:

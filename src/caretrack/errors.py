@@ -17,8 +17,14 @@ class CareTrackError(Exception):
 
 
 class ValidationError(CareTrackError):
+    """Bad input; `fields` names each wrong field once: `[{"field": "a.b", "message": ...}]`."""
+
     status_code = 422
     code = "invalid"
+
+    def __init__(self, message: str, *, fields: list[dict[str, str]] | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.fields = fields or []
 
 
 class NotAuthenticated(CareTrackError):

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from caretrack import db, metrics
+from caretrack.errors import CareTrackError, NotFound
 
 
 async def healthz(request: Request) -> Response:
@@ -54,8 +56,22 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    settings = request.app.state.settings
+    if settings.metrics_token is None:
+        if settings.production:
+            # Not served, rather than a refusal to start: metrics are optional, the site is not.
+            raise NotFound("/metrics is not served in production without CARETRACK_METRICS_TOKEN; set it to "
+                           "a long random value and give it to Prometheus as a bearer token.")
+    elif not _bearer_matches(request, settings.metrics_token):
+        raise CareTrackError("Send the metrics token: Authorization: Bearer <CARETRACK_METRICS_TOKEN>.",
+                             code="not_authenticated", status_code=401)
     body, content_type = metrics.render()
-    return PlainTextResponse(body, media_type=content_type)
+    return PlainTextResponse(body, media_type=content_type, headers={"cache-control": "no-store"})
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 routes = [

@@ -1,5 +1,6 @@
 """Pure ASGI middleware: request ids, access logs, metrics, security headers, and the last
-line of defence that turns an unhandled error into a clean 500 page."""
+line of defence that turns an unhandled error into a clean 500 page (or a 503 with
+Retry-After when the database cannot be reached)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caretrack import metrics
+from caretrack import db, metrics
 from caretrack.logs import get_logger
 
 log = get_logger("caretrack.http")
@@ -69,12 +70,25 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error", method=scope["method"], route=_route_name(scope))
-            if not response_started:
-                from caretrack.web_errors import internal_error_response
+        except Exception as exc:
+            from caretrack import web_errors
 
-                await internal_error_response(scope, request_id)(scope, receive, send_wrapper)
+            reason = db.unreachable_reason(exc)
+            refused = db.refused_input_reason(exc) if reason is None else None
+            if reason is not None:
+                # An outage, not a bug: one line per request, no traceback; the pool reconnects by itself.
+                log.warning("database unreachable", method=scope["method"], route=_route_name(scope), reason=reason)
+                response = web_errors.database_unavailable_response(scope)
+            elif refused is not None:
+                # Bad input that the route did not bound; the transaction rolled back, so nothing is half-written.
+                log.warning("input refused by the database", method=scope["method"], route=_route_name(scope),
+                            error=str(exc).splitlines()[0][:200])
+                response = web_errors.error_response(scope, 422, "invalid", refused)
+            else:
+                log.exception("unhandled error", method=scope["method"], route=_route_name(scope))
+                response = web_errors.internal_error_response(scope, request_id)
+            if not response_started:
+                await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_name(scope)

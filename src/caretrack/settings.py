@@ -75,6 +75,10 @@ class Settings:
     payments_webhook_secret: str | None = None
     payments_currency: str = "eur"
     payments_cents_per_credit: int = 100
+    # Prometheus: /metrics answers only a scraper that sends this bearer token. Unset, it is
+    # open outside production and not served in production (route names and counts are
+    # reconnaissance an attacker should not get for free).
+    metrics_token: str | None = None
 
     def __post_init__(self) -> None:
         if not self.phi_keys and self.environment != "production":
@@ -157,7 +161,13 @@ class Settings:
             payments_webhook_secret=reader.text_or_none("PAYMENTS_WEBHOOK_SECRET"),
             payments_currency=reader.text("PAYMENTS_CURRENCY", "eur").lower(),
             payments_cents_per_credit=reader.integer("PAYMENTS_CENTS_PER_CREDIT", 100, minimum=1),
+            metrics_token=reader.text_or_none("METRICS_TOKEN"),
         )
+        if settings.metrics_token is not None and len(settings.metrics_token) < 16:
+            raise SettingsError(
+                f"{PREFIX}METRICS_TOKEN is too short: use at least 16 characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
         if settings.payments_provider == "stripe" and not (settings.payments_secret_key and settings.payments_webhook_secret):
             raise SettingsError(
                 f"{PREFIX}PAYMENTS_PROVIDER=stripe needs {PREFIX}PAYMENTS_SECRET_KEY and "

@@ -32,10 +32,14 @@ def wants_json(scope: Scope) -> bool:
 
 
 def error_response(
-    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    fields: list[dict[str, str]] | None = None,
 ) -> Response:
     if wants_json(scope):
-        return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+        error: dict[str, object] = {"code": code, "message": message}
+        if fields:
+            error["fields"] = fields
+        return JSONResponse({"error": error}, status, headers=headers)
     request = Request(scope)
     return templates.TemplateResponse(
         request,
@@ -55,9 +59,24 @@ def internal_error_response(scope: Scope, request_id: str) -> Response:
     )
 
 
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable_response(scope: Scope) -> Response:
+    """503 while the database cannot be reached: the request may be retried once it is back."""
+    return error_response(
+        scope,
+        503,
+        "database_unavailable",
+        "The service cannot reach its database just now, so this request was not completed. "
+        f"Try again in a few seconds (Retry-After: {DATABASE_RETRY_AFTER_SECONDS}).",
+        headers={"retry-after": str(DATABASE_RETRY_AFTER_SECONDS), "cache-control": "no-store"},
+    )
+
+
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CareTrackError)
-    return error_response(request.scope, exc.status_code, exc.code, exc.message)
+    return error_response(request.scope, exc.status_code, exc.code, exc.message, fields=getattr(exc, "fields", None))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -332,7 +332,7 @@ async def account_token_create(request: Request, user, form) -> Response:
                   status_code=status, flashes=flashes)
 
 
-@pages.post("/account/tokens/{token_id:int}/revoke", roles=None)
+@pages.post("/account/tokens/{token_id:id}/revoke", roles=None)
 async def account_token_revoke(request: Request, user) -> Response:
     await service.do_revoke_access_token(user, request.path_params["token_id"], _address(request))
     return redirect("/account")
@@ -371,13 +371,13 @@ async def admin_invite(request: Request, user, form) -> Response:
                                                 "roles": list(Role)}, status_code=status, flashes=flashes)
 
 
-@pages.get("/admin/users/{user_id:int}", roles=ADMIN)
+@pages.get("/admin/users/{user_id:id}", roles=ADMIN)
 async def admin_user(request: Request) -> Response:
     subject = await service.get_user_for_admin(request.path_params["user_id"])
     return render(request, "admin/user.html", {"subject": subject, "roles": list(Role)})
 
 
-@pages.post("/admin/users/{user_id:int}", roles=ADMIN)
+@pages.post("/admin/users/{user_id:id}", roles=ADMIN)
 async def admin_user_change(request: Request, user, form) -> Response:
     user_id = request.path_params["user_id"]
     action = str(form.get("action", ""))
@@ -408,7 +408,7 @@ async def api_me(request: Request, user) -> UserOut:
     return UserOut.of(user)
 
 
-@api.get("/users/{user_id:int}/profile", summary="A user's profile, with PHI", roles=None, response=ProfileOut,
+@api.get("/users/{user_id:id}/profile", summary="A user's profile, with PHI", roles=None, response=ProfileOut,
          description="Yourself, or anyone for admins; anyone else gets 404.", errors=(404,))
 async def api_profile(request: Request, user) -> ProfileOut:
     profile = await service.get_profile(user, request.path_params["user_id"], _address(request))
@@ -437,7 +437,7 @@ async def api_token_create(request: Request, user, body: TokenCreate) -> TokenCr
                         last_used_at=None, expires_at=token.expires_at, token=secret)
 
 
-@api.delete("/me/tokens/{token_id:int}", summary="Revoke an access token", roles=None, status=204, errors=(404,))
+@api.delete("/me/tokens/{token_id:id}", summary="Revoke an access token", roles=None, status=204, errors=(404,))
 async def api_token_revoke(request: Request, user) -> None:
     await service.do_revoke_access_token(user, request.path_params["token_id"], _address(request))
 
@@ -456,7 +456,7 @@ async def api_invite(request: Request, user, body: Invitation) -> UserOut:
     return UserOut.of(invited)
 
 
-@api.patch("/admin/users/{user_id:int}", summary="Change a user's role or deactivate them", roles=ADMIN,
+@api.patch("/admin/users/{user_id:id}", summary="Change a user's role or deactivate them", roles=ADMIN,
            body=UserChange, response=UserOut, errors=(404,))
 async def api_user_change(request: Request, user, body: UserChange) -> UserOut:
     user_id = request.path_params["user_id"]
@@ -467,7 +467,7 @@ async def api_user_change(request: Request, user, body: UserChange) -> UserOut:
     return UserOut.of(await service.get_user_for_admin(user_id))
 
 
-@api.post("/admin/users/{user_id:int}/reset-mfa", summary="Reset a user's two-factor enrolment", roles=ADMIN,
+@api.post("/admin/users/{user_id:id}/reset-mfa", summary="Reset a user's two-factor enrolment", roles=ADMIN,
           response=UserOut, errors=(404,))
 async def api_reset_mfa(request: Request, user) -> UserOut:
     return UserOut.of(await service.do_reset_mfa(user, request.path_params["user_id"], _address(request)))

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from caretrack.accounts.models import Role
+from caretrack.bounds import Count
 
 
 class Strict(BaseModel):
@@ -44,7 +45,7 @@ class UserQuery(Strict):
     role: Role | None = None
     active: bool | None = None
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: Count = 0
 
 
 class ProfileOut(BaseModel):

@@ -15,8 +15,9 @@ from caretrack.assessments.schemas import (
     AnswersIn, AssignIn, AttemptList, AttemptOut, MarksIn, MatrixCell, MatrixOut, MatrixQuery, MatrixRow, SkillOut,
     TemplateIn, TemplateOut,
 )
+from caretrack.bounds import id_from_text
 from caretrack.care.service import carers
-from caretrack.errors import CareTrackError, ValidationError
+from caretrack.errors import CareTrackError
 from caretrack.pagekit import PageRouter, redirect, render
 
 api = ApiRouter("assessments")
@@ -46,13 +47,13 @@ async def api_create_template(request: Request, user: User, body: TemplateIn) ->
     return TemplateOut.of(await service.template_view(template.id))
 
 
-@api.get("/assessments/templates/{template_id:int}", summary="An assessment template", roles=ADMIN,
+@api.get("/assessments/templates/{template_id:id}", summary="An assessment template", roles=ADMIN,
          response=TemplateOut, errors=(404,))
 async def api_template(request: Request) -> TemplateOut:
     return TemplateOut.of(await service.template_view(request.path_params["template_id"]))
 
 
-@api.post("/assessments/templates/{template_id:int}/assignments", summary="Assign an assessment to a carer",
+@api.post("/assessments/templates/{template_id:id}/assignments", summary="Assign an assessment to a carer",
           roles=ADMIN, body=AssignIn, response=AttemptOut, status=201, errors=(404, 409))
 async def api_assign(request: Request, user: User, body: AssignIn) -> AttemptOut:
     attempt = await service.do_assign(user, request.path_params["template_id"], body.carer_id, body.due_on,
@@ -66,13 +67,13 @@ async def api_mine(request: Request, user: User) -> AttemptList:
     return AttemptList(attempts=[AttemptOut.of(a) for a in await service.carer_attempts(user.id)])
 
 
-@api.get("/assessments/attempts/{attempt_id:int}", summary="An assessment attempt", roles=[Role.CARER, Role.ADMIN],
+@api.get("/assessments/attempts/{attempt_id:id}", summary="An assessment attempt", roles=[Role.CARER, Role.ADMIN],
          response=AttemptOut, errors=(404,))
 async def api_attempt(request: Request, user: User) -> AttemptOut:
     return AttemptOut.of(await service.get_attempt(user, request.path_params["attempt_id"]))
 
 
-@api.post("/assessments/attempts/{attempt_id:int}/answers", summary="Save answers (and hand in with submit)",
+@api.post("/assessments/attempts/{attempt_id:id}/answers", summary="Save answers (and hand in with submit)",
           roles=CARER, body=AnswersIn, response=AttemptOut, errors=(404, 409))
 async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptOut:
     attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body.answers,
@@ -80,7 +81,7 @@ async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptO
     return AttemptOut.of(attempt)
 
 
-@api.post("/assessments/attempts/{attempt_id:int}/marks", summary="Mark the free-text and practical questions",
+@api.post("/assessments/attempts/{attempt_id:id}/marks", summary="Mark the free-text and practical questions",
           roles=ADMIN, body=MarksIn, response=AttemptOut, errors=(404, 409))
 async def api_marks(request: Request, user: User, body: MarksIn) -> AttemptOut:
     marks = {k: v.model_dump() for k, v in body.marks.items()}
@@ -132,12 +133,12 @@ async def _builder(request: Request, template_id: int, flashes=None, status_code
         status_code=status_code, flashes=flashes)
 
 
-@pages.get("/admin/assessments/{template_id:int}", roles=ADMIN)
+@pages.get("/admin/assessments/{template_id:id}", roles=ADMIN)
 async def admin_template(request: Request) -> Response:
     return await _builder(request, request.path_params["template_id"])
 
 
-@pages.post("/admin/assessments/{template_id:int}/sections", roles=ADMIN)
+@pages.post("/admin/assessments/{template_id:id}/sections", roles=ADMIN)
 async def admin_add_section(request: Request, user: User, form) -> Response:
     template_id = request.path_params["template_id"]
     try:
@@ -161,7 +162,7 @@ def parse_options(text: str) -> tuple[list[str], list[int]]:
     return options, correct
 
 
-@pages.post("/admin/assessments/{template_id:int}/questions", roles=ADMIN)
+@pages.post("/admin/assessments/{template_id:id}/questions", roles=ADMIN)
 async def admin_add_question(request: Request, user: User, form) -> Response:
     template_id = request.path_params["template_id"]
     view = await service.template_view(template_id)
@@ -180,7 +181,7 @@ async def admin_add_question(request: Request, user: User, form) -> Response:
     return redirect(f"/admin/assessments/{template_id}")
 
 
-@pages.post("/admin/assessments/{template_id:int}/assign", roles=ADMIN)
+@pages.post("/admin/assessments/{template_id:id}/assign", roles=ADMIN)
 async def admin_assign(request: Request, user: User, form) -> Response:
     template_id = request.path_params["template_id"]
     try:
@@ -191,7 +192,7 @@ async def admin_assign(request: Request, user: User, form) -> Response:
     return redirect(f"/admin/assessments/{template_id}")
 
 
-@pages.get("/admin/assessments/attempts/{attempt_id:int}", roles=ADMIN)
+@pages.get("/admin/assessments/attempts/{attempt_id:id}", roles=ADMIN)
 async def admin_attempt(request: Request, user: User, flashes=None, status_code: int = 200) -> Response:
     attempt = await service.get_attempt(user, request.path_params["attempt_id"])
     view = await service.template_view(attempt.template_id)
@@ -200,7 +201,7 @@ async def admin_attempt(request: Request, user: User, flashes=None, status_code:
                   status_code=status_code, flashes=flashes)
 
 
-@pages.post("/admin/assessments/attempts/{attempt_id:int}", roles=ADMIN)
+@pages.post("/admin/assessments/attempts/{attempt_id:id}", roles=ADMIN)
 async def admin_mark(request: Request, user: User, form) -> Response:
     attempt_id = request.path_params["attempt_id"]
     attempt = await service.get_attempt(user, attempt_id)
@@ -218,23 +219,21 @@ async def admin_mark(request: Request, user: User, form) -> Response:
 @pages.get("/admin/training", roles=ADMIN)
 async def training(request: Request) -> Response:
     params = request.query_params
-    skill = params.get("skill_id") or None
-    if skill is not None and not skill.isdigit():
-        raise ValidationError(f"'skill_id' must be a whole number, not '{skill[:20]}'.")
+    skill = id_from_text(params.get("skill_id"), "skill_id")
     await service.check_renewals()
-    matrix = await service.training_matrix(skill_id=int(skill) if skill else None, only=params.get("status") or None,
+    matrix = await service.training_matrix(skill_id=skill, only=params.get("status") or None,
                                            q=params.get("q") or None)
     from caretrack.assessments.models import Skill
 
     return render(request, "care/training.html", {
-        "matrix": matrix, "all_skills": list(await Skill.all().order_by("name")), "skill_id": int(skill) if skill else None,
+        "matrix": matrix, "all_skills": list(await Skill.all().order_by("name")), "skill_id": skill,
         "status": params.get("status") or "", "q": params.get("q") or "", "standings": list(service.Standing)})
 
 
 # --- pages: the carer ------------------------------------------------------------------------
 
 
-@pages.get("/carer/assessments/{attempt_id:int}", roles=CARER)
+@pages.get("/carer/assessments/{attempt_id:id}", roles=CARER)
 async def take(request: Request, user: User, flashes=None, status_code: int = 200) -> Response:
     attempt = await service.get_attempt(user, request.path_params["attempt_id"])
     view = await service.template_view(attempt.template_id)
@@ -244,7 +243,7 @@ async def take(request: Request, user: User, flashes=None, status_code: int = 20
                   status_code=status_code, flashes=flashes)
 
 
-@pages.post("/carer/assessments/{attempt_id:int}", roles=CARER)
+@pages.post("/carer/assessments/{attempt_id:id}", roles=CARER)
 async def save_attempt(request: Request, user: User, form) -> Response:
     attempt_id = request.path_params["attempt_id"]
     attempt = await service.get_attempt(user, attempt_id)

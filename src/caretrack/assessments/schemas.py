@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from caretrack.bounds import Count, Id
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -16,7 +18,7 @@ class QuestionIn(Strict):
     kind: Literal["single", "multiple", "text", "practical"]
     prompt: str = Field(max_length=2000)
     options: list[str] = Field(default_factory=list, max_length=10)
-    correct: list[int] = Field(default_factory=list, description="0-based indexes of the right options")
+    correct: list[Count] = Field(default_factory=list, description="0-based indexes of the right options")
     points: int = Field(1, ge=1, le=100)
 
 
@@ -65,7 +67,7 @@ class TemplateOut(BaseModel):
 
 
 class AssignIn(Strict):
-    carer_id: int
+    carer_id: Id
     due_on: date | None = None
 
 
@@ -76,7 +78,7 @@ class AnswersIn(Strict):
 
 
 class MarkIn(Strict):
-    points: int = Field(ge=0)
+    points: Count
     signed_off: bool = False
     comment: str | None = Field(None, max_length=1000)
 
@@ -112,7 +114,7 @@ class AttemptList(BaseModel):
 
 
 class MatrixQuery(Strict):
-    skill_id: int | None = None
+    skill_id: Id | None = None
     status: Literal["competent", "due", "expired", "not_assessed"] | None = None
     q: str | None = Field(None, max_length=100)
 

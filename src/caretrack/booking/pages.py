@@ -112,7 +112,7 @@ async def own_document(request: Request, user: User) -> Response:
     return _download(request, await DoctorProfile.get_or_none(user_id=user.id))
 
 
-@pages.get("/admin/doctors/{doctor_id:int}/document", roles=ADMIN)
+@pages.get("/admin/doctors/{doctor_id:id}/document", roles=ADMIN)
 async def admin_document(request: Request) -> Response:
     return _download(request, await DoctorProfile.get_or_none(user_id=request.path_params["doctor_id"]))
 
@@ -147,7 +147,7 @@ async def add_exception(request: Request, user: User, form) -> Response:
     return redirect("/doctor")
 
 
-@pages.post("/doctor/exceptions/{exception_id:int}/delete", roles=DOCTOR)
+@pages.post("/doctor/exceptions/{exception_id:id}/delete", roles=DOCTOR)
 async def remove_exception(request: Request, user: User) -> Response:
     await service.do_remove_exception(user, request.path_params["exception_id"])
     return redirect("/doctor")
@@ -163,7 +163,7 @@ async def review_queue(request: Request) -> Response:
     return render(request, "booking/admin_queue.html", {"applications": rows, "status": status})
 
 
-@pages.get("/admin/doctors/{doctor_id:int}", roles=ADMIN)
+@pages.get("/admin/doctors/{doctor_id:id}", roles=ADMIN)
 async def review_page(request: Request) -> Response:
     profile = await applications.get_profile(request.path_params["doctor_id"])
     if profile is None:
@@ -171,7 +171,7 @@ async def review_page(request: Request) -> Response:
     return render(request, "booking/admin_application.html", {"profile": profile})
 
 
-@pages.post("/admin/doctors/{doctor_id:int}", roles=ADMIN)
+@pages.post("/admin/doctors/{doctor_id:id}", roles=ADMIN)
 async def review(request: Request, user: User, form) -> Response:
     doctor_id = request.path_params["doctor_id"]
     try:
@@ -204,7 +204,7 @@ async def find_doctor(request: Request, user: User) -> Response:
                                                  "local": local, "tz": user.time_zone})
 
 
-@pages.get("/doctors/{doctor_id:int}", roles=PATIENT)
+@pages.get("/doctors/{doctor_id:id}", roles=PATIENT)
 async def doctor_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
     doctor_id = request.path_params["doctor_id"]
     profile = await applications.get_profile(doctor_id)
@@ -235,7 +235,7 @@ async def hold(request: Request, user: User, form) -> Response:
     return redirect(f"/appointments/{held.id}")
 
 
-@pages.post("/appointments/{appointment_id:int}/book", roles=PATIENT)
+@pages.post("/appointments/{appointment_id:id}/book", roles=PATIENT)
 async def book(request: Request, user: User, form) -> Response:
     held = await service.get_appointment(user, request.path_params["appointment_id"])
     try:
@@ -250,7 +250,7 @@ async def book(request: Request, user: User, form) -> Response:
 # --- one appointment -----------------------------------------------------------------------------
 
 
-@pages.get("/appointments/{appointment_id:int}", roles=None)
+@pages.get("/appointments/{appointment_id:id}", roles=None)
 async def appointment_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = service.now()
@@ -271,7 +271,7 @@ async def appointment_page(request: Request, user: User, flashes=None, status: i
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
 
 
-@pages.post("/appointments/{appointment_id:int}/cancel", roles=[Role.PATIENT, Role.DOCTOR])
+@pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])
 async def cancel(request: Request, user: User, form) -> Response:
     try:
         await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
@@ -281,7 +281,7 @@ async def cancel(request: Request, user: User, form) -> Response:
     return await appointment_page(request, user, [("success", "The appointment is cancelled.")])
 
 
-@pages.post("/appointments/{appointment_id:int}/reschedule", roles=[Role.PATIENT, Role.DOCTOR])
+@pages.post("/appointments/{appointment_id:id}/reschedule", roles=[Role.PATIENT, Role.DOCTOR])
 async def reschedule(request: Request, user: User, form) -> Response:
     try:
         starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
@@ -294,7 +294,7 @@ async def reschedule(request: Request, user: User, form) -> Response:
     return await appointment_page(request, user, [("success", "The appointment has moved.")])
 
 
-@pages.post("/appointments/{appointment_id:int}/outcome", roles=DOCTOR)
+@pages.post("/appointments/{appointment_id:id}/outcome", roles=DOCTOR)
 async def outcome(request: Request, user: User, form) -> Response:
     try:
         await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],

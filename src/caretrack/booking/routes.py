@@ -43,7 +43,7 @@ async def api_doctors(request: Request, query: DoctorQuery) -> DoctorList:
     return DoctorList(doctors=[DoctorOut.of(p) for p in rows], total=total)
 
 
-@api.get("/doctors/{doctor_id:int}/slots", summary="A doctor's free slots", roles=None, query=SlotQuery,
+@api.get("/doctors/{doctor_id:id}/slots", summary="A doctor's free slots", roles=None, query=SlotQuery,
          response=SlotList, errors=(404,),
          description="Free slots from today (or `start`, a date in the doctor's zone) for `days` dates; "
                      "`local_start` is in the signed-in user's time zone.")
@@ -79,27 +79,27 @@ async def api_appointments(request: Request, user: User, query: AppointmentQuery
     return AppointmentList(appointments=[AppointmentOut.of(a) for a in rows])
 
 
-@api.get("/appointments/{appointment_id:int}", summary="One appointment", roles=None, response=AppointmentOut,
+@api.get("/appointments/{appointment_id:id}", summary="One appointment", roles=None, response=AppointmentOut,
          errors=(404,), description="Its patient, its doctor or an admin; anyone else gets 404.")
 async def api_appointment(request: Request, user: User) -> AppointmentOut:
     return AppointmentOut.of(await service.get_appointment(user, request.path_params["appointment_id"]))
 
 
-@api.post("/appointments/{appointment_id:int}/cancel", summary="Cancel an appointment",
+@api.post("/appointments/{appointment_id:id}/cancel", summary="Cancel an appointment",
           roles=[Role.PATIENT, Role.DOCTOR], body=CancelRequest, response=AppointmentOut, errors=(404, 409))
 async def api_cancel(request: Request, user: User, body: CancelRequest) -> AppointmentOut:
     return await _out(await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
                                               body.reason, client_address=_address(request)))
 
 
-@api.post("/appointments/{appointment_id:int}/reschedule", summary="Move an appointment to another slot",
+@api.post("/appointments/{appointment_id:id}/reschedule", summary="Move an appointment to another slot",
           roles=[Role.PATIENT, Role.DOCTOR], body=RescheduleRequest, response=AppointmentOut, errors=(404, 409))
 async def api_reschedule(request: Request, user: User, body: RescheduleRequest) -> AppointmentOut:
     return await _out(await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"],
                                                   body.starts_at, client_address=_address(request)))
 
 
-@api.post("/appointments/{appointment_id:int}/outcome", summary="Mark completed or no-show (after the start)",
+@api.post("/appointments/{appointment_id:id}/outcome", summary="Mark completed or no-show (after the start)",
           roles=DOCTOR, body=OutcomeRequest, response=AppointmentOut, errors=(404, 409))
 async def api_outcome(request: Request, user: User, body: OutcomeRequest) -> AppointmentOut:
     return await _out(await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
@@ -121,7 +121,7 @@ async def api_applications(request: Request) -> ApplicationList:
                                          await applications.list_applications(ApplicationStatus.PENDING)])
 
 
-@api.post("/admin/doctor-applications/{doctor_id:int}/decision", summary="Approve or reject an application",
+@api.post("/admin/doctor-applications/{doctor_id:id}/decision", summary="Approve or reject an application",
           roles=ADMIN, body=Decision, response=ApplicationOut, errors=(404, 409))
 async def api_decide(request: Request, user: User, body: Decision) -> ApplicationOut:
     await applications.do_review(_settings(request), user, request.path_params["doctor_id"], body.approve,

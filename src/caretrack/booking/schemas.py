@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from caretrack.bounds import Count, Id, Int32
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -16,7 +18,7 @@ class DoctorQuery(Strict):
     language: str = Field("", max_length=40)
     name: str = Field("", max_length=100)
     limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    offset: Count = 0
 
 
 class DoctorOut(BaseModel):
@@ -60,7 +62,7 @@ class SlotList(BaseModel):
 
 
 class SlotRequest(Strict):
-    doctor_id: int
+    doctor_id: Id
     starts_at: datetime
 
 
@@ -117,13 +119,14 @@ class WeeklyWindow(Strict):
 class AvailabilityIn(Strict):
     time_zone: str
     weekly: list[WeeklyWindow] = Field(max_length=50)
-    consultation_minutes: int = 30
-    buffer_before_minutes: int = 0
-    buffer_after_minutes: int = 0
-    min_notice_minutes: int = 120
-    horizon_days: int = 30
-    cancel_cutoff_hours: int = 24
-    late_cancel_refund_percent: int = 0
+    # Each limit's own range is checked by the service (booking.service.LIMITS), which names it.
+    consultation_minutes: Int32 = 30
+    buffer_before_minutes: Int32 = 0
+    buffer_after_minutes: Int32 = 0
+    min_notice_minutes: Int32 = 120
+    horizon_days: Int32 = 30
+    cancel_cutoff_hours: Int32 = 24
+    late_cancel_refund_percent: Int32 = 0
 
 
 class AvailabilityOut(AvailabilityIn):

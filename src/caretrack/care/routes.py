@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import ApiRouter
+from caretrack.bounds import id_from_text
 from caretrack.care import service
 from caretrack.care.models import Period
 from caretrack.care.schemas import (
@@ -20,7 +21,7 @@ from caretrack.care.schemas import (
     PackageSummary, ProgressOut, ProgressQuery, ProgressRowOut, TaskChange, TaskIn, TaskOut, TaskProgressOut,
     TodayOut, VisitOut,
 )
-from caretrack.errors import CareTrackError, ValidationError
+from caretrack.errors import CareTrackError
 from caretrack.logs import get_logger
 from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.reports.charts import Bar, bar_chart, column_chart
@@ -85,12 +86,7 @@ def _period(params, default_days: int = 7) -> tuple[date, date]:
 
 
 def _int_param(params, name: str) -> int | None:
-    value = params.get(name)
-    if value in (None, ""):
-        return None
-    if not value.isdigit():
-        raise ValidationError(f"'{name}' must be a whole number, not '{value[:20]}'.")
-    return int(value)
+    return id_from_text(params.get(name), name)
 
 
 # --- API: the carer --------------------------------------------------------------------------
@@ -111,7 +107,7 @@ async def api_today(request: Request, user: User) -> TodayOut:
     return _today_out(await service.carer_today(user, _address(request)))
 
 
-@api.post("/care/tasks/{task_id:int}/completions", summary="Log a task as done or not done", roles=CARER,
+@api.post("/care/tasks/{task_id:id}/completions", summary="Log a task as done or not done", roles=CARER,
           body=CompletionIn, response=CompletionOut, status=201, errors=(404, 409),
           description="Idempotent: a retry with the same `idempotency_key` returns the first record (200, "
                       "`replayed` true) and records nothing new.")
@@ -131,7 +127,7 @@ def _completion_response(completion, created: bool) -> CompletionOut | Response:
     return JSONResponse(out.model_dump(mode="json"), status_code=200)
 
 
-@api.post("/care/completions/{completion_id:int}/correction", summary="Correct a completion you logged",
+@api.post("/care/completions/{completion_id:id}/correction", summary="Correct a completion you logged",
           roles=CARER, body=CompletionIn, response=CompletionOut, status=201, errors=(404, 409),
           description="Records a new completion that replaces the original; the original stays, marked "
                       "superseded, and the audit trail keeps what it said.")
@@ -142,7 +138,7 @@ async def api_correct(request: Request, user: User, body: CompletionIn) -> Compl
     return _completion_response(completion, created)
 
 
-@api.get("/care/tasks/{task_id:int}/completions", summary="A task's completions, newest first",
+@api.get("/care/tasks/{task_id:id}/completions", summary="A task's completions, newest first",
          roles=[Role.CARER, Role.ADMIN], response=CompletionList, errors=(404,))
 async def api_completions(request: Request, user: User) -> CompletionList:
     views = await service.list_completions(user, request.path_params["task_id"], _address(request))
@@ -186,26 +182,26 @@ async def api_create_package(request: Request, user: User, body: PackageIn) -> P
     return await _package_out(user, package.id, _address(request))
 
 
-@api.get("/care/packages/{package_id:int}", summary="A care package with its client's details",
+@api.get("/care/packages/{package_id:id}", summary="A care package with its client's details",
          roles=[Role.CARER, Role.ADMIN], response=PackageOut, errors=(404,))
 async def api_package(request: Request, user: User) -> PackageOut:
     return await _package_out(user, request.path_params["package_id"], _address(request))
 
 
-@api.post("/care/packages/{package_id:int}/carers", summary="Assign a carer to a package", roles=ADMIN,
+@api.post("/care/packages/{package_id:id}/carers", summary="Assign a carer to a package", roles=ADMIN,
           body=CarerRef, status=204, errors=(404,))
 async def api_assign(request: Request, user: User, body: CarerRef) -> None:
     await service.do_assign_carer(user, request.path_params["package_id"], body.carer_id, _address(request))
 
 
-@api.post("/care/packages/{package_id:int}/tasks", summary="Add a task with a target to a package", roles=ADMIN,
+@api.post("/care/packages/{package_id:id}/tasks", summary="Add a task with a target to a package", roles=ADMIN,
           body=TaskIn, response=TaskOut, status=201, errors=(404,))
 async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskOut:
     task = await service.do_create_task(user, request.path_params["package_id"], body.model_dump(), _address(request))
     return TaskOut.of(task)
 
 
-@api.patch("/care/tasks/{task_id:int}", summary="Change, reassign or end a task", roles=ADMIN, body=TaskChange,
+@api.patch("/care/tasks/{task_id:id}", summary="Change, reassign or end a task", roles=ADMIN, body=TaskChange,
            response=TaskOut, errors=(404,))
 async def api_update_task(request: Request, user: User, body: TaskChange) -> TaskOut:
     task = await service.do_update_task(user, request.path_params["task_id"], body.model_dump(exclude_none=True),
@@ -233,7 +229,7 @@ async def carer_today_fragment(request: Request, user: User) -> Response:
     return render(request, "care/_today.html", context)
 
 
-@pages.post("/carer/tasks/{task_id:int}/log", roles=CARER)
+@pages.post("/carer/tasks/{task_id:id}/log", roles=CARER)
 async def log_task(request: Request, user: User, form) -> Response:
     task_id = request.path_params["task_id"]
     status = "not_done" if form.get("reason") else "done"
@@ -256,7 +252,7 @@ def _form_time(value) -> str | None:
     return f"{service.now().date().isoformat()}T{service.clock(minutes)}:00+00:00"
 
 
-@pages.get("/carer/tasks/{task_id:int}", roles=CARER)
+@pages.get("/carer/tasks/{task_id:id}", roles=CARER)
 async def carer_task(request: Request, user: User) -> Response:
     task = await service.get_task(user, request.path_params["task_id"])
     completions = await service.list_completions(user, task.id, _address(request))
@@ -265,7 +261,7 @@ async def carer_task(request: Request, user: User) -> Response:
                                                     "clock": service.clock})
 
 
-@pages.post("/carer/completions/{completion_id:int}/correct", roles=CARER)
+@pages.post("/carer/completions/{completion_id:id}/correct", roles=CARER)
 async def correct_completion(request: Request, user: User, form) -> Response:
     completion_id = request.path_params["completion_id"]
     status = "not_done" if form.get("reason") else "done"
@@ -325,12 +321,12 @@ async def _package_page(request: Request, user: User, package_id: int, flashes=N
         status_code=status_code, flashes=flashes)
 
 
-@pages.get("/admin/care/packages/{package_id:int}", roles=ADMIN)
+@pages.get("/admin/care/packages/{package_id:id}", roles=ADMIN)
 async def admin_package(request: Request, user: User) -> Response:
     return await _package_page(request, user, request.path_params["package_id"])
 
 
-@pages.post("/admin/care/packages/{package_id:int}/carers", roles=ADMIN)
+@pages.post("/admin/care/packages/{package_id:id}/carers", roles=ADMIN)
 async def admin_assign(request: Request, user: User, form) -> Response:
     package_id = request.path_params["package_id"]
     try:
@@ -340,7 +336,7 @@ async def admin_assign(request: Request, user: User, form) -> Response:
     return redirect(f"/admin/care/packages/{package_id}")
 
 
-@pages.post("/admin/care/packages/{package_id:int}/tasks", roles=ADMIN)
+@pages.post("/admin/care/packages/{package_id:id}/tasks", roles=ADMIN)
 async def admin_create_task(request: Request, user: User, form) -> Response:
     package_id = request.path_params["package_id"]
     data = {k: str(form.get(k, "")) for k in ("carer_id", "title", "target", "period", "window_start", "window_end")}
@@ -351,7 +347,7 @@ async def admin_create_task(request: Request, user: User, form) -> Response:
     return redirect(f"/admin/care/packages/{package_id}")
 
 
-@pages.post("/admin/care/tasks/{task_id:int}", roles=ADMIN)
+@pages.post("/admin/care/tasks/{task_id:id}", roles=ADMIN)
 async def admin_update_task(request: Request, user: User, form) -> Response:
     task = await service.get_task(user, request.path_params["task_id"])
     data = {k: str(form[k]) for k in ("carer_id", "title", "target", "period", "window_start", "window_end")

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from caretrack.bounds import Id
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +24,7 @@ class PackageIn(Strict):
 
 
 class CarerRef(Strict):
-    carer_id: int
+    carer_id: Id
 
 
 class CarerOut(BaseModel):
@@ -31,7 +33,7 @@ class CarerOut(BaseModel):
 
 
 class TaskIn(Strict):
-    carer_id: int
+    carer_id: Id
     title: str = Field(max_length=120)
     target: int = Field(ge=1, le=50)
     period: Literal["day", "visit", "week"]
@@ -40,7 +42,7 @@ class TaskIn(Strict):
 
 
 class TaskChange(Strict):
-    carer_id: int | None = None
+    carer_id: Id | None = None
     title: str | None = Field(None, max_length=120)
     target: int | None = Field(None, ge=1, le=50)
     period: Literal["day", "visit", "week"] | None = None
@@ -149,8 +151,8 @@ class CompletionList(BaseModel):
 class ProgressQuery(Strict):
     start: date
     end: date
-    carer_id: int | None = None
-    package_id: int | None = None
+    carer_id: Id | None = None
+    package_id: Id | None = None
 
 
 class ProgressRowOut(BaseModel):

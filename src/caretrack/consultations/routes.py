@@ -78,7 +78,7 @@ def _settings(request: Request) -> Settings:
 # --- pages -------------------------------------------------------------------------------
 
 
-@pages.get("/consultations/{appointment_id:int}", roles=None)
+@pages.get("/consultations/{appointment_id:id}", roles=None)
 async def call_page(request: Request, user) -> Response:
     settings = _settings(request)
     access = await service.access_for(settings, user, request.path_params["appointment_id"])
@@ -105,7 +105,7 @@ async def guest_redeem(request: Request, user, form) -> Response:
     return redirect(f"/consultations/{appointment_id}")
 
 
-@pages.get("/consultations/{appointment_id:int}/recordings/{recording_id:int}", roles=None)
+@pages.get("/consultations/{appointment_id:id}/recordings/{recording_id:id}", roles=None)
 async def download_recording(request: Request, user) -> Response:
     recording, chunks = await service.open_recording(_settings(request), user, request.path_params["appointment_id"],
                                                      request.path_params["recording_id"])
@@ -154,27 +154,27 @@ class GuestInviteLink(BaseModel):
     link: str = Field(description="Single-use; the token is in the fragment and never reaches a server log.")
 
 
-@api.get("/consultations/{appointment_id:int}/chat", summary="The consultation's chat", roles=None,
+@api.get("/consultations/{appointment_id:id}/chat", summary="The consultation's chat", roles=None,
          response=ChatHistory, errors=(404,))
 async def api_chat(request: Request, user) -> ChatHistory:
     items = await service.chat_history(_settings(request), user, request.path_params["appointment_id"])
     return ChatHistory(messages=[ChatItem(**item) for item in items])
 
 
-@api.get("/consultations/{appointment_id:int}/notes", summary="The doctor's notes (doctor only)", roles=None,
+@api.get("/consultations/{appointment_id:id}/notes", summary="The doctor's notes (doctor only)", roles=None,
          response=Notes, errors=(404,))
 async def api_notes(request: Request, user) -> Notes:
     return Notes(text=await service.read_notes(_settings(request), user, request.path_params["appointment_id"]))
 
 
-@api.route("PUT", "/consultations/{appointment_id:int}/notes", summary="Save the doctor's notes (doctor only)",
+@api.route("PUT", "/consultations/{appointment_id:id}/notes", summary="Save the doctor's notes (doctor only)",
            roles=None, body=Notes, response=Notes, errors=(404,))
 async def api_save_notes(request: Request, user, body: Notes) -> Notes:
     await service.do_save_notes(_settings(request), user, request.path_params["appointment_id"], body.text)
     return body
 
 
-@api.get("/consultations/{appointment_id:int}/recordings", summary="Recordings (doctor only)", roles=None,
+@api.get("/consultations/{appointment_id:id}/recordings", summary="Recordings (doctor only)", roles=None,
          response=RecordingList, errors=(404,))
 async def api_recordings(request: Request, user) -> RecordingList:
     appointment_id = request.path_params["appointment_id"]
@@ -184,7 +184,7 @@ async def api_recordings(request: Request, user) -> RecordingList:
         download_url=f"/consultations/{appointment_id}/recordings/{r.id}") for r in recordings])
 
 
-@api.post("/consultations/{appointment_id:int}/guest-invites", summary="A single-use link for a guest (doctor only)",
+@api.post("/consultations/{appointment_id:id}/guest-invites", summary="A single-use link for a guest (doctor only)",
           roles=None, body=GuestInviteCreate, response=GuestInviteLink, status=201, errors=(404,))
 async def api_guest_invite(request: Request, user, body: GuestInviteCreate) -> GuestInviteLink:
     link = await service.do_create_guest_invite(_settings(request), user, request.path_params["appointment_id"],

@@ -33,7 +33,7 @@ async def email_list(request: Request) -> Response:
     return render(request, "admin/emails.html", {"emails": emails})
 
 
-@pages.get("/admin/emails/{email_id:int}", roles=["admin"])
+@pages.get("/admin/emails/{email_id:id}", roles=["admin"])
 async def email_detail(request: Request) -> Response:
     email = await OutboundEmail.get_or_none(id=request.path_params["email_id"])
     if email is None:

@@ -77,7 +77,7 @@ async def api_purchase(request: Request, user: User, body: PurchaseRequest) -> P
     return await _purchase(request, user, body.credits)
 
 
-@api.post("/admin/users/{user_id:int}/credits", summary="Grant or refund a patient's credits, with a reason",
+@api.post("/admin/users/{user_id:id}/credits", summary="Grant or refund a patient's credits, with a reason",
           roles=[Role.ADMIN], body=AdjustRequest, response=AdjustOut, status=201, errors=(402, 404))
 async def api_adjust(request: Request, user: User, body: AdjustRequest) -> AdjustOut:
     transfer = await service.do_admin_adjust(user, request.path_params["user_id"], body.credits, body.action,

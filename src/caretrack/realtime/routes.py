@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
 from caretrack.api import ApiRouter
+from caretrack.bounds import INT64_MAX
 from caretrack.errors import ValidationError
 from caretrack.pagekit import PageRouter, render
 from caretrack.realtime import feed, outbox
@@ -60,8 +61,9 @@ async def activity(request: Request, user) -> Response:
         raise ValidationError(f"Unknown activity kind '{kind[:40]}'.")
     before = params.get("before") or None
     if before is not None:
-        if not before.isdigit() or int(before) < 1:
-            raise ValidationError(f"'before' must be a positive whole number, not '{before[:20]}'.")
+        # ASCII digits only ("²".isdigit() is true), and within the sequence column's range.
+        if not (before.isascii() and before.isdigit() and len(before) <= 19 and 1 <= int(before) <= INT64_MAX):
+            raise ValidationError(f"'before' must be a whole number from 1 to {INT64_MAX}, not '{before[:20]}'.")
         before = int(before)
     live_after = await outbox.last_seq(user.id) if before is None else None
     page = await _page(user.id, before=before, after=None, kind=kind, limit=PAGE_SIZE)

@@ -7,12 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from caretrack.bounds import Sequence
+
 
 class EventQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    before: int | None = Field(None, ge=1, description="Only events with a smaller sequence (older), newest first.")
-    after: int | None = Field(None, ge=0, description="Only events with a larger sequence (newer), oldest first.")
+    before: Sequence | None = Field(None, ge=1,
+                                    description="Only events with a smaller sequence (older), newest first.")
+    after: Sequence | None = Field(None, description="Only events with a larger sequence (newer), oldest first.")
     kind: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,31}$",
                              description="The event type's first segment, e.g. 'booking'.")
     limit: int = Field(50, ge=1, le=200)

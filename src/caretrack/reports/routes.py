@@ -19,7 +19,7 @@ def pdf(data: bytes, filename: str) -> Response:
         "content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
 
 
-@pages.get("/admin/care/packages/{package_id:int}/compliance.pdf", roles=[Role.ADMIN])
+@pages.get("/admin/care/packages/{package_id:id}/compliance.pdf", roles=[Role.ADMIN])
 async def package_compliance(request: Request, user: User) -> Response:
     package_id = request.path_params["package_id"]
     start, end = _period(request.query_params, default_days=30)
@@ -28,7 +28,7 @@ async def package_compliance(request: Request, user: User) -> Response:
     return pdf(data, f"package-{package_id}-compliance-{start}-{end}.pdf")
 
 
-@pages.get("/admin/training/{carer_id:int}/record.pdf", roles=[Role.ADMIN])
+@pages.get("/admin/training/{carer_id:id}/record.pdf", roles=[Role.ADMIN])
 async def admin_training_record(request: Request, user: User) -> Response:
     carer_id = request.path_params["carer_id"]
     data = await service.competency_record_pdf(user, carer_id, request.app.state.settings.agency_name)

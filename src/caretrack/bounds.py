@@ -1,0 +1,90 @@
+"""What the database can hold, said once: integer types for input models, the `{name:id}`
+path convertor, and the rule that text never carries a NUL character.
+
+Every id is a Tortoise `IntField` (PostgreSQL `integer`, SQLite accepts the same range), so
+an id past 2**31 - 1 names nothing: a path with one is a 404, a field with one a 422, and
+neither reaches the driver (asyncpg raises on an out-of-range parameter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import Field
+from starlette.convertors import Convertor, register_url_convertor
+
+from caretrack.errors import ValidationError
+
+INT32_MAX = 2**31 - 1  # PostgreSQL `integer`: every id, count and setting column
+INT64_MAX = 2**63 - 1  # PostgreSQL `bigint`: sequences
+
+Id = Annotated[int, Field(ge=1, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Sequence = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
+NUL_MESSAGE = "must not contain the NUL character (\\u0000); remove it"
+
+
+def decimal_range_regex(maximum: int) -> str:
+    """A regex matching the decimal numbers 1..`maximum` written without leading zeros."""
+    digits = str(maximum)
+    width = len(digits)
+    branches = [f"[1-9][0-9]{{0,{width - 2}}}"] if width > 1 else []
+    for i, digit in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            rest = width - i - 1
+            branches.append(f"{digits[:i]}[{low}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    branches.append(digits)
+    return "(?:" + "|".join(branches) + ")"
+
+
+class IdConvertor(Convertor[int]):
+    """`{name:id}`: a path segment that can name a row; anything else matches no route (404)."""
+
+    regex = decimal_range_regex(INT32_MAX)
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        value = int(value)
+        assert 1 <= value <= INT32_MAX, f"An id is between 1 and {INT32_MAX}, not {value}"
+        return str(value)
+
+
+# Routes compile their path when they are built; api.py imports this module before any is.
+register_url_convertor("id", IdConvertor())
+
+
+_ID_PATTERN = re.compile(IdConvertor.regex + r"\Z")
+
+
+def id_from_text(value: str | None, name: str) -> int | None:
+    """An id given as text (a page's query string or form): None when blank, else 1..INT32_MAX or a 422."""
+    if value is None or value == "":
+        return None
+    if not _ID_PATTERN.match(value):
+        raise ValidationError(f"'{name}' must be an id (a whole number from 1 to {INT32_MAX}), not '{value[:20]}'.",
+                              fields=[{"field": name, "message": f"must be a whole number from 1 to {INT32_MAX}"}])
+    return int(value)
+
+
+def nul_locations(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Where in parsed input (JSON or a query) a string holds NUL, which PostgreSQL refuses in text."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            yield loc
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and "\x00" in key:
+                yield (*loc, key)
+            else:
+                yield from nul_locations(value, (*loc, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from nul_locations(value, (*loc, index))
