@@ -37,6 +37,7 @@ log = get_logger("caretrack.realtime.socket")
 MAX_MESSAGE_CHARS = 1024
 REPLAY_BATCH = 500
 CLOSE_GOING_AWAY = 1001
+GOING_AWAY = "server shutting down"
 CLOSE_BINARY = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
@@ -104,7 +105,7 @@ class Connection:
     # --- the socket's life ---------------------------------------------------------------
 
     async def run(self) -> None:
-        code, reason = CLOSE_GOING_AWAY, "server shutting down"
+        code, reason = CLOSE_GOING_AWAY, GOING_AWAY
         tasks: list[asyncio.Task] = []
         try:
             await self._handshake()
@@ -138,7 +139,7 @@ class Connection:
                 and self.ws.client_state == WebSocketState.CONNECTED:
             log.info(f"{self.prefix}: closing", code=code, reason=reason)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._close_and_drain(code, reason), 5)
+                await asyncio.wait_for(self._close_and_drain(code, reason), self.config.close_timeout_seconds)
 
     async def _close_and_drain(self, code: int, reason: str) -> None:
         """Close, then read until the client's close frame: the server only sees it after
@@ -296,6 +297,9 @@ async def events_socket(websocket: WebSocket) -> None:
     conn = Connection(websocket, bus, user.id, auth.session.id if auth.session else None,
                       auth.token.id if auth.token else None)
     await websocket.accept()
+    if bus.closing:  # the client reconnects, to another process or to this one once it is back
+        await websocket.close(CLOSE_GOING_AWAY, GOING_AWAY)
+        return
     if not bus.register(conn):
         await websocket.close(CLOSE_POLICY, f"at most {bus.config.max_sockets_per_user} live connections per user")
         return

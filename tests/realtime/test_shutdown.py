@@ -1,0 +1,62 @@
+"""A real `caretrack serve` stopped with SIGTERM while sockets are open: every client is
+told 1001 (going away), the process exits cleanly within the graceful timeout, and its
+logs hold no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+
+import pytest
+import websockets
+
+from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
+from caretrack.serving import GRACEFUL_TIMEOUT
+from tests.realtime.conftest import connect, make_user, open_socket, sign_in, start_web_process, stop_web_process
+
+SOCKETS = 50
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sigterm_tells_every_open_socket_1001_and_exits_cleanly_in_time(database):
+    users = [await make_user() for _ in range(5)]
+    cookies = [await sign_in(user, database) for user in users]
+    web = await start_web_process(database, None)
+    clients = []
+    try:
+        for n in range(SOCKETS):
+            clients.append(await connect(web.ws_url, cookies[n % len(cookies)]))
+        web.process.send_signal(signal.SIGTERM)
+        closes = await asyncio.gather(*(client.wait_closed(GRACEFUL_TIMEOUT * 2) for client in clients))
+        loop = asyncio.get_running_loop()
+        try:
+            code = await loop.run_in_executor(None, web.process.wait, GRACEFUL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"caretrack serve was still running {GRACEFUL_TIMEOUT}s after SIGTERM")
+        output = web.output()
+    finally:
+        stop_web_process(web)
+    assert set(closes) == {(CLOSE_GOING_AWAY, GOING_AWAY)}, closes
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_message_far_over_the_limit_is_refused_before_it_is_buffered(database):
+    """hypercorn itself closes with 1009 once a message passes the largest limit (64 KiB)."""
+    cookie = await sign_in(await make_user(), database)
+    web = await start_web_process(database, None)
+    try:
+        ws = await open_socket(web.ws_url, cookie)
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert hello["type"] == "hello"
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.send("x" * (2 * 2**20))
+            await asyncio.wait_for(ws.recv(), 10)
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        assert ws.close_code == 1009
+        assert ws.close_reason == ""  # hypercorn's close: the app never saw the message
+    finally:
+        stop_web_process(web)
