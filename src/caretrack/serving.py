@@ -107,6 +107,7 @@ def _first_line(exc: BaseException) -> str:
 
 def run(load: Loader, config: Config) -> None:
     """Serve in this process until SIGINT or SIGTERM."""
+    sockets = _bind(config)
     app, drain = load()
 
     async def main() -> None:
@@ -114,9 +115,13 @@ def run(load: Loader, config: Config) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, drain=drain, shutdown=stop.wait)
+        await serve(app, config, drain=drain, shutdown=stop.wait, sockets=sockets)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+            sock.close()
 
 
 def supervise(load: Loader, config: Config, workers: int) -> None:
