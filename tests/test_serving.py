@@ -35,7 +35,7 @@ async def test_a_startup_error_is_the_whole_reason():
     assert str(caught.value) == "cannot reach the database: connection refused"
 
 
-async def test_an_unexpected_failure_is_named_in_one_line(caplog):
+async def test_an_unexpected_failure_is_named_in_one_line():
     app = failing_app(RuntimeError("boom\nsecond line"))
     with pytest.raises(serving.ServeError) as caught:
         await serving.serve(app, serving.hypercorn_config("127.0.0.1", free_port()), drain=nothing, shutdown=never)

@@ -16,7 +16,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,7 +54,9 @@ class BusConfig:
     max_sockets_per_user: int = 50
     message_rate: float = 5.0  # client messages per second, sustained
     message_burst: int = 20
-    flood_strikes: int = 60  # messages received with an empty bucket before closing
+    flood_strikes: int = 60  # over-budget messages in one episode before closing (signalling.budget)
+    flood_seconds: float = 1.0  # an episode of over-budget messages lasting this long is closed too
+    clock: Callable[[], float] = time.monotonic  # the sockets' monotonic clock (message budgets)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from signalling.budget import MessageBudget, Verdict
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from caretrack.accounts.guard import identify, origin_allowed, require_user
@@ -79,9 +80,9 @@ class Connection:
         self._close_requested = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self._last_heard = time.monotonic()
-        self._tokens = float(self.config.message_burst)
-        self._refilled = time.monotonic()
-        self._strikes = 0
+        self.budget = MessageBudget(self.config.message_rate, self.config.message_burst, self.config.flood_strikes,
+                                    self.config.flood_seconds, self.config.clock)
+        self.accepted = 0  # messages read after the handshake (the budget bounds a flooder's)
 
     # --- called by the hub (sync) --------------------------------------------------------
 
@@ -223,27 +224,11 @@ class Connection:
     async def _reader(self) -> None:
         while True:
             message = await self._receive()
+            if self.budget.take() is Verdict.FLOODING:
+                raise _Close(CLOSE_FLOOD, "too many messages")
+            self.accepted += 1
             if message.get("type") != "pong":
                 raise _Close(CLOSE_MALFORMED, f"unexpected message type {message.get('type')!r}")
-            await self._throttle()
-
-    async def _throttle(self) -> None:
-        """A token bucket: a flooding client is slowed (its messages wait, and TCP pushes
-        back on it alone), then closed if it keeps on."""
-        moment = time.monotonic()
-        self._tokens = min(self.config.message_burst,
-                           self._tokens + (moment - self._refilled) * self.config.message_rate)
-        self._refilled = moment
-        if self._tokens >= 1:
-            self._tokens -= 1
-            self._strikes = 0
-            return
-        self._strikes += 1
-        if self._strikes >= self.config.flood_strikes:
-            raise _Close(CLOSE_FLOOD, "too many messages")
-        await asyncio.sleep((1 - self._tokens) / self.config.message_rate)
-        self._tokens = 0.0
-        self._refilled = time.monotonic()
 
     async def _receive(self) -> dict[str, Any]:
         message = await self.ws.receive()
