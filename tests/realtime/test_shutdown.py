@@ -12,9 +12,13 @@ import subprocess
 import pytest
 import websockets
 
+from caretrack.accounts.models import Role
 from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
 from caretrack.serving import GRACEFUL_TIMEOUT
+from signalling import protocol as p
+from tests.consultations.conftest import make_appointment
 from tests.realtime.conftest import connect, make_user, open_socket, sign_in, start_web_process, stop_web_process
+from tests.signalling.conftest import SignalClient
 
 SOCKETS = 50
 
@@ -60,3 +64,31 @@ async def test_a_message_far_over_the_limit_is_refused_before_it_is_buffered(dat
         assert ws.close_reason == ""  # hypercorn's close: the app never saw the message
     finally:
         stop_web_process(web)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sigterm_closes_calls_with_1012_so_their_clients_reconnect(database):
+    """The embedded relay's /ws/signal: a restart is not the end of the call (see README)."""
+    doctor, patient = await make_user(Role.DOCTOR), await make_user(Role.PATIENT)
+    appointment = await make_appointment(doctor, patient)
+    patient_cookie = await sign_in(patient, database)
+    web = await start_web_process(database, None)
+    try:
+        ws = await websockets.connect(web.url.replace("http", "ws", 1) + "/ws/signal", origin=web.url,
+                                      additional_headers={"cookie": patient_cookie}, open_timeout=5)
+        call = SignalClient("patient", ws)
+        call.start()
+        await call.send({"type": "join", "consultation": str(appointment.id)})
+        await call.wait(p.Welcome)
+        events = await connect(web.ws_url, patient_cookie)
+        web.process.send_signal(signal.SIGTERM)
+        code, reason = await call.wait_closed(GRACEFUL_TIMEOUT * 2)
+        assert code == p.CLOSE_RESTARTING and "reconnecting" in reason
+        assert await events.wait_closed(GRACEFUL_TIMEOUT * 2) == (CLOSE_GOING_AWAY, GOING_AWAY)
+        exit_code = await asyncio.get_running_loop().run_in_executor(None, web.process.wait, GRACEFUL_TIMEOUT)
+        output = web.output()
+        await call.close()
+    finally:
+        stop_web_process(web)
+    assert exit_code == 0, output[-3000:]
+    assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
