@@ -166,14 +166,16 @@ async def test_a_killed_worker_stops_the_server_with_a_non_zero_status_and_one_l
     assert "Traceback" not in text
 
 
-async def test_a_port_in_use_is_one_clear_line(tmp_path):
+@pytest.mark.parametrize("command", ["serve", "media"])
+async def test_a_port_in_use_is_one_clear_line(command, tmp_path, redis_url):
     env = {"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"}
+    if command == "media":
+        env.update(CARETRACK_MEDIA_MODE="workers", CARETRACK_REDIS_URL=redis_url)
     assert (await run_cli("migrate", env=env))[0] == 0
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = await run_cli("serve", "--port", str(port), env=env)
+        code, _, err = await run_cli(command, "--port", str(port), env=env)
     assert code == 1
-    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in err
-    assert "Traceback" not in err
+    assert err.strip() == f"caretrack: error: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -183,9 +183,13 @@ def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
     if args.advertise and not args.advertise.startswith(("ws://", "wss://")):
         raise CommandError(f"--advertise must be a ws:// or wss:// URL, got {args.advertise!r}")
     _preflight(settings)
+    from caretrack import serving
     from caretrack.consultations import worker
 
-    return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
+    try:
+        return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
+    except serving.ServeError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
