@@ -34,8 +34,8 @@ from signalling.protocol import MAX_MESSAGE_BYTES
 log = logging.getLogger("caretrack.serving")
 
 GRACEFUL_TIMEOUT = 5.0
-# Sockets get this long to finish their close handshakes; it must leave room in the
-# graceful timeout for the connections to end and for the lifespan shutdown.
+# Sockets get this long to finish their close handshakes (the drain counts against the
+# graceful timeout, so this leaves room for requests in flight to end).
 DRAIN_TIMEOUT = 3.0
 # The largest message any endpoint accepts (signalling; /ws/events takes 1 KiB and checks
 # that itself). hypercorn closes with 1009 as soon as a message grows past it, instead of
@@ -70,19 +70,26 @@ def hypercorn_config(host: str, port: int) -> Config:
 async def serve(app: Any, config: Config, *, drain: Drain, shutdown: Callable[[], Awaitable[Any]],
                 sockets: Sockets | None = None) -> None:
     """Serve `app` until `shutdown` returns, drain it, then stop; a failed lifespan raises ServeError."""
+    graceful = config.graceful_timeout
 
     async def trigger() -> None:
         await shutdown()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             await asyncio.wait_for(drain(), DRAIN_TIMEOUT)
         except asyncio.TimeoutError:
             log.warning("some sockets had not closed after %ss; stopping anyway", DRAIN_TIMEOUT)
+        # hypercorn's graceful wait starts when this returns: the drain is part of it.
+        config.graceful_timeout = max(graceful - (loop.time() - began), 1.0)
 
     try:
         await worker_serve(wrap_app(app, config.wsgi_max_body_size, "asgi"), config, sockets=sockets,
                            shutdown_trigger=trigger)
     except (LifespanFailureError, LifespanTimeoutError) as exc:
         raise ServeError(failure_reason(exc)) from None
+    finally:
+        config.graceful_timeout = graceful
 
 
 def failure_reason(exc: BaseException) -> str:
