@@ -119,6 +119,8 @@ async def test_serve_two_workers_and_a_media_worker_on_postgres_and_redis_report
         media.terminate()
         _, err = await asyncio.wait_for(process.communicate(), 30)
         media_out, media_err = await asyncio.wait_for(media.communicate(), 30)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
     assert media.returncode == 0 and "media worker media-1 serving" in media_out.decode(), media_err.decode()[-2000:]
     assert '"media worker left the directory"' in media_err.decode()
     lines = [line for line in err.decode().splitlines() if line.startswith("{")]

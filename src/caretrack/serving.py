@@ -153,7 +153,7 @@ def supervise(load: Loader, config: Config, workers: int) -> None:
             for sentinel in wait(list(processes), timeout=0.5):  # wakes to notice a stop signal
                 number, process, receiver = processes.pop(sentinel)
                 process.join()
-                if process.exitcode != 0 and failure is None:
+                if failure is None and (process.exitcode != 0 or not stop.is_set()):
                     failure = f"worker {number} (pid {process.pid}) {_ended(process.exitcode, receiver)}"
                     stop.set()
                 receiver.close()
@@ -191,7 +191,7 @@ def _ended(exitcode: int | None, receiver: Connection) -> str:
     if exitcode is not None and exitcode < 0:
         with contextlib.suppress(ValueError):
             return f"was killed by {signal.Signals(-exitcode).name}"
-    return f"exited with status {exitcode}"
+    return f"exited with status {exitcode}" if exitcode else "exited on its own"
 
 
 def _worker(load: Loader, config: Config, sockets: Sockets, stop: Any, report: Connection) -> None:
