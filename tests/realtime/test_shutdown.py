@@ -32,8 +32,13 @@ async def test_sigterm_tells_every_open_socket_1001_and_exits_cleanly_in_time(da
     try:
         for n in range(SOCKETS):
             clients.append(await connect(web.ws_url, cookies[n % len(cookies)]))
+        # and one that is still in its handshake: it got hello but has not resumed yet
+        shy = await open_socket(web.ws_url, cookies[0])
+        assert json.loads(await asyncio.wait_for(shy.recv(), 5))["type"] == "hello"
         web.process.send_signal(signal.SIGTERM)
         closes = await asyncio.gather(*(client.wait_closed(GRACEFUL_TIMEOUT * 2) for client in clients))
+        await asyncio.wait_for(shy.wait_closed(), GRACEFUL_TIMEOUT * 2)
+        closes.append((shy.close_code, shy.close_reason))
         loop = asyncio.get_running_loop()
         try:
             code = await loop.run_in_executor(None, web.process.wait, GRACEFUL_TIMEOUT)

@@ -20,7 +20,6 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from signalling.budget import MessageBudget, Verdict
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from caretrack.accounts.guard import identify, origin_allowed, require_user
@@ -28,6 +27,7 @@ from caretrack.errors import CareTrackError
 from caretrack.logs import get_logger
 from caretrack.realtime import outbox
 from caretrack.realtime.events import dumps, event_message
+from signalling.budget import MessageBudget, Verdict
 
 if TYPE_CHECKING:
     from caretrack.realtime.bus import Bus
@@ -107,13 +107,20 @@ class Connection:
 
     async def run(self) -> None:
         code, reason = CLOSE_GOING_AWAY, GOING_AWAY
-        tasks: list[asyncio.Task] = []
+        closing = asyncio.create_task(self._close_requested.wait())
+        handshake = asyncio.create_task(self._handshake())
+        tasks = [closing, handshake]
         try:
-            await self._handshake()
+            # A close requested during the handshake (shutdown, the auth sweep) is not kept
+            # waiting for a client that never sends its resume message.
+            await asyncio.wait([handshake, closing], return_when=asyncio.FIRST_COMPLETED)
+            if not handshake.done():
+                raise _Close(*self._close) if self._close else _Close(CLOSE_GOING_AWAY, GOING_AWAY)
+            handshake.result()
             self.ready = True
-            tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._writer()),
-                     asyncio.create_task(self._close_requested.wait())]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            live = [asyncio.create_task(self._reader()), asyncio.create_task(self._writer()), closing]
+            tasks += live
+            done, _ = await asyncio.wait(live, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 exc = task.exception()
                 if isinstance(exc, _Close):
