@@ -86,13 +86,20 @@ async def test_sigterm_closes_calls_with_1012_so_their_clients_reconnect(databas
         await call.send({"type": "join", "consultation": str(appointment.id)})
         await call.wait(p.Welcome)
         events = await connect(web.ws_url, patient_cookie)
+        # and a socket that has not sent its join yet
+        ws = await websockets.connect(web.url.replace("http", "ws", 1) + "/ws/signal", origin=web.url,
+                                      additional_headers={"cookie": patient_cookie}, open_timeout=5)
+        unjoined = SignalClient("patient", ws)
+        unjoined.start()
         web.process.send_signal(signal.SIGTERM)
-        code, reason = await call.wait_closed(GRACEFUL_TIMEOUT * 2)
-        assert code == p.CLOSE_RESTARTING and "reconnecting" in reason
+        for client in (call, unjoined):
+            code, reason = await client.wait_closed(GRACEFUL_TIMEOUT * 2)
+            assert code == p.CLOSE_RESTARTING and "reconnecting" in reason
         assert await events.wait_closed(GRACEFUL_TIMEOUT * 2) == (CLOSE_GOING_AWAY, GOING_AWAY)
         exit_code = await asyncio.get_running_loop().run_in_executor(None, web.process.wait, GRACEFUL_TIMEOUT)
         output = web.output()
         await call.close()
+        await unjoined.close()
     finally:
         stop_web_process(web)
     assert exit_code == 0, output[-3000:]
