@@ -270,12 +270,13 @@ class WebProcess:
         return self.log.read().decode(errors="replace")
 
 
-async def start_web_process(settings: Settings, redis_url: str | None, *,
+async def start_web_process(settings: Settings, redis_url: str | None, *, workers: int = 1,
                             env: dict[str, str] | None = None) -> WebProcess:
     """`python -m caretrack serve`, as an operator runs it; returns once /readyz answers 200."""
     port = free_port()
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "caretrack", "serve", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "caretrack", "serve", "--port", str(port),
+                                "--workers", str(workers)],
                                env={**subprocess_env(settings, redis_url, port), **(env or {})}, cwd=os.getcwd(),
                                stdout=log, stderr=subprocess.STDOUT)
     web = WebProcess(f"http://127.0.0.1:{port}", process, log)

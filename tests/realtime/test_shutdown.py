@@ -8,6 +8,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import sys
 
 import pytest
 import websockets
@@ -16,8 +17,17 @@ from caretrack.accounts.models import Role
 from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
 from caretrack.serving import GRACEFUL_TIMEOUT
 from signalling import protocol as p
+from tests.conftest import free_port
 from tests.consultations.conftest import make_appointment
-from tests.realtime.conftest import connect, make_user, open_socket, sign_in, start_web_process, stop_web_process
+from tests.realtime.conftest import (
+    connect,
+    make_user,
+    open_socket,
+    sign_in,
+    start_web_process,
+    stop_web_process,
+    subprocess_env,
+)
 from tests.signalling.conftest import SignalClient
 
 SOCKETS = 50
@@ -102,5 +112,51 @@ async def test_sigterm_closes_calls_with_1012_so_their_clients_reconnect(databas
         await unjoined.close()
     finally:
         stop_web_process(web)
+    assert exit_code == 0, output[-3000:]
+    assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_sigterm_with_two_workers_and_media_workers_closes_every_kind_of_socket(database, redis_url):
+    """Scaled out: /ws/events, a proxied call and a proxied socket that has not joined yet,
+    on `serve --workers 2` in front of a `caretrack media` process."""
+    doctor, patient = await make_user(Role.DOCTOR), await make_user(Role.PATIENT)
+    appointment = await make_appointment(doctor, patient)
+    cookie = await sign_in(patient, database)
+    media_port = free_port()
+    media_env = {**subprocess_env(database, redis_url, media_port), "CARETRACK_MEDIA_MODE": "workers"}
+    media = subprocess.Popen([sys.executable, "-m", "caretrack", "media", "--port", str(media_port), "--id", "m1"],
+                             env=media_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = None
+    try:
+        web = await start_web_process(database, redis_url, workers=2, env={"CARETRACK_MEDIA_MODE": "workers"})
+        signal_url = web.url.replace("http", "ws", 1) + "/ws/signal"
+        joined = SignalClient("patient", await websockets.connect(
+            signal_url, origin=web.url, additional_headers={"cookie": cookie}, open_timeout=5))
+        joined.start()
+        await joined.send({"type": "join", "consultation": str(appointment.id)})
+        await joined.wait(p.Welcome)
+        unjoined = SignalClient("patient", await websockets.connect(
+            signal_url, origin=web.url, additional_headers={"cookie": cookie}, open_timeout=5))
+        unjoined.start()
+        events = await connect(web.ws_url, cookie)
+        web.process.send_signal(signal.SIGTERM)
+        for client in (joined, unjoined):
+            code, reason = await client.wait_closed(GRACEFUL_TIMEOUT * 2)
+            assert code == p.CLOSE_RESTARTING and "reconnecting" in reason
+        assert await events.wait_closed(GRACEFUL_TIMEOUT * 2) == (CLOSE_GOING_AWAY, GOING_AWAY)
+        try:
+            exit_code = await asyncio.get_running_loop().run_in_executor(None, web.process.wait, GRACEFUL_TIMEOUT * 2)
+        except subprocess.TimeoutExpired:
+            pytest.fail("caretrack serve --workers 2 was still running long after SIGTERM")
+        output = web.output()
+        await joined.close()
+        await unjoined.close()
+    finally:
+        if web is not None:
+            stop_web_process(web)
+        media.terminate()
+        media.wait(30)
     assert exit_code == 0, output[-3000:]
     assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
