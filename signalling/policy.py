@@ -120,7 +120,8 @@ class Limits:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     message_rate: float = 20.0  # tokens per second
     message_burst: int = 60  # bucket size (a browser trickles ~10-30 candidates at once)
-    flood_strikes: int = 40  # consecutive over-budget messages before closing with 4429
+    flood_strikes: int = 40  # over-budget messages in one episode before closing with 4429 (budget.py)
+    flood_seconds: float = 1.0  # an episode of over-budget messages lasting this long is closed too
     join_timeout_seconds: float = 10.0
     ping_seconds: float = 20.0
     pong_timeout_seconds: float = 45.0
@@ -128,7 +129,7 @@ class Limits:
     max_outgoing: int = 1000  # queued messages for one socket before it counts as not reading
 
     def __post_init__(self) -> None:
-        for name in ("max_message_bytes", "message_rate", "message_burst", "flood_strikes",
+        for name in ("max_message_bytes", "message_rate", "message_burst", "flood_strikes", "flood_seconds",
                      "join_timeout_seconds", "ping_seconds", "pong_timeout_seconds",
                      "send_timeout_seconds", "max_outgoing"):
             if getattr(self, name) <= 0:

@@ -28,7 +28,7 @@ import media
 from . import protocol as p
 from . import tickets
 from .gate import AllowedOrigin, Authenticate, Authorize, Closing, open_socket, receive_join, refuse, seat_for
-from .policy import Hooks, Limits, Refused
+from .policy import Hooks, Limits, Principal, Refused
 from .service import SignallingService
 
 logger = logging.getLogger(__name__)
@@ -82,12 +82,22 @@ class SignallingProxy:
         if principal is None:
             return
         prefix = f"signal-proxy#{next(_ids)} {principal.id}"
+        # A shutdown does not wait for a client that has not sent its join yet (or for a
+        # worker to answer): it is told to reconnect now.
+        opening = asyncio.create_task(self._open_upstream(websocket, principal, prefix))
+        shutdown = asyncio.create_task(self._shutdown.wait())
         try:
-            join, join_text = await receive_join(websocket, self.limits)
-            seat = await seat_for(self._authorize, principal, join.consultation)
-            upstream = await self._connect(join.consultation, tickets.issue(self._key, principal,
-                                                                            join.consultation, seat), prefix)
-            await upstream.send(join_text)
+            await asyncio.wait({opening, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            shutdown.cancel()
+            if not opening.done():
+                opening.cancel()
+            await asyncio.gather(opening, shutdown, return_exceptions=True)
+        try:
+            upstream = opening.result()
+        except asyncio.CancelledError:
+            await refuse(websocket, p.CLOSE_RESTARTING, "the server is restarting; reconnecting")
+            return
         except Closing as exc:
             await refuse(websocket, exc.code, exc.reason)
             return
@@ -99,6 +109,19 @@ class SignallingProxy:
             await self._pipe(websocket, upstream, prefix)
         finally:
             self._pipes.discard(task)
+
+    async def _open_upstream(self, websocket: WebSocket, principal: Principal, prefix: str) -> ClientConnection:
+        """Read the join, check the seat, connect to the hosting worker and pass the join on."""
+        join, join_text = await receive_join(websocket, self.limits)
+        seat = await seat_for(self._authorize, principal, join.consultation)
+        upstream = await self._connect(join.consultation, tickets.issue(self._key, principal, join.consultation, seat),
+                                       prefix)
+        try:
+            await upstream.send(join_text)
+        except BaseException:
+            await upstream.close()
+            raise
+        return upstream
 
     async def _connect(self, consultation_id: str, ticket: str, prefix: str) -> ClientConnection:
         avoid: set[str] = set()

@@ -48,6 +48,7 @@ class SignallingService:
         self._ice_servers = ice_servers
         self._consultations: dict[str, Consultation] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
+        self._sessions: set[Session] = set()
         self._closed = False
 
     def route(self, path: str = "/ws/signal", name: str = "signalling") -> WebSocketRoute:
@@ -58,7 +59,12 @@ class SignallingService:
         principal = await open_socket(websocket, self._allowed_origin, self._authenticate,
                                       shutting_down=self._closed)
         if principal is not None:
-            await Session(self, websocket, principal).run()
+            session = Session(self, websocket, principal)
+            self._sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                self._sessions.discard(session)
 
     @property
     def authorize(self) -> Authorize:
@@ -103,3 +109,5 @@ class SignallingService:
                 await consultation.evict(p.CLOSE_RESTARTING, "the server is restarting; reconnecting")
             except Exception:
                 logger.exception("closing %s failed", consultation)
+        for session in list(self._sessions):  # those that have not joined yet
+            session.close_soon(p.CLOSE_RESTARTING, "the server is restarting; reconnecting")

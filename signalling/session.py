@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 import media
 
 from . import protocol as p
+from .budget import MessageBudget, Verdict
 from .gate import Closing as _Close
 from .gate import receive_join, seat_for, truncate
 from .policy import Principal
@@ -48,9 +49,8 @@ class Session:
         self._close: tuple[int, str] | None = None
         self._closing = False
         self._last_heard = time.monotonic()
-        self._tokens = float(self.limits.message_burst)
-        self._refilled = time.monotonic()
-        self._strikes = 0
+        self.budget = MessageBudget(self.limits.message_rate, self.limits.message_burst, self.limits.flood_strikes,
+                                    self.limits.flood_seconds)
 
     def __repr__(self) -> str:
         return f"Session({self.prefix})"
@@ -178,7 +178,7 @@ class Session:
         await self._join(join)
         while True:
             data = await self._receive()
-            await self._throttle()
+            self._throttle()
             try:
                 message = p.validate(data)
                 await self._handle(message)
@@ -208,25 +208,13 @@ class Session:
         self.consultation = consultation
         logger.info("%s: joined %s as %s", self.prefix, join.consultation, seat.role)
 
-    async def _throttle(self) -> None:
-        """A token bucket: an over-budget client is warned once and slowed (its messages
-        wait, and TCP pushes back on it alone), then closed if it keeps on."""
-        moment = time.monotonic()
-        limits = self.limits
-        self._tokens = min(limits.message_burst, self._tokens + (moment - self._refilled) * limits.message_rate)
-        self._refilled = moment
-        if self._tokens >= 1:
-            self._tokens -= 1
-            self._strikes = 0
-            return
-        self._strikes += 1
-        if self._strikes == 1:
+    def _throttle(self) -> None:
+        """An over-budget client is warned once per episode, and closed if it floods (see MessageBudget)."""
+        verdict = self.budget.take()
+        if verdict is Verdict.OVER:
             self.send(p.Error(code=p.CLOSE_FLOODING, message="too many messages: slow down"))
-        if self._strikes >= limits.flood_strikes:
+        elif verdict is Verdict.FLOODING:
             raise _Close(p.CLOSE_FLOODING, "too many messages")
-        await asyncio.sleep((1 - self._tokens) / limits.message_rate)
-        self._tokens = 0.0
-        self._refilled = time.monotonic()
 
     # --- messages -------------------------------------------------------------------------
 

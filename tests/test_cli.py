@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -116,7 +119,65 @@ async def test_serve_two_workers_and_a_media_worker_on_postgres_and_redis_report
         media.terminate()
         _, err = await asyncio.wait_for(process.communicate(), 30)
         media_out, media_err = await asyncio.wait_for(media.communicate(), 30)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
     assert media.returncode == 0 and "media worker media-1 serving" in media_out.decode(), media_err.decode()[-2000:]
     assert '"media worker left the directory"' in media_err.decode()
     lines = [line for line in err.decode().splitlines() if line.startswith("{")]
     assert any('"request_id"' in line and '"route": "/readyz"' in line for line in lines), err.decode()[-2000:]
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The hypercorn worker processes under `caretrack serve` (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    commands = {int(child): Path(f"/proc/{child}/cmdline").read_bytes() for child in children}
+    return [child for child, command in commands.items()
+            if b"multiprocessing" in command and b"resource_tracker" not in command]
+
+
+async def test_a_killed_worker_stops_the_server_with_a_non_zero_status_and_one_line(pg_database_url, redis_url):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "caretrack", "serve", "--workers", "2", "--port", str(port),
+        env={**os.environ, "CARETRACK_DATABASE_URL": pg_database_url, "CARETRACK_REDIS_URL": redis_url,
+             "CARETRACK_MEDIA_MODE": "workers", "CARETRACK_LOG_FORMAT": "json"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                pids = worker_pids(process.pid)
+                try:
+                    if len(pids) == 2 and (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        assert len(pids) == 2, pids
+        os.kill(pids[0], signal.SIGKILL)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = err.decode()
+    assert process.returncode == 1, text[-2000:]
+    errors = [line for line in text.splitlines() if line.startswith("caretrack: error:")]
+    assert len(errors) == 1, text[-2000:]
+    assert f"(pid {pids[0]}) was killed by SIGKILL" in errors[0] and "other workers were stopped" in errors[0]
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("command", ["serve", "media"])
+async def test_a_port_in_use_is_one_clear_line(command, tmp_path, redis_url):
+    env = {"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"}
+    if command == "media":
+        env.update(CARETRACK_MEDIA_MODE="workers", CARETRACK_REDIS_URL=redis_url)
+    assert (await run_cli("migrate", env=env))[0] == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await run_cli(command, "--port", str(port), env=env)
+    assert code == 1
+    assert err.strip() == f"caretrack: error: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from caretrack.accounts.guard import AuthMiddleware
 from caretrack.api import PREFIX, openapi_document
 from caretrack.logs import get_logger
 from caretrack.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from caretrack.serving import StartupError
 from caretrack.settings import Settings
 from caretrack.templating import STATIC_DIR
 from caretrack.web_errors import EXCEPTION_HANDLERS
@@ -26,13 +28,10 @@ from caretrack.web_errors import EXCEPTION_HANDLERS
 log = get_logger("caretrack.app")
 
 
-class StartupError(Exception):
-    """The app cannot serve; the message says why and what to do."""
-
-
 # Each domain module may expose `api` (an ApiRouter), `pages` (a PageRouter), `routes`
-# (other routes, such as WebSockets), and `start(app)` / `stop(app)` coroutines for the
-# lifespan. Adding a domain is one line here.
+# (other routes, such as WebSockets), `start(app)` / `stop(app)` coroutines for the
+# lifespan, and `drain(app)`: close its open sockets when the server begins to shut down
+# (before the lifespan ends; see caretrack.serving). Adding a domain is one line here.
 DOMAINS = [
     "caretrack.pages",
     "caretrack.accounts.routes",
@@ -111,6 +110,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.redis = None
     return app
+
+
+async def drain(app: Starlette) -> None:
+    """Tell every open socket the server is going away, and wait for them to close."""
+    await asyncio.gather(*(module.drain(app) for module in _domains() if hasattr(module, "drain")))
 
 
 async def _connect_redis(settings: Settings):

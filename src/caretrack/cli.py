@@ -6,7 +6,6 @@ Operators see one clear line for a bad setting or an unreachable service, never 
 from __future__ import annotations
 
 import argparse
-import logging
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
@@ -128,21 +127,31 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         cmd_migrate(settings, argparse.Namespace(check=False))
     _preflight(settings)
 
-    from hypercorn.config import Config
-    from hypercorn.run import run
+    from caretrack import serving
 
-    config = Config()
-    config.application_path = "caretrack.asgi:app"
-    config.bind = [f"{args.host}:{args.port}"]
-    config.workers = args.workers
-    config.accesslog = None  # the app logs each request itself, with its request id
-    config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
-    config.graceful_timeout = 5
+    config = serving.hypercorn_config(args.host, args.port)
     print(f"CareTrack serving on {settings.base_url if args.port == 8000 else f'http://{args.host}:{args.port}'} "
           f"({args.workers} worker{'s' if args.workers > 1 else ''}, "
           f"{'PostgreSQL' if not settings.is_sqlite else 'SQLite'}, "
           f"{'Redis bus' if settings.redis_url else 'in-process bus'})", flush=True)
-    return run(config)
+    try:
+        if args.workers == 1:
+            serving.run(_web_app, config)
+        else:
+            serving.supervise(_web_app, config, args.workers)
+    except serving.ServeError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def _web_app():
+    """The app a web worker serves, and its drain (a module-level function: workers import it)."""
+    from functools import partial
+
+    from caretrack.app import drain
+    from caretrack.asgi import app
+
+    return app, partial(drain, app)
 
 
 def _preflight(settings: Settings) -> None:
@@ -158,7 +167,7 @@ def _preflight(settings: Settings) -> None:
     try:
         run_with_db(settings, check_redis)
     except Exception as exc:
-        from caretrack.app import StartupError
+        from caretrack.serving import StartupError
 
         if isinstance(exc, StartupError):
             raise CommandError(str(exc)) from None
@@ -174,9 +183,13 @@ def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
     if args.advertise and not args.advertise.startswith(("ws://", "wss://")):
         raise CommandError(f"--advertise must be a ws:// or wss:// URL, got {args.advertise!r}")
     _preflight(settings)
+    from caretrack import serving
     from caretrack.consultations import worker
 
-    return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
+    try:
+        return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
+    except serving.ServeError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

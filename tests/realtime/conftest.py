@@ -10,11 +10,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -248,3 +250,58 @@ def subprocess_env(settings: Settings, redis_url: str | None, port: int) -> dict
     if redis_url:
         env["CARETRACK_REDIS_URL"] = redis_url
     return env
+
+
+# --- `caretrack serve` as a subprocess -----------------------------------------------------
+
+
+@dataclass
+class WebProcess:
+    url: str
+    process: subprocess.Popen
+    log: Any  # its stdout and stderr, a temporary file
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws/events"
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+
+async def start_web_process(settings: Settings, redis_url: str | None, *, workers: int = 1,
+                            env: dict[str, str] | None = None) -> WebProcess:
+    """`python -m caretrack serve`, as an operator runs it; returns once /readyz answers 200."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([sys.executable, "-m", "caretrack", "serve", "--port", str(port),
+                                "--workers", str(workers)],
+                               env={**subprocess_env(settings, redis_url, port), **(env or {})}, cwd=os.getcwd(),
+                               stdout=log, stderr=subprocess.STDOUT)
+    web = WebProcess(f"http://127.0.0.1:{port}", process, log)
+    async with httpx.AsyncClient() as probe:
+        for _ in range(400):
+            if process.poll() is not None:
+                output = web.output()[-2000:]
+                log.close()
+                raise RuntimeError(f"caretrack serve exited: {output}")
+            try:
+                if (await probe.get(web.url + "/readyz")).status_code == 200:
+                    return web
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    process.kill()
+    raise RuntimeError("caretrack serve did not become ready")
+
+
+def stop_web_process(web: WebProcess) -> None:
+    if web.process.poll() is None:
+        web.process.terminate()
+        try:
+            web.process.wait(10)
+        except subprocess.TimeoutExpired:
+            web.process.kill()
+            web.process.wait(5)
+    web.log.close()

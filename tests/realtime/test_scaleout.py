@@ -4,14 +4,8 @@ another, auth changes reach every process, and losing Redis loses no event."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
-import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -19,56 +13,18 @@ import pytest
 from caretrack.accounts.models import AccessToken, Role
 from caretrack.accounts.sessions import digest, new_access_token_secret
 from caretrack.realtime.connection import CLOSE_DEACTIVATED
-from tests.conftest import free_port
-from tests.realtime.conftest import connect, emit, make_user, serve, sign_in, subprocess_env
+from tests.realtime.conftest import (
+    WebProcess,
+    connect,
+    emit,
+    make_user,
+    serve,
+    sign_in,
+    start_web_process,
+    stop_web_process,
+)
 
 pytestmark = pytest.mark.redis
-
-
-@dataclass
-class WebProcess:
-    url: str
-    process: subprocess.Popen
-    log: Any  # its stderr, a temporary file
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/ws/events"
-
-
-async def start_web_process(settings, redis_url: str) -> WebProcess:
-    """`python -m caretrack serve`, as an operator runs it."""
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "caretrack", "serve", "--port", str(port)],
-                               env=subprocess_env(settings, redis_url, port), cwd=os.getcwd(),
-                               stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as probe:
-        for _ in range(400):
-            if process.poll() is not None:
-                log.seek(0)
-                output = log.read().decode(errors="replace")[-2000:]
-                log.close()
-                raise RuntimeError(f"caretrack serve exited: {output}")
-            try:
-                if (await probe.get(url + "/readyz")).status_code == 200:
-                    return WebProcess(url, process, log)
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    raise RuntimeError("caretrack serve did not become ready")
-
-
-def stop_web_process(web: WebProcess) -> None:
-    web.process.terminate()
-    try:
-        web.process.wait(10)
-    except subprocess.TimeoutExpired:
-        web.process.kill()
-        web.process.wait(5)
-    web.log.close()
 
 
 @pytest.fixture

@@ -134,6 +134,7 @@ class Registration:
         self._hold = redis.register_script(_HOLD)
         self._release = redis.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
+        self._left = False
 
     async def start(self) -> None:
         await self.beat()
@@ -175,7 +176,10 @@ class Registration:
 
     async def stop(self) -> None:
         """Leave the directory and give up this worker's rooms, so their clients are placed
-        on another worker at once when they reconnect."""
+        on another worker at once when they reconnect. Once: shutdown drains, then the lifespan ends."""
+        if self._left:
+            return
+        self._left = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

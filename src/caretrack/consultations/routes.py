@@ -58,6 +58,11 @@ async def start(app) -> None:
     )
 
 
+async def drain(app) -> None:
+    """Every call's sockets are closed with 1012 (restarting): clients reconnect at once."""
+    await app.state.signalling.close()
+
+
 async def stop(app) -> None:
     await app.state.signalling.close()
     if app.state.media_relay is not None:

@@ -9,9 +9,7 @@ recordings and the end of a call are written to the database as in the embedded 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
 import socket
 from collections.abc import AsyncIterator
 
@@ -25,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from caretrack import crypto, db
+from caretrack import crypto, db, serving
 from caretrack.consultations import service
 from caretrack.consultations.cluster import Registration
 from caretrack.logs import get_logger
@@ -34,7 +32,7 @@ from caretrack.settings import Settings
 log = get_logger("caretrack.media")
 
 
-class WorkerStartupError(Exception):
+class WorkerStartupError(serving.StartupError):
     """The worker cannot start; the message says why."""
 
 
@@ -88,6 +86,12 @@ def create_worker_app(settings: Settings, worker: Worker) -> Starlette:
             await redis.aclose()
             await db.stop()
 
+    async def drain() -> None:
+        """Leave the directory first, so that the clients told to reconnect are placed elsewhere."""
+        if registration is not None:
+            await registration.stop()
+        await signalling.close()
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "alive", "worker": worker.id,
                              "consultations": len(signalling.consultations)})
@@ -96,30 +100,21 @@ def create_worker_app(settings: Settings, worker: Worker) -> Starlette:
                     lifespan=lifespan)
     app.state.relay = relay
     app.state.signalling = signalling
+    app.state.drain = drain
     return app
 
 
 def run(settings: Settings, host: str, port: int, worker_id: str | None, advertise: str | None) -> int:
     """Serve one worker until SIGINT/SIGTERM; its calls' clients then reconnect elsewhere."""
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
     worker = Worker(worker_id or default_worker_id(port), advertise or f"ws://{host}:{port}/signal")
     app = create_worker_app(settings, worker)
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
+    config = serving.hypercorn_config(host, port)
     config.errorlog = None
-    config.graceful_timeout = 5
 
-    async def main() -> None:
+    def load() -> tuple[Starlette, serving.Drain]:
         tune_garbage_collector()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, shutdown_trigger=stop.wait)
+        return app, app.state.drain
 
     print(f"CareTrack media worker {worker.id} serving {worker.url}", flush=True)
-    asyncio.run(main())
+    serving.run(load, config)
     return 0

@@ -16,13 +16,14 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from caretrack.logs import get_logger
 from caretrack.realtime import outbox
+from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
 from caretrack.realtime.events import dumps
 
 if TYPE_CHECKING:
@@ -47,12 +48,15 @@ class BusConfig:
     pong_timeout_seconds: float = 45.0
     resume_timeout_seconds: float = 10.0
     send_timeout_seconds: float = 30.0
+    close_timeout_seconds: float = 2.5  # for the client's close frame; within the shutdown drain (caretrack.serving)
     max_replay: int = 2000  # further behind than this: resync instead of replaying
     max_queue: int = 1000  # live events waiting for a slow socket; beyond, it catches up from the database
     max_sockets_per_user: int = 50
     message_rate: float = 5.0  # client messages per second, sustained
     message_burst: int = 20
-    flood_strikes: int = 60  # messages received with an empty bucket before closing
+    flood_strikes: int = 60  # over-budget messages in one episode before closing (signalling.budget)
+    flood_seconds: float = 1.0  # an episode of over-budget messages lasting this long is closed too
+    clock: Callable[[], float] = time.monotonic  # the sockets' monotonic clock (message budgets)
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Bus:
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: int | None = None
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False  # draining for shutdown: new sockets are told to go elsewhere
+    _emptied: asyncio.Event = field(default_factory=asyncio.Event)
     # Sockets reading the database at once (replays, catch-ups): a reconnect storm queues here.
     catch_up_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
@@ -89,6 +95,15 @@ class Bus:
             self.subscribed.set()
         self.wake()
 
+    async def drain(self) -> None:
+        """Shutdown begins: close every socket with 1001 and wait until all are gone."""
+        self.closing = True
+        for conn in [c for conns in self.sockets.values() for c in conns]:
+            conn.close_soon(CLOSE_GOING_AWAY, GOING_AWAY)
+        while self.sockets:
+            self._emptied.clear()
+            await self._emptied.wait()
+
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             outbox._wakers.remove(self.wake)
@@ -98,7 +113,7 @@ class Bus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in [c for conns in self.sockets.values() for c in conns]:
-            conn.close_soon(1001, "server shutting down")
+            conn.close_soon(CLOSE_GOING_AWAY, GOING_AWAY)
 
     # --- wake-ups (sync, callable from anywhere) ----------------------------------------
 
@@ -135,6 +150,8 @@ class Bus:
             conns.discard(conn)
             if not conns:
                 del self.sockets[conn.user_id]
+        if not self.sockets:
+            self._emptied.set()
 
     @property
     def socket_count(self) -> int:

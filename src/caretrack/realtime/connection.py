@@ -27,6 +27,7 @@ from caretrack.errors import CareTrackError
 from caretrack.logs import get_logger
 from caretrack.realtime import outbox
 from caretrack.realtime.events import dumps, event_message
+from signalling.budget import MessageBudget, Verdict
 
 if TYPE_CHECKING:
     from caretrack.realtime.bus import Bus
@@ -37,6 +38,7 @@ log = get_logger("caretrack.realtime.socket")
 MAX_MESSAGE_CHARS = 1024
 REPLAY_BATCH = 500
 CLOSE_GOING_AWAY = 1001
+GOING_AWAY = "server shutting down"
 CLOSE_BINARY = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
@@ -78,9 +80,9 @@ class Connection:
         self._close_requested = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self._last_heard = time.monotonic()
-        self._tokens = float(self.config.message_burst)
-        self._refilled = time.monotonic()
-        self._strikes = 0
+        self.budget = MessageBudget(self.config.message_rate, self.config.message_burst, self.config.flood_strikes,
+                                    self.config.flood_seconds, self.config.clock)
+        self.accepted = 0  # messages read after the handshake (the budget bounds a flooder's)
 
     # --- called by the hub (sync) --------------------------------------------------------
 
@@ -104,14 +106,21 @@ class Connection:
     # --- the socket's life ---------------------------------------------------------------
 
     async def run(self) -> None:
-        code, reason = CLOSE_GOING_AWAY, "server shutting down"
-        tasks: list[asyncio.Task] = []
+        code, reason = CLOSE_GOING_AWAY, GOING_AWAY
+        closing = asyncio.create_task(self._close_requested.wait())
+        handshake = asyncio.create_task(self._handshake())
+        tasks = [closing, handshake]
         try:
-            await self._handshake()
+            # A close requested during the handshake (shutdown, the auth sweep) is not kept
+            # waiting for a client that never sends its resume message.
+            await asyncio.wait([handshake, closing], return_when=asyncio.FIRST_COMPLETED)
+            if not handshake.done():
+                raise _Close(*self._close) if self._close else _Close(CLOSE_GOING_AWAY, GOING_AWAY)
+            handshake.result()
             self.ready = True
-            tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._writer()),
-                     asyncio.create_task(self._close_requested.wait())]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            live = [asyncio.create_task(self._reader()), asyncio.create_task(self._writer()), closing]
+            tasks += live
+            done, _ = await asyncio.wait(live, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 exc = task.exception()
                 if isinstance(exc, _Close):
@@ -138,7 +147,7 @@ class Connection:
                 and self.ws.client_state == WebSocketState.CONNECTED:
             log.info(f"{self.prefix}: closing", code=code, reason=reason)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._close_and_drain(code, reason), 5)
+                await asyncio.wait_for(self._close_and_drain(code, reason), self.config.close_timeout_seconds)
 
     async def _close_and_drain(self, code: int, reason: str) -> None:
         """Close, then read until the client's close frame: the server only sees it after
@@ -222,27 +231,11 @@ class Connection:
     async def _reader(self) -> None:
         while True:
             message = await self._receive()
+            if self.budget.take() is Verdict.FLOODING:
+                raise _Close(CLOSE_FLOOD, "too many messages")
+            self.accepted += 1
             if message.get("type") != "pong":
                 raise _Close(CLOSE_MALFORMED, f"unexpected message type {message.get('type')!r}")
-            await self._throttle()
-
-    async def _throttle(self) -> None:
-        """A token bucket: a flooding client is slowed (its messages wait, and TCP pushes
-        back on it alone), then closed if it keeps on."""
-        moment = time.monotonic()
-        self._tokens = min(self.config.message_burst,
-                           self._tokens + (moment - self._refilled) * self.config.message_rate)
-        self._refilled = moment
-        if self._tokens >= 1:
-            self._tokens -= 1
-            self._strikes = 0
-            return
-        self._strikes += 1
-        if self._strikes >= self.config.flood_strikes:
-            raise _Close(CLOSE_FLOOD, "too many messages")
-        await asyncio.sleep((1 - self._tokens) / self.config.message_rate)
-        self._tokens = 0.0
-        self._refilled = time.monotonic()
 
     async def _receive(self) -> dict[str, Any]:
         message = await self.ws.receive()
@@ -296,6 +289,9 @@ async def events_socket(websocket: WebSocket) -> None:
     conn = Connection(websocket, bus, user.id, auth.session.id if auth.session else None,
                       auth.token.id if auth.token else None)
     await websocket.accept()
+    if bus.closing:  # the client reconnects, to another process or to this one once it is back
+        await websocket.close(CLOSE_GOING_AWAY, GOING_AWAY)
+        return
     if not bus.register(conn):
         await websocket.close(CLOSE_POLICY, f"at most {bus.config.max_sockets_per_user} live connections per user")
         return

@@ -29,6 +29,10 @@ async def start(app) -> None:
     await app.state.realtime.start()
 
 
+async def drain(app) -> None:
+    await app.state.realtime.drain()
+
+
 async def stop(app) -> None:
     await app.state.realtime.stop()
 
