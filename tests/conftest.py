@@ -54,6 +54,39 @@ def base_settings(**changes) -> Settings:
     return settings.replace(**changes)
 
 
+# --- tasks left running ----------------------------------------------------------------------
+
+
+def _describe(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    where = getattr(coro, "__qualname__", repr(coro))
+    frame = getattr(coro, "cr_frame", None)
+    if frame is not None:
+        where += f" at {frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
+    return f"{task.get_name()} ({where})"
+
+
+@pytest.fixture(autouse=True)
+async def no_tasks_left_running() -> AsyncIterator[None]:
+    """Fail the test whose teardown leaves tasks running on the shared (session) loop: a leaked
+    task slows or breaks whichever test runs next. Tasks that existed before the test (owned by
+    session fixtures) are allowed."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    # A task cancelled during teardown needs a few loop turns to unwind; give it those, not time.
+    for _ in range(20):
+        leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+        if not leaked:
+            return
+        await asyncio.sleep(0)
+    for task in leaked:  # stop them here so they do not also fail the next test
+        task.cancel()
+    await asyncio.wait(leaked, timeout=5)
+    pytest.fail("The test left tasks running after its teardown; stop them in the code that started them: "
+                + "; ".join(_describe(t) for t in leaked), pytrace=False)
+
+
 # --- databases -----------------------------------------------------------------------------
 
 
