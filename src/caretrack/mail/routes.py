@@ -17,14 +17,25 @@ from caretrack.pagekit import PageRouter, render
 pages = PageRouter()
 
 
+# How long a pass in progress may take to finish at shut-down before it is cut off.
+STOP_GRACE_SECONDS = 5.0
+
+
 async def start(app: Starlette) -> None:
-    app.state.mail_sender = asyncio.create_task(service.sender_loop(app.state.settings), name="mail-sender")
+    app.state.mail_stop = asyncio.Event()
+    app.state.mail_sender = asyncio.create_task(service.sender_loop(app.state.settings, stop=app.state.mail_stop),
+                                                name="mail-sender")
 
 
 async def stop(app: Starlette) -> None:
-    app.state.mail_sender.cancel()
+    task: asyncio.Task = app.state.mail_sender
+    app.state.mail_stop.set()
+    service.wake_sender()
+    await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+    if not task.done():  # an SMTP server that does not answer
+        task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await app.state.mail_sender
+        await task
 
 
 @pages.get("/admin/emails", roles=["admin"])

@@ -107,10 +107,14 @@ async def requeue_stale(after: timedelta = timedelta(minutes=5)) -> None:
     await OutboundEmail.filter(status="sending", created_at__lt=cutoff).update(status="queued")
 
 
-async def sender_loop(settings: Settings, interval: float = 5.0) -> None:
+async def sender_loop(settings: Settings, interval: float = 5.0, stop: asyncio.Event | None = None) -> None:
+    """Send queued emails until `stop` is set. It returns between passes rather than being
+    cancelled mid-query: a query cancelled on PostgreSQL leaves its pooled connection busy, and
+    closing the pool then waits (10 s) for it."""
     global _wake
     _wake = asyncio.Event()
-    while True:
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         try:
             await deliver_pending(settings)
             await requeue_stale()

@@ -33,6 +33,8 @@ log = get_logger("caretrack.realtime")
 
 EVENTS_CHANNEL = "caretrack:events"
 AUTH_CHANNEL = "caretrack:auth"
+# How long the loops get at shut-down to finish a pass before they are cancelled.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Bus:
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: int | None = None
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _subscriber: asyncio.Task | None = None
     # Sockets reading the database at once (replays, catch-ups): a reconnect storm queues here.
     catch_up_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
@@ -84,7 +88,8 @@ class Bus:
                        spawn(self._cursor_loop(), "cursor-check"), spawn(self._prune_loop(), "prune"),
                        spawn(self._heartbeat_loop(), "heartbeat")]
         if self.redis is not None:
-            self._tasks.append(spawn(self._subscriber_loop(), "subscriber"))
+            self._subscriber = spawn(self._subscriber_loop(), "subscriber")
+            self._tasks.append(self._subscriber)
         else:
             self.subscribed.set()
         self.wake()
@@ -94,7 +99,16 @@ class Bus:
             outbox._wakers.remove(self.wake)
         with contextlib.suppress(ValueError):
             _BUSES.remove(self)
-        for task in self._tasks:
+        # The database loops end between passes rather than being cancelled: a task cancelled
+        # while Tortoise begins a transaction never returns its pooled connection, and closing
+        # the PostgreSQL pool then stalls for 10 s. Redis waits and sleeps are safe to cancel.
+        self._stopping.set()
+        self._wake.set()
+        self._auth_wake.set()
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+        _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS) if self._tasks else (set(), set())
+        for task in pending:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in [c for conns in self.sockets.values() for c in conns]:
@@ -174,14 +188,21 @@ class Bus:
                 self.deliver(event_json, recipients)
             raise
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, or return at once when the bus is stopping."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _relay_loop(self) -> None:
         backoff = 0.0
-        while True:
+        while not self._stopping.is_set():
             if backoff:
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.relay_poll_seconds)
             self._wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 while await outbox.publish_pending(self._publish) > 0:
                     pass
@@ -236,17 +257,18 @@ class Bus:
     # --- safety nets ---------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.ping_seconds)
+        while not self._stopping.is_set():
+            await self._pause(self.config.ping_seconds)
             moment = time.monotonic()
             for conns in list(self.sockets.values()):
                 for conn in list(conns):
                     conn.heartbeat(moment)
 
     async def _cursor_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.cursor_check_seconds)
-            await self.check_cursors(strict=False)
+        while not self._stopping.is_set():
+            await self._pause(self.config.cursor_check_seconds)
+            if not self._stopping.is_set():
+                await self.check_cursors(strict=False)
 
     async def check_cursors(self, *, strict: bool) -> None:
         """Catch up the sockets that are behind their user's cursor. Not strict (the
@@ -277,10 +299,12 @@ class Bus:
     async def _auth_loop(self) -> None:
         from caretrack.realtime.connection import check_connections
 
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._auth_wake.wait(), self.config.auth_sweep_seconds)
             self._auth_wake.clear()
+            if self._stopping.is_set():
+                return
             pending, self._auth_pending = self._auth_pending, set()
             sweep_all = not pending or _ALL_USERS in pending
             if _BROADCAST_MARK in pending and self.redis is not None:
@@ -300,14 +324,14 @@ class Bus:
 
     async def _prune_loop(self) -> None:
         retention = timedelta(days=self.settings.event_retention_days)
-        while True:
+        while not self._stopping.is_set():
             try:
                 removed = await outbox.prune(retention)
                 if removed:
                     log.info("pruned old events", count=removed)
             except Exception as exc:
                 log.warning("pruning events failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(self.config.prune_seconds)
+            await self._pause(self.config.prune_seconds)
 
 
 _BUSES: list[Bus] = []
