@@ -58,6 +58,9 @@ def base_settings(**changes) -> Settings:
 # --- tasks left running ----------------------------------------------------------------------
 
 
+TASK_WIND_DOWN_SECONDS = 1.0
+
+
 def _describe(task: asyncio.Task) -> str:
     coro = task.get_coro()
     where = getattr(coro, "__qualname__", repr(coro))
@@ -75,12 +78,15 @@ async def no_tasks_left_running() -> AsyncIterator[None]:
     before = asyncio.all_tasks()
     yield
     current = asyncio.current_task()
-    # A task cancelled during teardown needs a few loop turns to unwind; give it those, not time.
-    for _ in range(20):
-        leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-        if not leaked:
-            return
-        await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    if not leaked:
+        return
+    # A task cancelled or closed during teardown may need a moment to unwind (aioice's check loop
+    # ticks every 20 ms): wait for it to end, bounded, and fail only for what is still running.
+    await asyncio.wait(leaked, timeout=TASK_WIND_DOWN_SECONDS)
+    leaked = [t for t in leaked if not t.done()]
+    if not leaked:
+        return
     for task in leaked:  # stop them here so they do not also fail the next test
         task.cancel()
     await asyncio.wait(leaked, timeout=5)
