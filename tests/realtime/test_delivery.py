@@ -30,8 +30,7 @@ async def test_an_event_reaches_its_recipients_and_nobody_else(server):
     assert event["subject"] == {"kind": "booking", "id": "7"}
     assert event["data"] == {"starts_at": "2026-12-01T09:00:00Z"}
     assert event["occurred_at"].endswith("+00:00")
-    await asyncio.sleep(0.3)
-    assert b.received == []
+    assert await b.until_sentinel(bob.id) == [] and b.received == []
     await a.close()
     await b.close()
 
@@ -110,7 +109,7 @@ async def test_a_client_offline_for_a_while_gets_exactly_what_it_missed(server):
     await back.wait_for(37)
     await emit("task.completed", users=[alice.id], data={"n": 40})
     received = await back.wait_for(38)
-    await asyncio.sleep(0.2)
+    assert await back.until_sentinel(alice.id) == []  # nothing doubled
     assert back.seqs == list(range(4, 42))
     assert [m["event"]["data"]["n"] for m in received] == list(range(3, 41))
     assert back.resyncs == []
@@ -124,7 +123,7 @@ async def test_a_fresh_client_gets_only_what_happens_after_it_connects(server):
     assert a.hello == {"type": "hello", "user_id": alice.id, "seq": 1}
     await emit("task.completed", users=[alice.id], data={"n": 1})
     await a.wait_for(1)
-    await asyncio.sleep(0.2)
+    assert await a.until_sentinel(alice.id) == []  # the event before it connected never comes
     assert a.seqs == [2]
     await a.close()
 
@@ -194,7 +193,7 @@ async def test_concurrent_writers_never_leave_a_gap_that_a_reader_could_skip(ser
     await asyncio.gather(*(writer(k) for k in range(6)))
     await a.wait_for(90)
     await b.wait_for(90)
-    await asyncio.sleep(0.3)
+    assert await a.until_sentinel(alice.id) == [] and await b.until_sentinel(bob.id) == []  # nothing doubled
     assert a.seqs == list(range(1, 91)) and b.seqs == list(range(1, 91))
     assert sorted(json.dumps(m["event"]["data"]) for m in a.received) == sorted(
         json.dumps(m["event"]["data"]) for m in b.received)

@@ -77,12 +77,14 @@ def check_application(data: ApplicationInput, today: date | None = None) -> dict
 
 
 async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, document: bytes | None,
-                   client_address: str | None = None, original_name: str | None = None) -> DoctorProfile:
+                   client_address: str | None = None, original_name: str | None = None,
+                   at: datetime | None = None) -> DoctorProfile:
     """Submit (or, after a rejection, resubmit) an application. A first application needs a
     document; a resubmission may keep the earlier one."""
+    at = at or now()
     if doctor.role != Role.DOCTOR:
         raise ValidationError("Only doctor accounts apply to practise.")
-    fields = check_application(data)
+    fields = check_application(data, at.date())
     existing = await DoctorProfile.get_or_none(user_id=doctor.id)
     if existing is not None and existing.status == ApplicationStatus.APPROVED:
         raise Conflict("Your application is already approved; contact an administrator to change licence details.")
@@ -94,7 +96,7 @@ async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, doc
     old_document = existing.document_name if existing is not None and stored else None
     try:
         async with atomic() as tx:
-            values = {**fields, "status": ApplicationStatus.PENDING, "submitted_at": now(), "reviewed_at": None,
+            values = {**fields, "status": ApplicationStatus.PENDING, "submitted_at": at, "reviewed_at": None,
                       "reviewed_by_id": None, "rejection_reason": None}
             if stored:
                 values.update(document_name=stored, document_original_name=(original_name or "document.pdf")[:200],

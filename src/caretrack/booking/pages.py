@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from caretrack import clock
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import PUBLIC
@@ -90,7 +91,7 @@ async def submit_application(request: Request, user: User, form) -> Response:
         return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
     try:
         await applications.do_apply(_settings(request), user, applications.ApplicationInput(**values), data,
-                                    _address(request), name)
+                                    _address(request), name, at=clock.now(request))
     except CareTrackError as exc:
         return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
     return redirect("/doctor")
