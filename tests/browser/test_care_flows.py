@@ -14,6 +14,7 @@ from caretrack.accounts.models import Role
 from caretrack.care import service as care
 from caretrack.care.models import TaskCompletion
 from tests.care.helpers import admin_user, template
+from tests.conftest import PINNED_INSTANTS
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -37,6 +38,8 @@ async def sign_in(page, base: str, email: str, secret: str | None = None) -> Non
 
 
 async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_feed(live_server, browser):
+    # "today" is the server's: pinned a minute before midnight, a log cannot land on another day
+    live_server.app.state.clock = lambda: PINNED_INSTANTS["2359Z-new-york-spring-forward"]
     boss, secret = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     package = await care.do_create_package(boss, {"client_name": "Mr Ted Client", "starts_on": "2020-01-01",
