@@ -206,9 +206,11 @@ async def test_pruning_removes_only_events_past_retention_in_batches(server):
     alice, bob = await make_user(), await make_user()
     for n in range(7):
         await emit("task.completed", users=[alice.id, bob.id], data={"n": n})
+    at = max(await Event.all().values_list("occurred_at", flat=True))
     old = await Event.filter(id__lte=5).values_list("id", flat=True)
-    await Event.filter(id__in=old).update(occurred_at=outbox.now() - timedelta(days=8))
-    assert await outbox.prune(timedelta(days=7), batch=2) == 5
+    await Event.filter(id__in=old).update(occurred_at=at - timedelta(days=7, microseconds=1))
+    await Event.filter(id=6).update(occurred_at=at - timedelta(days=7))  # exactly at the edge: kept
+    assert await outbox.prune(timedelta(days=7), batch=2, at=at) == 5
     assert sorted(await EventDelivery.filter(user_id=alice.id).values_list("seq", flat=True)) == [6, 7]
     assert await outbox.first_retained_seq(bob.id) == 6
     assert await outbox.last_seq(bob.id) == 7  # the cursor keeps counting: no seq is ever reused

@@ -101,9 +101,9 @@ async def deliver_pending(settings: Settings, limit: int = 50) -> int:
     return done
 
 
-async def requeue_stale(after: timedelta = timedelta(minutes=5)) -> None:
+async def requeue_stale(after: timedelta = timedelta(minutes=5), at: datetime | None = None) -> None:
     """An email left `sending` by a crashed worker goes back to the queue."""
-    cutoff = datetime.now(timezone.utc) - after
+    cutoff = (at or datetime.now(timezone.utc)) - after
     await OutboundEmail.filter(status="sending", created_at__lt=cutoff).update(status="queued")
 
 
