@@ -1,11 +1,13 @@
-"""Background loops stop between passes: a pass in progress at shut-down finishes, so no pooled
-connection is left checked out (closing the PostgreSQL pool then stalls for 10 s)."""
+"""Background loops stop between passes (caretrack.loops): a pass in progress at shut-down
+finishes, so no pooled connection is left checked out (closing the PostgreSQL pool then stalls
+for 10 s)."""
 
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
 
+from caretrack.care import routes as care_routes
 from caretrack.mail import routes as mail_routes
 from caretrack.mail import service as mail
 from caretrack.realtime import outbox
@@ -13,57 +15,58 @@ from caretrack.realtime.bus import Bus
 from tests.realtime.conftest import FAST
 
 
-async def test_a_relay_pass_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
-    started, release = asyncio.Event(), asyncio.Event()
-    finished: list[str] = []
+class SlowPass:
+    """Stands in for a pass whose transaction is still running; records how it ended."""
 
-    async def slow_pass(publish, batch: int = 200) -> int:
-        started.set()
+    def __init__(self) -> None:
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+        self.ended: list[str] = []
+
+    async def __call__(self, *args, **kwargs) -> int:
+        self.started.set()
         try:
-            await release.wait()  # stands in for a transaction that is still running
+            await self.release.wait()
         except asyncio.CancelledError:
-            finished.append("cancelled")
+            self.ended.append("cancelled")
             raise
-        finished.append("finished")
+        self.ended.append("finished")
         return 0
 
-    monkeypatch.setattr(outbox, "publish_pending", slow_pass)
+    async def stop_during_pass(self, stop) -> None:
+        """Start shutting down mid-pass: the stop waits for the pass, which then finishes."""
+        await self.started.wait()
+        stopping = asyncio.create_task(stop)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not stopping.done() and self.ended == []
+        self.release.set()
+        await stopping
+        assert self.ended == ["finished"]
+
+
+async def test_a_relay_pass_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
+    slow = SlowPass()
+    monkeypatch.setattr(outbox, "publish_pending", slow)
     bus = Bus(database, None, FAST)
     await bus.start()
-    await started.wait()
-    stopping = asyncio.create_task(bus.stop())
-    # stop() has asked the loops to end; the pass ends when its work does
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not stopping.done() and finished == []
-    release.set()
-    await stopping
-    assert finished == ["finished"]
+    await slow.stop_during_pass(bus.stop())
     assert all(task.done() for task in bus._tasks)
 
 
 async def test_a_mail_pass_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
-    started, release = asyncio.Event(), asyncio.Event()
-    finished: list[str] = []
-
-    async def slow_delivery(settings, limit: int = 50) -> int:
-        started.set()
-        try:
-            await release.wait()
-        except asyncio.CancelledError:
-            finished.append("cancelled")
-            raise
-        finished.append("finished")
-        return 0
-
-    monkeypatch.setattr(mail, "deliver_pending", slow_delivery)
+    slow = SlowPass()
+    monkeypatch.setattr(mail, "deliver_pending", slow)
     app = SimpleNamespace(state=SimpleNamespace(settings=database))
     await mail_routes.start(app)
-    await started.wait()
-    stopping = asyncio.create_task(mail_routes.stop(app))
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not stopping.done() and finished == []
-    release.set()
-    await stopping
-    assert finished == ["finished"] and app.state.mail_sender.done()
+    await slow.stop_during_pass(mail_routes.stop(app))
+    assert app.state.mail_sender.done()
+
+
+async def test_a_care_check_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
+    slow = SlowPass()
+    monkeypatch.setattr(care_routes, "periodic_check", slow)
+    monkeypatch.setattr(care_routes, "FIRST_CHECK_SECONDS", 0)
+    app = SimpleNamespace(state=SimpleNamespace())
+    await care_routes.start(app)
+    await slow.stop_during_pass(care_routes.stop(app))
+    assert app.state.care_check.done()

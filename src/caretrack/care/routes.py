@@ -23,6 +23,7 @@ from caretrack.care.schemas import (
 )
 from caretrack.errors import CareTrackError, ValidationError
 from caretrack.logs import get_logger
+from caretrack.loops import pause, stop_loops
 from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.reports.charts import Bar, bar_chart, column_chart
 
@@ -31,6 +32,7 @@ pages = PageRouter()
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 CHECK_SECONDS = 300
+FIRST_CHECK_SECONDS = 30.0  # after start-up settles
 log = get_logger("caretrack.care")
 
 
@@ -46,29 +48,25 @@ async def periodic_check() -> None:
         log.info("care check", missed=missed, renewals=renewals)
 
 
-async def _loop(first_delay: float) -> None:
-    await asyncio.sleep(first_delay)
-    while True:
+async def _loop(first_delay: float, stopping: asyncio.Event) -> None:
+    await pause(stopping, first_delay)
+    while not stopping.is_set():
         try:
             await periodic_check()
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed sweep is retried at the next tick
             log.exception("care check failed")
-        await asyncio.sleep(CHECK_SECONDS)
+        await pause(stopping, CHECK_SECONDS)
 
 
 async def start(app) -> None:
-    app.state.care_check = asyncio.create_task(_loop(30.0))
+    app.state.care_stop = asyncio.Event()
+    app.state.care_check = asyncio.create_task(_loop(FIRST_CHECK_SECONDS, app.state.care_stop), name="care-check")
 
 
 async def stop(app) -> None:
-    task = app.state.care_check
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop_loops([app.state.care_check], app.state.care_stop)
 
 
 def _address(request: Request) -> str | None:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.errors import NotFound
+from caretrack.loops import stop_loops
 from caretrack.mail import service
 from caretrack.mail.models import OutboundEmail
 from caretrack.pagekit import PageRouter, render
 
 pages = PageRouter()
-
-
-# How long a pass in progress may take to finish at shut-down before it is cut off.
-STOP_GRACE_SECONDS = 5.0
 
 
 async def start(app: Starlette) -> None:
@@ -28,14 +24,9 @@ async def start(app: Starlette) -> None:
 
 
 async def stop(app: Starlette) -> None:
-    task: asyncio.Task = app.state.mail_sender
     app.state.mail_stop.set()
     service.wake_sender()
-    await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
-    if not task.done():  # an SMTP server that does not answer
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_loops([app.state.mail_sender], app.state.mail_stop)  # an unanswering SMTP server is cut off
 
 
 @pages.get("/admin/emails", roles=["admin"])

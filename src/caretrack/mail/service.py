@@ -108,9 +108,7 @@ async def requeue_stale(after: timedelta = timedelta(minutes=5), at: datetime | 
 
 
 async def sender_loop(settings: Settings, interval: float = 5.0, stop: asyncio.Event | None = None) -> None:
-    """Send queued emails until `stop` is set. It returns between passes rather than being
-    cancelled mid-query: a query cancelled on PostgreSQL leaves its pooled connection busy, and
-    closing the pool then waits (10 s) for it."""
+    """Send queued emails until `stop` is set; it returns between passes (see caretrack.loops)."""
     global _wake
     _wake = asyncio.Event()
     stop = stop or asyncio.Event()

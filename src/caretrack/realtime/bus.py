@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from caretrack.logs import get_logger
+from caretrack.loops import pause, stop_loops
 from caretrack.realtime import outbox
 from caretrack.realtime.events import dumps
 
@@ -33,8 +34,6 @@ log = get_logger("caretrack.realtime")
 
 EVENTS_CHANNEL = "caretrack:events"
 AUTH_CHANNEL = "caretrack:auth"
-# How long the loops get at shut-down to finish a pass before they are cancelled.
-STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -99,18 +98,14 @@ class Bus:
             outbox._wakers.remove(self.wake)
         with contextlib.suppress(ValueError):
             _BUSES.remove(self)
-        # The database loops end between passes rather than being cancelled: a task cancelled
-        # while Tortoise begins a transaction never returns its pooled connection, and closing
-        # the PostgreSQL pool then stalls for 10 s. Redis waits and sleeps are safe to cancel.
+        # The database loops end between passes (see caretrack.loops); the subscriber only
+        # waits on Redis, which is safe to cancel.
         self._stopping.set()
         self._wake.set()
         self._auth_wake.set()
         if self._subscriber is not None:
             self._subscriber.cancel()
-        _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS) if self._tasks else (set(), set())
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_loops(self._tasks, self._stopping)
         for conn in [c for conns in self.sockets.values() for c in conns]:
             conn.close_soon(1001, "server shutting down")
 
@@ -189,9 +184,7 @@ class Bus:
             raise
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep, or return at once when the bus is stopping."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await pause(self._stopping, seconds)
 
     async def _relay_loop(self) -> None:
         backoff = 0.0
