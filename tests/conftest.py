@@ -14,6 +14,7 @@ import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -52,6 +53,85 @@ def free_port() -> int:
 def base_settings(**changes) -> Settings:
     settings = Settings(environment="test", secret_key="test-secret-key-0123456789", base_url=TEST_BASE_URL)
     return settings.replace(**changes)
+
+
+# --- tasks left running ----------------------------------------------------------------------
+
+
+TASK_WIND_DOWN_SECONDS = 1.0
+
+
+def _describe(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    where = getattr(coro, "__qualname__", repr(coro))
+    frame = getattr(coro, "cr_frame", None)
+    if frame is not None:
+        where += f" at {frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
+    return f"{task.get_name()} ({where})"
+
+
+@pytest.fixture(autouse=True)
+async def no_tasks_left_running() -> AsyncIterator[None]:
+    """Fail the test whose teardown leaves tasks running on the shared (session) loop: a leaked
+    task slows or breaks whichever test runs next. Tasks that existed before the test (owned by
+    session fixtures) are allowed."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    if not leaked:
+        return
+    # A task cancelled or closed during teardown may need a moment to unwind (aioice's check loop
+    # ticks every 20 ms): wait for it to end, bounded, and fail only for what is still running.
+    await asyncio.wait(leaked, timeout=TASK_WIND_DOWN_SECONDS)
+    leaked = [t for t in leaked if not t.done()]
+    if not leaked:
+        return
+    for task in leaked:  # stop them here so they do not also fail the next test
+        task.cancel()
+    await asyncio.wait(leaked, timeout=5)
+    pytest.fail("The test left tasks running after its teardown; stop them in the code that started them: "
+                + "; ".join(_describe(t) for t in leaked), pytrace=False)
+
+
+# --- pinned instants ---------------------------------------------------------------------------
+
+# The instants time-sensitive tests act at, never the wall clock. Together they cover a morning
+# before 10:00 UTC, a minute to midnight UTC, just after midnight UTC, and the four daylight-saving
+# changes of 2026 in Europe/London (29 Mar, 25 Oct) and America/New_York (8 Mar, 1 Nov).
+PINNED_INSTANTS = {
+    "0500Z-london-spring-forward": datetime(2026, 3, 29, 5, 0, tzinfo=timezone.utc),
+    "2359Z-new-york-spring-forward": datetime(2026, 3, 8, 23, 59, tzinfo=timezone.utc),
+    "0030Z-london-falls-back-at-0100Z": datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc),
+    "0630Z-new-york-repeated-hour": datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc),
+}
+
+
+# PostgreSQL stores instants exactly; SQLite compares text, so it runs at every instant and
+# PostgreSQL at the one nearest a day boundary (which keeps the suite's time in bounds).
+POSTGRES_INSTANT = "2359Z-new-york-spring-forward"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc) -> None:
+    # As a mark, so that pytest takes it instead of the two fixtures' own params.
+    if "now" in metafunc.fixturenames and "database_url" in metafunc.fixturenames:
+        combos = [("sqlite", name) for name in PINNED_INSTANTS] + [("postgres", POSTGRES_INSTANT)]
+        metafunc.definition.add_marker(pytest.mark.parametrize(
+            ("database_url", "now"), combos, indirect=True, ids=[f"{db}-{name}" for db, name in combos]))
+
+
+@pytest.fixture(params=list(PINNED_INSTANTS))
+def now(request) -> datetime:
+    """The instant the test acts at; a test that takes it runs at each pinned instant, and the
+    `app`/`live_server` it uses have their clock pinned there too."""
+    return PINNED_INSTANTS[request.param]
+
+
+def _pin_clock(application, request) -> None:
+    if "now" in request.fixturenames:
+        pinned = request.getfixturevalue("now")
+        application.state.clock = lambda: pinned
 
 
 # --- databases -----------------------------------------------------------------------------
@@ -171,8 +251,9 @@ async def redis_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def app(settings):
+async def app(settings, request):
     application = create_app(settings)
+    _pin_clock(application, request)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
 
@@ -225,11 +306,12 @@ async def stop_serving(task: asyncio.Task, stop: asyncio.Event) -> None:
 
 
 @pytest.fixture
-async def live_server(settings) -> AsyncIterator[LiveServer]:
+async def live_server(settings, request) -> AsyncIterator[LiveServer]:
     """The app served by hypercorn on a free loopback port, in this event loop."""
     port = free_port()
     served = settings.replace(base_url=f"http://127.0.0.1:{port}")
     application = create_app(served)
+    _pin_clock(application, request)
     task, stop = await serve_in_loop(application, port)
     yield LiveServer(served.base_url, served, application)
     await stop_serving(task, stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack import clock
 from caretrack.accounts.models import Role, User
 from caretrack.pagekit import PageRouter, render
 
@@ -19,14 +20,15 @@ async def patient_home(request: Request, user: User) -> Response:
 
     return render(request, "dashboards/patient.html", {
         "user": user, "balance": await balance_of(user), "local": local,
-        "upcoming": await list_appointments(user, upcoming=True, limit=20)})
+        "upcoming": await list_appointments(user, upcoming=True, limit=20, at=clock.now(request))})
 
 
 @pages.get("/doctor", roles=[Role.DOCTOR])
 async def doctor_home(request: Request, user: User) -> Response:
     from caretrack.booking.pages import doctor_context
 
-    return render(request, "dashboards/doctor.html", {"user": user, "form": {}, **await doctor_context(user)})
+    context = await doctor_context(user, clock.now(request))
+    return render(request, "dashboards/doctor.html", {"user": user, "form": {}, **context})
 
 
 @pages.get("/carer", roles=[Role.CARER])

@@ -60,6 +60,7 @@ async def give(user: User, credits: int) -> None:
         await ledger.transfer(tx.conn, ledger.GRANTS, ledger.credits(user.id), credits, "grant", "tests")
 
 
-def next_hour(hours: int = 48) -> datetime:
-    """A whole hour `hours` ahead: a slot of the all-week, 30-minute availability."""
-    return (datetime.now(timezone.utc) + timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
+def next_hour(hours: int = 48, at: datetime | None = None) -> datetime:
+    """A whole hour `hours` after `at` (default now): a slot of the all-week, 30-minute availability."""
+    at = at or datetime.now(timezone.utc)
+    return (at + timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)

@@ -205,14 +205,13 @@ async def test_outcomes_only_after_the_start_and_earnings_less_platform_share(da
         await service.do_record_outcome(database, doctor, a.id, "completed", at=start + timedelta(hours=3))
 
 
-async def test_holds_block_others_for_five_minutes(database):
+async def test_holds_block_others_for_five_minutes(database, now):
     from caretrack.booking import service
     from tests.booking.conftest import make_patient
 
     doctor = await make_doctor()
     a, b = await make_patient(credits=10), await make_patient(credits=10)
-    start = next_hour()
-    now = datetime.now(timezone.utc)
+    start = next_hour(at=now)
     await service.do_hold(a, doctor.id, start, at=now)
     with pytest.raises(service.SlotTaken):
         await service.do_hold(b, doctor.id, start, at=now + timedelta(minutes=4))

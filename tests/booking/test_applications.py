@@ -81,7 +81,7 @@ async def test_apply_review_reject_reapply_approve(client, settings):
     assert (await client.get(f"/admin/doctors/{doctor.id}/document")).status_code == 403
 
 
-async def test_upload_limits_and_content_checks(client, settings):
+async def test_upload_limits_and_content_checks(client, settings, now):
     doctor, token = await sign_in(client, Role.DOCTOR, "dr@example.org")
     too_big = await apply(client, token, b"%PDF-1.4\n" + b"0" * (6 * 1024 * 1024))
     assert too_big.status_code == 413
@@ -89,7 +89,7 @@ async def test_upload_limits_and_content_checks(client, settings):
     assert not_pdf.status_code == 422 and "not a PDF" in not_pdf.text
     fake_pdf = await apply(client, token, b"%PDF-1.7\nthis is not really a pdf")
     assert fake_pdf.status_code == 422 and "cannot be read" in fake_pdf.text
-    expired = await apply(client, token, pdf_bytes(), licence_expires_on=(date.today() - timedelta(days=1)).isoformat())
+    expired = await apply(client, token, pdf_bytes(), licence_expires_on=(now.date() - timedelta(days=1)).isoformat())
     assert expired.status_code == 422 and "expired" in expired.text
     assert await DoctorProfile.filter(user_id=doctor.id).count() == 0
     directory = Path(settings.data_dir) / "doctor_documents"

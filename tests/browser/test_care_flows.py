@@ -5,13 +5,16 @@ takes an assessment, an assessor marks it, and the training matrix changes."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import pyotp
 import pytest
 
 from caretrack.accounts.models import Role
 from caretrack.care import service as care
+from caretrack.care.models import TaskCompletion
 from tests.care.helpers import admin_user, template
+from tests.conftest import PINNED_INSTANTS
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -35,6 +38,8 @@ async def sign_in(page, base: str, email: str, secret: str | None = None) -> Non
 
 
 async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_feed(live_server, browser):
+    # "today" is the server's: pinned a minute before midnight, a log cannot land on another day
+    live_server.app.state.clock = lambda: PINNED_INSTANTS["2359Z-new-york-spring-forward"]
     boss, secret = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     package = await care.do_create_package(boss, {"client_name": "Mr Ted Client", "starts_on": "2020-01-01",
@@ -85,6 +90,31 @@ async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_f
     await feed.locator("li", has_text="completed the task “Fluid chart”").nth(1).wait_for(timeout=10000)
     await carer.context.close()
     await admin.context.close()
+
+
+async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_server, browser):
+    """The dashboard's time field: 23:50 entered at 00:10 UTC is 20 minutes ago. The server and
+    the browser both run at that pinned instant."""
+    just_after_midnight = datetime(2026, 10, 25, 0, 10, tzinfo=timezone.utc)
+    live_server.app.state.clock = lambda: just_after_midnight
+    boss, _ = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    package = await care.do_create_package(boss, {"client_name": "Mr Ted Client", "starts_on": "2020-01-01",
+                                                  "visit_times": "08:00, 18:00"}, None)
+    task = await care.do_create_task(boss, package.id, {"carer_id": cara.id, "title": "Evening medication",
+                                                        "target": 1, "period": "day"}, None)
+    carer = await phone(browser)
+    await carer.clock.set_fixed_time(just_after_midnight)
+    await sign_in(carer, live_server.url, "cara@example.org")
+    await carer.wait_for_url("**/carer")
+    item = carer.locator("#tasks li", has_text="Evening medication")
+    await item.get_by_text("Not done, or add a note").click()
+    await item.get_by_label(re.compile("Time")).fill("23:50")
+    await item.get_by_role("button", name="Client declined").click()
+    await carer.locator("#tasks li", has_text="Evening medication").get_by_text("last: not done").wait_for()
+    [logged] = await TaskCompletion.filter(task_id=task.id)
+    assert logged.occurred_at == datetime(2026, 10, 24, 23, 50, tzinfo=timezone.utc)
+    await carer.context.close()
 
 
 async def test_a_carer_takes_an_assessment_an_assessor_marks_it_and_the_matrix_changes(live_server, browser):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pyotp
 
@@ -10,6 +10,9 @@ from caretrack.accounts.models import Role, User
 from caretrack.assessments import service as assessments
 from caretrack.care import service as care
 from tests.helpers import make_user
+
+# Long before any instant a test acts at, so a package is running "today" whatever today is.
+LONG_AGO = date(2025, 1, 1)
 
 
 async def admin_user(email: str = "boss@example.org") -> tuple[User, str]:
@@ -22,7 +25,7 @@ async def package_with_task(admin: User, carer: User, *, title: str = "Medicatio
                             client_name: str = "Mrs Iris Client"):
     package = await care.do_create_package(admin, {
         "client_name": client_name, "address": "1 High Street", "care_notes": "Diabetic; likes tea",
-        "starts_on": (starts_on or date.today() - timedelta(days=30)).isoformat(), "visit_times": visit_times}, None)
+        "starts_on": (starts_on or LONG_AGO).isoformat(), "visit_times": visit_times}, None)
     task = await care.do_create_task(admin, package.id, {
         "carer_id": carer.id, "title": title, "target": target, "period": period,
         "window_start": "00:00", "window_end": "24:00"}, None)

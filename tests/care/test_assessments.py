@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -18,7 +18,7 @@ from tests.care.helpers import admin_user, template
 from tests.helpers import make_user
 
 
-async def test_choice_questions_score_themselves_and_a_pass_certifies_the_skill(database):
+async def test_choice_questions_score_themselves_and_a_pass_certifies_the_skill(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     t, (q1, q2) = await template(admin, manual=False)
@@ -27,10 +27,11 @@ async def test_choice_questions_score_themselves_and_a_pass_certifies_the_skill(
     assert saved.status == AttemptStatus.IN_PROGRESS and saved.answers == {str(q1.id): 1}
     with pytest.raises(ValidationError, match="1 unanswered"):
         await service.do_save_answers(cara, attempt.id, {}, submit=True)
-    done = await service.do_save_answers(cara, attempt.id, {str(q2.id): [0, 1]}, submit=True)
+    done = await service.do_save_answers(cara, attempt.id, {str(q2.id): [0, 1]}, submit=True, at=now)
     assert (done.status, done.score, done.passed) == (AttemptStatus.MARKED, 100, True)
     competency = await Competency.get(carer_id=cara.id)
-    assert competency.level == 100 and competency.expires_at > datetime.now(timezone.utc) + timedelta(days=364)
+    assert competency.level == 100 and competency.achieved_at == now
+    assert competency.expires_at == now + timedelta(days=365)
     results = [d.event for d in await outbox.read_history(admin.id, after=0) if d.event.type == "assessment.result"]
     assert len(results) == 1 and results[0].data["score"] == 100 and results[0].data["passed"] is True
     with pytest.raises(Conflict):
@@ -61,14 +62,13 @@ async def test_the_assessor_marks_written_and_practical_answers(database):
     assert await Competency.exists(carer_id=cara.id, skill_id=t.skill_id)
 
 
-async def test_expiry_moves_a_competency_to_due_then_expired_and_assigns_a_renewal(database):
+async def test_expiry_moves_a_competency_to_due_then_expired_and_assigns_a_renewal(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     t, (q1, q2) = await template(admin, manual=False, validity_days=90)
     attempt = await service.do_assign(admin, t.id, cara.id)
-    await service.do_save_answers(cara, attempt.id, {str(q1.id): 1, str(q2.id): [0, 1]}, submit=True)
+    await service.do_save_answers(cara, attempt.id, {str(q1.id): 1, str(q2.id): [0, 1]}, submit=True, at=now)
     competency = await Competency.get(carer_id=cara.id)
-    now = datetime.now(timezone.utc)
     assert service.standing(competency, now) == service.Standing.COMPETENT
     assert await service.check_renewals(now) == 0
     in_70_days = now + timedelta(days=70)  # 20 days before it lapses
@@ -82,6 +82,8 @@ async def test_expiry_moves_a_competency_to_due_then_expired_and_assigns_a_renew
     assigned = [d.event for d in await outbox.read_history(cara.id, after=0) if d.event.type == "assessment.assigned"]
     assert [e.data["reason"] for e in assigned] == ["assigned", "renewal"]
     in_91_days = now + timedelta(days=91)
+    assert service.standing(competency, now + timedelta(days=90) - timedelta(seconds=1)) == service.Standing.DUE
+    assert service.standing(competency, now + timedelta(days=90)) == service.Standing.EXPIRED
     assert service.standing(competency, in_91_days) == service.Standing.EXPIRED
     assert (await service.training_matrix(only="expired", at=in_91_days)).carers == [cara]
     assert (await service.training_matrix(only="competent", at=in_91_days)).carers == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -14,6 +14,7 @@ from caretrack.accounts.models import Role
 from caretrack.audit.models import AuditEntry
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage, MissedTask, TaskCompletion
+from caretrack.care.service import day_start
 from caretrack.errors import Conflict, NotFound, ValidationError
 from caretrack.realtime import outbox
 from caretrack.reports.service import package_compliance_pdf
@@ -63,7 +64,7 @@ async def test_a_carer_reaches_only_their_own_packages_and_tasks(app, client):
                               json={"carer_id": cara.id, "title": "x", "target": 1, "period": "day"})).status_code == 403
 
 
-async def test_a_completion_sent_twice_is_recorded_once(app, client):
+async def test_a_completion_sent_twice_is_recorded_once(app, client, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     _, task = await package_with_task(admin, cara)
@@ -86,46 +87,51 @@ async def test_a_completion_sent_twice_is_recorded_once(app, client):
     assert (await client.get("/api/v1/care/today")).json()["tasks"][0]["done"] == 2
 
 
-async def test_bad_completion_input_is_a_clear_4xx(database):
+async def test_bad_completion_input_is_a_clear_4xx(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org")
     _, task = await package_with_task(admin, cara)
     with pytest.raises(ValidationError, match="Say why"):
-        await care.do_log_completion(cara, task.id, key="abcdefgh1", status="not_done")
+        await care.do_log_completion(cara, task.id, key="abcdefgh1", status="not_done", at=now)
     with pytest.raises(ValidationError, match="idempotency key"):
-        await care.do_log_completion(cara, task.id, key="short")
+        await care.do_log_completion(cara, task.id, key="short", at=now)
     with pytest.raises(ValidationError, match="future"):
-        await care.do_log_completion(cara, task.id, key="abcdefgh2",
-                                     occurred_at=datetime.now(timezone.utc) + timedelta(hours=2))
+        await care.do_log_completion(cara, task.id, key="abcdefgh2", occurred_at=now + timedelta(minutes=6), at=now)
+    with pytest.raises(ValidationError, match="7 days ago"):
+        await care.do_log_completion(cara, task.id, key="abcdefgh3", occurred_at=now - timedelta(days=7, minutes=1),
+                                     at=now)
+    # a device clock a few minutes ahead is still "now"
+    await care.do_log_completion(cara, task.id, key="abcdefgh4", occurred_at=now + timedelta(minutes=4), at=now)
     other = await make_user(Role.CARER, "other@example.org")
-    await care.do_log_completion(cara, task.id, key="shared-key-1")
+    await care.do_log_completion(cara, task.id, key="shared-key-1", at=now)
     with pytest.raises(NotFound):
-        await care.do_log_completion(other, task.id, key="shared-key-1")
+        await care.do_log_completion(other, task.id, key="shared-key-1", at=now)
     with pytest.raises(ValidationError, match="before it starts"):
         await care.do_create_task(admin, task.package_id, {"carer_id": cara.id, "title": "x", "target": 1,
                                                            "period": "day", "window_start": "18:00",
                                                            "window_end": "08:00"}, None)
 
 
-async def test_a_correction_replaces_the_count_and_keeps_the_original(database):
+async def test_a_correction_replaces_the_count_and_keeps_the_original(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org")
     _, task = await package_with_task(admin, cara)
-    original, _ = await care.do_log_completion(cara, task.id, key="first-key-1")
+    original, _ = await care.do_log_completion(cara, task.id, key="first-key-1", at=now)
+    today = now.date()
+    assert (await care.done_counts([task.id], today, today)).get(task.id, 0) == 1
     corrected, created = await care.do_correct_completion(cara, original.id, key="fix-key-01",
-                                                          status="not_done", reason="Client declined")
+                                                          status="not_done", reason="Client declined", at=now)
     assert created
-    today = date.today()
     assert (await care.done_counts([task.id], today, today)).get(task.id, 0) == 0
     await original.refresh_from_db()
-    assert original.superseded_at is not None and original.status == "done"
+    assert original.superseded_at == now and original.status == "done"
     entry = await AuditEntry.get(action="care.task_corrected")
     assert json.loads(entry.detail)["original_status"] == "done"
     with pytest.raises(Conflict):
-        await care.do_correct_completion(cara, original.id, key="fix-key-02", status="done")
+        await care.do_correct_completion(cara, original.id, key="fix-key-02", status="done", at=now)
     # the same correction retried is recorded once
     again, created = await care.do_correct_completion(cara, original.id, key="fix-key-01", status="not_done",
-                                                      reason="Client declined")
+                                                      reason="Client declined", at=now)
     assert not created and again.id == corrected.id
 
 
@@ -151,17 +157,18 @@ async def test_changing_and_reassigning_a_task_reaches_the_carers(database):
     assert len(completed) == 1 and completed[0].actor_id == carl.id and completed[0].data["status"] == "done"
 
 
-async def test_a_task_short_of_its_target_is_reported_missed_once(database):
+async def test_a_task_short_of_its_target_is_reported_missed_once(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     _, task = await package_with_task(admin, cara, target=2)
-    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
-    await care.do_log_completion(cara, task.id, key="only-one-yday", occurred_at=yesterday)
+    yesterday = now - timedelta(days=1)
+    await care.do_log_completion(cara, task.id, key="only-one-yday", occurred_at=yesterday, at=now)
     # pretend the task existed before yesterday
     from caretrack.care.models import CareTask
 
-    await CareTask.filter(id=task.id).update(created_at=datetime.now(timezone.utc) - timedelta(days=5))
-    at = datetime.now(timezone.utc).replace(hour=0, minute=30)
+    await CareTask.filter(id=task.id).update(created_at=now - timedelta(days=5))
+    # early the next day: yesterday's window has closed, today's (00:00-24:00) is still open
+    at = day_start(now.date()) + timedelta(minutes=30)
     assert await care.check_missed(at) == 1
     assert await care.check_missed(at) == 0
     miss = await MissedTask.get(task_id=task.id)
@@ -170,18 +177,19 @@ async def test_a_task_short_of_its_target_is_reported_missed_once(database):
     assert len(missed) == 1 and missed[0].data["done"] == 1 and missed[0].data["expected"] == 2
 
 
-async def test_the_compliance_pdf_holds_the_figures(database):
+async def test_the_compliance_pdf_holds_the_figures(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
-    package, meds = await package_with_task(admin, cara, target=3, starts_on=date.today() - timedelta(days=1))
+    package, meds = await package_with_task(admin, cara, target=3, starts_on=now.date() - timedelta(days=1))
     fluids = await care.do_create_task(admin, package.id, {"carer_id": cara.id, "title": "Fluid chart", "target": 1,
                                                            "period": "visit"}, None)
     for i in range(4):
-        await care.do_log_completion(cara, meds.id, key=f"meds-key-{i}")
-    await care.do_log_completion(cara, fluids.id, key="fluid-key-0")
-    await care.do_log_completion(cara, fluids.id, key="fluid-key-1", status="not_done", reason="Client declined")
-    start, end = date.today() - timedelta(days=1), date.today()
-    data = await package_compliance_pdf(admin, package.id, start, end, "Sunrise Home Care", None)
+        await care.do_log_completion(cara, meds.id, key=f"meds-key-{i}", at=now)
+    await care.do_log_completion(cara, fluids.id, key="fluid-key-0", at=now)
+    await care.do_log_completion(cara, fluids.id, key="fluid-key-1", status="not_done", reason="Client declined",
+                                 at=now)
+    start, end = now.date() - timedelta(days=1), now.date()
+    data = await package_compliance_pdf(admin, package.id, start, end, "Sunrise Home Care", None, at=now)
     reader = PdfReader(io.BytesIO(data))
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert "Sunrise Home Care" in text

@@ -133,3 +133,13 @@ async def test_recordings_are_encrypted_at_rest_and_every_download_is_audited(da
     with pytest.raises(crypto.DecryptionError):
         b"".join(crypto.decrypt_file(path, service.recording_context(recording.file_name)))
     assert await Recording.filter(appointment_id=appointment.id).count() == 1
+
+
+async def test_a_guest_link_works_for_a_day_then_expires(database, people, now):
+    appointment = await make_appointment(people["doctor"], people["patient"])
+    link = await service.do_create_guest_invite(database, people["doctor"], appointment.id, "Interpreter", at=now)
+    secret = link.split("#", 1)[1]
+    with pytest.raises(ValidationError, match="expired"):
+        await service.do_redeem_guest_invite(people["carer"], secret, at=now + service.GUEST_INVITE_LIFETIME)
+    just_in_time = now + service.GUEST_INVITE_LIFETIME - timedelta(seconds=1)
+    assert await service.do_redeem_guest_invite(people["carer"], secret, at=just_in_time) == appointment.id

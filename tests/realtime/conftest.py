@@ -103,6 +103,15 @@ async def emit(event_type: str, *, users=(), roles=(), actor_id: int | None = No
         await tx.emit(event_type, actor_id=actor_id, subject=subject, data=data, users=users, roles=roles)
 
 
+async def sentinel(*user_ids: int) -> dict:
+    """Send the users a marker event; returns its data, to wait for with `LiveClient.until`. A
+    user's events arrive in sequence order, so once the marker has come anything due before it
+    has come too: the way to show that something did not arrive, without sleeping."""
+    marker = {"sentinel": next(_counter)}
+    await emit("test.sentinel", users=list(user_ids), data=marker)
+    return marker
+
+
 # --- the WebSocket client ------------------------------------------------------------------
 
 
@@ -153,6 +162,23 @@ class LiveClient:
                 return self.received
             await asyncio.sleep(0.02)
         raise AssertionError(f"expected {count} events, got {len(self.received)}: {self.seqs}")
+
+    async def until(self, marker: dict, timeout: float = 10.0) -> list[dict]:
+        """Wait for the `sentinel` event carrying `marker`, drop it (it is the test's, not part of
+        what the test checks) and return everything received before it."""
+        for _ in range(int(timeout / 0.02)):
+            for i, message in enumerate(self.received):
+                if message["event"]["data"] == marker:
+                    del self.received[i]
+                    return self.received[:i]
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the sentinel event {marker} did not arrive; got {self.seqs}")
+
+    async def until_sentinel(self, user_id: int, timeout: float = 10.0) -> list[dict]:
+        """Send this client's user a sentinel and return what arrived after the events already
+        seen and before it."""
+        start = len(self.received)
+        return (await self.until(await sentinel(user_id), timeout))[start:]
 
     async def wait_closed(self, timeout: float = 5.0) -> tuple[int, str]:
         return await asyncio.wait_for(asyncio.shield(self.closed), timeout)

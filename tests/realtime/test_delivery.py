@@ -30,8 +30,7 @@ async def test_an_event_reaches_its_recipients_and_nobody_else(server):
     assert event["subject"] == {"kind": "booking", "id": "7"}
     assert event["data"] == {"starts_at": "2026-12-01T09:00:00Z"}
     assert event["occurred_at"].endswith("+00:00")
-    await asyncio.sleep(0.3)
-    assert b.received == []
+    assert await b.until_sentinel(bob.id) == [] and b.received == []
     await a.close()
     await b.close()
 
@@ -110,7 +109,7 @@ async def test_a_client_offline_for_a_while_gets_exactly_what_it_missed(server):
     await back.wait_for(37)
     await emit("task.completed", users=[alice.id], data={"n": 40})
     received = await back.wait_for(38)
-    await asyncio.sleep(0.2)
+    assert await back.until_sentinel(alice.id) == []  # nothing doubled
     assert back.seqs == list(range(4, 42))
     assert [m["event"]["data"]["n"] for m in received] == list(range(3, 41))
     assert back.resyncs == []
@@ -124,7 +123,7 @@ async def test_a_fresh_client_gets_only_what_happens_after_it_connects(server):
     assert a.hello == {"type": "hello", "user_id": alice.id, "seq": 1}
     await emit("task.completed", users=[alice.id], data={"n": 1})
     await a.wait_for(1)
-    await asyncio.sleep(0.2)
+    assert await a.until_sentinel(alice.id) == []  # the event before it connected never comes
     assert a.seqs == [2]
     await a.close()
 
@@ -194,7 +193,7 @@ async def test_concurrent_writers_never_leave_a_gap_that_a_reader_could_skip(ser
     await asyncio.gather(*(writer(k) for k in range(6)))
     await a.wait_for(90)
     await b.wait_for(90)
-    await asyncio.sleep(0.3)
+    assert await a.until_sentinel(alice.id) == [] and await b.until_sentinel(bob.id) == []  # nothing doubled
     assert a.seqs == list(range(1, 91)) and b.seqs == list(range(1, 91))
     assert sorted(json.dumps(m["event"]["data"]) for m in a.received) == sorted(
         json.dumps(m["event"]["data"]) for m in b.received)
@@ -207,9 +206,11 @@ async def test_pruning_removes_only_events_past_retention_in_batches(server):
     alice, bob = await make_user(), await make_user()
     for n in range(7):
         await emit("task.completed", users=[alice.id, bob.id], data={"n": n})
+    at = max(await Event.all().values_list("occurred_at", flat=True))
     old = await Event.filter(id__lte=5).values_list("id", flat=True)
-    await Event.filter(id__in=old).update(occurred_at=outbox.now() - timedelta(days=8))
-    assert await outbox.prune(timedelta(days=7), batch=2) == 5
+    await Event.filter(id__in=old).update(occurred_at=at - timedelta(days=7, microseconds=1))
+    await Event.filter(id=6).update(occurred_at=at - timedelta(days=7))  # exactly at the edge: kept
+    assert await outbox.prune(timedelta(days=7), batch=2, at=at) == 5
     assert sorted(await EventDelivery.filter(user_id=alice.id).values_list("seq", flat=True)) == [6, 7]
     assert await outbox.first_retained_seq(bob.id) == 6
     assert await outbox.last_seq(bob.id) == 7  # the cursor keeps counting: no seq is ever reused

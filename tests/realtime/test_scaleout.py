@@ -18,6 +18,7 @@ from tests.realtime.conftest import (
     connect,
     emit,
     make_user,
+    sentinel,
     serve,
     sign_in,
     start_web_process,
@@ -114,7 +115,9 @@ async def test_killing_redis_while_events_flow_loses_nothing_and_doubles_nothing
 
         for user_id, client in clients:
             await client.wait_for(len(expected[user_id]), timeout=20)
-        await asyncio.sleep(0.5)  # anything doubled would have arrived by now
+        markers = {user.id: await sentinel(user.id) for user in users}
+        for user_id, client in clients:
+            await client.until(markers[user_id])  # anything doubled would have come before it
         for user_id, client in clients:
             assert client.seqs == list(range(1, len(expected[user_id]) + 1))
             assert [m["event"]["data"]["n"] for m in client.received] == expected[user_id]

@@ -3,7 +3,6 @@ the real endpoint on hypercorn, media through the real relay over 192.0.2.2."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import av
@@ -102,8 +101,11 @@ async def test_chat_reaches_the_other_side_and_the_hook(server: SignalServer, cl
     await host.send({"type": "chat", "text": "lost?"})
     error = await host.wait(p.Error, lambda e: e.about == "chat")
     assert error.code == 4500 and "nothing was changed" in error.message
-    await asyncio.sleep(0.2)
-    assert [m.text for m in patient.of(p.ChatPosted)] == ["My knee still hurts."]
+    # a sentinel: the host's next message reaches the patient after anything the lost one caused
+    server.hooks.fail_chat = False
+    await host.send({"type": "chat", "text": "Noted."})
+    await patient.wait(p.ChatPosted, lambda m: m.text == "Noted.")
+    assert [m.text for m in patient.of(p.ChatPosted)] == ["My knee still hurts.", "Noted."]
 
 
 async def test_recording_needs_both_consents_and_holds_both_calls_frames(server: SignalServer, clients) -> None:  # noqa: ANN001
@@ -111,7 +113,9 @@ async def test_recording_needs_both_consents_and_holds_both_calls_frames(server:
     await host.send({"type": "recording_consent", "granted": True})
     state = await patient.wait(p.Recording, lambda m: m.consents.host)
     assert state.on is False and state.consents.patient is False
-    await asyncio.sleep(0.5)
+    # a sentinel: once the host's next message is handled, so is its consent
+    await host.send({"type": "chat", "text": "Shall we record?"})
+    await patient.wait(p.ChatPosted, lambda m: m.text == "Shall we record?")
     assert server.hooks.started == [] and not server.relay.room("c-rec").recording
 
     await patient.send({"type": "recording_consent", "granted": True})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack import clock
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import ApiRouter
@@ -63,7 +64,7 @@ async def api_assign(request: Request, user: User, body: AssignIn) -> AttemptOut
 
 @api.get("/assessments/mine", summary="Your assessments, newest first", roles=CARER, response=AttemptList)
 async def api_mine(request: Request, user: User) -> AttemptList:
-    await service.check_renewals(carer_id=user.id)
+    await service.check_renewals(clock.now(request), carer_id=user.id)
     return AttemptList(attempts=[AttemptOut.of(a) for a in await service.carer_attempts(user.id)])
 
 
@@ -77,7 +78,8 @@ async def api_attempt(request: Request, user: User) -> AttemptOut:
           roles=CARER, body=AnswersIn, response=AttemptOut, errors=(404, 409))
 async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptOut:
     attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body.answers,
-                                            submit=body.submit, client_address=_address(request))
+                                            submit=body.submit, client_address=_address(request),
+                                            at=clock.now(request))
     return AttemptOut.of(attempt)
 
 
@@ -85,14 +87,16 @@ async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptO
           roles=ADMIN, body=MarksIn, response=AttemptOut, errors=(404, 409))
 async def api_marks(request: Request, user: User, body: MarksIn) -> AttemptOut:
     marks = {k: v.model_dump() for k, v in body.marks.items()}
-    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], marks, _address(request)))
+    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], marks, _address(request),
+                                               at=clock.now(request)))
 
 
 @api.get("/assessments/matrix", summary="The training matrix: carers × skills", roles=ADMIN, query=MatrixQuery,
          response=MatrixOut)
 async def api_matrix(request: Request, query: MatrixQuery) -> MatrixOut:
-    await service.check_renewals()
-    matrix = await service.training_matrix(skill_id=query.skill_id, only=query.status, q=query.q)
+    at = clock.now(request)
+    await service.check_renewals(at)
+    matrix = await service.training_matrix(skill_id=query.skill_id, only=query.status, q=query.q, at=at)
     return MatrixOut(skills=[SkillOut(id=s.id, name=s.name) for s in matrix.skills], rows=[
         MatrixRow(carer_id=c.id, carer_name=c.full_name, cells=[
             MatrixCell(skill_id=s.id, status=str(matrix.cell(c.id, s.id)[0]),
@@ -210,7 +214,7 @@ async def admin_mark(request: Request, user: User, form) -> Response:
                          "comment": form.get(f"comment_{q.id}")}
              for q in view.questions if not q.kind.self_scoring}
     try:
-        await service.do_mark(user, attempt_id, marks, _address(request))
+        await service.do_mark(user, attempt_id, marks, _address(request), at=clock.now(request))
     except CareTrackError as exc:
         return await admin_attempt(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/attempts/{attempt_id}")
@@ -220,9 +224,10 @@ async def admin_mark(request: Request, user: User, form) -> Response:
 async def training(request: Request) -> Response:
     params = request.query_params
     skill = id_from_text(params.get("skill_id"), "skill_id")
-    await service.check_renewals()
+    at = clock.now(request)
+    await service.check_renewals(at)
     matrix = await service.training_matrix(skill_id=skill, only=params.get("status") or None,
-                                           q=params.get("q") or None)
+                                           q=params.get("q") or None, at=at)
     from caretrack.assessments.models import Skill
 
     return render(request, "care/training.html", {
@@ -257,7 +262,8 @@ async def save_attempt(request: Request, user: User, form) -> Response:
             answers[str(q.id)] = str(form.get(key, ""))
     submit = form.get("action") == "submit"
     try:
-        await service.do_save_answers(user, attempt_id, answers, submit=submit, client_address=_address(request))
+        await service.do_save_answers(user, attempt_id, answers, submit=submit, client_address=_address(request),
+                                      at=clock.now(request))
     except CareTrackError as exc:
         return await take(request, user, [("error", exc.message)], exc.status_code)
     if submit:
@@ -268,5 +274,6 @@ async def save_attempt(request: Request, user: User, form) -> Response:
 @pages.get("/carer/record", roles=CARER)
 async def carer_record(request: Request, user: User) -> Response:
     return render(request, "care/carer_record.html", {
-        "competencies": await service.carer_competencies(user.id), "attempts": await service.carer_attempts(user.id)})
+        "competencies": await service.carer_competencies(user.id, clock.now(request)),
+        "attempts": await service.carer_attempts(user.id)})
 

@@ -6,7 +6,7 @@ its carer is assigned a renewal (by the periodic check in the lifespan, and on r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -229,9 +229,10 @@ def check_answers(view: TemplateView, answers: dict[str, Any]) -> dict[str, Any]
 
 
 async def do_save_answers(carer: User, attempt_id: int, answers: dict[str, Any], *, submit: bool = False,
-                          client_address: str | None = None) -> Attempt:
+                          client_address: str | None = None, at: datetime | None = None) -> Attempt:
     """Save progress (answers merge into what was saved before); with `submit`, hand it in:
     choice questions are scored now, anything else waits for the assessor."""
+    at = at or now()
     attempt = await get_attempt(carer, attempt_id)
     if attempt.carer_id != carer.id:
         raise NotFound(f"No assessment with id {attempt_id}.")
@@ -246,9 +247,9 @@ async def do_save_answers(carer: User, attempt_id: int, answers: dict[str, Any],
         if missing:
             raise ValidationError(f"Answer every question before handing in ({len(missing)} unanswered).")
     async with atomic() as tx:
-        changes: dict[str, Any] = {"answers": merged, "saved_at": now(), "status": AttemptStatus.IN_PROGRESS}
+        changes: dict[str, Any] = {"answers": merged, "saved_at": at, "status": AttemptStatus.IN_PROGRESS}
         if submit:
-            changes.update(status=AttemptStatus.SUBMITTED, submitted_at=now())
+            changes.update(status=AttemptStatus.SUBMITTED, submitted_at=at)
         updated = await Attempt.filter(id=attempt.id, status__in=[AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS]
                                        ).using_db(tx.conn).update(**changes)
         if not updated:
@@ -257,7 +258,7 @@ async def do_save_answers(carer: User, attempt_id: int, answers: dict[str, Any],
         if submit:
             await tx.audit(Actor(carer.id, client_address), "assessment.submitted", "assessment_attempt", attempt.id)
             if all(q.kind.self_scoring for q in view.questions):
-                await _finish(tx, attempt, view, carer, None)
+                await _finish(tx, attempt, view, carer, None, at)
             else:
                 await tx.emit("assessment.submitted", actor_id=carer.id, subject=("assessment_attempt", attempt.id),
                               data={"attempt_id": attempt.id, "title": view.template.title,
@@ -273,7 +274,8 @@ def auto_points(question: Question, answer: Any) -> int:
     raise ValueError("not a self-scoring question")
 
 
-async def do_mark(assessor: User, attempt_id: int, marks: dict[str, Any], client_address: str | None) -> Attempt:
+async def do_mark(assessor: User, attempt_id: int, marks: dict[str, Any], client_address: str | None,
+                  at: datetime | None = None) -> Attempt:
     """The assessor's marks for the free-text and practical questions; a practical earns
     points only with the assessor's sign-off. Marking every such question finishes it."""
     attempt = await get_attempt(assessor, attempt_id)
@@ -302,7 +304,7 @@ async def do_mark(assessor: User, attempt_id: int, marks: dict[str, Any], client
             raise Conflict("Someone else has just marked this assessment.")
         await attempt.refresh_from_db(using_db=tx.conn)
         await tx.audit(Actor(assessor.id, client_address), "assessment.marked", "assessment_attempt", attempt.id)
-        await _finish(tx, attempt, view, carer, assessor)
+        await _finish(tx, attempt, view, carer, assessor, at or now())
     return await get_attempt(assessor, attempt.id)
 
 
@@ -317,11 +319,11 @@ def score_of(attempt: Attempt, view: TemplateView) -> tuple[int, int]:
     return earned, view.total_points
 
 
-async def _finish(tx, attempt: Attempt, view: TemplateView, carer: User, assessor: User | None) -> None:
+async def _finish(tx, attempt: Attempt, view: TemplateView, carer: User, assessor: User | None,
+                  at: datetime) -> None:
     earned, total = score_of(attempt, view)
     score = round(100 * earned / total) if total else 0
     passed = score >= view.template.pass_mark
-    at = now()
     await Attempt.filter(id=attempt.id).using_db(tx.conn).update(
         status=AttemptStatus.MARKED, score=score, passed=passed, marked_at=at)
     if passed:

@@ -77,12 +77,14 @@ def check_application(data: ApplicationInput, today: date | None = None) -> dict
 
 
 async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, document: bytes | None,
-                   client_address: str | None = None, original_name: str | None = None) -> DoctorProfile:
+                   client_address: str | None = None, original_name: str | None = None,
+                   at: datetime | None = None) -> DoctorProfile:
     """Submit (or, after a rejection, resubmit) an application. A first application needs a
     document; a resubmission may keep the earlier one."""
+    at = at or now()
     if doctor.role != Role.DOCTOR:
         raise ValidationError("Only doctor accounts apply to practise.")
-    fields = check_application(data)
+    fields = check_application(data, at.date())
     existing = await DoctorProfile.get_or_none(user_id=doctor.id)
     if existing is not None and existing.status == ApplicationStatus.APPROVED:
         raise Conflict("Your application is already approved; contact an administrator to change licence details.")
@@ -94,7 +96,7 @@ async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, doc
     old_document = existing.document_name if existing is not None and stored else None
     try:
         async with atomic() as tx:
-            values = {**fields, "status": ApplicationStatus.PENDING, "submitted_at": now(), "reviewed_at": None,
+            values = {**fields, "status": ApplicationStatus.PENDING, "submitted_at": at, "reviewed_at": None,
                       "reviewed_by_id": None, "rejection_reason": None}
             if stored:
                 values.update(document_name=stored, document_original_name=(original_name or "document.pdf")[:200],
@@ -120,7 +122,8 @@ async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, doc
 
 
 async def do_review(settings: Settings, admin: User, doctor_id: int, approve: bool, reason: str = "",
-                    client_address: str | None = None) -> DoctorProfile:
+                    client_address: str | None = None, at: datetime | None = None) -> DoctorProfile:
+    at = at or now()
     reason = (reason or "").strip()
     if not approve and not 5 <= len(reason) <= 1000:
         raise ValidationError("Give the doctor a reason for the rejection (5 to 1000 characters).")
@@ -130,7 +133,7 @@ async def do_review(settings: Settings, admin: User, doctor_id: int, approve: bo
     status = ApplicationStatus.APPROVED if approve else ApplicationStatus.REJECTED
     async with atomic() as tx:
         changed = await DoctorProfile.filter(user_id=doctor_id, status=ApplicationStatus.PENDING).using_db(tx.conn) \
-            .update(status=status, reviewed_at=now(), reviewed_by_id=admin.id,
+            .update(status=status, reviewed_at=at, reviewed_by_id=admin.id,
                     rejection_reason=None if approve else reason)
         if not changed:
             if not await DoctorProfile.filter(user_id=doctor_id).using_db(tx.conn).exists():
@@ -166,9 +169,9 @@ def is_bookable(profile: DoctorProfile | None, on: date | None = None) -> bool:
 
 
 async def search_doctors(specialty: str = "", language: str = "", name: str = "", limit: int = 50,
-                         offset: int = 0) -> tuple[list[DoctorProfile], int]:
-    """Approved doctors, active, with an unexpired licence and published hours."""
-    query = DoctorProfile.filter(status=ApplicationStatus.APPROVED, licence_expires_on__gte=now().date(),
+                         offset: int = 0, at: datetime | None = None) -> tuple[list[DoctorProfile], int]:
+    """Approved doctors, active, with an unexpired licence (on `at`'s date) and published hours."""
+    query = DoctorProfile.filter(status=ApplicationStatus.APPROVED, licence_expires_on__gte=(at or now()).date(),
                                  user__is_active=True,
                                  user_id__in=Subquery(Availability.all().values("doctor_id")))
     if specialty.strip():

@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from caretrack import clock
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import PUBLIC
@@ -49,24 +50,25 @@ def group_by_day(slots, time_zone: str) -> "OrderedDict[date, list]":
 # --- doctor: application --------------------------------------------------------------------
 
 
-async def doctor_context(user: User) -> dict:
+async def doctor_context(user: User, at: datetime | None = None) -> dict:
     """What the doctor's dashboard shows (dashboards.doctor_home renders it)."""
+    at = at or service.now()
     from caretrack.payments.service import earnings_summary
 
     profile = await DoctorProfile.get_or_none(user_id=user.id)
     availability = exceptions = None
     if profile is not None and profile.status == "approved":
         availability = await service.Availability.get_or_none(doctor_id=user.id)
-        exceptions = await AvailabilityException.filter(doctor_id=user.id, on_date__gte=date.today()).order_by("on_date")
-    upcoming = await service.list_appointments(user, upcoming=True, limit=50)
+        exceptions = await AvailabilityException.filter(doctor_id=user.id, on_date__gte=at.date()).order_by("on_date")
+    upcoming = await service.list_appointments(user, upcoming=True, limit=50, at=at)
     return {"profile": profile, "availability": availability, "exceptions": exceptions or [],
             "upcoming": upcoming, "earnings": await earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
             "weekly_by_day": {w["weekday"]: w for w in (availability.weekly if availability else [])},
-            "local": local, "today": date.today()}
+            "local": local, "today": at.date()}
 
 
 async def _doctor_page(request: Request, user: User, flashes=None, status: int = 200, form=None) -> Response:
-    context = await doctor_context(user)
+    context = await doctor_context(user, clock.now(request))
     return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context},
                   status_code=status, flashes=flashes)
 
@@ -90,7 +92,7 @@ async def submit_application(request: Request, user: User, form) -> Response:
         return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
     try:
         await applications.do_apply(_settings(request), user, applications.ApplicationInput(**values), data,
-                                    _address(request), name)
+                                    _address(request), name, at=clock.now(request))
     except CareTrackError as exc:
         return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
     return redirect("/doctor")
@@ -176,7 +178,7 @@ async def review(request: Request, user: User, form) -> Response:
     doctor_id = request.path_params["doctor_id"]
     try:
         await applications.do_review(_settings(request), user, doctor_id, form.get("decision") == "approve",
-                                     str(form.get("reason", "")), _address(request))
+                                     str(form.get("reason", "")), _address(request), at=clock.now(request))
         flashes, status = [("success", "Decision saved; the doctor has been told.")], 200
     except CareTrackError as exc:
         flashes, status = [("error", exc.message)], exc.status_code
@@ -193,11 +195,13 @@ async def review(request: Request, user: User, form) -> Response:
 @pages.get("/doctors", roles=PATIENT)
 async def find_doctor(request: Request, user: User) -> Response:
     q = {k: request.query_params.get(k, "")[:80] for k in ("specialty", "language", "name")}
-    rows, total = await applications.search_doctors(q["specialty"], q["language"], q["name"], limit=30)
+    rows, total = await applications.search_doctors(q["specialty"], q["language"], q["name"], limit=30,
+                                                    at=clock.now(request))
     next_slots = {}
     for profile in rows:
         try:
-            next_slots[profile.user_id] = await service.list_slots(profile.user_id, days=14, limit=3)
+            next_slots[profile.user_id] = await service.list_slots(profile.user_id, days=14, limit=3,
+                                                                   at=clock.now(request))
         except CareTrackError:
             next_slots[profile.user_id] = []
     return render(request, "booking/find.html", {"doctors": rows, "total": total, "q": q, "next_slots": next_slots,
@@ -211,7 +215,7 @@ async def doctor_page(request: Request, user: User, flashes=None, status: int = 
     if profile is None or not applications.is_bookable(profile):
         raise NotFound(f"No bookable doctor with id {doctor_id}.")
     try:
-        slots = await service.list_slots(doctor_id, days=14)
+        slots = await service.list_slots(doctor_id, days=14, at=clock.now(request))
     except NotFound:
         slots = []
     from caretrack.payments.service import balance_of
@@ -226,7 +230,7 @@ async def hold(request: Request, user: User, form) -> Response:
     try:
         doctor_id = int(str(form.get("doctor_id", "0")))
         starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
-        held = await service.do_hold(user, doctor_id, starts_at)
+        held = await service.do_hold(user, doctor_id, starts_at, at=clock.now(request))
     except ValueError:
         raise ValidationError("Choose a slot from the list.") from None
     except CareTrackError as exc:
@@ -241,7 +245,7 @@ async def book(request: Request, user: User, form) -> Response:
     try:
         appointment = await service.do_book(_settings(request), user, held.doctor_id, held.starts_at,
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
-                                            client_address=_address(request))
+                                            client_address=_address(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/appointments/{appointment.id}")
@@ -253,13 +257,13 @@ async def book(request: Request, user: User, form) -> Response:
 @pages.get("/appointments/{appointment_id:id}", roles=None)
 async def appointment_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
-    now = service.now()
+    now = clock.now(request)
     context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
                "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
                "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}}
     if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
         try:
-            slots = await service.list_slots(appointment.doctor_id, days=14, limit=60)
+            slots = await service.list_slots(appointment.doctor_id, days=14, limit=60, at=now)
             context["reschedule_days"] = group_by_day(slots, user.time_zone)
         except CareTrackError:
             pass
@@ -275,7 +279,7 @@ async def appointment_page(request: Request, user: User, flashes=None, status: i
 async def cancel(request: Request, user: User, form) -> Response:
     try:
         await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
-                                str(form.get("reason", "")), client_address=_address(request))
+                                str(form.get("reason", "")), client_address=_address(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "The appointment is cancelled.")])
@@ -286,7 +290,7 @@ async def reschedule(request: Request, user: User, form) -> Response:
     try:
         starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
         await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"], starts_at,
-                                    client_address=_address(request))
+                                    client_address=_address(request), at=clock.now(request))
     except ValueError:
         return await appointment_page(request, user, [("error", "Choose a new time.")], 422)
     except CareTrackError as exc:
@@ -298,7 +302,8 @@ async def reschedule(request: Request, user: User, form) -> Response:
 async def outcome(request: Request, user: User, form) -> Response:
     try:
         await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
-                                        str(form.get("outcome", "")), client_address=_address(request))
+                                        str(form.get("outcome", "")), client_address=_address(request),
+                                        at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "Saved.")])

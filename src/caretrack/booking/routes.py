@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack import clock
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import ApiRouter
@@ -39,7 +40,7 @@ async def _out(appointment) -> AppointmentOut:
 @api.get("/doctors", summary="Search bookable doctors", roles=None, query=DoctorQuery, response=DoctorList)
 async def api_doctors(request: Request, query: DoctorQuery) -> DoctorList:
     rows, total = await applications.search_doctors(query.specialty, query.language, query.name, query.limit,
-                                                    query.offset)
+                                                    query.offset, at=clock.now(request))
     return DoctorList(doctors=[DoctorOut.of(p) for p in rows], total=total)
 
 
@@ -48,7 +49,8 @@ async def api_doctors(request: Request, query: DoctorQuery) -> DoctorList:
          description="Free slots from today (or `start`, a date in the doctor's zone) for `days` dates; "
                      "`local_start` is in the signed-in user's time zone.")
 async def api_slots(request: Request, user: User, query: SlotQuery) -> SlotList:
-    slots = await service.list_slots(request.path_params["doctor_id"], start_day=query.start, days=query.days)
+    slots = await service.list_slots(request.path_params["doctor_id"], start_day=query.start, days=query.days,
+                                     at=clock.now(request))
     tz = slotlib.zone(user.time_zone) if user.time_zone else slotlib.zone("UTC")
     return SlotList(doctor_id=request.path_params["doctor_id"], time_zone=user.time_zone,
                     slots=[SlotOut(starts_at=s.starts_at, ends_at=s.ends_at,
@@ -58,7 +60,7 @@ async def api_slots(request: Request, user: User, query: SlotQuery) -> SlotList:
 @api.post("/holds", summary="Hold a slot for 5 minutes", roles=PATIENT, body=SlotRequest, response=AppointmentOut,
           status=201, errors=(404, 409))
 async def api_hold(request: Request, user: User, body: SlotRequest) -> AppointmentOut:
-    return await _out(await service.do_hold(user, body.doctor_id, body.starts_at))
+    return await _out(await service.do_hold(user, body.doctor_id, body.starts_at, at=clock.now(request)))
 
 
 @api.post("/bookings", summary="Book and pay for a slot", roles=PATIENT, body=SlotRequest, response=AppointmentOut,
@@ -68,14 +70,14 @@ async def api_hold(request: Request, user: User, body: SlotRequest) -> Appointme
 async def api_book(request: Request, user: User, body: SlotRequest) -> AppointmentOut:
     appointment = await service.do_book(_settings(request), user, body.doctor_id, body.starts_at,
                                         idempotency_key=request.headers.get("idempotency-key"),
-                                        client_address=_address(request))
+                                        client_address=_address(request), at=clock.now(request))
     return await _out(appointment)
 
 
 @api.get("/appointments", summary="Your appointments", roles=[Role.PATIENT, Role.DOCTOR], query=AppointmentQuery,
          response=AppointmentList)
 async def api_appointments(request: Request, user: User, query: AppointmentQuery) -> AppointmentList:
-    rows = await service.list_appointments(user, upcoming=query.upcoming)
+    rows = await service.list_appointments(user, upcoming=query.upcoming, at=clock.now(request))
     return AppointmentList(appointments=[AppointmentOut.of(a) for a in rows])
 
 
@@ -89,21 +91,23 @@ async def api_appointment(request: Request, user: User) -> AppointmentOut:
           roles=[Role.PATIENT, Role.DOCTOR], body=CancelRequest, response=AppointmentOut, errors=(404, 409))
 async def api_cancel(request: Request, user: User, body: CancelRequest) -> AppointmentOut:
     return await _out(await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
-                                              body.reason, client_address=_address(request)))
+                                              body.reason, client_address=_address(request), at=clock.now(request)))
 
 
 @api.post("/appointments/{appointment_id:id}/reschedule", summary="Move an appointment to another slot",
           roles=[Role.PATIENT, Role.DOCTOR], body=RescheduleRequest, response=AppointmentOut, errors=(404, 409))
 async def api_reschedule(request: Request, user: User, body: RescheduleRequest) -> AppointmentOut:
     return await _out(await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"],
-                                                  body.starts_at, client_address=_address(request)))
+                                                  body.starts_at, client_address=_address(request),
+                                                  at=clock.now(request)))
 
 
 @api.post("/appointments/{appointment_id:id}/outcome", summary="Mark completed or no-show (after the start)",
           roles=DOCTOR, body=OutcomeRequest, response=AppointmentOut, errors=(404, 409))
 async def api_outcome(request: Request, user: User, body: OutcomeRequest) -> AppointmentOut:
     return await _out(await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
-                                                      body.outcome, client_address=_address(request)))
+                                                      body.outcome, client_address=_address(request),
+                                                      at=clock.now(request)))
 
 
 @api.post("/doctors/me/availability", summary="Publish your hours and booking rules", roles=DOCTOR,
@@ -125,7 +129,7 @@ async def api_applications(request: Request) -> ApplicationList:
           roles=ADMIN, body=Decision, response=ApplicationOut, errors=(404, 409))
 async def api_decide(request: Request, user: User, body: Decision) -> ApplicationOut:
     await applications.do_review(_settings(request), user, request.path_params["doctor_id"], body.approve,
-                                 body.reason, _address(request))
+                                 body.reason, _address(request), at=clock.now(request))
     profile = await applications.get_profile(request.path_params["doctor_id"])
     if profile is None:
         raise NotFound("No such application.")

@@ -410,14 +410,16 @@ async def get_appointment(user: User, appointment_id: int) -> Appointment:
     return appointment
 
 
-async def list_appointments(user: User, *, upcoming: bool | None = None, limit: int = 100) -> list[Appointment]:
+async def list_appointments(user: User, *, upcoming: bool | None = None, limit: int = 100,
+                            at: datetime | None = None) -> list[Appointment]:
+    at = at or now()
     query = Appointment.filter(status__in=[AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED,
                                            AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED])
     query = query.filter(doctor_id=user.id) if user.role == Role.DOCTOR else query.filter(patient_id=user.id)
     if upcoming is True:
-        query = query.filter(ends_at__gt=now(), status=AppointmentStatus.BOOKED).order_by("starts_at")
+        query = query.filter(ends_at__gt=at, status=AppointmentStatus.BOOKED).order_by("starts_at")
     elif upcoming is False:
-        query = query.filter(Q(ends_at__lte=now()) | ~Q(status=AppointmentStatus.BOOKED)).order_by("-starts_at")
+        query = query.filter(Q(ends_at__lte=at) | ~Q(status=AppointmentStatus.BOOKED)).order_by("-starts_at")
     else:
         query = query.order_by("-starts_at")
     return await query.prefetch_related("doctor", "patient").limit(limit)

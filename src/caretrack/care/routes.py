@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from caretrack import clock
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.api import ApiRouter
@@ -23,6 +24,7 @@ from caretrack.care.schemas import (
 )
 from caretrack.errors import CareTrackError
 from caretrack.logs import get_logger
+from caretrack.loops import pause, stop_loops
 from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.reports.charts import Bar, bar_chart, column_chart
 
@@ -31,6 +33,7 @@ pages = PageRouter()
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 CHECK_SECONDS = 300
+FIRST_CHECK_SECONDS = 30.0  # after start-up settles
 log = get_logger("caretrack.care")
 
 
@@ -46,37 +49,32 @@ async def periodic_check() -> None:
         log.info("care check", missed=missed, renewals=renewals)
 
 
-async def _loop(first_delay: float) -> None:
-    await asyncio.sleep(first_delay)
-    while True:
+async def _loop(first_delay: float, stopping: asyncio.Event) -> None:
+    await pause(stopping, first_delay)
+    while not stopping.is_set():
         try:
             await periodic_check()
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed sweep is retried at the next tick
             log.exception("care check failed")
-        await asyncio.sleep(CHECK_SECONDS)
+        await pause(stopping, CHECK_SECONDS)
 
 
 async def start(app) -> None:
-    app.state.care_check = asyncio.create_task(_loop(30.0))
+    app.state.care_stop = asyncio.Event()
+    app.state.care_check = asyncio.create_task(_loop(FIRST_CHECK_SECONDS, app.state.care_stop), name="care-check")
 
 
 async def stop(app) -> None:
-    task = app.state.care_check
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop_loops([app.state.care_check], app.state.care_stop)
 
 
 def _address(request: Request) -> str | None:
     return client_address(request.scope)
 
 
-def _period(params, default_days: int = 7) -> tuple[date, date]:
-    today = service.now().date()
+def _period(params, today: date, default_days: int = 7) -> tuple[date, date]:
     start = service.check_date(params.get("start") or None, "start date", required=False)
     end = service.check_date(params.get("end") or None, "end date", required=False)
     end = end or today
@@ -104,7 +102,7 @@ def _today_out(day) -> TodayOut:
 @api.get("/care/today", summary="Your visits and tasks today, with progress toward each target", roles=CARER,
          response=TodayOut)
 async def api_today(request: Request, user: User) -> TodayOut:
-    return _today_out(await service.carer_today(user, _address(request)))
+    return _today_out(await service.carer_today(user, _address(request), at=clock.now(request)))
 
 
 @api.post("/care/tasks/{task_id:id}/completions", summary="Log a task as done or not done", roles=CARER,
@@ -114,7 +112,8 @@ async def api_today(request: Request, user: User) -> TodayOut:
 async def api_log(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_log_completion(
         user, request.path_params["task_id"], key=body.idempotency_key, status=body.status, reason=body.reason,
-        note=body.note, occurred_at=body.occurred_at, client_address=_address(request))
+        note=body.note, occurred_at=body.occurred_at, client_address=_address(request),
+        at=clock.now(request))
     return _completion_response(completion, created)
 
 
@@ -134,7 +133,8 @@ def _completion_response(completion, created: bool) -> CompletionOut | Response:
 async def api_correct(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_correct_completion(
         user, request.path_params["completion_id"], key=body.idempotency_key, status=body.status,
-        reason=body.reason, note=body.note, occurred_at=body.occurred_at, client_address=_address(request))
+        reason=body.reason, note=body.note, occurred_at=body.occurred_at, client_address=_address(request),
+        at=clock.now(request))
     return _completion_response(completion, created)
 
 
@@ -215,11 +215,12 @@ async def api_update_task(request: Request, user: User, body: TaskChange) -> Tas
 async def carer_dashboard_context(request: Request, user: User) -> dict:
     from caretrack.assessments import service as assessments
 
-    await assessments.check_renewals(carer_id=user.id)  # on read, as well as periodically
-    day = await service.carer_today(user, _address(request))
+    at = clock.now(request)
+    await assessments.check_renewals(at, carer_id=user.id)  # on read, as well as periodically
+    day = await service.carer_today(user, _address(request), at=at)
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
     return {"day": day, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
-            "competencies": await assessments.carer_competencies(user.id), "open_attempts": attempts}
+            "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts}
 
 
 @pages.get("/carer/today", roles=CARER)
@@ -233,10 +234,12 @@ async def carer_today_fragment(request: Request, user: User) -> Response:
 async def log_task(request: Request, user: User, form) -> Response:
     task_id = request.path_params["task_id"]
     status = "not_done" if form.get("reason") else "done"
+    at = clock.now(request)
     try:
         await service.do_log_completion(user, task_id, key=form.get("key"), status=status,
                                         reason=form.get("reason"), note=form.get("note"),
-                                        occurred_at=_form_time(form.get("time")), client_address=_address(request))
+                                        occurred_at=_form_time(form.get("time"), at), client_address=_address(request),
+                                        at=at)
     except CareTrackError as exc:
         context = await carer_dashboard_context(request, user)
         return render(request, "dashboards/carer.html", {"user": user, **context}, status_code=exc.status_code,
@@ -244,12 +247,14 @@ async def log_task(request: Request, user: User, form) -> Response:
     return redirect(f"/carer#task-{task_id}")
 
 
-def _form_time(value) -> str | None:
-    """A time of day from the form means today at that time (UTC)."""
+def _form_time(value, at: datetime) -> datetime | None:
+    """A time of day from the form means its latest occurrence (UTC) up to now: 23:50 entered just
+    after midnight is last night's visit, not one tonight that the service would refuse as future."""
     if not value:
         return None
     minutes = service.check_clock(value, "time")
-    return f"{service.now().date().isoformat()}T{service.clock(minutes)}:00+00:00"
+    when = datetime.combine(at.date(), time(minutes // 60, minutes % 60), tzinfo=timezone.utc)
+    return when - timedelta(days=1) if when > at + service.FUTURE_GRACE else when
 
 
 @pages.get("/carer/tasks/{task_id:id}", roles=CARER)
@@ -267,13 +272,13 @@ async def correct_completion(request: Request, user: User, form) -> Response:
     status = "not_done" if form.get("reason") else "done"
     completion, _ = await service.do_correct_completion(
         user, completion_id, key=form.get("key"), status=status, reason=form.get("reason"), note=form.get("note"),
-        client_address=_address(request))
+        client_address=_address(request), at=clock.now(request))
     return redirect(f"/carer/tasks/{completion.task_id}")
 
 
 @pages.get("/carer/progress", roles=CARER)
 async def carer_progress(request: Request, user: User) -> Response:
-    start, end = _period(request.query_params)
+    start, end = _period(request.query_params, clock.now(request).date())
     rows = await service.progress(user, start=start, end=end, client_address=_address(request))
     return render(request, "care/progress.html", _progress_context(rows, start, end, "Your progress", None))
 
@@ -293,7 +298,7 @@ def _progress_context(rows, start: date, end: date, heading: str, daily) -> dict
 async def admin_packages(request: Request, user: User) -> Response:
     return render(request, "care/admin_packages.html", {
         "packages": await service.list_packages(user, _address(request)), "carers": await service.carers(),
-        "today": service.now().date()})
+        "today": clock.now(request).date()})
 
 
 @pages.post("/admin/care/packages", roles=ADMIN)
@@ -305,14 +310,14 @@ async def admin_create_package(request: Request, user: User, form) -> Response:
     except CareTrackError as exc:
         return render(request, "care/admin_packages.html", {
             "packages": await service.list_packages(user, _address(request)), "carers": await service.carers(),
-            "today": service.now().date(), "form": data}, status_code=exc.status_code,
+            "today": clock.now(request).date(), "form": data}, status_code=exc.status_code,
             flashes=[("error", exc.message)])
     return redirect(f"/admin/care/packages/{package.id}")
 
 
 async def _package_page(request: Request, user: User, package_id: int, flashes=None, status_code: int = 200):
     view = await service.get_package(user, package_id, _address(request))
-    start, end = _period(request.query_params)
+    start, end = _period(request.query_params, clock.now(request).date())
     rows = await service.progress(user, start=start, end=end, package_id=package_id)
     daily = await service.daily_done([r.task.id for r in rows], start, end)
     return render(request, "care/admin_package.html", {
@@ -364,7 +369,7 @@ async def admin_update_task(request: Request, user: User, form) -> Response:
 @pages.get("/admin/care/progress", roles=ADMIN)
 async def admin_progress(request: Request, user: User) -> Response:
     params = request.query_params
-    start, end = _period(params)
+    start, end = _period(params, clock.now(request).date())
     carer_id = _int_param(params, "carer_id")
     rows = await service.progress(user, start=start, end=end, carer_id=carer_id, client_address=_address(request))
     daily = await service.daily_done([r.task.id for r in rows], start, end)

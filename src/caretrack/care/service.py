@@ -28,6 +28,8 @@ KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 NOT_DONE_REASONS = ("Client declined", "Client not at home", "Not needed today", "Supplies ran out", "Other")
 MAX_PERIOD_DAYS = 366
+# Devices' clocks drift: a completion this far ahead of the server's clock is still "now".
+FUTURE_GRACE = timedelta(minutes=5)
 
 
 def now() -> datetime:
@@ -466,7 +468,7 @@ def check_completion(status: Any, reason: Any, note: Any, occurred_at: Any, at: 
                 raise ValidationError(f"The time '{str(occurred_at)[:30]}' is not an ISO 8601 date-time.") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        if when > at + timedelta(minutes=5):
+        if when > at + FUTURE_GRACE:
             raise ValidationError("A task cannot be logged as done in the future.")
         if when < at - timedelta(days=7):
             raise ValidationError("A completion more than 7 days ago cannot be logged; ask an admin.")
@@ -491,12 +493,12 @@ async def _existing(key: str, carer: User, task_id: int | None = None) -> TaskCo
 
 
 async def do_log_completion(carer: User, task_id: int, *, key: Any, status: Any = "done", reason: Any = None,
-                            note: Any = None, occurred_at: Any = None,
-                            client_address: str | None = None) -> tuple[TaskCompletion, bool]:
+                            note: Any = None, occurred_at: Any = None, client_address: str | None = None,
+                            at: datetime | None = None) -> tuple[TaskCompletion, bool]:
     """Record a completion once per idempotency key. Returns (completion, created)."""
     task = await _task_for(carer, task_id, active=True)
     key = check_key(key)
-    at = now()
+    at = at or now()
     values = check_completion(status, reason, note, occurred_at, at)
     if (existing := await _existing(key, carer, task.id)) is not None:
         return existing, False
@@ -531,10 +533,11 @@ async def _emit_completion(tx, carer: User, task: CareTask, completion: TaskComp
 
 
 async def do_correct_completion(carer: User, completion_id: int, *, key: Any, status: Any, reason: Any = None,
-                                note: Any = None, occurred_at: Any = None,
-                                client_address: str | None = None) -> tuple[TaskCompletion, bool]:
+                                note: Any = None, occurred_at: Any = None, client_address: str | None = None,
+                                at: datetime | None = None) -> tuple[TaskCompletion, bool]:
     """Replace a completion with a corrected one; the original stays, marked superseded, and
     the audit trail records what it said."""
+    at = at or now()
     original = await TaskCompletion.get_or_none(id=completion_id)
     if original is None or original.carer_id != carer.id:
         raise NotFound(f"No completion with id {completion_id}.")
@@ -544,11 +547,11 @@ async def do_correct_completion(carer: User, completion_id: int, *, key: Any, st
     if original.superseded_at is not None:
         raise Conflict(f"Completion {completion_id} was already corrected; correct the newest version.")
     task = await _task_for(carer, original.task_id)
-    values = check_completion(status, reason, note, occurred_at or original.occurred_at, now())
+    values = check_completion(status, reason, note, occurred_at or original.occurred_at, at)
     try:
         async with atomic() as tx:
             updated = await TaskCompletion.filter(id=original.id, superseded_at__isnull=True).using_db(
-                tx.conn).update(superseded_at=now())
+                tx.conn).update(superseded_at=at)
             if not updated:
                 raise Conflict(f"Completion {completion_id} was already corrected; correct the newest version.")
             completion = await TaskCompletion.create(

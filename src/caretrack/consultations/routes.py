@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from caretrack import clock
 from caretrack.accounts.guard import identify, origin_allowed
 from caretrack.api import ApiRouter
 from caretrack.consultations import service
@@ -90,7 +91,7 @@ async def call_page(request: Request, user) -> Response:
     appointment = access.appointment
     await appointment.fetch_related("doctor", "patient")
     return render(request, "consultations/call.html", {
-        "access": access, "appointment": appointment, "closed_reason": access.closed_reason(service.now()),
+        "access": access, "appointment": appointment, "closed_reason": access.closed_reason(clock.now(request)),
         "user": user,
     })
 
@@ -103,7 +104,7 @@ async def guest_page(request: Request) -> Response:
 @pages.post("/consultations/guest", roles=None)
 async def guest_redeem(request: Request, user, form) -> Response:
     try:
-        appointment_id = await service.do_redeem_guest_invite(user, str(form.get("token", "")))
+        appointment_id = await service.do_redeem_guest_invite(user, str(form.get("token", "")), at=clock.now(request))
     except CareTrackError as exc:
         return render(request, "consultations/guest.html", status_code=exc.status_code,
                       flashes=[("error", exc.message)])
@@ -193,5 +194,5 @@ async def api_recordings(request: Request, user) -> RecordingList:
           roles=None, body=GuestInviteCreate, response=GuestInviteLink, status=201, errors=(404,))
 async def api_guest_invite(request: Request, user, body: GuestInviteCreate) -> GuestInviteLink:
     link = await service.do_create_guest_invite(_settings(request), user, request.path_params["appointment_id"],
-                                                body.label)
+                                                body.label, at=clock.now(request))
     return GuestInviteLink(link=link)

@@ -236,7 +236,9 @@ async def open_recording(settings: Settings, user: User, appointment_id: int, re
     return recording, crypto.decrypt_file(path, recording_context(recording.file_name))
 
 
-async def do_create_guest_invite(settings: Settings, user: User, appointment_id: int, label: str) -> str:
+async def do_create_guest_invite(settings: Settings, user: User, appointment_id: int, label: str,
+                                 at: datetime | None = None) -> str:
+    at = at or now()
     label = (label or "").strip()
     if not 1 <= len(label) <= 100:
         raise ValidationError("Say who the link is for (1 to 100 characters), such as 'Interpreter'.")
@@ -246,23 +248,24 @@ async def do_create_guest_invite(settings: Settings, user: User, appointment_id:
     secret = secrets.token_urlsafe(32)
     async with atomic() as tx:
         invite = await GuestInvite.create(using_db=tx.conn, appointment_id=appointment_id, token_hash=digest(secret),
-                                          label=label, created_by=user, expires_at=now() + GUEST_INVITE_LIFETIME)
+                                          label=label, created_by=user, expires_at=at + GUEST_INVITE_LIFETIME)
         await tx.audit(Actor(user.id), "consultation.guest_invited", "appointment", appointment_id,
                        invite=invite.id, label=label)
     return f"{settings.base_url}/consultations/guest#{secret}"
 
 
-async def do_redeem_guest_invite(user: User, secret: str) -> int:
+async def do_redeem_guest_invite(user: User, secret: str, at: datetime | None = None) -> int:
     """Bind a single-use invitation to the signed-in user; returns the appointment id."""
+    at = at or now()
     async with atomic() as tx:
         invite = await GuestInvite.get_or_none(token_hash=digest(secret or "")).using_db(tx.conn)
-        if invite is None or invite.redeemed_at is not None or invite.expires_at <= now():
+        if invite is None or invite.redeemed_at is not None or invite.expires_at <= at:
             raise ValidationError("This invitation link is invalid, used or expired; ask the doctor for a new one.")
         appointment = await Appointment.get(id=invite.appointment_id).using_db(tx.conn)
         if user.id in (appointment.doctor_id, appointment.patient_id):
             raise ValidationError("You are already part of this consultation.")
         claimed = await GuestInvite.filter(id=invite.id, redeemed_at=None).using_db(tx.conn).update(
-            redeemed_at=now(), guest_id=user.id)
+            redeemed_at=at, guest_id=user.id)
         if not claimed:
             raise ValidationError("This invitation link has already been used.")
         await tx.audit(Actor(user.id), "consultation.guest_joined", "appointment", appointment.id, invite=invite.id)

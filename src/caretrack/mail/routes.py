@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.errors import NotFound
+from caretrack.loops import stop_loops
 from caretrack.mail import service
 from caretrack.mail.models import OutboundEmail
 from caretrack.pagekit import PageRouter, render
@@ -18,13 +18,15 @@ pages = PageRouter()
 
 
 async def start(app: Starlette) -> None:
-    app.state.mail_sender = asyncio.create_task(service.sender_loop(app.state.settings), name="mail-sender")
+    app.state.mail_stop = asyncio.Event()
+    app.state.mail_sender = asyncio.create_task(service.sender_loop(app.state.settings, stop=app.state.mail_stop),
+                                                name="mail-sender")
 
 
 async def stop(app: Starlette) -> None:
-    app.state.mail_sender.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app.state.mail_sender
+    app.state.mail_stop.set()
+    service.wake_sender()
+    await stop_loops([app.state.mail_sender], app.state.mail_stop)  # an unanswering SMTP server is cut off
 
 
 @pages.get("/admin/emails", roles=["admin"])

@@ -101,16 +101,18 @@ async def deliver_pending(settings: Settings, limit: int = 50) -> int:
     return done
 
 
-async def requeue_stale(after: timedelta = timedelta(minutes=5)) -> None:
+async def requeue_stale(after: timedelta = timedelta(minutes=5), at: datetime | None = None) -> None:
     """An email left `sending` by a crashed worker goes back to the queue."""
-    cutoff = datetime.now(timezone.utc) - after
+    cutoff = (at or datetime.now(timezone.utc)) - after
     await OutboundEmail.filter(status="sending", created_at__lt=cutoff).update(status="queued")
 
 
-async def sender_loop(settings: Settings, interval: float = 5.0) -> None:
+async def sender_loop(settings: Settings, interval: float = 5.0, stop: asyncio.Event | None = None) -> None:
+    """Send queued emails until `stop` is set; it returns between passes (see caretrack.loops)."""
     global _wake
     _wake = asyncio.Event()
-    while True:
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         try:
             await deliver_pending(settings)
             await requeue_stale()

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from caretrack.logs import get_logger
+from caretrack.loops import pause, stop_loops
 from caretrack.realtime import outbox
 from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
 from caretrack.realtime.events import dumps
@@ -74,6 +75,8 @@ class Bus:
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False  # draining for shutdown: new sockets are told to go elsewhere
     _emptied: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _subscriber: asyncio.Task | None = None
     # Sockets reading the database at once (replays, catch-ups): a reconnect storm queues here.
     catch_up_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
@@ -90,7 +93,8 @@ class Bus:
                        spawn(self._cursor_loop(), "cursor-check"), spawn(self._prune_loop(), "prune"),
                        spawn(self._heartbeat_loop(), "heartbeat")]
         if self.redis is not None:
-            self._tasks.append(spawn(self._subscriber_loop(), "subscriber"))
+            self._subscriber = spawn(self._subscriber_loop(), "subscriber")
+            self._tasks.append(self._subscriber)
         else:
             self.subscribed.set()
         self.wake()
@@ -109,9 +113,14 @@ class Bus:
             outbox._wakers.remove(self.wake)
         with contextlib.suppress(ValueError):
             _BUSES.remove(self)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The database loops end between passes (see caretrack.loops); the subscriber only
+        # waits on Redis, which is safe to cancel.
+        self._stopping.set()
+        self._wake.set()
+        self._auth_wake.set()
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+        await stop_loops(self._tasks, self._stopping)
         for conn in [c for conns in self.sockets.values() for c in conns]:
             conn.close_soon(CLOSE_GOING_AWAY, GOING_AWAY)
 
@@ -191,14 +200,19 @@ class Bus:
                 self.deliver(event_json, recipients)
             raise
 
+    async def _pause(self, seconds: float) -> None:
+        await pause(self._stopping, seconds)
+
     async def _relay_loop(self) -> None:
         backoff = 0.0
-        while True:
+        while not self._stopping.is_set():
             if backoff:
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.relay_poll_seconds)
             self._wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 while await outbox.publish_pending(self._publish) > 0:
                     pass
@@ -253,17 +267,18 @@ class Bus:
     # --- safety nets ---------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.ping_seconds)
+        while not self._stopping.is_set():
+            await self._pause(self.config.ping_seconds)
             moment = time.monotonic()
             for conns in list(self.sockets.values()):
                 for conn in list(conns):
                     conn.heartbeat(moment)
 
     async def _cursor_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.cursor_check_seconds)
-            await self.check_cursors(strict=False)
+        while not self._stopping.is_set():
+            await self._pause(self.config.cursor_check_seconds)
+            if not self._stopping.is_set():
+                await self.check_cursors(strict=False)
 
     async def check_cursors(self, *, strict: bool) -> None:
         """Catch up the sockets that are behind their user's cursor. Not strict (the
@@ -294,10 +309,12 @@ class Bus:
     async def _auth_loop(self) -> None:
         from caretrack.realtime.connection import check_connections
 
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._auth_wake.wait(), self.config.auth_sweep_seconds)
             self._auth_wake.clear()
+            if self._stopping.is_set():
+                return
             pending, self._auth_pending = self._auth_pending, set()
             sweep_all = not pending or _ALL_USERS in pending
             if _BROADCAST_MARK in pending and self.redis is not None:
@@ -317,14 +334,14 @@ class Bus:
 
     async def _prune_loop(self) -> None:
         retention = timedelta(days=self.settings.event_retention_days)
-        while True:
+        while not self._stopping.is_set():
             try:
                 removed = await outbox.prune(retention)
                 if removed:
                     log.info("pruned old events", count=removed)
             except Exception as exc:
                 log.warning("pruning events failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(self.config.prune_seconds)
+            await self._pause(self.config.prune_seconds)
 
 
 _BUSES: list[Bus] = []

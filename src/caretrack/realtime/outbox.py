@@ -263,12 +263,12 @@ async def publish_pending(publish: Callable[[list[Unpublished]], Any], batch: in
     return len(items)
 
 
-async def prune(retention: timedelta, batch: int = SQLITE_BATCH) -> int:
+async def prune(retention: timedelta, batch: int = SQLITE_BATCH, at: datetime | None = None) -> int:
     """Forget events older than the retention window, a batch at a time (short
     transactions, bounded memory); clients further behind resync."""
     from caretrack.realtime.models import EventDelivery
 
-    cutoff = now() - retention
+    cutoff = (at or now()) - retention
     removed = 0
     while True:
         ids = await Event.filter(occurred_at__lt=cutoff).order_by("id").limit(batch).values_list("id", flat=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack import clock
 from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.care.routes import _period
@@ -22,20 +23,23 @@ def pdf(data: bytes, filename: str) -> Response:
 @pages.get("/admin/care/packages/{package_id:id}/compliance.pdf", roles=[Role.ADMIN])
 async def package_compliance(request: Request, user: User) -> Response:
     package_id = request.path_params["package_id"]
-    start, end = _period(request.query_params, default_days=30)
+    at = clock.now(request)
+    start, end = _period(request.query_params, at.date(), default_days=30)
     data = await service.package_compliance_pdf(user, package_id, start, end, request.app.state.settings.agency_name,
-                                                client_address(request.scope))
+                                                client_address(request.scope), at=at)
     return pdf(data, f"package-{package_id}-compliance-{start}-{end}.pdf")
 
 
 @pages.get("/admin/training/{carer_id:id}/record.pdf", roles=[Role.ADMIN])
 async def admin_training_record(request: Request, user: User) -> Response:
     carer_id = request.path_params["carer_id"]
-    data = await service.competency_record_pdf(user, carer_id, request.app.state.settings.agency_name)
+    data = await service.competency_record_pdf(user, carer_id, request.app.state.settings.agency_name,
+                                               at=clock.now(request))
     return pdf(data, f"training-record-{carer_id}.pdf")
 
 
 @pages.get("/carer/record.pdf", roles=[Role.CARER])
 async def own_training_record(request: Request, user: User) -> Response:
-    data = await service.competency_record_pdf(user, user.id, request.app.state.settings.agency_name)
+    data = await service.competency_record_pdf(user, user.id, request.app.state.settings.agency_name,
+                                               at=clock.now(request))
     return pdf(data, "my-training-record.pdf")

@@ -57,10 +57,18 @@ async function send(url, body, attempts = 4) {
   }
 }
 
-function todayAt(time) {
+// Devices' clocks drift: the server takes up to 5 minutes ahead as "now" (care.service.FUTURE_GRACE).
+const FUTURE_GRACE_MS = 5 * 60 * 1000;
+
+function latestAt(time) {
+  // A time of day (UTC) means its latest occurrence up to now, as the server's log form does:
+  // 23:50 entered just after midnight is last night's visit, not one tonight (refused as future).
   if (!time) return null;
   const now = new Date();
-  return `${now.toISOString().slice(0, 10)}T${time}:00+00:00`;
+  const [hours, minutes] = time.split(":").map(Number);
+  const when = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), hours, minutes));
+  if (when - now > FUTURE_GRACE_MS) when.setUTCDate(when.getUTCDate() - 1);
+  return when.toISOString().replace(".000Z", "+00:00");
 }
 
 async function logTask(form, submitter) {
@@ -73,7 +81,7 @@ async function logTask(form, submitter) {
     status: reason ? "not_done" : "done",
     reason,
     note: form.elements.note?.value || null,
-    occurred_at: todayAt(form.elements.time?.value),
+    occurred_at: latestAt(form.elements.time?.value),
   };
   const buttons = form.querySelectorAll("button");
   buttons.forEach((b) => { b.disabled = true; });

@@ -1,0 +1,19 @@
+"""The one clock. Services take the instant they act at as `at=`; routes get it from `now(request)`,
+which reads the app's clock, so a test can pin a whole app to a fixed instant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def now(request) -> datetime:
+    """The instant a request acts at: the app's clock (`app.state.clock`, set by tests) or the wall clock."""
+    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else utcnow()
