@@ -66,7 +66,8 @@ async def start(settings: Settings) -> None:
         await ping()
     except DatabaseUnavailable as exc:
         await stop()
-        raise DatabaseUnavailable(f"cannot reach the database at {describe_url(settings.database_url)}: {exc}") from None
+        where = describe_url(settings.database_url)
+        raise DatabaseUnavailable(f"cannot reach the database at {where}: {exc}") from None
 
 
 async def stop() -> None:

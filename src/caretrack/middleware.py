@@ -136,7 +136,9 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("referrer-policy", "same-origin")
                 headers.setdefault("x-frame-options", "DENY")
-                headers.setdefault("permissions-policy", "camera=(self), microphone=(self), display-capture=(self), geolocation=()")
+                headers.setdefault(
+                    "permissions-policy", "camera=(self), microphone=(self), display-capture=(self), geolocation=()"
+                )
                 if self.https:
                     headers.setdefault("strict-transport-security", "max-age=31536000; includeSubDomains")
             await send(message)

@@ -156,7 +156,9 @@ class Settings:
             event_retention_days=reader.integer("EVENT_RETENTION_DAYS", 7, minimum=1),
             payments_provider=reader.choice("PAYMENTS_PROVIDER", ("builtin", "stripe"), "builtin"),
             payments_demo_topup=reader.boolean("PAYMENTS_DEMO_TOPUP", environment != "production"),
-            payments_api_base=reader.url("PAYMENTS_API_BASE", "https://api.stripe.com", schemes=("http", "https")).rstrip("/"),
+            payments_api_base=reader.url(
+                "PAYMENTS_API_BASE", "https://api.stripe.com", schemes=("http", "https")
+            ).rstrip("/"),
             payments_secret_key=reader.text_or_none("PAYMENTS_SECRET_KEY"),
             payments_webhook_secret=reader.text_or_none("PAYMENTS_WEBHOOK_SECRET"),
             payments_currency=reader.text("PAYMENTS_CURRENCY", "eur").lower(),
@@ -168,7 +170,9 @@ class Settings:
                 f"{PREFIX}METRICS_TOKEN is too short: use at least 16 characters "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
             )
-        if settings.payments_provider == "stripe" and not (settings.payments_secret_key and settings.payments_webhook_secret):
+        if settings.payments_provider == "stripe" and not (
+            settings.payments_secret_key and settings.payments_webhook_secret
+        ):
             raise SettingsError(
                 f"{PREFIX}PAYMENTS_PROVIDER=stripe needs {PREFIX}PAYMENTS_SECRET_KEY and "
                 f"{PREFIX}PAYMENTS_WEBHOOK_SECRET."

@@ -14,12 +14,14 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 
 NAV_LINKS: dict[str, list[tuple[str, str]]] = {
-    "patient": [("Dashboard", "/patient"), ("Find a doctor", "/doctors"), ("Credits", "/credits"), ("Profile", "/account")],
+    "patient": [("Dashboard", "/patient"), ("Find a doctor", "/doctors"), ("Credits", "/credits"),
+                ("Profile", "/account")],
     "doctor": [("Dashboard", "/doctor"), ("Earnings", "/credits"), ("Profile", "/account")],
     "carer": [("Dashboard", "/carer"), ("Progress", "/carer/progress"), ("Training", "/carer/record"),
               ("Profile", "/account")],
-    "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Doctors", "/admin/doctors"), ("Credits", "/admin/credits"), ("Activity", "/admin/activity"),
-              ("Care", "/admin/care"), ("Assessments", "/admin/assessments"), ("Training", "/admin/training"),
+    "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Doctors", "/admin/doctors"),
+              ("Credits", "/admin/credits"), ("Activity", "/admin/activity"), ("Care", "/admin/care"),
+              ("Assessments", "/admin/assessments"), ("Training", "/admin/training"),
               ("Emails", "/admin/emails"), ("Profile", "/account")],
 }
 

@@ -26,10 +26,12 @@ async def test_doctor_must_enrol_totp_before_anything_else_and_each_code_works_o
     import re
 
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text).group(1)
-    wrong = await client.post("/mfa/setup", data={"code": "000000", "csrf_token": await csrf_token(client, "/mfa/setup")})
+    wrong = await client.post("/mfa/setup",
+                              data={"code": "000000", "csrf_token": await csrf_token(client, "/mfa/setup")})
     assert wrong.status_code == 422
     code = pyotp.TOTP(secret).now()
-    enrolled = await client.post("/mfa/setup", data={"code": code, "csrf_token": await csrf_token(client, "/mfa/setup")})
+    enrolled = await client.post("/mfa/setup",
+                                 data={"code": code, "csrf_token": await csrf_token(client, "/mfa/setup")})
     assert enrolled.status_code == 200
     codes = re.findall(r"<li>([0-9a-f]{8}-[0-9a-f]{8})</li>", enrolled.text)
     assert len(codes) == 10
@@ -142,7 +144,8 @@ async def test_admin_resets_two_factor(client):
     await make_user(Role.ADMIN, "boss@example.org", totp_secret=secret)
     doctor = await make_user(Role.DOCTOR, "doc@example.org", totp_secret=pyotp.random_base32())
     await login(client, "boss@example.org", totp_secret=secret)
-    reset = await client.post(f"/api/v1/admin/users/{doctor.id}/reset-mfa", headers={"x-csrf-token": await csrf_token(client)})
+    reset = await client.post(f"/api/v1/admin/users/{doctor.id}/reset-mfa",
+                              headers={"x-csrf-token": await csrf_token(client)})
     assert reset.status_code == 200 and reset.json()["mfa_enrolled"] is False
     assert (await login(client, "doc@example.org")).headers["location"] == "/mfa/setup"
 

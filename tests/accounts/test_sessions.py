@@ -121,7 +121,8 @@ async def test_idle_and_absolute_timeouts(client, settings):
     await make_user(email="idle@example.org")
     await login(client, "idle@example.org")
     session_id = digest(client.cookies["caretrack_session"])
-    await Session.filter(id=session_id).update(last_seen_at=now() - timedelta(minutes=settings.session_idle_minutes + 1))
+    idle_since = now() - timedelta(minutes=settings.session_idle_minutes + 1)
+    await Session.filter(id=session_id).update(last_seen_at=idle_since)
     assert (await client.get("/api/v1/me")).status_code == 401
 
     await login(client, "idle@example.org")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -68,7 +67,8 @@ async def test_apply_review_reject_reapply_approve(client, settings):
     download = await client.get(f"/admin/doctors/{doctor.id}/document")
     assert download.status_code == 200 and download.content.startswith(b"%PDF-")
     assert download.headers["content-disposition"].startswith("attachment")
-    short = await client.post(f"/admin/doctors/{doctor.id}", data={"decision": "reject", "reason": "", "csrf_token": admin_token})
+    short = await client.post(f"/admin/doctors/{doctor.id}",
+                              data={"decision": "reject", "reason": "", "csrf_token": admin_token})
     assert short.status_code == 422
     rejected = await client.post(f"/admin/doctors/{doctor.id}", data={
         "decision": "reject", "reason": "The licence scan is unreadable.", "csrf_token": admin_token})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.booking.conftest import make_doctor, make_patient, make_patients, nex
 
 async def _no_overlaps(doctor_id: int) -> None:
     rows = await Appointment.filter(doctor_id=doctor_id, active=True).order_by("blocked_from")
-    for a, b in zip(rows, rows[1:]):
+    for a, b in pairwise(rows):
         assert a.blocked_until <= b.blocked_from, f"appointments {a.id} and {b.id} overlap"
 
 
@@ -52,7 +53,8 @@ async def test_50_concurrent_bookings_with_credits_for_10_book_exactly_10(databa
                                    return_exceptions=True)
     booked = [r for r in results if isinstance(r, Appointment)]
     refused = [r for r in results if isinstance(r, InsufficientCredits)]
-    assert (len(booked), len(refused)) == (10, 40), [r for r in results if not isinstance(r, (Appointment, InsufficientCredits))]
+    others = [r for r in results if not isinstance(r, (Appointment, InsufficientCredits))]
+    assert (len(booked), len(refused)) == (10, 40), others
     assert all(r.status_code == 402 for r in refused)
     assert await ledger.balance(ledger.credits(patient.id)) == 0
     assert await Appointment.filter(patient_id=patient.id, status="booked").count() == 10

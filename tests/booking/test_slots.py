@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_a_window_across_the_change_is_an_hour_shorter_or_longer(zone, spring, a
     # consecutive slots are always one real hour apart, even across the change
     for day in (spring, autumn):
         slots = slots_on(night, day)
-        assert all(b.starts_at - a.starts_at == timedelta(hours=1) for a, b in zip(slots, slots[1:]))
+        assert all(b.starts_at - a.starts_at == timedelta(hours=1) for a, b in pairwise(slots))
 
 
 def test_midnight_end_and_days_off_and_extra_hours():

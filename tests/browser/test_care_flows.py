@@ -77,7 +77,8 @@ async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_f
     await task.get_by_role("button", name="Client declined").click()
     await carer.locator("#tasks li", has_text="Fluid chart").get_by_text("last: not done").wait_for()
     assert await carer.evaluate("performance.getEntriesByType('navigation').length") == 1
-    assert len([r for r in await care.list_completions(cara, (await care.get_package(boss, package.id, None)).tasks[0].id, None)]) == 2
+    first_task = (await care.get_package(boss, package.id, None)).tasks[0]
+    assert len([r for r in await care.list_completions(cara, first_task.id, None)]) == 2
 
     await admin.goto(f"{live_server.url}/admin/activity")
     feed = admin.locator("#activity-feed")

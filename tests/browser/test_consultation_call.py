@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from caretrack.accounts.models import Role
-from tests.consultations.conftest import make_appointment, scaled_out  # noqa: F401  (a fixture)
+from tests.consultations.conftest import make_appointment
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -55,7 +55,8 @@ async def test_patient_and_doctor_meet_through_the_waiting_room(live_server, bro
 
     # the patient checks their devices, joins and waits
     await patient_page.goto(call_url)
-    await patient_page.locator("#preview").evaluate("v => new Promise(r => v.readyState >= 2 ? r() : v.onloadeddata = r)")
+    await patient_page.locator("#preview").evaluate(
+        "v => new Promise(r => v.readyState >= 2 ? r() : v.onloadeddata = r)")
     assert await patient_page.get_by_label("Camera").locator("option").count() >= 1
     await patient_page.get_by_role("button", name="Join the consultation").click()
     await patient_page.get_by_role("heading", name="Waiting room").wait_for()

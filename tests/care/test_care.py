@@ -39,7 +39,7 @@ async def test_a_carer_reaches_only_their_own_packages_and_tasks(app, client):
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     carl = await make_user(Role.CARER, "carl@example.org", name="Carl")
     package, task = await package_with_task(admin, cara)
-    await login(client, "carl@example.org")
+    await login(client, carl.email)
     token = await csrf_token(client, "/account")
     headers = {"x-csrf-token": token}
     for path in (f"/api/v1/care/packages/{package.id}", f"/api/v1/care/tasks/{task.id}/completions"):
@@ -60,8 +60,10 @@ async def test_a_carer_reaches_only_their_own_packages_and_tasks(app, client):
     assert today["tasks"][0]["expected"] == 3 and today["tasks"][0]["client_name"] == "Mrs Iris Client"
     assert (await client.get(f"/api/v1/care/packages/{package.id}")).json()["client_name"] == "Mrs Iris Client"
     # an admin route is refused to a carer
-    assert (await client.post(f"/api/v1/care/packages/{package.id}/tasks", headers={"x-csrf-token": await csrf_token(client)},
-                              json={"carer_id": cara.id, "title": "x", "target": 1, "period": "day"})).status_code == 403
+    refused = await client.post(f"/api/v1/care/packages/{package.id}/tasks",
+                                headers={"x-csrf-token": await csrf_token(client)},
+                                json={"carer_id": cara.id, "title": "x", "target": 1, "period": "day"})
+    assert refused.status_code == 403
 
 
 async def test_a_completion_sent_twice_is_recorded_once(app, client, now):

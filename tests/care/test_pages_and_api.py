@@ -38,8 +38,8 @@ async def test_admin_pages_render_and_the_api_names_bad_input(app, client):
     package, task = await package_with_task(admin, cara)
     t, _ = await template(admin)
     await login(client, admin.email, totp_secret=secret)
-    for path in ("/admin/care", f"/admin/care/packages/{package.id}", "/admin/assessments", f"/admin/assessments/{t.id}",
-                 "/admin/training", f"/admin/care/progress?carer_id={cara.id}"):
+    for path in ("/admin/care", f"/admin/care/packages/{package.id}", "/admin/assessments",
+                 f"/admin/assessments/{t.id}", "/admin/training", f"/admin/care/progress?carer_id={cara.id}"):
         response = await client.get(path)
         assert response.status_code == 200, path
         assert "<script>" not in response.text  # CSP: no inline scripts

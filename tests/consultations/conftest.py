@@ -18,6 +18,7 @@ from caretrack.app import create_app
 from caretrack.booking.models import Appointment, AppointmentStatus
 from tests.conftest import base_settings, free_port, serve_in_loop, stop_serving
 from tests.helpers import make_user
+from tests.signalling.conftest import clients as clients  # a fixture, for the media-worker tests
 
 
 async def make_appointment(doctor, patient, *, starts_in: timedelta = timedelta(minutes=5),
@@ -57,7 +58,8 @@ class MediaWorker:
         async with httpx.AsyncClient() as probe:
             while asyncio.get_running_loop().time() < deadline:
                 if self.process.returncode is not None:
-                    raise AssertionError(f"media worker {self.name} exited: {(await self.process.stderr.read()).decode()}")
+                    stderr = (await self.process.stderr.read()).decode()
+                    raise AssertionError(f"media worker {self.name} exited: {stderr}")
                 with contextlib.suppress(httpx.TransportError):
                     if (await probe.get(f"http://127.0.0.1:{self.port}/healthz")).status_code == 200:
                         return

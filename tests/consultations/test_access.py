@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from signalling import Principal, Refused
 from tortoise import connections
 
 from caretrack import crypto
@@ -15,6 +14,7 @@ from caretrack.booking.models import AppointmentStatus
 from caretrack.consultations import service
 from caretrack.consultations.models import ChatMessage, Consultation, Recording
 from caretrack.errors import Forbidden, NotFound, ValidationError
+from signalling import Principal, Refused
 from tests.consultations.conftest import make_appointment
 
 
@@ -50,7 +50,8 @@ async def test_an_admission_is_remembered_once_and_audited(database, people):
     settings = database
     appointment = await make_appointment(people["doctor"], people["patient"])
     authorize, hooks = service.make_authorize(settings), service.CallHooks(settings)
-    patient, doctor, cid = Principal(str(people["patient"].id), "p"), Principal(str(people["doctor"].id), "d"), str(appointment.id)
+    patient, doctor = Principal(str(people["patient"].id), "p"), Principal(str(people["doctor"].id), "d")
+    cid = str(appointment.id)
     assert (await authorize(patient, cid)).admitted is False
     await hooks.on_admit(cid, doctor, patient)
     await hooks.on_admit(cid, doctor, patient)  # admitted again after a reconnect: one row, one audit entry
@@ -67,7 +68,8 @@ async def test_the_join_window_and_closed_consultations(database, people):
     later = await make_appointment(people["doctor"], people["patient"], starts_in=timedelta(hours=3))
     seat = await service.make_authorize(settings)(Principal(str(people["patient"].id), "p"), str(later.id))
     assert "opens at" in seat.closed_reason(service.now())
-    soon = await make_appointment(people["doctor"], people["patient"], starts_in=timedelta(minutes=settings.call_window_minutes - 1))
+    soon = await make_appointment(people["doctor"], people["patient"],
+                                  starts_in=timedelta(minutes=settings.call_window_minutes - 1))
     seat = await service.make_authorize(settings)(Principal(str(people["patient"].id), "p"), str(soon.id))
     assert seat.closed_reason(service.now()) is None
     cancelled = await make_appointment(people["doctor"], people["patient"], starts_in=timedelta(days=2),

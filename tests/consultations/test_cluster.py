@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from signalling.proxy import Worker
 
-from caretrack.consultations.cluster import Registration, RedisDirectory, room_key
+from caretrack.consultations.cluster import RedisDirectory, Registration, room_key
+from signalling.proxy import Worker
 
 
 async def test_placement_registration_and_moved_rooms(redis_url) -> None:

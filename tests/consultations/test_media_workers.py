@@ -17,7 +17,7 @@ from signalling import protocol as p
 from tests.consultations.conftest import make_appointment
 from tests.helpers import login, make_user
 from tests.media.helpers import colour_name, wait_for
-from tests.signalling.conftest import SignalClient, clients  # noqa: F401  (a fixture)
+from tests.signalling.conftest import SignalClient
 
 
 async def sign_in(base_url: str, email: str, totp_secret: str | None = None) -> str:

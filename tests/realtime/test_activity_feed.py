@@ -3,14 +3,13 @@ items in Chromium without a reload."""
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
 from caretrack.accounts.models import Role
 from caretrack.realtime import feed
-from caretrack.realtime.outbox import Delivered
 from caretrack.realtime.events import LiveEvent
+from caretrack.realtime.outbox import Delivered
 from tests.realtime.conftest import emit, make_user, sign_in
 
 

@@ -16,7 +16,13 @@ from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_
 from caretrack.realtime import notify_auth_changed
 from caretrack.realtime.bus import BusConfig
 from caretrack.realtime.connection import (
-    CLOSE_BINARY, CLOSE_DEACTIVATED, CLOSE_FLOOD, CLOSE_MALFORMED, CLOSE_SESSION_ENDED, CLOSE_TIMEOUT, CLOSE_TOO_BIG,
+    CLOSE_BINARY,
+    CLOSE_DEACTIVATED,
+    CLOSE_FLOOD,
+    CLOSE_MALFORMED,
+    CLOSE_SESSION_ENDED,
+    CLOSE_TIMEOUT,
+    CLOSE_TOO_BIG,
 )
 from tests.realtime.conftest import FAST, connect, emit, make_user, open_socket, serve, sign_in
 
@@ -132,7 +138,8 @@ async def test_a_bad_resume_message_closes_the_socket(server):
     await ws.send(json.dumps({"type": "resume", "after": -3}))
     with pytest.raises(websockets.ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 5)
-    assert (ws.close_code, ws.close_reason) == (CLOSE_MALFORMED, "resume 'after' must be a non-negative integer or null")
+    assert (ws.close_code, ws.close_reason) == (
+        CLOSE_MALFORMED, "resume 'after' must be a non-negative integer or null")
 
 
 async def test_a_client_that_stops_answering_heartbeats_is_closed(settings):

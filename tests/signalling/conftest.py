@@ -184,7 +184,8 @@ class SignalClient:
                 if isinstance(message, kind) and predicate(message):
                     return message
             await asyncio.sleep(0.02)
-        raise AssertionError(f"{self.user}: no {kind.__name__} matching; got {[type(m).__name__ for m in self.messages]}")
+        got = [type(m).__name__ for m in self.messages]
+        raise AssertionError(f"{self.user}: no {kind.__name__} matching; got {got}")
 
     async def wait_closed(self, timeout: float = 10) -> tuple[int, str]:
         return await asyncio.wait_for(asyncio.shield(self.closed), timeout)

@@ -3,6 +3,7 @@ the real endpoint on hypercorn, media through the real relay over 192.0.2.2."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -24,7 +25,8 @@ async def admitted_call(server: SignalServer, clients: list[SignalClient], consu
     patient = await join(server, "pat", consultation)
     clients.append(patient)
     welcome = patient.of(p.Welcome)[0]
-    assert (welcome.role, welcome.admitted, welcome.participant, welcome.name) == ("patient", False, "pat", "Pat Patient")
+    assert ((welcome.role, welcome.admitted, welcome.participant, welcome.name)
+            == ("patient", False, "pat", "Pat Patient"))
     assert (await patient.wait(p.Waiting)).host_present is False
 
     host = await join(server, "doc", consultation)
@@ -63,7 +65,7 @@ async def test_admitted_patient_and_host_see_and_hear_each_other(server: SignalS
         assert me.tracks("audio")[0].publisher == other
         assert {colour_name(info[0]) for _, info in video.frames} == {colour}
         seen = counters(video)
-        assert all(b > a for a, b in zip(seen, seen[1:])), seen
+        assert all(b > a for a, b in pairwise(seen)), seen
     # the ICE servers for the browser come with the welcome
     assert host.of(p.Welcome)[0].ice_servers == []
 
@@ -130,7 +132,8 @@ async def test_recording_needs_both_consents_and_holds_both_calls_frames(server:
         return sum(len(track.frames) for track in client.tracks("video"))
 
     start = [video_frames(client) for client in (host, patient)]
-    assert await wait_for(lambda: all(video_frames(c) - s >= 90 for c, s in zip((host, patient), start)), timeout=30)
+    assert await wait_for(lambda: all(video_frames(c) - s >= 90 for c, s in zip((host, patient), start, strict=True)),
+                          timeout=30)
 
     mark = host.mark()
     await patient.send({"type": "recording_consent", "granted": False})  # withdrawn: stops at once
@@ -211,7 +214,8 @@ async def test_a_second_socket_replaces_the_first_and_keeps_the_seat(server: Sig
         return any(t.frames and colour_name(t.frames[-1][1][0]) == "green" for t in video)
 
     assert await wait_for(green_at_host, 15), [(t.publisher, len(t.frames)) for t in host.tracks("video")]
-    assert await wait_for(lambda: bool(again.tracks("video", "doc")) and len(again.tracks("video", "doc")[0].frames) > 10, 15)
+    assert await wait_for(
+        lambda: bool(again.tracks("video", "doc")) and len(again.tracks("video", "doc")[0].frames) > 10, 15)
     assert colour_name(again.tracks("video", "doc")[0].frames[-1][1][0]) == "red"
     assert len(server.relay.room("c-reconnect").participants) == 2
     roster = host.of(p.Participants)[-1]

@@ -5,7 +5,6 @@ the other one, and admitted patients stay admitted."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -19,9 +18,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import media
-from signalling import Principal, Seat
+from signalling import Principal, Seat, tickets
 from signalling import protocol as p
-from signalling import tickets
 from signalling.proxy import SignallingProxy, Worker, worker_service
 from tests.conftest import free_port, serve_in_loop, stop_serving
 from tests.media.helpers import colour_name, relay_config, wait_for

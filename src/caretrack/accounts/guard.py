@@ -173,7 +173,9 @@ def csrf_matches(auth: Authenticated, token: str) -> bool:
     return auth.session is not None and hmac.compare_digest(auth.session.csrf_token, token)
 
 
-async def require_user(request: HTTPConnection, roles: Iterable[str] | None, *, allow_pending_mfa: bool = False) -> User:
+async def require_user(
+    request: HTTPConnection, roles: Iterable[str] | None, *, allow_pending_mfa: bool = False
+) -> User:
     """The one authorisation check: signed in, second factor done where the role needs it,
     and a role the route allows."""
     auth: Authenticated | None = request.state.auth

@@ -14,8 +14,17 @@ from caretrack.accounts.guard import client_address
 from caretrack.accounts.models import Role, User
 from caretrack.accounts.ratelimit import LoginLimiter, TooManyRequests
 from caretrack.accounts.schemas import (
-    Invitation, ProfileOut, ProfileUpdate, TokenCreate, TokenCreated, TokenList, TokenOut, UserChange,
-    UserList, UserOut, UserQuery,
+    Invitation,
+    ProfileOut,
+    ProfileUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+    TokenOut,
+    UserChange,
+    UserList,
+    UserOut,
+    UserQuery,
 )
 from caretrack.accounts.sessions import cookie_name, cookie_options, create_session
 from caretrack.api import PUBLIC, ApiRouter
@@ -46,7 +55,8 @@ def _address(request: Request) -> str | None:
 
 def safe_next(value: str | None, fallback: str) -> str:
     """Only same-site relative paths, so a login link cannot send users elsewhere."""
-    if value and value.startswith("/") and not value.startswith("//") and not urlsplit(value).netloc and "\\" not in value:
+    if (value and value.startswith("/") and not value.startswith("//") and not urlsplit(value).netloc
+            and "\\" not in value):
         return value
     return fallback
 

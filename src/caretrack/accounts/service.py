@@ -150,7 +150,8 @@ async def do_resend_verification(settings: Settings, user: User) -> None:
         return
     async with atomic() as tx:
         secret = await _issue_token(tx, user, "verify")
-        await tx.email(user.email, "verify_email", {"name": user.full_name, "link": link(settings, "/verify-email", secret)})
+        await tx.email(user.email, "verify_email",
+                       {"name": user.full_name, "link": link(settings, "/verify-email", secret)})
 
 
 # --- login ---------------------------------------------------------------------------------
@@ -276,8 +277,8 @@ async def _accept_totp_code(tx, user: User, code: str) -> bool:
     current = totp.timecode(now())
     for step in (current - 1, current, current + 1):
         if secrets.compare_digest(totp.generate_otp(step), code):
-            claimed = await User.filter(id=user.id).filter(
-                Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step)).using_db(tx.conn).update(totp_last_step=step)
+            step_is_new = Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step)
+            claimed = await User.filter(id=user.id).filter(step_is_new).using_db(tx.conn).update(totp_last_step=step)
             return bool(claimed)
     return False
 
@@ -564,7 +565,9 @@ async def do_update_profile(user: User, changes: dict[str, Any], client_address:
 # --- access tokens ---------------------------------------------------------------------------
 
 
-async def do_create_access_token(user: User, name: str, days: int | None, client_address: str | None) -> tuple[AccessToken, str]:
+async def do_create_access_token(
+    user: User, name: str, days: int | None, client_address: str | None
+) -> tuple[AccessToken, str]:
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
         raise ValidationError("Give the token a name of 1 to 100 characters.")

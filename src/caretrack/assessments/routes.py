@@ -13,8 +13,18 @@ from caretrack.api import ApiRouter
 from caretrack.assessments import service
 from caretrack.assessments.models import AttemptStatus, QuestionKind
 from caretrack.assessments.schemas import (
-    AnswersIn, AssignIn, AttemptList, AttemptOut, MarksIn, MatrixCell, MatrixOut, MatrixQuery, MatrixRow, SkillOut,
-    TemplateIn, TemplateOut,
+    AnswersIn,
+    AssignIn,
+    AttemptList,
+    AttemptOut,
+    MarksIn,
+    MatrixCell,
+    MatrixOut,
+    MatrixQuery,
+    MatrixRow,
+    SkillOut,
+    TemplateIn,
+    TemplateOut,
 )
 from caretrack.bounds import id_from_text
 from caretrack.care.service import carers

@@ -12,7 +12,14 @@ from typing import Any
 
 from caretrack.accounts.models import Role, User
 from caretrack.assessments.models import (
-    AssessmentSection, AssessmentTemplate, Attempt, AttemptStatus, Competency, Question, QuestionKind, Skill,
+    AssessmentSection,
+    AssessmentTemplate,
+    Attempt,
+    AttemptStatus,
+    Competency,
+    Question,
+    QuestionKind,
+    Skill,
 )
 from caretrack.audit.service import Actor
 from caretrack.care.service import check_text

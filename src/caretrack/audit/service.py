@@ -92,7 +92,8 @@ async def verify_chain(batch: int = 1000) -> ChainResult:
             break
         for row in rows:
             if row.seq != expected_seq:
-                return ChainResult(checked, row.seq, f"sequence jumps from {expected_seq - 1} to {row.seq} (rows removed)")
+                return ChainResult(checked, row.seq,
+                                   f"sequence jumps from {expected_seq - 1} to {row.seq} (rows removed)")
             if row.prev_hash != prev_hash:
                 return ChainResult(checked, row.seq, "its previous-hash does not match the row before it")
             digest = _digest(row.prev_hash, row.seq, row.occurred_at, row.actor_id, row.action,

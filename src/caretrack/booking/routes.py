@@ -14,9 +14,25 @@ from caretrack.booking import slots as slotlib
 from caretrack.booking.models import ApplicationStatus
 from caretrack.booking.pages import pages  # noqa: F401 - the domain's pages
 from caretrack.booking.schemas import (
-    ApplicationList, ApplicationOut, AppointmentList, AppointmentOut, AppointmentQuery, AvailabilityIn,
-    AvailabilityOut, CalendarFeedOut, CancelRequest, Decision, DoctorList, DoctorOut, DoctorQuery, OutcomeRequest,
-    RescheduleRequest, SlotList, SlotOut, SlotQuery, SlotRequest,
+    ApplicationList,
+    ApplicationOut,
+    AppointmentList,
+    AppointmentOut,
+    AppointmentQuery,
+    AvailabilityIn,
+    AvailabilityOut,
+    CalendarFeedOut,
+    CancelRequest,
+    Decision,
+    DoctorList,
+    DoctorOut,
+    DoctorQuery,
+    OutcomeRequest,
+    RescheduleRequest,
+    SlotList,
+    SlotOut,
+    SlotQuery,
+    SlotRequest,
 )
 from caretrack.errors import NotFound, ValidationError
 
@@ -148,4 +164,4 @@ async def api_feed_off(request: Request, user: User) -> Response:
     return Response(status_code=204)
 
 
-__all__ = ["api", "pages", "routes", "ValidationError"]
+__all__ = ["api", "pages", "ValidationError"]

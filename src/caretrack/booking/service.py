@@ -24,9 +24,14 @@ from tortoise.expressions import F, Q
 from caretrack.accounts.models import Role, User
 from caretrack.audit.service import Actor
 from caretrack.booking import slots as slotlib
-from caretrack.booking.applications import get_profile, is_bookable
+from caretrack.booking.applications import is_bookable
 from caretrack.booking.models import (
-    Appointment, AppointmentStatus, Availability, AvailabilityException, DoctorLock, DoctorProfile,
+    Appointment,
+    AppointmentStatus,
+    Availability,
+    AvailabilityException,
+    DoctorLock,
+    DoctorProfile,
 )
 from caretrack.errors import CareTrackError, Conflict, Forbidden, NotFound, ValidationError
 from caretrack.payments import ledger

@@ -18,7 +18,8 @@ async def create_care_demo() -> None:
     if admin is None or carer is None or await CarePackage.exists():
         return
     package = await care.do_create_package(admin, {
-        "client_name": "Edna Example", "address": "12 Sample Road", "care_notes": "Type 2 diabetes; walks with a frame.",
+        "client_name": "Edna Example", "address": "12 Sample Road",
+        "care_notes": "Type 2 diabetes; walks with a frame.",
         "starts_on": (date.today() - timedelta(days=14)).isoformat(), "visit_times": "08:00,13:00,18:00"}, "cli")
     for title, target, period, start, end in (("Medication prompt", 3, "day", "07:30", "20:00"),
                                               ("Fluid chart", 1, "visit", "07:30", "20:00"),

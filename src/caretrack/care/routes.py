@@ -18,9 +18,24 @@ from caretrack.bounds import id_from_text
 from caretrack.care import service
 from caretrack.care.models import Period
 from caretrack.care.schemas import (
-    CarerOut, CarerRef, CompletionIn, CompletionList, CompletionOut, PackageIn, PackageList, PackageOut,
-    PackageSummary, ProgressOut, ProgressQuery, ProgressRowOut, TaskChange, TaskIn, TaskOut, TaskProgressOut,
-    TodayOut, VisitOut,
+    CarerOut,
+    CarerRef,
+    CompletionIn,
+    CompletionList,
+    CompletionOut,
+    PackageIn,
+    PackageList,
+    PackageOut,
+    PackageSummary,
+    ProgressOut,
+    ProgressQuery,
+    ProgressRowOut,
+    TaskChange,
+    TaskIn,
+    TaskOut,
+    TaskProgressOut,
+    TodayOut,
+    VisitOut,
 )
 from caretrack.errors import CareTrackError
 from caretrack.logs import get_logger

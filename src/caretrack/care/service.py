@@ -19,7 +19,15 @@ from tortoise.exceptions import IntegrityError
 from caretrack import crypto
 from caretrack.accounts.models import Role, User
 from caretrack.audit.service import Actor
-from caretrack.care.models import CarePackage, CareTask, CompletionStatus, MissedTask, PackageCarer, Period, TaskCompletion
+from caretrack.care.models import (
+    CarePackage,
+    CareTask,
+    CompletionStatus,
+    MissedTask,
+    PackageCarer,
+    Period,
+    TaskCompletion,
+)
 from caretrack.errors import Conflict, NotFound, ValidationError
 from caretrack.transaction import atomic
 
@@ -665,7 +673,8 @@ async def progress(viewer: User, *, start: date, end: date, carer_id: int | None
         query = query.filter(carer_id=carer_id)
     tasks = list(await query)
     counts = await done_counts([t.id for t in tasks], start, end)
-    names = await client_names(viewer, sorted({t.package_id for t in tasks}), client_address) if package_id is None else {}
+    names = (await client_names(viewer, sorted({t.package_id for t in tasks}), client_address)
+             if package_id is None else {})
     rows = []
     for task in tasks:
         expected = expected_in(task, task.package, start, end)

@@ -20,9 +20,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from redis.asyncio import Redis
-from signalling.proxy import Worker
 
 from caretrack.logs import get_logger
+from signalling.proxy import Worker
 
 log = get_logger("caretrack.media")
 
@@ -160,7 +160,7 @@ class Registration:
                 await self._hold(keys=[room_key(consultation_id)], args=[self.worker.id, ROOM_TTL_SECONDS],
                                  client=pipe)
             held = await pipe.execute() if hosted else []
-        lost = [c for c, holds in zip(hosted, held) if not holds]
+        lost = [c for c, holds in zip(hosted, held, strict=True) if not holds]
         if lost:
             log.warning("consultations placed on another worker; sending their clients there",
                         worker=self.worker.id, consultations=lost)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import media
 from pydantic import BaseModel, Field
-from signalling import Principal, SignallingService
-from signalling.proxy import SignallingProxy
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+import media
 from caretrack import clock
 from caretrack.accounts.guard import identify, origin_allowed
 from caretrack.api import ApiRouter
@@ -23,6 +21,8 @@ from caretrack.consultations.cluster import RedisDirectory
 from caretrack.errors import CareTrackError
 from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.settings import Settings
+from signalling import Principal, SignallingService
+from signalling.proxy import SignallingProxy
 
 api = ApiRouter("consultations")
 pages = PageRouter()

@@ -10,10 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import media
-from signalling import Hooks, Principal, Refused, Seat, StoredChat
-
 from caretrack import crypto
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.accounts.sessions import digest
 from caretrack.audit.service import Actor
 from caretrack.booking.models import Appointment, AppointmentStatus
@@ -22,6 +20,7 @@ from caretrack.errors import Forbidden, NotFound, ValidationError
 from caretrack.logs import get_logger
 from caretrack.settings import Settings
 from caretrack.transaction import atomic
+from signalling import Hooks, Principal, Refused, Seat, StoredChat
 
 log = get_logger("caretrack.consultations")
 JOINABLE = frozenset({AppointmentStatus.BOOKED})

@@ -13,21 +13,21 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
-import media
-from media.tuning import tune_garbage_collector
 from redis.asyncio import Redis
-from signalling import protocol as p
-from signalling.proxy import Worker, worker_service
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+import media
 from caretrack import crypto, db, serving
 from caretrack.consultations import service
 from caretrack.consultations.cluster import Registration
 from caretrack.logs import get_logger
 from caretrack.settings import Settings
+from media.tuning import tune_garbage_collector
+from signalling import protocol as p
+from signalling.proxy import Worker, worker_service
 
 log = get_logger("caretrack.media")
 

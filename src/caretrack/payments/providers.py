@@ -34,7 +34,9 @@ class PaymentsConfig:
     def from_settings(cls, settings) -> PaymentsConfig:
         return cls(
             provider=settings.payments_provider,
-            demo_topup=(not settings.production) if settings.payments_demo_topup is None else settings.payments_demo_topup,
+            demo_topup=(
+                (not settings.production) if settings.payments_demo_topup is None else settings.payments_demo_topup
+            ),
             api_base=settings.payments_api_base,
             secret_key=settings.payments_secret_key,
             webhook_secret=settings.payments_webhook_secret,

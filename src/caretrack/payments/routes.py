@@ -15,7 +15,13 @@ from caretrack.pagekit import PageRouter, redirect, render
 from caretrack.payments import ledger, service
 from caretrack.payments.providers import SIGNATURE_HEADER, PaymentsConfig, StripeLike
 from caretrack.payments.schemas import (
-    AdjustOut, AdjustRequest, EntryOut, PurchaseOut, PurchaseRequest, Statement, WebhookOut,
+    AdjustOut,
+    AdjustRequest,
+    EntryOut,
+    PurchaseOut,
+    PurchaseRequest,
+    Statement,
+    WebhookOut,
 )
 
 api = ApiRouter("credits")

@@ -221,8 +221,8 @@ class Bus:
                 raise
             except Exception as exc:
                 backoff = min(max(backoff * 2, 0.1), 5.0)
-                log.warning("relay pass failed; retrying", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                            retry_in=backoff)
+                log.warning("relay pass failed; retrying",
+                            error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__, retry_in=backoff)
 
     async def _subscriber_loop(self) -> None:
         attempt = 0

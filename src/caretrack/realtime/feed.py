@@ -45,8 +45,10 @@ LINES: dict[str, Line] = {
     "user.reactivated": lambda a, s, d: f"{a} reactivated {_text(d.get('name') or d.get('email'), s)}",
     "user.locked": lambda a, s, d: f"Account {_text(d.get('email'), s)} was locked"
                                    + (f" after {d['failures']} failed sign-ins" if d.get("failures") else ""),
-    "security.account_locked": lambda a, s, d: f"Account {_text(d.get('email'), s)} was locked"
-                                               + (f" after {d['failures']} failed sign-ins" if d.get("failures") else ""),
+    "security.account_locked": lambda a, s, d: (
+        f"Account {_text(d.get('email'), s)} was locked"
+        + (f" after {d['failures']} failed sign-ins" if d.get("failures") else "")
+    ),
     "user.invited": lambda a, s, d: f"{a} invited {_text(d.get('name'), s)}"
                                     + (f" ({d['email']})" if d.get("email") else "") + f" as {_role(d.get('role'))}",
     "invitation.accepted": lambda a, s, d: f"{a} accepted an invitation and joined as {_role(d.get('role'))}",

@@ -54,14 +54,14 @@ class Report(FPDF):
     def rows_table(self, headings: Sequence[str], rows: Sequence[Sequence[object]],
               widths: Sequence[float]) -> None:
         self.set_font("Helvetica", "B", 9)
-        for text, width in zip(headings, widths):
+        for text, width in zip(headings, widths, strict=True):
             self.cell(width, 7, latin1(text), border=1)
         self.ln()
         self.set_font("Helvetica", "", 9)
         for row in rows:
             if self.will_page_break(7):
                 self.add_page()
-            for value, width in zip(row, widths):
+            for value, width in zip(row, widths, strict=True):
                 text = latin1(value)
                 while text and self.get_string_width(text) > width - 2:
                     text = text[:-1]
