@@ -1,20 +1,24 @@
 # The two commands: `make run` (set up, migrate, demo accounts, serve on SQLite) and
-# `make test` (set up, start services if needed, the production smoke, the whole suite).
+# `make test` (set up, lint, start services if needed, the production smoke, the whole suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test smoke setup system-deps services clean
+.PHONY: run test lint smoke setup system-deps services clean
 
 run: setup
 	$(BIN)/caretrack migrate
 	$(BIN)/caretrack demo
 	$(BIN)/caretrack serve --port $(PORT)
 
-test: setup system-deps services smoke
+test: setup lint system-deps services smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff with the rules in pyproject.toml ([tool.ruff]); the whole tree must pass.
+lint: setup
+	$(BIN)/ruff check .
 
 # The wheel installed as production installs it (new venv, no extras, not editable) must
 # migrate, serve /readyz and a page with its CSS, and stop cleanly on SIGTERM.
