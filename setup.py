@@ -2,7 +2,7 @@
 the top-level `migrations/` and `web/` folders ship inside the package as
 `caretrack.migrations` and `caretrack.web` (templates and static files included)."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 setup(
     package_dir={
@@ -17,6 +17,9 @@ setup(
         *find_packages(".", include=["signalling", "signalling.*", "media", "media.*"]),
         "caretrack.migrations",
         "caretrack.web",
+        # Template and asset folders are data, but setuptools sees importable folders and warns
+        # unless they are listed too.
+        *("caretrack.web." + name for name in find_namespace_packages("web")),
     ],
     package_data={"caretrack.web": ["templates/**/*", "static/**/*"], "caretrack.accounts": ["*.txt"]},
     include_package_data=True,
