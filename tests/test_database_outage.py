@@ -118,7 +118,6 @@ def test_only_connection_failures_count_as_an_outage():
     import asyncpg
     from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
-    assert db.unreachable_reason(ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"))
     closed = asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
     assert db.unreachable_reason(closed)
     assert db.unreachable_reason(asyncpg.AdminShutdownError("terminating connection due to administrator command"))
@@ -134,3 +133,45 @@ def test_only_connection_failures_count_as_an_outage():
     assert db.unreachable_reason(asyncpg.QueryCanceledError("canceling statement due to statement timeout")) is None
     assert db.unreachable_reason(FileNotFoundError(2, "No such file")) is None
     assert db.unreachable_reason(ValueError("a bug")) is None
+
+
+async def test_a_refused_connection_is_an_outage_only_when_the_database_driver_met_it():
+    import asyncpg
+
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConnectionRefusedError) as from_driver:
+        await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=5)
+    assert db.unreachable_reason(from_driver.value) == f"[Errno 111] Connect call failed ('127.0.0.1', {port})"
+    # The same refusal met by an SMTP client, a payment provider's or the media relay's is theirs.
+    with pytest.raises(ConnectionRefusedError) as elsewhere:
+        await asyncio.open_connection("127.0.0.1", port)
+    assert db.unreachable_reason(elsewhere.value) is None
+    try:
+        try:
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        except asyncpg.PostgresError:
+            raise ValueError("a bug in the handler") from None
+    except ValueError as raised_while_handling:
+        assert db.unreachable_reason(raised_while_handling) is None
+
+
+async def test_an_unrelated_connection_error_in_a_route_is_a_500_not_a_database_outage(settings):
+    from starlette.routing import Route
+
+    app = create_app(settings)
+    port = free_port()
+
+    async def mail_provider_down(request):
+        await asyncio.open_connection("127.0.0.1", port)  # what an SMTP or payment client meets
+
+    app.router.routes.insert(0, Route("/api/v1/provider", mail_provider_down))
+    app.router.routes.insert(0, Route("/provider", mail_provider_down))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with LifespanManager(app), httpx.AsyncClient(transport=transport, base_url=TEST_BASE_URL) as client:
+        api = await client.get("/api/v1/provider")
+        page = await client.get("/provider")
+        ready = await client.get("/readyz")
+    assert api.status_code == 500, api.text
+    assert api.json()["error"]["code"] == "internal_error" and "retry-after" not in api.headers
+    assert page.status_code == 500 and "database" not in page.text
+    assert ready.status_code == 200

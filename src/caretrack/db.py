@@ -115,13 +115,16 @@ def refused_input_reason(exc: BaseException) -> str | None:
 
 
 def _chain(exc: BaseException):
-    """`exc` and its causes: Tortoise wraps driver errors (OperationalError from DataError)."""
+    """`exc` and its explicit causes: Tortoise wraps driver errors with `raise ... from exc`
+    (OperationalError from DataError). `__context__` is not followed: an error raised while
+    handling another one is a different failure, and classifying it by its predecessor
+    would turn a bug in an `except` block into a 503 or a 422."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
 
 
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
@@ -129,10 +132,15 @@ _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED,
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
-    if isinstance(exc, (DatabaseUnavailable, DBConnectionError, ConnectionError, socket.gaierror)):
+    if isinstance(exc, (DatabaseUnavailable, DBConnectionError)):
         return True
-    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
-        return True
+    if isinstance(exc, (ConnectionError, socket.gaierror, TimeoutError)) or (
+            isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS):
+        # The driver lets the socket's own errors through unwrapped (a refused connect while the
+        # pool reopens, a connect that times out, a failed DNS lookup); the same classes from
+        # SMTP, a payment provider or the media relay are their outages, not the database's,
+        # and stay a 500.
+        return _raised_in_driver(exc)
     try:
         import asyncpg
     except ImportError:  # an install without PostgreSQL support
@@ -145,6 +153,21 @@ def _is_connection_failure(exc: BaseException) -> bool:
     # The pool's own errors and a database that refuses new sessions carry no dedicated class.
     return (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in text) or (
         isinstance(exc, asyncpg.ObjectNotInPrerequisiteStateError) and "not currently accepting connections" in text)
+
+
+_DRIVER_MODULES = ("asyncpg",)
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside the database driver: its traceback runs through one of
+    the driver's modules (asyncpg opening a pool connection calls asyncio's connect, which raises)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".", 1)[0] in _DRIVER_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def describe_url(url: str) -> str:
