@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from caretrack.settings import Settings
 from tests.conftest import free_port
 
 
@@ -181,3 +183,62 @@ async def test_a_port_in_use_is_one_clear_line(command, tmp_path, redis_url):
         code, _, err = await run_cli(command, "--port", str(port), env=env)
     assert code == 1
     assert err.strip() == f"caretrack: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+async def test_serve_on_another_port_accepts_sign_in_from_its_own_pages(tmp_path):
+    """Without CARETRACK_BASE_URL the public URL follows --port: the login form's Origin is ours."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if name != "CARETRACK_BASE_URL"}
+    env.update(CARETRACK_ENVIRONMENT="test", CARETRACK_DATABASE_URL=f"sqlite://{tmp_path}/x.sqlite3",
+               CARETRACK_ADMIN_PASSWORD="a long enough password 42")
+    assert (await run_cli("migrate", env=env))[0] == 0
+    code, out, err = await run_cli("createadmin", "--email", "ops@example.org", env=env)
+    assert code == 0, err
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "caretrack", "serve", "--port", str(port),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        banner = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert banner.startswith(f"CareTrack serving on {base} (listening on 127.0.0.1:{port};"), banner
+        async with httpx.AsyncClient(base_url=base) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            form = await client.get("/login")
+            assert form.status_code == 200
+            token = re.search(r'name="csrf_token" value="([^"]*)"', form.text).group(1)
+            fields = {"email": "ops@example.org", "password": "a long enough password 42", "csrf_token": token}
+            # The default's origin is someone else's once the server listens elsewhere.
+            foreign = await client.post("/login", data=fields, headers={"origin": "http://127.0.0.1:8000"})
+            assert foreign.status_code == 403
+            signed_in = await client.post("/login", data=fields, headers={"origin": base})
+        assert signed_in.status_code == 303, signed_in.text[:500]
+        assert signed_in.headers["location"] == "/mfa/setup" and "set-cookie" in signed_in.headers
+    finally:
+        process.terminate()
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()[-2000:]
+
+
+def test_an_explicit_base_url_is_kept_and_a_missing_one_follows_the_bind_address(monkeypatch):
+    from caretrack import cli
+    from caretrack.settings import local_base_url
+
+    monkeypatch.setenv("CARETRACK_BASE_URL", "https://care.example.org")
+    proxied = Settings.from_env()
+    assert cli._served_settings(proxied, "0.0.0.0", 8790).base_url == "https://care.example.org"
+    assert os.environ["CARETRACK_BASE_URL"] == "https://care.example.org"
+    monkeypatch.setenv("CARETRACK_BASE_URL", "")  # unset, as far as settings go
+    served = cli._served_settings(Settings.from_env(), "0.0.0.0", 8790)
+    assert served.base_url == "http://127.0.0.1:8790" and served.origins == {"http://127.0.0.1:8790"}
+    # Web workers build their settings from the environment.
+    assert Settings.from_env().base_url == "http://127.0.0.1:8790"
+    assert local_base_url("::", 8000) == "http://127.0.0.1:8000"
+    assert local_base_url("::1", 8000) == "http://[::1]:8000"
+    assert local_base_url("care.local", 80) == "http://care.local:80"

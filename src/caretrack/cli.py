@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 
 from caretrack import crypto, db
 from caretrack.logs import configure as configure_logging
-from caretrack.settings import Settings, SettingsError
+from caretrack.settings import PREFIX, Settings, SettingsError, base_url_is_set, local_base_url
 
 
 class CommandError(Exception):
@@ -129,11 +130,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from caretrack import serving
 
+    derived = not base_url_is_set()
+    settings = _served_settings(settings, args.host, args.port)
     config = serving.hypercorn_config(args.host, args.port)
-    print(f"CareTrack serving on {settings.base_url if args.port == 8000 else f'http://{args.host}:{args.port}'} "
-          f"({args.workers} worker{'s' if args.workers > 1 else ''}, "
+    listening = f"{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
+    print(f"CareTrack serving on {settings.base_url} (listening on {listening}; "
+          f"{args.workers} worker{'s' if args.workers > 1 else ''}, "
           f"{'PostgreSQL' if not settings.is_sqlite else 'SQLite'}, "
           f"{'Redis bus' if settings.redis_url else 'in-process bus'})", flush=True)
+    if derived and args.host in ("", "0.0.0.0", "::"):
+        print(f"Opened from another machine? Set {PREFIX}BASE_URL to the URL it opens: forms sent from any "
+              f"other origin than {settings.base_url} are refused.", flush=True)
     try:
         if args.workers == 1:
             serving.run(_web_app, config)
@@ -142,6 +149,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     except serving.ServeError as exc:
         raise CommandError(str(exc)) from None
     return 0
+
+
+def _served_settings(settings: Settings, host: str, port: int) -> Settings:
+    """Without CARETRACK_BASE_URL, the public URL is where this server listens: sign-in forms
+    are refused unless their Origin is the base URL's, so `serve --port 8790` must not keep
+    the default's port 8000. A base URL set explicitly (a reverse proxy) is kept."""
+    if base_url_is_set():
+        return settings
+    base_url = local_base_url(host, port)
+    # Web workers (caretrack.asgi, also in spawned processes) read their settings from the environment.
+    os.environ[f"{PREFIX}BASE_URL"] = base_url
+    return settings.replace(base_url=base_url)
 
 
 def _web_app():
@@ -236,7 +255,6 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_createadmin(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
-    import os
 
     password = os.environ.get("CARETRACK_ADMIN_PASSWORD")
     if not password:

@@ -207,6 +207,21 @@ def development_phi_keys(secret_key: str) -> dict[int, bytes]:
     return {1: hashlib.sha256(b"caretrack-phi-v1:" + secret_key.encode()).digest()}
 
 
+def base_url_is_set(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the operator chose the public URL (a reverse proxy, a domain) rather than the default."""
+    return bool((os.environ if environ is None else environ).get(f"{PREFIX}BASE_URL", "").strip())
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server bound to `host:port`: a wildcard
+    bind (0.0.0.0, ::) answers on loopback too, and 127.0.0.1 is what the default spells."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def _origin_of(url: str, name: str = f"{PREFIX}BASE_URL") -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
