@@ -68,6 +68,9 @@ async def test_an_unhandled_error_is_a_clean_500_with_the_request_id(settings, c
     assert "secret internals" not in api.text and "Traceback" not in api.text
     assert page.status_code == 500 and "secret internals" not in page.text
     assert "Something went wrong" in page.text
+    # The last-resort answers carry the security headers, and the API one is not stored.
+    assert api.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
 async def test_metrics_count_requests_by_route_template(client):
@@ -119,6 +122,31 @@ async def test_api_answers_with_user_data_are_not_stored(client):
         response = await client.get(path, headers=bearer)
         assert response.status_code == 200, path
         assert response.headers["cache-control"] == "no-store", path
+
+
+async def test_api_errors_and_signed_in_pages_are_not_stored_and_static_files_may_be(client):
+    from caretrack.accounts import service
+    from tests.helpers import login, make_user
+
+    user = await make_user(email="errors@example.org")
+    _, secret = await service.do_create_access_token(user, "script", None, None)
+    bearer = {"authorization": f"Bearer {secret}"}
+    missing = await client.get("/api/v1/appointments/99999", headers=bearer)
+    assert missing.status_code == 404 and "99999" in missing.text
+    invalid = await client.post("/api/v1/holds", json={"doctor_id": "errors@example.org"}, headers=bearer)
+    assert invalid.status_code == 422 and "doctor_id" in invalid.text
+    anonymous = await client.get("/api/v1/me")
+    assert anonymous.status_code == 401
+    for response in (missing, invalid, anonymous):
+        assert response.headers["cache-control"] == "no-store", response.text
+
+    await login(client, "errors@example.org")
+    page = await client.get("/account")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    gone = await client.get("/no-such-page")
+    assert gone.status_code == 404 and gone.headers["cache-control"] == "no-store"
+    css = await client.get("/static/css/app.css")
+    assert css.status_code == 200 and "cache-control" not in css.headers
 
 
 async def test_static_files_are_served(client):

@@ -31,8 +31,6 @@ PREFIX = "/api/v1"
 PUBLIC: frozenset[str] = frozenset()
 MAX_JSON_BODY = 256 * 1024
 MAX_FIELD_ERRORS = 20
-# Every JSON answer may carry someone's data (PHI included): no browser or proxy keeps it.
-NO_STORE = {"cache-control": "no-store"}
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -94,12 +92,12 @@ class ApiRouter:
                 if query is not None:
                     kwargs["query"] = parse_query(query, request)
                 result = await handler(request, **kwargs)
+                # Cache-Control: no-store is added to every API answer by SecurityHeadersMiddleware.
                 if isinstance(result, Response):
-                    result.headers.setdefault("cache-control", "no-store")
                     return result
                 if adapter is None:
-                    return Response(status_code=status, headers=NO_STORE)
-                return JSONResponse(adapter.dump_python(result, mode="json"), status_code=status, headers=NO_STORE)
+                    return Response(status_code=status)
+                return JSONResponse(adapter.dump_python(result, mode="json"), status_code=status)
 
             endpoint.__name__ = handler.__name__
             self.routes.append(Route(op.path, endpoint, methods=[method]))

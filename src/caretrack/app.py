@@ -100,8 +100,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
-            Middleware(RequestContextMiddleware),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
+            Middleware(RequestContextMiddleware),
             Middleware(AuthMiddleware, settings=settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

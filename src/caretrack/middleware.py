@@ -114,7 +114,16 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+def _private(scope: Scope) -> bool:
+    """Whether the answer may carry someone's data: every API answer (errors echo ids and
+    input), and anything answered to a signed-in user. The auth middleware runs inside this
+    one and records the user in the scope's state before the response starts."""
+    return scope["path"].startswith("/api/") or (scope.get("state") or {}).get("user") is not None
+
+
 class SecurityHeadersMiddleware:
+    """Outermost, so the last-resort 500 and 503 answers carry the headers too."""
+
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
         self.https = https
@@ -127,6 +136,9 @@ class SecurityHeadersMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                if _private(scope):
+                    # No browser or proxy keeps it; a handler's own policy (a calendar feed) stands.
+                    headers.setdefault("cache-control", "no-store")
                 headers.setdefault(
                     "content-security-policy",
                     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

@@ -34,11 +34,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200,
            *, flashes: list[tuple[str, str]] | None = None) -> Response:
-    response = templates.TemplateResponse(request, template, {**(context or {}), "flashes": flashes or []},
-                                          status_code=status_code)
-    if getattr(request.state, "user", None) is not None:
-        response.headers["cache-control"] = "no-store"
-    return response
+    return templates.TemplateResponse(request, template, {**(context or {}), "flashes": flashes or []},
+                                      status_code=status_code)
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -105,10 +102,7 @@ class PageRouter:
                     kwargs["form"] = await read_form(request, max_body)
                 elif unsafe and request.state._state.get("csrf_form_pending"):
                     await (await read_form(request, max_body)).close()  # only for its token check
-                response = await handler(request, **kwargs)
-                if request.state.user is not None:
-                    response.headers.setdefault("cache-control", "no-store")
-                return response
+                return await handler(request, **kwargs)
 
             endpoint.__name__ = handler.__name__
             self.routes.append(Route(path, endpoint, methods=methods, name=handler.__name__))

@@ -106,7 +106,7 @@ def _download(request: Request, profile: DoctorProfile | None) -> Response:
         raise NotFound("The document file is missing.")
     return FileResponse(path, media_type="application/pdf", filename=f"licence-{profile.user_id}.pdf",
                         content_disposition_type="attachment",
-                        headers={"cache-control": "no-store", "x-content-type-options": "nosniff"})
+                        headers={"x-content-type-options": "nosniff"})
 
 
 @pages.get("/doctor/application/document", roles=DOCTOR)

@@ -117,7 +117,6 @@ async def download_recording(request: Request, user) -> Response:
                                                      request.path_params["recording_id"])
     return StreamingResponse(chunks, media_type="video/webm", headers={
         "content-disposition": f'attachment; filename="consultation-{recording.appointment_id}-{recording.id}.webm"',
-        "cache-control": "no-store",
     })
 
 

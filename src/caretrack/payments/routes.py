@@ -142,7 +142,7 @@ async def receipt(request: Request, user: User) -> Response:
     transfer_id = request.path_params["transfer_id"].removesuffix(".pdf")
     body = await service.receipt_pdf(request.app.state.settings, user, transfer_id)
     return Response(body, media_type="application/pdf", headers={
-        "content-disposition": f'attachment; filename="receipt-{transfer_id}.pdf"', "cache-control": "no-store"})
+        "content-disposition": f'attachment; filename="receipt-{transfer_id}.pdf"'})
 
 
 @pages.get("/admin/credits", roles=[Role.ADMIN])

@@ -17,7 +17,7 @@ pages = PageRouter()
 
 def pdf(data: bytes, filename: str) -> Response:
     return Response(data, media_type="application/pdf", headers={
-        "content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
+        "content-disposition": f'attachment; filename="{filename}"'})
 
 
 @pages.get("/admin/care/packages/{package_id:id}/compliance.pdf", roles=[Role.ADMIN])
