@@ -119,7 +119,7 @@ async def test_a_query_parameter_given_twice_is_422_not_half_read(client, patien
 
 
 async def test_a_page_form_with_nul_or_a_huge_number_is_422_not_500(client):
-    """Forms are parsed field by field in the pages; the database's refusal is the net."""
+    """Forms are parsed field by field in the pages; ids are bounded there, the database's refusal is the net."""
     from tests.helpers import csrf_token, login
 
     await make_user(Role.PATIENT, "form-input@example.org")
@@ -129,10 +129,38 @@ async def test_a_page_form_with_nul_or_a_huge_number_is_422_not_500(client):
     assert profile.status_code in (200, 422), profile.status_code  # SQLite stores NUL; PostgreSQL refuses it
     if profile.status_code == 422:
         assert "NUL" in profile.text
-    hold = await client.post("/holds", data={"doctor_id": str(2**64), "starts_at": "2030-01-01T10:00:00+00:00",
-                                             "csrf_token": token})
+    hold = await client.post("/holds", data={"doctor_id": "99999999999999999999",
+                                             "starts_at": "2030-01-01T10:00:00+00:00", "csrf_token": token})
     assert hold.status_code == 422, hold.status_code
-    assert "larger than can be stored" in hold.text
+    assert "doctor_id" in hold.text and ID_REFUSED in hold.text
+
+
+ID_REFUSED = "must be an id (a whole number from 1 to 2147483647)"
+
+
+async def test_page_form_ids_are_bounded_and_the_field_named_before_any_query(client):
+    from tests.care.helpers import admin_user, package_with_task, template
+    from tests.helpers import csrf_token, login
+
+    admin, secret = await admin_user("ids-admin@example.org")
+    carer = await make_user(Role.CARER, "ids-carer@example.org")
+    package, _ = await package_with_task(admin, carer)
+    assessment, _ = await template(admin)
+    await login(client, admin.email, totp_secret=secret)
+    token = await csrf_token(client)
+    huge = "99999999999999999999"
+    forms = [
+        (f"/admin/assessments/{assessment.id}/questions", {"section_id": huge, "kind": "text", "prompt": "Why?"},
+         "section_id"),
+        (f"/admin/assessments/{assessment.id}/assign", {"carer_id": huge}, "carer_id"),
+        (f"/admin/care/packages/{package.id}/carers", {"carer_id": str(2**31)}, "carer_id"),
+        (f"/admin/care/packages/{package.id}/tasks", {"carer_id": huge, "title": "Shopping", "target": "1",
+                                                      "period": "week"}, "carer_id"),
+    ]
+    for path, data, field in forms:
+        response = await client.post(path, data={**data, "csrf_token": token})
+        assert response.status_code == 422, (path, response.status_code)
+        assert f"{field}&#39; {ID_REFUSED}" in response.text, (path, response.text[-3000:])
 
 
 def test_the_database_refusals_of_bad_input_are_recognised():

@@ -223,6 +223,18 @@ async def test_holds_block_others_for_five_minutes(database, now):
     assert await Appointment.filter(status="expired").count() == 1
 
 
+async def test_the_hold_form_holds_a_slot_and_names_a_doctor_id_the_database_cannot_hold(client, now):
+    doctor = await make_doctor()
+    await signed_in_patient(client)
+    starts_at = next_hour(at=now).isoformat()
+    held = await client.post("/holds", data={"doctor_id": str(doctor.id), "starts_at": starts_at})
+    assert held.status_code == 303 and held.headers["location"].startswith("/appointments/"), held.text[-2000:]
+    for bad in ("99999999999999999999", "2147483648", "-1", "1e3", " 7"):
+        refused = await client.post("/holds", data={"doctor_id": bad, "starts_at": starts_at})
+        assert refused.status_code == 422, (bad, refused.status_code)
+        assert "doctor_id&#39; must be an id (a whole number from 1 to 2147483647)" in refused.text, bad
+
+
 async def test_calendar_feed_is_private_and_revocable(client):
     doctor = await make_doctor("Dr Feed")
     patient = await signed_in_patient(client, credits=20)

@@ -182,7 +182,7 @@ async def admin_add_question(request: Request, user: User, form) -> Response:
     view = await service.template_view(template_id)
     options, correct = parse_options(str(form.get("options", "")))
     try:
-        section_id = int(str(form.get("section_id", "")))
+        section_id = id_from_text(str(form.get("section_id", "")), "section_id")
         if section_id not in {s.id for s, _ in view.sections}:
             raise ValueError
         await service.do_add_question(user, section_id, {

@@ -18,6 +18,7 @@ from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import Appointment, AppointmentStatus, AvailabilityException, DoctorProfile
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
+from caretrack.bounds import id_from_text
 from caretrack.errors import CareTrackError, NotFound, ValidationError
 from caretrack.pagekit import PageRouter, redirect, render
 
@@ -227,14 +228,16 @@ async def doctor_page(request: Request, user: User, flashes=None, status: int = 
 
 @pages.post("/holds", roles=PATIENT)
 async def hold(request: Request, user: User, form) -> Response:
+    doctor_id = id_from_text(str(form.get("doctor_id", "")), "doctor_id")  # a 422 naming the field
+    if doctor_id is None:
+        raise ValidationError("Choose a slot from the list.", fields=[{"field": "doctor_id", "message": "missing"}])
     try:
-        doctor_id = int(str(form.get("doctor_id", "0")))
         starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
         held = await service.do_hold(user, doctor_id, starts_at, at=clock.now(request))
     except ValueError:
         raise ValidationError("Choose a slot from the list.") from None
     except CareTrackError as exc:
-        request.path_params["doctor_id"] = int(str(form.get("doctor_id", "0")) or 0)
+        request.path_params["doctor_id"] = doctor_id
         return await doctor_page(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/appointments/{held.id}")
 

@@ -19,6 +19,7 @@ from tortoise.exceptions import IntegrityError
 from caretrack import crypto
 from caretrack.accounts.models import Role, User
 from caretrack.audit.service import Actor
+from caretrack.bounds import id_from_text
 from caretrack.care.models import (
     CarePackage,
     CareTask,
@@ -110,10 +111,10 @@ def check_period(start: date, end: date) -> None:
 
 
 async def check_carer(carer_id: Any) -> User:
-    try:
-        carer_id = int(carer_id)
-    except (TypeError, ValueError):
-        raise ValidationError(f"'{str(carer_id)[:20]}' is not a carer id.") from None
+    """The active carer a form or an API body names (an id as text or a number, bounded before any query)."""
+    carer_id = id_from_text("" if carer_id is None else str(carer_id).strip(), "carer_id")
+    if carer_id is None:
+        raise ValidationError("Choose a carer.", fields=[{"field": "carer_id", "message": "missing"}])
     carer = await User.get_or_none(id=carer_id, role=Role.CARER, is_active=True)
     if carer is None:
         raise ValidationError(f"There is no active carer with id {carer_id}.")
