@@ -82,7 +82,6 @@ class Connection:
         self._last_heard = time.monotonic()
         self.budget = MessageBudget(self.config.message_rate, self.config.message_burst, self.config.flood_strikes,
                                     self.config.flood_seconds, self.config.clock)
-        self.accepted = 0  # messages read after the handshake (the budget bounds a flooder's)
 
     # --- called by the hub (sync) --------------------------------------------------------
 
@@ -233,7 +232,6 @@ class Connection:
             message = await self._receive()
             if self.budget.take() is Verdict.FLOODING:
                 raise _Close(CLOSE_FLOOD, "too many messages")
-            self.accepted += 1
             if message.get("type") != "pong":
                 raise _Close(CLOSE_MALFORMED, f"unexpected message type {message.get('type')!r}")
 
