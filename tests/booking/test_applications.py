@@ -67,6 +67,7 @@ async def test_apply_review_reject_reapply_approve(client, settings):
     download = await client.get(f"/admin/doctors/{doctor.id}/document")
     assert download.status_code == 200 and download.content.startswith(b"%PDF-")
     assert download.headers["content-disposition"].startswith("attachment")
+    assert download.headers["cache-control"] == "no-store"  # a signed-in answer: the middleware's rule
     short = await client.post(f"/admin/doctors/{doctor.id}",
                               data={"decision": "reject", "reason": "", "csrf_token": admin_token})
     assert short.status_code == 422

@@ -71,6 +71,7 @@ async def test_checkout_and_signed_webhooks_applied_once(live_server):
             statement = (await client.get("/api/v1/credits")).json()
             receipt = await client.get(f"/credits/receipts/{statement['entries'][0]['transfer_id']}.pdf")
             assert receipt.headers["content-type"] == "application/pdf"
+            assert receipt.headers["cache-control"] == "no-store"
             text = PdfReader(io.BytesIO(receipt.content)).pages[0].extract_text()
             assert "25.00 EUR" in text and "+25" in text
         async with signed_in(live_server.url, "nosy@example.org") as nosy:
