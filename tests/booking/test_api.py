@@ -254,7 +254,10 @@ async def test_calendar_feed_is_private_and_revocable(client):
     new_url = (await client.post("/api/v1/me/calendar-feed")).json()["url"]
     assert new_url != url
     assert (await client.get(path)).status_code == 404
-    assert (await client.get(new_url.split("testserver", 1)[1])).status_code == 200
+    signed_in_fetch = await client.get(new_url.split("testserver", 1)[1])
+    assert signed_in_fetch.status_code == 200
+    # The feed's own cache policy stands, even for a signed-in caller (no-store only fills a gap).
+    assert signed_in_fetch.headers["cache-control"] == "private, max-age=300"
 
 
 @pytest.mark.parametrize("zone, day", [("Europe/London", date(2027, 3, 28)), ("America/New_York", date(2027, 3, 14))])
