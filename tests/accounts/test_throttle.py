@@ -418,3 +418,38 @@ async def test_sign_ups_are_limited_per_client(client, clock):
     clock.advance(3600)
     assert (await client.post("/signup", data={"full_name": "New Person", "email": "one-more@example.org",
                                                "password": PASSWORD})).status_code == 200
+
+
+async def test_failures_are_forgotten_after_a_day_and_a_try_costs_one_redis_round_trip(redis_url, monkeypatch):
+    import redis.asyncio as aioredis
+
+    from caretrack.accounts.ratelimit import FORGET_AFTER_SECONDS
+
+    clock = Clock()
+    limiter = LoginLimiter(redis_url, clock=clock)
+    sent = []
+    execute = aioredis.Redis.execute_command
+
+    async def counting(self, *args, **options):
+        sent.append(args[0])
+        return await execute(self, *args, **options)
+
+    try:
+        for _ in range(5):
+            await limiter.attempt("daily@example.org", "198.51.100.4")
+        with pytest.raises(SignInThrottled):
+            await limiter.attempt("daily@example.org", "198.51.100.4")
+        monkeypatch.setattr(aioredis.Redis, "execute_command", counting)
+        clock.advance(FORGET_AFTER_SECONDS + 1)
+        assert await limiter.attempt("daily@example.org", "198.51.100.4") == 1, "a day later: afresh"
+        assert sent == ["EVALSHA"], "reading, forgetting and counting are one script call"
+        assert not limiter.counters.using_memory
+    finally:
+        await limiter.close()
+
+
+async def test_successful_sign_ins_give_their_try_back_to_the_address(client, clock):
+    await make_user(email="regular@example.org")
+    for _ in range(25):  # more than the address's free failures, all of them right
+        assert (await login(client, "regular@example.org")).status_code == 303
+    assert (await login(client, "regular@example.org", "one typo")).status_code == 401
