@@ -388,7 +388,7 @@ async def test_flooding_made_up_emails_does_not_end_a_victims_wait(monkeypatch):
 async def test_a_sign_in_link_never_confirms_an_address(client, clock):
     """Anyone can sign up with anyone's address: the owner's click on a sign-in link must not
     confirm the account a stranger chose the password of."""
-    from caretrack.accounts.service import _issue_token
+    from caretrack.accounts.links import issue_token
     from caretrack.transaction import atomic
 
     user = await make_user(email="unconfirmed@example.org")
@@ -398,7 +398,7 @@ async def test_a_sign_in_link_never_confirms_an_address(client, clock):
     assert (await login(client, "unconfirmed@example.org")).status_code == 429
     assert not await OutboundEmail.exists(to_address="unconfirmed@example.org"), "no sign-in link is sent"
     async with atomic() as tx:  # and a link sent before this rule is refused
-        token = await _issue_token(tx, user, "unlock")
+        token = await issue_token(tx, user, "unlock")
     refused = await client.post("/login/link", data={"token": token})
     assert refused.status_code == 403 and "Confirm your email address first" in refused.text
     assert "caretrack_session" not in client.cookies

@@ -18,6 +18,7 @@ from tortoise.expressions import Q
 
 from caretrack import crypto
 from caretrack.accounts import passwords
+from caretrack.accounts.links import consume_token, issue_token, link
 from caretrack.accounts.models import AccessToken, OneTimeToken, RecoveryCode, Role, Session, User
 from caretrack.accounts.ratelimit import LoginLimiter, SignInThrottled
 from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_session, revoke_user_sessions
@@ -27,8 +28,6 @@ from caretrack.settings import Settings
 from caretrack.transaction import atomic
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-TOKEN_LIFETIMES = {"verify": timedelta(days=2), "reset": timedelta(hours=1), "invite": timedelta(days=7),
-                   "unlock": timedelta(hours=1)}
 RECOVERY_CODE_COUNT = 10
 PHI_FIELDS = ("date_of_birth", "phone", "address")
 TOTP_ISSUER = "CareTrack"
@@ -58,38 +57,6 @@ def _notify_auth_changed(user_id: int) -> None:
     notify_auth_changed(user_id)
 
 
-def link(settings: Settings, path: str, token: str) -> str:
-    """Single-use links carry the token in the fragment: browsers never send it to a server,
-    so it stays out of access logs, proxies and Referer headers."""
-    return f"{settings.base_url}{path}#{token}"
-
-
-async def _issue_token(tx, user: User, purpose: str, created_by: User | None = None, *,
-                       pending: dict[str, str] | None = None) -> str:
-    """A new single-use link; it replaces the user's unused links of this purpose, except
-    confirmation links: each holds its own sign-up, and a stranger's repeat sign-up must not
-    cancel the link the owner is about to open."""
-    secret = secrets.token_urlsafe(32)
-    if purpose != "verify":
-        await OneTimeToken.filter(user_id=user.id, purpose=purpose, used_at=None).using_db(tx.conn).update(
-            used_at=now())
-    await OneTimeToken.create(using_db=tx.conn, purpose=purpose, token_hash=digest(secret), user=user,
-                              created_by=created_by, expires_at=now() + TOKEN_LIFETIMES[purpose], pending=pending)
-    return secret
-
-
-async def _consume_token(tx, secret: str, purpose: str) -> OneTimeToken:
-    """Mark a single-use token used; the conditional update makes a second use fail."""
-    names = {"verify": "verification", "reset": "password-reset", "invite": "invitation", "unlock": "sign-in"}
-    token = await OneTimeToken.get_or_none(token_hash=digest(secret or ""), purpose=purpose).using_db(tx.conn)
-    if token is None or token.used_at is not None or token.expires_at <= now():
-        raise ValidationError(f"This {names[purpose]} link is invalid, used or expired; ask for a new one.")
-    claimed = await OneTimeToken.filter(id=token.id, used_at=None).using_db(tx.conn).update(used_at=now())
-    if not claimed:
-        raise ValidationError(f"This {names[purpose]} link has already been used.")
-    return token
-
-
 # --- sign-up and verification -------------------------------------------------------------
 
 
@@ -116,7 +83,7 @@ async def do_sign_up(settings: Settings, limiter: LoginLimiter, *, email: str, f
             async with atomic() as tx:
                 user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role,
                                          password_hash=pending["password_hash"])
-                secret = await _issue_token(tx, user, "verify", pending=pending)
+                secret = await issue_token(tx, user, "verify", pending=pending)
                 await tx.audit(Actor(user.id, client_address), "user.signed_up", "user", user.id, role=str(role))
                 await tx.email(email, "verify_email", {"name": full_name,
                                                        "link": link(settings, "/verify-email", secret)})
@@ -139,7 +106,7 @@ async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, u
         if not allowed:
             return
         if user.email_verified_at is None and user.password_hash is not None:
-            secret = await _issue_token(tx, user, "verify", pending=pending)
+            secret = await issue_token(tx, user, "verify", pending=pending)
             await tx.email(user.email, "verify_email", {"name": pending["full_name"],
                                                         "link": link(settings, "/verify-email", secret)})
         else:
@@ -154,7 +121,7 @@ async def do_verify_email(secret: str, client_address: str | None) -> User:
     whichever sign-up came before). A link opened after the address is confirmed changes
     nothing but says it worked: the address is confirmed."""
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "verify")
+        token = await consume_token(tx, secret, "verify")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         if user.email_verified_at is None:
             changes: dict[str, Any] = {"email_verified_at": now()}
@@ -177,7 +144,7 @@ async def do_resend_verification(settings: Settings, user: User) -> None:
         return
     pending = {"password_hash": user.password_hash, "full_name": user.full_name, "role": str(user.role)}
     async with atomic() as tx:
-        secret = await _issue_token(tx, user, "verify", pending=pending)
+        secret = await issue_token(tx, user, "verify", pending=pending)
         await tx.email(user.email, "verify_email",
                        {"name": user.full_name, "link": link(settings, "/verify-email", secret)})
 
@@ -237,7 +204,7 @@ async def _send_sign_in_link(settings: Settings, limiter: LoginLimiter, email: s
             or not await limiter.email_allowed("sign-in-link", email)):
         return
     async with atomic() as tx:
-        secret = await _issue_token(tx, user, "unlock")
+        secret = await issue_token(tx, user, "unlock")
         await tx.audit(Actor(None, client_address), "login.link_sent", "user", user.id)
         await tx.email(user.email, "sign_in_link", {"name": user.full_name,
                                                     "link": link(settings, "/login/link", secret)})
@@ -248,7 +215,7 @@ async def do_sign_in_with_link(secret: str, client_address: str | None) -> User:
     asked for afterwards, as after a password. It never confirms an address (see
     `_send_sign_in_link`)."""
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "unlock")
+        token = await consume_token(tx, secret, "unlock")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         if not user.is_active:
             raise NotAuthenticated("This account has been deactivated; contact your administrator.")
@@ -376,7 +343,7 @@ async def do_request_password_reset(settings: Settings, limiter: LoginLimiter, e
             await tx.audit(Actor(None, client_address), "password.reset_throttled", "user", user.id)
         return
     async with atomic() as tx:
-        secret = await _issue_token(tx, user, "reset")
+        secret = await issue_token(tx, user, "reset")
         await tx.audit(Actor(None, client_address), "password.reset_requested", "user", user.id)
         await tx.email(user.email, "password_reset", {"name": user.full_name,
                                                       "link": link(settings, "/password/reset", secret)})
@@ -386,7 +353,7 @@ async def do_reset_password(secret: str, new_password: str, client_address: str 
     """Sets the password and ends every session. It never signs the user in: they log in
     again, and doctors and admins still pass their second factor."""
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "reset")
+        token = await consume_token(tx, secret, "reset")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         passwords.check_password_policy(new_password, email=user.email, name=user.full_name)
         await User.filter(id=user.id).using_db(tx.conn).update(
@@ -421,7 +388,7 @@ async def do_invite(settings: Settings, admin: User, *, email: str, full_name: s
     try:
         async with atomic() as tx:
             user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role)
-            secret = await _issue_token(tx, user, "invite", created_by=admin)
+            secret = await issue_token(tx, user, "invite", created_by=admin)
             await tx.audit(Actor(admin.id, client_address), "user.invited", "user", user.id, role=str(role))
             await tx.email(email, "invitation", {"name": full_name, "inviter": admin.full_name, "role": str(role),
                                                  "link": link(settings, "/invite/accept", secret),
@@ -435,7 +402,7 @@ async def do_invite(settings: Settings, admin: User, *, email: str, full_name: s
 
 async def do_accept_invitation(secret: str, password: str, client_address: str | None) -> User:
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "invite")
+        token = await consume_token(tx, secret, "invite")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         passwords.check_password_policy(password, email=user.email, name=user.full_name)
         await User.filter(id=user.id).using_db(tx.conn).update(
