@@ -3,18 +3,27 @@ the limits keep working (in memory) while Redis is down. Time is a pinned clock.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pyotp
 import pytest
 from asgi_lifespan import LifespanManager
 from structlog.testing import capture_logs
 
-from caretrack.accounts.ratelimit import MAX_DELAY_SECONDS, LoginLimiter, SignInThrottled, delay_after
+from caretrack.accounts.models import User
+from caretrack.accounts.ratelimit import (
+    MAX_DELAY_SECONDS,
+    LoginLimiter,
+    SignInThrottled,
+    address_key,
+    delay_after,
+)
 from caretrack.app import create_app
 from caretrack.audit.models import AuditEntry
 from caretrack.mail.models import OutboundEmail
 from tests.conftest import TEST_BASE_URL, free_port
-from tests.helpers import csrf_token, fragment_token, last_email_to, login, make_user
+from tests.helpers import PASSWORD, csrf_token, fragment_token, last_email_to, login, make_user
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, an instant on the hour
 
@@ -37,6 +46,29 @@ async def clock(app) -> Clock:
     await app.state.login_limiter.close()
     app.state.login_limiter = LoginLimiter(app.state.settings.redis_url, clock=pinned)
     return pinned
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(app, request) -> Clock:
+    """The app's limiter on a clock the test moves, counting in memory or in Redis."""
+    import redis.asyncio as aioredis
+
+    from tests.conftest import REDIS_TEST_URL, unavailable
+
+    pinned = Clock()
+    await app.state.login_limiter.close()
+    url = REDIS_TEST_URL if request.param == "redis" else None
+    if url:
+        async with aioredis.Redis.from_url(url) as probe:
+            try:
+                await asyncio.wait_for(probe.flushdb(), 3)
+            except Exception as exc:
+                unavailable(f"Redis at {url} ({exc})")
+    app.state.login_limiter = LoginLimiter(url, clock=pinned)
+    yield pinned
+    if url:
+        async with aioredis.Redis.from_url(url) as probe:
+            await probe.flushdb()
 
 
 def test_delays_double_after_the_free_failures_and_are_capped():
@@ -182,10 +214,9 @@ async def test_an_unreachable_redis_falls_back_to_memory_and_warns_once():
     try:
         with capture_logs() as logs:
             for _ in range(5):
-                await limiter.check("a@example.org", "198.51.100.1")
-                await limiter.failed("a@example.org", "198.51.100.1")
+                await limiter.attempt("a@example.org", "198.51.100.1")
             with pytest.raises(SignInThrottled, match="wait 2 seconds"):
-                await limiter.check("a@example.org", "198.51.100.1")
+                await limiter.attempt("a@example.org", "198.51.100.1")
         warnings = [entry for entry in logs if entry["log_level"] == "warning"]
         assert [w["event"] for w in warnings] == [
             "Redis unreachable: sign-in limits are counted in this process's memory until it answers"]
@@ -246,14 +277,179 @@ async def test_sign_in_works_while_redis_is_down_and_counts_go_back_to_redis_whe
                 assert await probe.keys("caretrack-limits:fail:password:account:steady@example.org")
 
 
-async def test_a_sign_in_link_confirms_the_address_it_reached(client, clock):
-    from caretrack.accounts.models import User
+async def test_parallel_wrong_passwords_get_only_the_free_checks(client, app, monkeypatch, backend):
+    from caretrack.accounts import passwords
+
+    await make_user(email="target@example.org")
+    checked = []
+    verify = passwords.verify_password
+
+    def counting(stored, given):
+        checked.append(given)
+        return verify(stored, given)
+
+    monkeypatch.setattr(passwords, "verify_password", counting)
+    answers = await asyncio.gather(*(client.post("/login", data={"email": "target@example.org",
+                                                                  "password": f"guess {n}"}) for n in range(20)))
+    assert len(checked) == 5, "each try is counted before its password is checked"
+    assert sorted(a.status_code for a in answers) == [401] * 5 + [429] * 15
+    backend.advance(2)
+    assert (await login(client, "target@example.org")).status_code == 303
+
+
+async def test_parallel_wrong_second_factor_codes_get_only_the_free_checks(client, app, monkeypatch, backend):
+    from caretrack.accounts import service
+
+    secret = pyotp.random_base32()
+    await make_user("doctor", "burst@example.org", totp_secret=secret)
+    await login(client, "burst@example.org")
+    token = await csrf_token(client, "/mfa/verify")
+    checked = []
+    accept = service._accept_totp_code
+
+    async def counting(tx, user, code):
+        checked.append(code)
+        return await accept(tx, user, code)
+
+    monkeypatch.setattr(service, "_accept_totp_code", counting)
+    answers = await asyncio.gather(*(client.post("/mfa/verify", data={"code": f"{n:06d}", "csrf_token": token})
+                                     for n in range(20)))
+    assert len(checked) == 5
+    assert sorted(a.status_code for a in answers) == [422] * 5 + [429] * 15
+
+
+async def test_password_failures_behind_an_address_do_not_refuse_the_owners_second_factor(client, clock):
+    secret = pyotp.random_base32()
+    await make_user("doctor", "doc@example.org", totp_secret=secret)
+    for _ in range(5):  # the account is throttled ...
+        await login(client, "doc@example.org", "a wrong guess")
+    for n in range(15):  # ... and so is the address, by password failures for other accounts
+        await login(client, f"sprayed{n}@example.org", "a wrong guess")
+    assert "for your network address" in (await login(client, "someone@example.org", "a guess")).text
+    assert (await login(client, "doc@example.org")).status_code == 429
+    token = fragment_token((await last_email_to("doc@example.org")).text_body, "/login/link")
+    assert (await client.post("/login/link", data={"token": token})).headers["location"] == "/mfa/verify"
+    verified = await client.post("/mfa/verify", data={"code": pyotp.TOTP(secret).now(),
+                                                       "csrf_token": await csrf_token(client, "/mfa/verify")})
+    assert verified.status_code == 303 and (await client.get("/doctor")).status_code == 200
+
+
+async def test_a_throttled_address_makes_us_email_nobody(client, clock):
+    await make_user(email="bystander@example.org")
+    for n in range(20):
+        await login(client, f"made-up{n}@example.org", "a wrong guess")
+    refused = await login(client, "bystander@example.org")
+    assert refused.status_code == 429 and "for your network address" in refused.text
+    assert "emailed" not in refused.text
+    assert not await OutboundEmail.exists(to_address="bystander@example.org")
+
+
+async def test_ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4():
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::2") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert address_key("::ffff:198.51.100.7") == address_key("198.51.100.7") == "198.51.100.7"
+    assert address_key("198.51.100.8") != address_key("198.51.100.7")
+    limiter = LoginLimiter(None, clock=Clock())
+    for n in range(20):  # a new address from the same /64 for every try
+        await limiter.attempt(f"user{n}@example.org", f"2001:db8:1:2::{n + 1:x}")
+    with pytest.raises(SignInThrottled) as refused:
+        await limiter.attempt("another@example.org", "2001:db8:1:2:dead:beef:0:1")
+    assert refused.value.scope == "address"
+    await limiter.attempt("another@example.org", "2001:db8:1:3::1")  # the next /64 is someone else
+
+
+async def test_flooding_made_up_emails_does_not_end_a_victims_wait(monkeypatch):
+    from caretrack.accounts import counters
+
+    monkeypatch.setattr(counters, "MEMORY_MAX_KEYS", 10)
+    limiter = LoginLimiter(None, clock=Clock())
+    for _ in range(5):
+        await limiter.attempt("victim@example.org", "198.51.100.1")
+    for n in range(30):
+        await limiter.attempt(f"made-up{n}@example.org", f"203.0.113.{n}")
+        assert len(limiter.counters.memory._failures) <= 10
+    with pytest.raises(SignInThrottled) as refused:
+        await limiter.attempt("victim@example.org", "203.0.113.200")
+    assert refused.value.scope == "account"
+    # full of records that all still throttle: a newcomer waits rather than one of them going
+    monkeypatch.setattr(counters, "MEMORY_MAX_KEYS", 3)
+    limiter = LoginLimiter(None, clock=Clock())
+    for email in ("first@example.org", "second@example.org"):  # two accounts and their one address
+        for _ in range(5):
+            await limiter.attempt(email, None)
+    assert len(limiter.counters.memory._failures) == 3
+    with pytest.raises(SignInThrottled, match="wait 60 seconds"):
+        await limiter.attempt("newcomer@example.org", None)
+    for email in ("first@example.org", "second@example.org"):
+        with pytest.raises(SignInThrottled, match="wait 2 seconds"):
+            await limiter.attempt(email, None)
+
+
+async def test_a_sign_in_link_never_confirms_an_address(client, clock):
+    """Anyone can sign up with anyone's address: the owner's click on a sign-in link must not
+    confirm the account a stranger chose the password of."""
+    from caretrack.accounts.links import issue_token
+    from caretrack.transaction import atomic
 
     user = await make_user(email="unconfirmed@example.org")
     await User.filter(id=user.id).update(email_verified_at=None)
     for _ in range(5):
         await login(client, "unconfirmed@example.org", "a wrong guess")
     assert (await login(client, "unconfirmed@example.org")).status_code == 429
-    token = fragment_token((await last_email_to("unconfirmed@example.org")).text_body, "/login/link")
-    assert (await client.post("/login/link", data={"token": token})).headers["location"] == "/patient"
-    assert (await User.get(id=user.id)).email_verified_at is not None
+    assert not await OutboundEmail.exists(to_address="unconfirmed@example.org"), "no sign-in link is sent"
+    async with atomic() as tx:  # and a link sent before this rule is refused
+        token = await issue_token(tx, user, "unlock")
+    refused = await client.post("/login/link", data={"token": token})
+    assert refused.status_code == 403 and "Confirm your email address first" in refused.text
+    assert "caretrack_session" not in client.cookies
+    assert (await User.get(id=user.id)).email_verified_at is None
+
+
+async def test_sign_ups_are_limited_per_client(client, clock):
+    for n in range(20):
+        assert (await client.post("/signup", data={"full_name": "New Person", "email": f"new{n}@example.org",
+                                                   "password": PASSWORD})).status_code == 200
+    refused = await client.post("/signup", data={"full_name": "New Person", "email": "one-more@example.org",
+                                                  "password": PASSWORD})
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "3600"
+    assert "Too many sign-ups from your network address this hour: try again in 60 minutes" in refused.text
+    assert not await User.exists(email="one-more@example.org")
+    assert not await OutboundEmail.exists(to_address="one-more@example.org")
+    clock.advance(3600)
+    assert (await client.post("/signup", data={"full_name": "New Person", "email": "one-more@example.org",
+                                               "password": PASSWORD})).status_code == 200
+
+
+async def test_failures_are_forgotten_after_a_day_and_a_try_costs_one_redis_round_trip(redis_url, monkeypatch):
+    import redis.asyncio as aioredis
+
+    from caretrack.accounts.ratelimit import FORGET_AFTER_SECONDS
+
+    clock = Clock()
+    limiter = LoginLimiter(redis_url, clock=clock)
+    sent = []
+    execute = aioredis.Redis.execute_command
+
+    async def counting(self, *args, **options):
+        sent.append(args[0])
+        return await execute(self, *args, **options)
+
+    try:
+        for _ in range(5):
+            await limiter.attempt("daily@example.org", "198.51.100.4")
+        with pytest.raises(SignInThrottled):
+            await limiter.attempt("daily@example.org", "198.51.100.4")
+        monkeypatch.setattr(aioredis.Redis, "execute_command", counting)
+        clock.advance(FORGET_AFTER_SECONDS + 1)
+        assert await limiter.attempt("daily@example.org", "198.51.100.4") == 1, "a day later: afresh"
+        assert sent == ["EVALSHA"], "reading, forgetting and counting are one script call"
+        assert not limiter.counters.using_memory
+    finally:
+        await limiter.close()
+
+
+async def test_successful_sign_ins_give_their_try_back_to_the_address(client, clock):
+    await make_user(email="regular@example.org")
+    for _ in range(25):  # more than the address's free failures, all of them right
+        assert (await login(client, "regular@example.org")).status_code == 303
+    assert (await login(client, "regular@example.org", "one typo")).status_code == 401

@@ -109,6 +109,9 @@ class OneTimeToken(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
+    # A confirmation link's sign-up (password hash, name, role): opening the link sets them,
+    # so the account takes the credentials of whoever chose them and reads that mailbox.
+    pending = fields.JSONField(null=True)
 
     class Meta:
         table = "one_time_tokens"

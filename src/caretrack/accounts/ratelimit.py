@@ -1,17 +1,21 @@
 """Sign-in throttling and request budgets.
 
-Failed sign-ins are counted per account and per client address. After a few free failures,
-each further try must wait twice as long as the last (2, 4, 8 … seconds, capped), and a try
-made during the wait is refused without the password being checked, so the wait cannot be
-used as an oracle. The owner is never locked out for long: a throttled sign-in emails the
-account a one-time sign-in link (see `service.check_login`), and the second factor is still
-asked for after it. Time comes from an injectable clock, so tests pin and advance it.
+Failed sign-ins are counted per account and per client address, for each factor apart. A try
+is counted before its secret is checked and taken back if it succeeds, so parallel tries get no
+more checks than the free ones. After a few free failures, each further try must wait twice as
+long as the last (2, 4, 8 … seconds, capped), and a try made during the wait is refused without
+the secret being checked, so the wait cannot be used as an oracle. The owner is never locked
+out for long: a sign-in refused because the *account* is throttled emails it a one-time
+sign-in link (see `service.check_login`; never because of the address, or one address could
+make us email every user), and the second factor is still asked for after it. Time comes from
+an injectable clock, so tests pin and advance it.
 
 Emails that anyone can trigger (password reset, sign-up notices, sign-in links) have a small
 hourly budget per address they go to, and the requests behind them a budget per client."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -57,9 +61,26 @@ class SignInThrottled(TooManyRequests):
         what = "this account" if scope == "account" else "your network address"
         noun = "sign-ins" if factor == "password" else "two-factor codes"
         message = f"Too many failed {noun} for {what}: wait {_wait_words(retry_after)} before the next try."
-        if factor == "password":
+        if factor == "password" and scope == "account":
             message += " If the account is yours, we have emailed it a link that signs you in without waiting."
         super().__init__(message, retry_after)
+
+
+def address_key(address: str | None) -> str:
+    """The client as the limits count it: an IPv4 address whole, an IPv6 address by its /64
+    (one subscriber is usually given a whole /64, so single IPv6 addresses are free to an
+    attacker), an IPv4-mapped IPv6 address as the IPv4 address it is."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class LoginLimiter:
@@ -72,40 +93,44 @@ class LoginLimiter:
         self.free = dict(FREE_FAILURES)
         if free_failures is not None:
             self.free["account"] = free_failures
+        # The wait after each count, computed here once (the counters only look it up); past
+        # the end of a table the wait stays at its last, capped value.
+        self._delays = [[delay_after(n, free) for n in range(free + 10)]
+                        for free in (self.free["account"], self.free["address"])]
 
     @staticmethod
     def _keys(email: str, address: str | None, factor: str) -> dict[str, str]:
         # Bounded: the email is whatever the form held, and no account has one past 254 characters.
+        # By factor for the address too: password failures behind an address must not refuse the
+        # right second factor of someone who has proven their password.
         return {"account": f"fail:{factor}:account:{email.strip().lower()[:254]}",
-                "address": f"fail:address:{address or 'unknown'}"}
+                "address": f"fail:{factor}:address:{address_key(address)}"}
 
-    async def check(self, email: str, address: str | None, *, factor: str = "password") -> None:
-        """Refuse, before the secret is even checked, while either wait is running."""
-        at = self.clock()
-        for scope, key in self._keys(email, address, factor).items():
-            record = await self.counters.failures(key, at)
-            if at - record.last_at > FORGET_AFTER_SECONDS:
-                continue
-            remaining = record.last_at + delay_after(record.count, self.free[scope]) - at
-            if remaining > 0:
-                raise SignInThrottled(scope, remaining, factor=factor)
-
-    async def failed(self, email: str, address: str | None, *, factor: str = "password") -> bool:
-        """Count a failure; True when this one starts the account's throttling."""
-        at = self.clock()
+    async def attempt(self, email: str, address: str | None, *, factor: str = "password") -> int:
+        """Count this try as a failure before its secret is checked, so parallel tries get no
+        more checks than the free ones, and refuse it unchecked while either wait is running.
+        The account's failure count, this try included; `succeeded` takes the try back."""
         keys = self._keys(email, address, factor)
-        for key in keys.values():
-            record = await self.counters.failures(key, at)
-            if record.count and at - record.last_at > FORGET_AFTER_SECONDS:
-                await self.counters.clear(key)  # a day without failures: start afresh
-        account = await self.counters.record_failure(keys["account"], at, FORGET_AFTER_SECONDS)
-        await self.counters.record_failure(keys["address"], at, FORGET_AFTER_SECONDS)
-        return account.count == self.free["account"]
+        reservation = await self.counters.reserve(list(keys.values()), self._delays, self.clock(),
+                                                  FORGET_AFTER_SECONDS)
+        if reservation.blocked is not None:
+            raise SignInThrottled(list(keys)[reservation.blocked], reservation.retry_after, factor=factor)
+        return reservation.counts[0]
 
-    async def succeeded(self, email: str, *, factor: str = "password") -> None:
-        """The owner got in: their account starts afresh. The address does not (an attacker
-        could otherwise reset it by signing into an account of their own)."""
-        await self.counters.clear(self._keys(email, None, factor)["account"])
+    def starts_throttling(self, count: int) -> bool:
+        """True when the account's `count`th failure is the one that starts its waits."""
+        return count == self.free["account"]
+
+    async def succeeded(self, email: str, address: str | None, *, factor: str = "password") -> None:
+        """The owner got in: their account starts afresh, and the address gets back the try
+        `attempt` counted, no more (an attacker could otherwise wipe the address's record by
+        signing into an account of their own)."""
+        keys = self._keys(email, address, factor)
+        await self.counters.release([keys["account"]], [keys["address"]])
+
+    async def forgive_account(self, email: str) -> None:
+        """The owner got in by an emailed link: their account's password failures start afresh."""
+        await self.counters.release([self._keys(email, None, "password")["account"]], [])
 
     async def email_allowed(self, purpose: str, email: str) -> bool:
         """Spend one of the address's hourly emails of this kind; False once spent."""
@@ -119,7 +144,7 @@ class LoginLimiter:
         at = self.clock()
         window = int(at // HOUR)
         remaining = (window + 1) * HOUR - at
-        key = f"requests:{purpose}:{address or 'unknown'}:{window}"
+        key = f"requests:{purpose}:{address_key(address)}:{window}"
         if await self.counters.bump(key, at, remaining) > REQUESTS_PER_HOUR:
             raise TooManyRequests(f"Too many {what} from your network address this hour: try again in "
                                   f"{_wait_words(remaining)}.", remaining)

@@ -123,7 +123,7 @@ async def sign_in_with_link(request: Request, form) -> Response:
     except CareTrackError as exc:
         return render(request, "accounts/sign_in_link.html", status_code=exc.status_code,
                       flashes=[("error", exc.message)])
-    await _limiter(request).succeeded(user.email)
+    await _limiter(request).forgive_account(user.email)
     return await _sign_in(request, user, None, method="email_link")
 
 
@@ -145,6 +145,8 @@ async def signup_page(request: Request) -> Response:
 async def signup(request: Request, form) -> Response:
     values = {k: str(form.get(k, "")) for k in ("email", "full_name", "role")}
     try:
+        # Each sign-up may write a row and send an email: a budget per client, like resets.
+        await _limiter(request).count_request("signup", _address(request), "sign-ups")
         role = Role(values["role"] or "patient")
         await service.do_sign_up(_settings(request), _limiter(request), email=values["email"],
                                  full_name=values["full_name"], password=str(form.get("password", "")), role=role,
@@ -153,8 +155,7 @@ async def signup(request: Request, form) -> Response:
         return render(request, "accounts/signup.html", {**values, "role": "patient"}, status_code=422,
                       flashes=[("error", "Choose patient or doctor.")])
     except CareTrackError as exc:
-        return render(request, "accounts/signup.html", values, status_code=exc.status_code,
-                      flashes=[("error", exc.message)])
+        return _refused(request, "accounts/signup.html", exc, values)
     # The same answer whether the address was free or taken: no session, a page saying what to do.
     return render(request, "accounts/signup.html", {"sent": True, "email": values["email"].strip()})
 
@@ -265,15 +266,16 @@ async def mfa_verify_page(request: Request, user) -> Response:
 
 @pages.post("/mfa/verify", roles=None, allow_pending_mfa=True)
 async def mfa_verify(request: Request, user, form) -> Response:
+    limiter = _limiter(request)
     try:
-        await _limiter(request).check(user.email, _address(request), factor="second-factor")
+        # Counted before the code is checked (parallel guesses get only the free checks); the
+        # password's throttles do not apply here: this session has proven the password already.
+        await limiter.attempt(user.email, _address(request), factor="second-factor")
         await service.do_verify_second_factor(user, str(form.get("code", "")), request.state.session,
                                               _address(request))
     except CareTrackError as exc:
-        if isinstance(exc, ValidationError):
-            await _limiter(request).failed(user.email, _address(request), factor="second-factor")
         return _refused(request, "accounts/mfa_verify.html", exc)
-    await _limiter(request).succeeded(user.email, factor="second-factor")
+    await limiter.succeeded(user.email, _address(request), factor="second-factor")
     return redirect(DASHBOARDS[str(user.role)])
 
 

@@ -18,6 +18,7 @@ from tortoise.expressions import Q
 
 from caretrack import crypto
 from caretrack.accounts import passwords
+from caretrack.accounts.links import consume_token, issue_token, link
 from caretrack.accounts.models import AccessToken, OneTimeToken, RecoveryCode, Role, Session, User
 from caretrack.accounts.ratelimit import LoginLimiter, SignInThrottled
 from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_session, revoke_user_sessions
@@ -27,8 +28,6 @@ from caretrack.settings import Settings
 from caretrack.transaction import atomic
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-TOKEN_LIFETIMES = {"verify": timedelta(days=2), "reset": timedelta(hours=1), "invite": timedelta(days=7),
-                   "unlock": timedelta(hours=1)}
 RECOVERY_CODE_COUNT = 10
 PHI_FIELDS = ("date_of_birth", "phone", "address")
 TOTP_ISSUER = "CareTrack"
@@ -58,32 +57,6 @@ def _notify_auth_changed(user_id: int) -> None:
     notify_auth_changed(user_id)
 
 
-def link(settings: Settings, path: str, token: str) -> str:
-    """Single-use links carry the token in the fragment: browsers never send it to a server,
-    so it stays out of access logs, proxies and Referer headers."""
-    return f"{settings.base_url}{path}#{token}"
-
-
-async def _issue_token(tx, user: User, purpose: str, created_by: User | None = None) -> str:
-    secret = secrets.token_urlsafe(32)
-    await OneTimeToken.filter(user_id=user.id, purpose=purpose, used_at=None).using_db(tx.conn).update(used_at=now())
-    await OneTimeToken.create(using_db=tx.conn, purpose=purpose, token_hash=digest(secret), user=user,
-                              created_by=created_by, expires_at=now() + TOKEN_LIFETIMES[purpose])
-    return secret
-
-
-async def _consume_token(tx, secret: str, purpose: str) -> OneTimeToken:
-    """Mark a single-use token used; the conditional update makes a second use fail."""
-    names = {"verify": "verification", "reset": "password-reset", "invite": "invitation", "unlock": "sign-in"}
-    token = await OneTimeToken.get_or_none(token_hash=digest(secret or ""), purpose=purpose).using_db(tx.conn)
-    if token is None or token.used_at is not None or token.expires_at <= now():
-        raise ValidationError(f"This {names[purpose]} link is invalid, used or expired; ask for a new one.")
-    claimed = await OneTimeToken.filter(id=token.id, used_at=None).using_db(tx.conn).update(used_at=now())
-    if not claimed:
-        raise ValidationError(f"This {names[purpose]} link has already been used.")
-    return token
-
-
 # --- sign-up and verification -------------------------------------------------------------
 
 
@@ -91,21 +64,26 @@ async def do_sign_up(settings: Settings, limiter: LoginLimiter, *, email: str, f
                      role: Role, client_address: str | None) -> None:
     """Creates the account and emails a confirmation link; for an address that already has an
     account, emails its owner instead. Either way the caller learns nothing (no account
-    discovery): same answer, no session; the new user signs in once the address is confirmed."""
+    discovery): same answer, no session; the new user signs in once the address is confirmed.
+
+    Anyone can sign up with anyone's address, so an unconfirmed account's password may be a
+    stranger's. Each confirmation link therefore carries the sign-up it was sent for (the
+    password hash, name and role), and opening it sets those: the account ends up with the
+    credentials of the person who reads the mailbox, never with those of an earlier sign-up."""
     if role not in (Role.PATIENT, Role.DOCTOR):
         raise ValidationError("Only patients and doctors sign up themselves; others are invited.")
     email = normalise_email(email)
     full_name = check_name(full_name)
     passwords.check_password_policy(password, email=email, name=full_name)
     # Hashed whether or not the address is taken, so both answers take as long.
-    password_hash = passwords.hash_password(password)
+    pending = {"password_hash": passwords.hash_password(password), "full_name": full_name, "role": str(role)}
     existing = await User.get_or_none(email=email)
     if existing is None:
         try:
             async with atomic() as tx:
                 user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role,
-                                         password_hash=password_hash)
-                secret = await _issue_token(tx, user, "verify")
+                                         password_hash=pending["password_hash"])
+                secret = await issue_token(tx, user, "verify", pending=pending)
                 await tx.audit(Actor(user.id, client_address), "user.signed_up", "user", user.id, role=str(role))
                 await tx.email(email, "verify_email", {"name": full_name,
                                                        "link": link(settings, "/verify-email", secret)})
@@ -114,21 +92,22 @@ async def do_sign_up(settings: Settings, limiter: LoginLimiter, *, email: str, f
             return
         except IntegrityError:  # a concurrent sign-up took the address first
             existing = await User.get(email=email)
-    await _tell_owner_about_sign_up(settings, limiter, existing, client_address)
+    await _tell_owner_about_sign_up(settings, limiter, existing, pending, client_address)
 
 
-async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, user: User,
+async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, user: User, pending: dict[str, str],
                                     client_address: str | None) -> None:
-    """An unconfirmed self-sign-up gets a new confirmation link; anyone else a note saying
-    how to sign in or reset. Limited per address, so sign-ups cannot flood a mailbox."""
+    """An unconfirmed self-sign-up gets a confirmation link for this sign-up (its password,
+    not the account's); anyone else a note saying how to sign in or reset. Limited per
+    address, so sign-ups cannot flood a mailbox."""
     allowed = user.is_active and await limiter.email_allowed("signup", user.email)
     async with atomic() as tx:
         await tx.audit(Actor(None, client_address), "user.signup_repeated", "user", user.id, emailed=allowed)
         if not allowed:
             return
         if user.email_verified_at is None and user.password_hash is not None:
-            secret = await _issue_token(tx, user, "verify")
-            await tx.email(user.email, "verify_email", {"name": user.full_name,
+            secret = await issue_token(tx, user, "verify", pending=pending)
+            await tx.email(user.email, "verify_email", {"name": pending["full_name"],
                                                         "link": link(settings, "/verify-email", secret)})
         else:
             await tx.email(user.email, "signup_existing", {
@@ -137,19 +116,35 @@ async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, u
 
 
 async def do_verify_email(secret: str, client_address: str | None) -> User:
+    """Confirms the address and gives the account the sign-up this link was sent for; every
+    other confirmation link, session and access token of the account ends (they belonged to
+    whichever sign-up came before). A link opened after the address is confirmed changes
+    nothing but says it worked: the address is confirmed."""
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "verify")
+        token = await consume_token(tx, secret, "verify")
         user = await User.get(id=token.user_id).using_db(tx.conn)
-        await User.filter(id=user.id).using_db(tx.conn).update(email_verified_at=now())
-        await tx.audit(Actor(user.id, client_address), "user.email_verified", "user", user.id)
+        if user.email_verified_at is None:
+            changes: dict[str, Any] = {"email_verified_at": now()}
+            if token.pending:
+                changes.update(password_hash=token.pending["password_hash"], full_name=token.pending["full_name"],
+                               role=Role(token.pending["role"]))
+            await User.filter(id=user.id).using_db(tx.conn).update(**changes)
+            await OneTimeToken.filter(user_id=user.id, purpose="verify", used_at=None).using_db(tx.conn).update(
+                used_at=now())
+            await revoke_user_sessions(user.id, tx.conn)
+            await AccessToken.filter(user_id=user.id, revoked_at=None).using_db(tx.conn).update(revoked_at=now())
+            await tx.audit(Actor(user.id, client_address), "user.email_verified", "user", user.id)
     return user
 
 
 async def do_resend_verification(settings: Settings, user: User) -> None:
+    """A new confirmation link for the account's own sign-up; only called once its password
+    has been given, so the link carries credentials the signer has proven."""
     if user.email_verified_at is not None:
         return
+    pending = {"password_hash": user.password_hash, "full_name": user.full_name, "role": str(user.role)}
     async with atomic() as tx:
-        secret = await _issue_token(tx, user, "verify")
+        secret = await issue_token(tx, user, "verify", pending=pending)
         await tx.email(user.email, "verify_email",
                        {"name": user.full_name, "link": link(settings, "/verify-email", secret)})
 
@@ -160,18 +155,19 @@ async def do_resend_verification(settings: Settings, user: User) -> None:
 async def check_login(settings: Settings, limiter: LoginLimiter, *, email: str, password: str,
                       client_address: str | None) -> User:
     """The user whose password this is, or a domain error. Throttled per account and per
-    address (a throttled try is refused unchecked and emails the owner a sign-in link);
-    every outcome is audited."""
+    address (a throttled try is refused unchecked; a throttled account is emailed a sign-in
+    link); every outcome is audited."""
     email = (email or "").strip().lower()
     try:
-        await limiter.check(email, client_address)
-    except SignInThrottled:
-        await _send_sign_in_link(settings, limiter, email, client_address)
+        tries = await limiter.attempt(email, client_address)
+    except SignInThrottled as exc:
+        if exc.scope == "account":
+            await _send_sign_in_link(settings, limiter, email, client_address)
         raise
     user = await User.get_or_none(email=email)
     ok = passwords.verify_password(user.password_hash if user else None, password or "")
     if not ok or user is None or not user.is_active:
-        locked = await limiter.failed(email, client_address)
+        locked = limiter.starts_throttling(tries)
         async with atomic() as tx:
             await tx.audit(Actor(user.id if user else None, client_address), "login.failed", "user",
                            user.id if user else None, email=email,
@@ -185,7 +181,7 @@ async def check_login(settings: Settings, limiter: LoginLimiter, *, email: str, 
         if ok and user is not None and not user.is_active:
             raise NotAuthenticated("This account has been deactivated; contact your administrator.")
         raise NotAuthenticated("The email or password is wrong.")
-    await limiter.succeeded(email)
+    await limiter.succeeded(email, client_address)
     if passwords.needs_rehash(user.password_hash):
         await User.filter(id=user.id).update(password_hash=passwords.hash_password(password))
     if user.email_verified_at is None:
@@ -199,12 +195,16 @@ async def check_login(settings: Settings, limiter: LoginLimiter, *, email: str, 
 async def _send_sign_in_link(settings: Settings, limiter: LoginLimiter, email: str,
                              client_address: str | None) -> None:
     """The owner of a throttled account can still get in: a one-time link by email (the
-    attacker, who does not read that mailbox, gains nothing). A few per hour at most."""
+    attacker, who does not read that mailbox, gains nothing). A few per hour at most. Never
+    for an unconfirmed account: its password may be a stranger's (anyone can sign up with any
+    address), so a link would hand the owner's mailbox proof to that stranger's account; and
+    an unconfirmed account cannot sign in anyway, so nobody is locked out of it."""
     user = await User.get_or_none(email=email, is_active=True)
-    if user is None or user.password_hash is None or not await limiter.email_allowed("sign-in-link", email):
+    if (user is None or user.password_hash is None or user.email_verified_at is None
+            or not await limiter.email_allowed("sign-in-link", email)):
         return
     async with atomic() as tx:
-        secret = await _issue_token(tx, user, "unlock")
+        secret = await issue_token(tx, user, "unlock")
         await tx.audit(Actor(None, client_address), "login.link_sent", "user", user.id)
         await tx.email(user.email, "sign_in_link", {"name": user.full_name,
                                                     "link": link(settings, "/login/link", secret)})
@@ -212,15 +212,16 @@ async def _send_sign_in_link(settings: Settings, limiter: LoginLimiter, email: s
 
 async def do_sign_in_with_link(secret: str, client_address: str | None) -> User:
     """The user an emailed sign-in link is for; it works once. The second factor is still
-    asked for afterwards, as after a password."""
+    asked for afterwards, as after a password. It never confirms an address (see
+    `_send_sign_in_link`)."""
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "unlock")
+        token = await consume_token(tx, secret, "unlock")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         if not user.is_active:
             raise NotAuthenticated("This account has been deactivated; contact your administrator.")
-        if user.email_verified_at is None:  # the link reached the inbox: the address is confirmed
-            user.email_verified_at = now()
-            await User.filter(id=user.id).using_db(tx.conn).update(email_verified_at=user.email_verified_at)
+        if user.email_verified_at is None:
+            raise Forbidden("Confirm your email address first: sign up again with it, and open the "
+                            "confirmation link we email you.", code="email_unconfirmed")
         await tx.audit(Actor(user.id, client_address), "login.link_used", "user", user.id)
     return user
 
@@ -342,7 +343,7 @@ async def do_request_password_reset(settings: Settings, limiter: LoginLimiter, e
             await tx.audit(Actor(None, client_address), "password.reset_throttled", "user", user.id)
         return
     async with atomic() as tx:
-        secret = await _issue_token(tx, user, "reset")
+        secret = await issue_token(tx, user, "reset")
         await tx.audit(Actor(None, client_address), "password.reset_requested", "user", user.id)
         await tx.email(user.email, "password_reset", {"name": user.full_name,
                                                       "link": link(settings, "/password/reset", secret)})
@@ -352,7 +353,7 @@ async def do_reset_password(secret: str, new_password: str, client_address: str 
     """Sets the password and ends every session. It never signs the user in: they log in
     again, and doctors and admins still pass their second factor."""
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "reset")
+        token = await consume_token(tx, secret, "reset")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         passwords.check_password_policy(new_password, email=user.email, name=user.full_name)
         await User.filter(id=user.id).using_db(tx.conn).update(
@@ -387,7 +388,7 @@ async def do_invite(settings: Settings, admin: User, *, email: str, full_name: s
     try:
         async with atomic() as tx:
             user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role)
-            secret = await _issue_token(tx, user, "invite", created_by=admin)
+            secret = await issue_token(tx, user, "invite", created_by=admin)
             await tx.audit(Actor(admin.id, client_address), "user.invited", "user", user.id, role=str(role))
             await tx.email(email, "invitation", {"name": full_name, "inviter": admin.full_name, "role": str(role),
                                                  "link": link(settings, "/invite/accept", secret),
@@ -401,7 +402,7 @@ async def do_invite(settings: Settings, admin: User, *, email: str, full_name: s
 
 async def do_accept_invitation(secret: str, password: str, client_address: str | None) -> User:
     async with atomic() as tx:
-        token = await _consume_token(tx, secret, "invite")
+        token = await consume_token(tx, secret, "invite")
         user = await User.get(id=token.user_id).using_db(tx.conn)
         passwords.check_password_policy(password, email=user.email, name=user.full_name)
         await User.filter(id=user.id).using_db(tx.conn).update(
