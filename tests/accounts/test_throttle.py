@@ -225,55 +225,34 @@ async def test_an_unreachable_redis_falls_back_to_memory_and_warns_once():
         await limiter.close()
 
 
-@pytest.fixture
-async def own_redis():
-    """A redis-server of our own, to stop and start."""
-    import shutil
-    import tempfile
-
-    from tests.realtime.conftest import RedisServer
-
-    if not shutil.which("redis-server"):
-        from tests.conftest import unavailable
-
-        unavailable("redis-server (to stop and start in tests)")
-    directory = tempfile.mkdtemp(prefix="caretrack-redis-")
-    server = RedisServer(free_port(), directory)
-    server.start()
-    await server.wait_ready()
-    yield server
-    server.kill()
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-async def test_sign_in_works_while_redis_is_down_and_counts_go_back_to_redis_when_it_returns(settings, own_redis):
+async def test_sign_in_works_while_redis_is_down_and_counts_go_back_to_redis_when_it_returns(settings, private_redis):
     import redis.asyncio as aioredis
 
-    app = create_app(settings.replace(redis_url=own_redis.url))
+    app = create_app(settings.replace(redis_url=private_redis.url))
     pinned = Clock()
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         await app.state.login_limiter.close()
-        app.state.login_limiter = LoginLimiter(own_redis.url, clock=pinned)
+        app.state.login_limiter = LoginLimiter(private_redis.url, clock=pinned)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL,
                                      headers={"origin": TEST_BASE_URL}) as client:
             await make_user(email="steady@example.org")
             assert (await login(client, "steady@example.org", "a wrong guess")).status_code == 401
-            async with aioredis.Redis.from_url(own_redis.url) as probe:
+            async with aioredis.Redis.from_url(private_redis.url) as probe:
                 assert await probe.keys("caretrack-limits:fail:*")
-            own_redis.kill()
+            private_redis.kill()
             with capture_logs() as logs:
                 assert (await login(client, "steady@example.org", "a wrong guess")).status_code == 401
                 assert (await login(client, "steady@example.org")).status_code == 303
                 assert (await login(client, "steady@example.org")).status_code == 303
             assert sum("Redis unreachable" in entry["event"] for entry in logs) == 1
-            own_redis.start()
-            await own_redis.wait_ready()  # a fresh, empty Redis
+            private_redis.start()
+            await private_redis.wait_ready()  # a fresh, empty Redis
             pinned.advance(5)
             with capture_logs() as logs:
                 assert (await login(client, "steady@example.org", "a wrong guess")).status_code == 401
             assert any("Redis answers again" in entry["event"] for entry in logs)
             assert not app.state.login_limiter.counters.using_memory
-            async with aioredis.Redis.from_url(own_redis.url) as probe:
+            async with aioredis.Redis.from_url(private_redis.url) as probe:
                 assert await probe.keys("caretrack-limits:fail:password:account:steady@example.org")
 
 
