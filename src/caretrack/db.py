@@ -7,6 +7,7 @@ import errno
 import socket
 from dataclasses import dataclass
 
+import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.exceptions import DBConnectionError
@@ -102,10 +103,6 @@ def refused_input_reason(exc: BaseException) -> str | None:
         text = str(current)
         if isinstance(current, OverflowError) and "SQLite INTEGER" in text:
             return NUMBER_REFUSED
-        try:
-            import asyncpg
-        except ImportError:  # an install without PostgreSQL support
-            continue
         if isinstance(current, asyncpg.CharacterNotInRepertoireError) and "0x00" in text:
             return NUL_REFUSED
         if isinstance(current, asyncpg.NumericValueOutOfRangeError) or (
@@ -141,10 +138,6 @@ def _is_connection_failure(exc: BaseException) -> bool:
         # SMTP, a payment provider or the media relay are their outages, not the database's,
         # and stay a 500.
         return _raised_in_driver(exc)
-    try:
-        import asyncpg
-    except ImportError:  # an install without PostgreSQL support
-        return False
     if isinstance(exc, (asyncpg.PostgresConnectionError,  # 08xxx, "closed in the middle of operation"
                         asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError,
                         asyncpg.TooManyConnectionsError)):
