@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from caretrack.api import PUBLIC
+from caretrack import bounds
+from caretrack.api import PUBLIC, validation_error
 from caretrack.bodies import read_limited
 from caretrack.errors import Forbidden
 from caretrack.templating import templates
@@ -53,6 +54,12 @@ async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> FormDa
         if not token or session is None or not hmac.compare_digest(token, session.csrf_token):
             await form.close()
             raise Forbidden("This form has expired or came from another site; reload the page and try again.")
+    # The API's rule, for forms too: no field has a use for NUL, and PostgreSQL refuses it in text.
+    refused = {name: bounds.NUL_MESSAGE for name, value in form.multi_items()
+               if "\x00" in name or (isinstance(value, str) and "\x00" in value)}
+    if refused:
+        await form.close()
+        raise validation_error(refused, "form field")
     return form
 
 
