@@ -30,7 +30,7 @@ from tests.realtime.conftest import (
 )
 from tests.signalling.conftest import SignalClient
 
-SOCKETS = 50
+SOCKETS = 100  # the scenario: 100 open /ws/events when SIGTERM arrives
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
