@@ -11,7 +11,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caretrack import db, metrics
+from caretrack import db, metrics, web_errors
 from caretrack.logs import get_logger
 
 log = get_logger("caretrack.http")
@@ -71,8 +71,6 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
-            from caretrack import web_errors
-
             reason = db.unreachable_reason(exc)
             refused = db.refused_input_reason(exc) if reason is None else None
             if reason is not None:
@@ -118,7 +116,7 @@ def _private(scope: Scope) -> bool:
     """Whether the answer may carry someone's data: every API answer (errors echo ids and
     input), and anything answered to a signed-in user. The auth middleware runs inside this
     one and records the user in the scope's state before the response starts."""
-    return scope["path"].startswith("/api/") or (scope.get("state") or {}).get("user") is not None
+    return web_errors.is_api(scope) or (scope.get("state") or {}).get("user") is not None
 
 
 class SecurityHeadersMiddleware:

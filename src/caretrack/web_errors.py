@@ -27,7 +27,8 @@ _HTTP_CODES = {
 }
 
 
-def wants_json(scope: Scope) -> bool:
+def is_api(scope: Scope) -> bool:
+    """Under /api/: the JSON API, which answers errors in JSON, reads no forms and is never cached."""
     return scope["path"].startswith("/api/")
 
 
@@ -35,7 +36,7 @@ def error_response(
     scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None,
     fields: list[dict[str, str]] | None = None,
 ) -> Response:
-    if wants_json(scope):
+    if is_api(scope):
         error: dict[str, object] = {"code": code, "message": message}
         if fields:
             error["fields"] = fields

@@ -16,12 +16,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from caretrack.accounts.models import User
 from caretrack.accounts.sessions import Authenticated, cookie_name, load_access_token, load_session
 from caretrack.errors import CareTrackError, Forbidden, NotAuthenticated
+from caretrack.pagekit import SAFE_METHODS
 from caretrack.settings import Settings
+from caretrack.web_errors import error_response, is_api
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-API_PATHS = "/api/"
 
 
 class MfaRequired(CareTrackError):
@@ -146,8 +146,6 @@ class AuthMiddleware:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and auth and auth.via_cookie:
             problem = csrf_problem(scope, auth, self.settings)
             if problem:
-                from caretrack.web_errors import error_response
-
                 await error_response(scope, 403, "csrf_failed", problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -161,7 +159,7 @@ def csrf_problem(scope: Scope, auth: Authenticated, settings: Settings) -> str |
     content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
     if token:
         return None if csrf_matches(auth, token) else "The CSRF token does not match this session."
-    if content_type in FORM_TYPES and not scope["path"].startswith(API_PATHS):
+    if content_type in FORM_TYPES and not is_api(scope):
         # Only pages read forms, and their router checks the form's token before the handler
         # runs; an API operation never reads a form, so it must carry the header.
         scope["state"]["csrf_form_pending"] = True
