@@ -1,5 +1,5 @@
 # The two commands: `make run` (set up, migrate, demo accounts, serve on SQLite) and
-# `make test` (set up, lint, start services if needed, the production smoke, the whole suite).
+# `make test` (set up, lint and type checks, start services if needed, the production smoke, the whole suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,9 +16,11 @@ run: setup
 test: setup lint system-deps services smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# ruff with the rules in pyproject.toml ([tool.ruff]); the whole tree must pass.
+# ruff ([tool.ruff]) and mypy strict with
+# its ratchet (scripts/mypy-ratchet, mypy-ratchet.txt); the whole tree must pass both.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/mypy-ratchet
 
 # The wheel installed as production installs it (new venv, no extras, not editable) must
 # migrate, serve /readyz and a page with its CSS, and stop cleanly on SIGTERM.

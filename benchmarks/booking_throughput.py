@@ -27,7 +27,7 @@ import os
 import secrets
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,10 +57,11 @@ async def admin(sql: str) -> None:
 async def setup(clients: int):
     """Doctors, patients with credits and access tokens. Returns (doctor ids, patient (id, token)s)."""
     from caretrack.accounts import service as accounts
-    from caretrack.accounts.models import Role, User
+    from caretrack.accounts.models import User
     from caretrack.booking.models import Availability, DoctorProfile
+    from caretrack.core.roles import Role
+    from caretrack.core.transaction import atomic
     from caretrack.payments import ledger
-    from caretrack.transaction import atomic
 
     await User.bulk_create([User(email=f"d{i}@bench.test", full_name=f"Dr {i}", role=Role.DOCTOR)
                             for i in range(DOCTORS)])
@@ -68,7 +69,7 @@ async def setup(clients: int):
     await DoctorProfile.bulk_create([DoctorProfile(
         user_id=d.id, status="approved", licence_number=f"L{d.id}", licence_body="Board",
         licence_expires_on=date.today() + timedelta(days=800), specialty="General", languages="english",
-        biography="Benchmark doctor.", fee_credits=FEE, submitted_at=datetime.now(timezone.utc)) for d in doctors])
+        biography="Benchmark doctor.", fee_credits=FEE, submitted_at=datetime.now(UTC)) for d in doctors])
     await Availability.bulk_create([Availability(
         doctor_id=d.id, time_zone="UTC", weekly=[{"weekday": w, "start": "00:00", "end": "24:00"} for w in range(7)],
         consultation_minutes=30, min_notice_minutes=0, horizon_days=365) for d in doctors])
@@ -121,7 +122,7 @@ async def app_path(settings, tokens, queue, clients: int, seconds: float) -> dic
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from caretrack.app import create_app
+    from caretrack.site.app import create_app
 
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
@@ -196,7 +197,7 @@ async def raw_path(url: str, pool_size: int, tokens, queue, clients: int, second
                 [(transfer, wallet, -fee, appointment_id, patient_id),
                  (transfer, escrow, fee, appointment_id, patient_id)])
             head = await conn.fetchrow("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            occurred = datetime.now(timezone.utc)
+            occurred = datetime.now(UTC)
             detail = json.dumps({"doctor_id": doctor_id, "fee": fee}, sort_keys=True, separators=(",", ":"))
             digest = hashlib.sha256(json.dumps([head["hash"], head["seq"], occurred.isoformat(), patient_id,
                                                 "booking.created", "appointment", str(appointment_id), None, detail],
@@ -224,8 +225,8 @@ async def raw_path(url: str, pool_size: int, tokens, queue, clients: int, second
 
 
 async def main(args) -> None:
-    from caretrack import crypto, db, logs
-    from caretrack.settings import Settings
+    from caretrack.core import crypto, db, logs
+    from caretrack.core.settings import Settings
 
     logs.configure("console", "WARNING")  # per-request log lines would dominate the app path
 
@@ -243,7 +244,7 @@ async def main(args) -> None:
         await db.start(settings)
         doctors, tokens = await setup(max(args.clients))
         await db.stop()
-        start = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         offset = 0
         for clients in args.clients:
             for path in ("app", "raw"):

@@ -32,7 +32,7 @@ import secrets
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -54,9 +54,9 @@ async def create_database(sockets: int) -> tuple[str, list[tuple[int, str]]]:
     """A fresh migrated database with `sockets` carers, one session each: [(user_id, cookie)]."""
     import asyncpg
 
-    from caretrack import db
     from caretrack.accounts.sessions import digest
-    from caretrack.settings import Settings
+    from caretrack.core import db
+    from caretrack.core.settings import Settings
 
     name = f"caretrack_bench_{os.getpid()}_{secrets.token_hex(3)}"
     admin = await asyncpg.connect(POSTGRES_URL.replace("postgres://", "postgresql://", 1))
@@ -66,7 +66,7 @@ async def create_database(sockets: int) -> tuple[str, list[tuple[int, str]]]:
     await db.migrate(Settings(database_url=url, secret_key=SECRET_KEY))
     await db.stop()
     conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await conn.copy_records_to_table(
         "users", columns=["id", "email", "full_name", "role", "is_active", "time_zone", "created_at", "updated_at"],
         records=[(i, f"carer{i}@bench.test", f"Carer {i}", "carer", True, "UTC", now, now)
@@ -250,10 +250,10 @@ async def run(sockets: int, processes: int, rate: float, duration: float, broadc
               client_processes: int) -> dict:
     import redis.asyncio as aioredis
 
-    from caretrack import crypto, db
+    from caretrack.core import crypto, db
+    from caretrack.core.settings import Settings
+    from caretrack.core.transaction import atomic
     from caretrack.realtime.bus import Bus, BusConfig
-    from caretrack.settings import Settings
-    from caretrack.transaction import atomic
 
     r = aioredis.Redis.from_url(REDIS_URL)
     await r.flushdb()

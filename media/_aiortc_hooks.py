@@ -18,7 +18,7 @@ from typing import Any
 import aiortc
 import pylibsrtp
 from aioice import ice
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -327,10 +327,9 @@ def _codec_key(codec: RTCRtpCodecParameters) -> tuple:
     return key
 
 
-async def create_offer_keeping_negotiated(pc: RTCPeerConnection):
+async def create_offer_keeping_negotiated(pc: RTCPeerConnection) -> RTCSessionDescription:
     import dataclasses
 
-    from aiortc import RTCSessionDescription
     from aiortc.codecs import is_rtx
     from aiortc.sdp import SessionDescription
 

@@ -3,7 +3,7 @@ from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
 from caretrack.accounts.models import Role
-from caretrack.dbops import append_only, everywhere, per_dialect
+from caretrack.core.dbops import append_only, everywhere, per_dialect
 
 
 class Migration(migrations.Migration):

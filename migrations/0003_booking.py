@@ -8,7 +8,7 @@ from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
 from caretrack.booking.models import ApplicationStatus, AppointmentStatus
-from caretrack.dbops import append_only, per_dialect
+from caretrack.core.dbops import append_only, per_dialect
 
 
 class Migration(migrations.Migration):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -251,7 +251,7 @@ class Consultation:
         True when it changed (and everyone was told)."""
         if self._should_record() and self.recording_path is None:
             self._recordings += 1
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             path = self.service.relay.config.recordings_dir / self.id / f"{stamp}-{self._recordings}.webm"
             path.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -8,7 +8,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -67,7 +67,7 @@ async def receive_join(websocket: WebSocket, limits: Limits) -> tuple[p.Join, st
     """The first message, which must be a valid join; also its text, to pass on as is."""
     try:
         message = await asyncio.wait_for(websocket.receive(), limits.join_timeout_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Closing(p.CLOSE_TIMEOUT, "expected a join message") from None
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
@@ -94,7 +94,7 @@ async def seat_for(authorize: Authorize, principal: Principal, consultation_id: 
         raise Closing(exc.code, exc.reason) from None
     if not isinstance(seat, Seat):
         raise TypeError(f"authorize() must return a Seat or raise Refused, got {seat!r}")
-    closed = seat.closed_reason(datetime.now(timezone.utc))
+    closed = seat.closed_reason(datetime.now(UTC))
     if closed is not None:
         raise Closing(p.CLOSE_CLOSED, closed)
     return seat

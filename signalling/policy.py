@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -57,9 +57,9 @@ class Seat:
         if not self.open:
             return "this consultation is closed"
         if self.opens_at is not None and now < self.opens_at:
-            return f"this consultation opens at {self.opens_at.astimezone(timezone.utc).isoformat()}"
+            return f"this consultation opens at {self.opens_at.astimezone(UTC).isoformat()}"
         if self.closes_at is not None and now >= self.closes_at:
-            return f"this consultation's join window ended at {self.closes_at.astimezone(timezone.utc).isoformat()}"
+            return f"this consultation's join window ended at {self.closes_at.astimezone(UTC).isoformat()}"
         return None
 
 
@@ -94,7 +94,7 @@ class Hooks:
         self._chat_ids = itertools.count(1)
 
     async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
-        return StoredChat(id=str(next(self._chat_ids)), at=datetime.now(timezone.utc))
+        return StoredChat(id=str(next(self._chat_ids)), at=datetime.now(UTC))
 
     async def on_admit(self, consultation_id: str, host: Principal, admitted: Principal) -> None:
         return None

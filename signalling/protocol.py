@@ -10,7 +10,7 @@ it), ``to_wire`` renders any message.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
@@ -139,9 +139,9 @@ class Pong(_Client):
     type: Literal["pong"] = "pong"
 
 
-ClientMessage = Union[
-    Join, Offer, Answer, Candidate, Leave, Admit, Chat, MediaState, ScreenShare, RecordingConsent, End, Pong
-]
+ClientMessage = (
+    Join | Offer | Answer | Candidate | Leave | Admit | Chat | MediaState | ScreenShare | RecordingConsent | End | Pong
+)
 
 # --- server -> client ---------------------------------------------------------------------
 
@@ -284,10 +284,10 @@ class Ping(_Server):
     type: Literal["ping"] = "ping"
 
 
-ServerMessage = Union[
-    Welcome, Waiting, Lobby, Admitted, Participants, RelayOffer, RelayAnswer, ChatPosted,
-    MediaStateChanged, ScreenShareChanged, Recording, Error, Ended, Ping,
-]
+ServerMessage = (
+    Welcome | Waiting | Lobby | Admitted | Participants | RelayOffer | RelayAnswer | ChatPosted
+    | MediaStateChanged | ScreenShareChanged | Recording | Error | Ended | Ping
+)
 
 _client_types = {m.model_fields["type"].default: m for m in ClientMessage.__args__}
 _server_types = {m.model_fields["type"].default: m for m in ServerMessage.__args__}

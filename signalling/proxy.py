@@ -133,7 +133,7 @@ class SignallingProxy:
                 return await connect(worker.url, additional_headers={tickets.HEADER: ticket},
                                      open_timeout=self._connect_timeout, max_size=4 * 2**20,
                                      ping_interval=10, ping_timeout=10)
-            except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake) as exc:
+            except (TimeoutError, OSError, websockets.InvalidHandshake) as exc:
                 logger.warning("%s: media worker %s (%s) is unreachable: %s", prefix, worker.id, worker.url, exc)
                 avoid.add(worker.id)
                 await self.directory.unreachable(consultation_id, worker)

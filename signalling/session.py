@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
-from datetime import timezone
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -138,7 +138,7 @@ class Session:
         while True:
             try:
                 item = await asyncio.wait_for(self._out.get(), max(0.0, next_ping - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 item = None
             if item is _FLUSH_AND_CLOSE:
                 return
@@ -153,7 +153,7 @@ class Session:
     async def _send_text(self, text: str) -> None:
         try:
             await asyncio.wait_for(self.ws.send_text(text), self.limits.send_timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _Close(p.CLOSE_TIMEOUT, "the client is not reading its messages") from None
 
     # --- reading --------------------------------------------------------------------------
@@ -266,7 +266,7 @@ class Session:
                 member = self._admitted("chat")
                 stored = await self.service.hooks.on_chat(consultation.id, member.principal, text)
                 consultation.broadcast(p.ChatPosted(
-                    id=str(stored.id), at=stored.at.astimezone(timezone.utc).isoformat(),
+                    id=str(stored.id), at=stored.at.astimezone(UTC).isoformat(),
                     participant=member.id, name=member.principal.name, text=text,
                 ))
             case p.MediaState(audio=audio, video=video):

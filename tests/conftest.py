@@ -14,7 +14,7 @@ import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,9 +23,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from caretrack import crypto, db
-from caretrack.app import create_app
-from caretrack.settings import Settings
+from caretrack.core import crypto, db
+from caretrack.core.settings import Settings
+from caretrack.site.app import create_app
 
 REQUIRE_SERVICES = os.environ.get("CARETRACK_TEST_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN_URL = os.environ.get("CARETRACK_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -100,10 +100,10 @@ async def no_tasks_left_running() -> AsyncIterator[None]:
 # before 10:00 UTC, a minute to midnight UTC, just after midnight UTC, and the four daylight-saving
 # changes of 2026 in Europe/London (29 Mar, 25 Oct) and America/New_York (8 Mar, 1 Nov).
 PINNED_INSTANTS = {
-    "0500Z-london-spring-forward": datetime(2026, 3, 29, 5, 0, tzinfo=timezone.utc),
-    "2359Z-new-york-spring-forward": datetime(2026, 3, 8, 23, 59, tzinfo=timezone.utc),
-    "0030Z-london-falls-back-at-0100Z": datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc),
-    "0630Z-new-york-repeated-hour": datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc),
+    "0500Z-london-spring-forward": datetime(2026, 3, 29, 5, 0, tzinfo=UTC),
+    "2359Z-new-york-spring-forward": datetime(2026, 3, 8, 23, 59, tzinfo=UTC),
+    "0030Z-london-falls-back-at-0100Z": datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+    "0630Z-new-york-repeated-hour": datetime(2026, 11, 1, 6, 30, tzinfo=UTC),
 }
 
 

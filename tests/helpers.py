@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pyotp
 
-from caretrack import crypto
 from caretrack.accounts import passwords
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
+from caretrack.core import crypto
+from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
 
 PASSWORD = "correct horse battery"
@@ -23,9 +24,9 @@ async def make_user(role: Role | str = Role.PATIENT, email: str | None = None, *
     extra = {}
     if totp_secret:
         extra = {"totp_secret": crypto.seal(totp_secret, "users.totp_secret"),
-                 "totp_enrolled_at": datetime.now(timezone.utc)}
+                 "totp_enrolled_at": datetime.now(UTC)}
     return await User.create(email=email, full_name=name, role=role, password_hash=passwords.hash_password(password),
-                             email_verified_at=datetime.now(timezone.utc), **extra, **fields)
+                             email_verified_at=datetime.now(UTC), **extra, **fields)
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD, *,

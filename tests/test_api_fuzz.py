@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import hypothesis
@@ -29,10 +29,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from caretrack import crypto
 from caretrack.accounts import service
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.booking.models import ApplicationStatus, DoctorProfile
+from caretrack.core import crypto
+from caretrack.core.roles import Role
 from tests.booking.conftest import make_doctor, make_patient
 
 pytestmark = pytest.mark.postgres
@@ -79,7 +80,7 @@ def _second_factor(role: Role) -> dict:
     if role not in (Role.DOCTOR, Role.ADMIN):
         return {}
     return {"totp_secret": crypto.seal(pyotp.random_base32(), "users.totp_secret"),
-            "totp_enrolled_at": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+            "totp_enrolled_at": datetime(2026, 1, 1, tzinfo=UTC)}
 
 
 async def _actors() -> list[Actor]:

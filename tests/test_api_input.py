@@ -8,7 +8,8 @@ import pyotp
 import pytest
 
 from caretrack.accounts import service
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
+from caretrack.core.roles import Role
 from tests.helpers import make_user
 
 TOTP_SECRET = pyotp.random_base32()
@@ -167,7 +168,7 @@ def test_the_database_refusals_of_bad_input_are_recognised():
     import asyncpg
     from tortoise.exceptions import OperationalError
 
-    from caretrack import db
+    from caretrack.core import db
 
     try:
         try:
@@ -218,7 +219,7 @@ async def test_every_integer_the_api_accepts_is_bounded_in_the_openapi_document(
     """The class, not the instances: a new unbounded id or count fails here before it fails in PostgreSQL."""
     import httpx
 
-    from caretrack.app import create_app
+    from caretrack.site.app import create_app
     from tests.conftest import TEST_BASE_URL, base_settings
 
     app = create_app(base_settings())
@@ -233,4 +234,5 @@ async def test_every_integer_the_api_accepts_is_bounded_in_the_openapi_document(
                 unbounded += _unbounded_integers(parameter["schema"], components, where)
             body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             unbounded += _unbounded_integers(body, components, f"{method} {path} body")
-    assert not unbounded, "bound these with caretrack.bounds (Id, Count, Int32, Sequence): " + ", ".join(unbounded)
+    assert not unbounded, (
+        "bound these with caretrack.core.validation (Id, Count, Int32, Sequence): " + ", ".join(unbounded))

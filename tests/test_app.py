@@ -3,7 +3,7 @@
 import pytest
 from asgi_lifespan import LifespanManager
 
-from caretrack.app import StartupError, create_app
+from caretrack.site.app import StartupError, create_app
 from tests.conftest import base_settings
 
 

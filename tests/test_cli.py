@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from caretrack.settings import Settings
+from caretrack.core.settings import Settings
 from tests.conftest import free_port
 
 
@@ -229,8 +229,8 @@ async def test_serve_on_another_port_accepts_sign_in_from_its_own_pages(tmp_path
 
 
 def test_an_explicit_base_url_is_kept_and_a_missing_one_follows_the_bind_address(monkeypatch):
-    from caretrack import cli
-    from caretrack.settings import local_base_url
+    from caretrack.core.settings import local_base_url
+    from caretrack.site import cli
 
     monkeypatch.setenv("CARETRACK_BASE_URL", "https://care.example.org")
     proxied = Settings.from_env()

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from caretrack import db
 from caretrack.accounts import service
-from caretrack.app import create_app
+from caretrack.core import db
+from caretrack.site.app import create_app
 from tests.conftest import TEST_BASE_URL, base_settings, free_port
 from tests.helpers import make_user
 

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from caretrack.app import create_app
-from caretrack.settings import Settings, SettingsError
+from caretrack.core.settings import Settings, SettingsError
+from caretrack.site.app import create_app
 from tests.conftest import TEST_BASE_URL, base_settings
 
 TOKEN = "metrics-token-0123456789abcdef"

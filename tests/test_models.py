@@ -4,7 +4,7 @@ writer (which splits statements on ';', including inside table comments)."""
 from tortoise.context import TortoiseContext
 from tortoise.migrations.autodetector import MigrationAutodetector
 
-from caretrack import db
+from caretrack.core import db
 from tests.conftest import base_settings
 
 

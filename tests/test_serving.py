@@ -1,4 +1,4 @@
-"""caretrack.serving: a lifespan that fails stops the server with one line saying why."""
+"""caretrack.site.serving: a lifespan that fails stops the server with one line saying why."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import pytest
 from starlette.applications import Starlette
 
-from caretrack import serving
+from caretrack.site import serving
 from tests.conftest import free_port
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from caretrack.settings import DEV_SECRET_KEY, Settings, SettingsError
+from caretrack.core.settings import DEV_SECRET_KEY, Settings, SettingsError
 
 
 def test_defaults_are_the_embedded_setup():

@@ -1,4 +1,4 @@
-"""Background loops stop between passes (caretrack.loops): a pass in progress at shut-down
+"""Background loops stop between passes (caretrack.core.loops): a pass in progress at shut-down
 finishes, so no pooled connection is left checked out (closing the PostgreSQL pool then stalls
 for 10 s)."""
 
@@ -8,9 +8,9 @@ import asyncio
 from types import SimpleNamespace
 
 from caretrack.care import routes as care_routes
+from caretrack.core.outbox import store as outbox
 from caretrack.mail import routes as mail_routes
 from caretrack.mail import service as mail
-from caretrack.realtime import outbox
 from caretrack.realtime.bus import Bus
 from tests.realtime.conftest import FAST
 

@@ -1,3 +1,3 @@
-from caretrack.cli import main
+from caretrack.site.cli import main
 
 raise SystemExit(main())

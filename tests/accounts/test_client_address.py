@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from caretrack.accounts.guard import resolve_client_address
-from caretrack.audit.models import AuditEntry
-from caretrack.settings import Settings, SettingsError
+from caretrack.core.audit.models import AuditEntry
+from caretrack.core.settings import Settings, SettingsError
+from caretrack.http.clients import resolve_client_address
 from tests.conftest import TEST_BASE_URL
 from tests.helpers import login, make_user
 

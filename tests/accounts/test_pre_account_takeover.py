@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.accounts.ratelimit import LoginLimiter
+from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
 from tests.helpers import PASSWORD, fragment_token, login
 

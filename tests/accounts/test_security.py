@@ -7,11 +7,12 @@ import pyotp
 import pytest
 from tortoise import connections
 
-from caretrack import crypto
-from caretrack.accounts.models import RecoveryCode, Role, Session
+from caretrack.accounts.models import RecoveryCode, Session
 from caretrack.accounts.sessions import digest
-from caretrack.audit.models import AuditEntry
-from caretrack.audit.service import verify_chain
+from caretrack.core import crypto
+from caretrack.core.audit.models import AuditEntry
+from caretrack.core.audit.service import verify_chain
+from caretrack.core.roles import Role
 from tests.helpers import PASSWORD, csrf_token, fragment_token, last_email_to, login, make_user, sign_up
 
 
@@ -82,7 +83,7 @@ async def test_invitation_arrives_over_smtp_and_its_link_works_once(settings, sm
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from caretrack.app import create_app
+    from caretrack.site.app import create_app
 
     app = create_app(settings.replace(smtp_host=smtp_server.host, smtp_port=smtp_server.port))
     async with LifespanManager(app):

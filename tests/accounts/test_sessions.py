@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from caretrack.accounts.models import Role, Session, User
+from caretrack.accounts.models import Session, User
 from caretrack.accounts.sessions import digest, now
-from caretrack.audit.models import AuditEntry
+from caretrack.core.audit.models import AuditEntry
+from caretrack.core.roles import Role
 from tests.helpers import PASSWORD, csrf_token, fragment_token, last_email_to, login, make_user
 
 

@@ -19,9 +19,9 @@ from caretrack.accounts.ratelimit import (
     address_key,
     delay_after,
 )
-from caretrack.app import create_app
-from caretrack.audit.models import AuditEntry
+from caretrack.core.audit.models import AuditEntry
 from caretrack.mail.models import OutboundEmail
+from caretrack.site.app import create_app
 from tests.conftest import TEST_BASE_URL, free_port
 from tests.helpers import PASSWORD, csrf_token, fragment_token, last_email_to, login, make_user
 
@@ -368,7 +368,7 @@ async def test_a_sign_in_link_never_confirms_an_address(client, clock):
     """Anyone can sign up with anyone's address: the owner's click on a sign-in link must not
     confirm the account a stranger chose the password of."""
     from caretrack.accounts.links import issue_token
-    from caretrack.transaction import atomic
+    from caretrack.core.transaction import atomic
 
     user = await make_user(email="unconfirmed@example.org")
     await User.filter(id=user.id).update(email_verified_at=None)

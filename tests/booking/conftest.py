@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.booking.models import ApplicationStatus, Availability, DoctorProfile
+from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
 from caretrack.payments import ledger
-from caretrack.transaction import atomic
 
 _n = itertools.count(1)
 ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
@@ -24,7 +25,7 @@ async def make_doctor(name: str | None = None, *, fee: int = 10, time_zone: str 
                                licence_body="General Medical Council",
                                licence_expires_on=date.today() + timedelta(days=licence_days), specialty=specialty,
                                languages=languages, biography="A doctor who exists for the tests.", fee_credits=fee,
-                               submitted_at=datetime.now(timezone.utc))
+                               submitted_at=datetime.now(UTC))
     values = {"consultation_minutes": 30, "buffer_before_minutes": 0, "buffer_after_minutes": 0,
               "min_notice_minutes": 0, "horizon_days": 60, "cancel_cutoff_hours": 24,
               "late_cancel_refund_percent": 50, **limits}
@@ -62,5 +63,5 @@ async def give(user: User, credits: int) -> None:
 
 def next_hour(hours: int = 48, at: datetime | None = None) -> datetime:
     """A whole hour `hours` after `at` (default now): a slot of the all-week, 30-minute availability."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     return (at + timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)

@@ -4,17 +4,17 @@ ownership, idempotency, cancellation and rescheduling, outcomes and earnings, ev
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyotp
 import pytest
 from icalendar import Calendar
 
-from caretrack.accounts.models import Role
 from caretrack.booking.models import Appointment, DoctorProfile
+from caretrack.core.outbox.models import Event
+from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
 from caretrack.payments import ledger
-from caretrack.realtime.models import Event
 from tests.booking.conftest import give, make_doctor, next_hour
 from tests.helpers import csrf_token, login, make_user
 
@@ -43,7 +43,7 @@ async def test_book_pay_cancel_with_events_emails_and_ics(client):
     search = (await client.get("/api/v1/doctors", params={"specialty": "general", "language": "english"})).json()
     assert [d["name"] for d in search["doctors"]] == ["Dr Ada"]
     slots = (await client.get(f"/api/v1/doctors/{doctor.id}/slots", params={"days": 3})).json()
-    later = datetime.now(timezone.utc) + timedelta(hours=30)  # before the 24-hour cutoff
+    later = datetime.now(UTC) + timedelta(hours=30)  # before the 24-hour cutoff
     first = next(s for s in slots["slots"] if datetime.fromisoformat(s["starts_at"]) > later)
     # local_start is in the patient's zone
     assert datetime.fromisoformat(first["local_start"]) == datetime.fromisoformat(first["starts_at"])
@@ -62,7 +62,7 @@ async def test_book_pay_cancel_with_events_emails_and_ics(client):
 
     types = [e.type for e in await Event.all().order_by("id")]
     assert "booking.created" in types
-    from caretrack.realtime import outbox
+    from caretrack.core.outbox import store as outbox
 
     admin_feed = [d.event.type for d in await outbox.read_after(admin.id, 0)]
     assert "booking.created" in admin_feed  # the admins' live activity feed shows bookings
@@ -270,10 +270,10 @@ async def test_a_booking_on_a_dst_day_has_the_right_utc_time_in_its_ics(database
     doctor = await make_doctor(time_zone=zone, weekly=[{"weekday": weekday, "start": "09:00", "end": "10:00"}],
                                horizon_days=365, licence_days=900)
     patient = await make_patient(credits=10)
-    at = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - timedelta(days=3)
+    at = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=3)
     slots = await service.list_slots(doctor.id, at=at, days=7)
     summer_offset = {"Europe/London": 1, "America/New_York": -4}[zone]
-    expected = datetime(day.year, day.month, day.day, 9, tzinfo=timezone.utc) - timedelta(hours=summer_offset)
+    expected = datetime(day.year, day.month, day.day, 9, tzinfo=UTC) - timedelta(hours=summer_offset)
     assert slots[0].starts_at == expected
     appointment = await service.do_book(database, patient, doctor.id, expected, at=at)
     event = Calendar.from_ical(appointment_ics(appointment, doctor, patient, database)).walk("VEVENT")[0]

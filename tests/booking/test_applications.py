@@ -10,10 +10,10 @@ import pyotp
 import pytest
 from fpdf import FPDF
 
-from caretrack.accounts.models import Role
 from caretrack.booking.models import DoctorProfile
+from caretrack.core.outbox.models import Event
+from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
-from caretrack.realtime.models import Event
 from tests.conftest import base_settings
 from tests.helpers import csrf_token, login, make_user
 
@@ -101,8 +101,8 @@ async def test_a_lying_content_length_is_caught_while_streaming(app, settings):
     """The 413 comes from counting streamed bytes, not only from the header."""
     from starlette.requests import Request
 
-    from caretrack.bodies import read_limited
-    from caretrack.errors import PayloadTooLarge
+    from caretrack.core.errors import PayloadTooLarge
+    from caretrack.http.bodies import read_limited
 
     chunks = [b"x" * 1024] * 10
     sent = []

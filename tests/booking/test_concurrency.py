@@ -11,7 +11,7 @@ import pytest
 
 from caretrack.booking import service
 from caretrack.booking.models import Appointment
-from caretrack.errors import CareTrackError
+from caretrack.core.errors import CareTrackError
 from caretrack.payments import ledger
 from caretrack.payments.ledger import InsufficientCredits
 from tests.booking.conftest import make_doctor, make_patient, make_patients, next_hour
@@ -93,7 +93,7 @@ async def test_overlaps_through_buffers_are_refused(database):
 async def test_postgres_exclusion_constraint_decides_without_the_service_check(pg_database_url, monkeypatch):
     """With the friendly pre-check switched off, PostgreSQL's constraint alone lets one of 30
     racing bookings through, and its violation reaches the caller as a 409."""
-    from caretrack import crypto, db
+    from caretrack.core import crypto, db
     from tests.conftest import base_settings
 
     settings = base_settings(database_url=pg_database_url)

@@ -12,7 +12,7 @@ import httpx
 import pyotp
 from pypdf import PdfReader
 
-from caretrack.accounts.models import Role
+from caretrack.core.roles import Role
 from caretrack.payments import ledger
 from caretrack.payments.models import Checkout, PaymentEvent
 from caretrack.payments.providers import PaymentsConfig

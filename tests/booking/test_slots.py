@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
 
 from caretrack.booking.slots import Rules, free_slots, slot_at, slots_on
-from caretrack.errors import ValidationError
+from caretrack.core.errors import ValidationError
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def rules(zone: str, start="09:00", end="12:00", **kw) -> Rules:

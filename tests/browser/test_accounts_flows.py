@@ -7,7 +7,7 @@ import re
 import pyotp
 import pytest
 
-from caretrack.accounts.models import Role
+from caretrack.core.roles import Role
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ import pyotp
 import pytest
 from fpdf import FPDF
 
-from caretrack.accounts.models import Role
+from caretrack.core.roles import Role
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser

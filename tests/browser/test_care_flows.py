@@ -5,14 +5,14 @@ takes an assessment, an assessor marks it, and the training matrix changes."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyotp
 import pytest
 
-from caretrack.accounts.models import Role
 from caretrack.care import service as care
 from caretrack.care.models import TaskCompletion
+from caretrack.core.roles import Role
 from tests.care.helpers import admin_user, template
 from tests.conftest import PINNED_INSTANTS
 from tests.helpers import PASSWORD, make_user
@@ -96,7 +96,7 @@ async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_f
 async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_server, browser):
     """The dashboard's time field: 23:50 entered at 00:10 UTC is 20 minutes ago. The server and
     the browser both run at that pinned instant."""
-    just_after_midnight = datetime(2026, 10, 25, 0, 10, tzinfo=timezone.utc)
+    just_after_midnight = datetime(2026, 10, 25, 0, 10, tzinfo=UTC)
     live_server.app.state.clock = lambda: just_after_midnight
     boss, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
@@ -114,7 +114,7 @@ async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_se
     await item.get_by_role("button", name="Client declined").click()
     await carer.locator("#tasks li", has_text="Evening medication").get_by_text("last: not done").wait_for()
     [logged] = await TaskCompletion.filter(task_id=task.id)
-    assert logged.occurred_at == datetime(2026, 10, 24, 23, 50, tzinfo=timezone.utc)
+    assert logged.occurred_at == datetime(2026, 10, 24, 23, 50, tzinfo=UTC)
     await carer.context.close()
 
 

@@ -10,7 +10,7 @@ import signal
 import pyotp
 import pytest
 
-from caretrack.accounts.models import Role
+from caretrack.core.roles import Role
 from tests.consultations.conftest import make_appointment
 from tests.helpers import PASSWORD, make_user
 

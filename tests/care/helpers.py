@@ -6,9 +6,10 @@ from datetime import date
 
 import pyotp
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service as care
+from caretrack.core.roles import Role
 from tests.helpers import make_user
 
 # Long before any instant a test acts at, so a package is running "today" whatever today is.

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from pypdf import PdfReader
 
-from caretrack.accounts.models import Role
 from caretrack.assessments import service
 from caretrack.assessments.models import Attempt, AttemptStatus, Competency
-from caretrack.errors import Conflict, NotFound, ValidationError
-from caretrack.realtime import outbox
+from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.outbox import store as outbox
+from caretrack.core.roles import Role
 from caretrack.reports.service import competency_record_pdf
 from tests.care.helpers import admin_user, template
 from tests.helpers import make_user

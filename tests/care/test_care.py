@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from pypdf import PdfReader
 
-from caretrack.accounts.models import Role
-from caretrack.audit.models import AuditEntry
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage, MissedTask, TaskCompletion
 from caretrack.care.service import day_start
-from caretrack.errors import Conflict, NotFound, ValidationError
-from caretrack.realtime import outbox
+from caretrack.core.audit.models import AuditEntry
+from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.outbox import store as outbox
+from caretrack.core.roles import Role
 from caretrack.reports.service import package_compliance_pdf
 from tests.care.helpers import admin_user, package_with_task
 from tests.helpers import csrf_token, login, make_user

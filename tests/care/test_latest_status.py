@@ -1,9 +1,9 @@
 """The carer dashboard's "last" badge: each task's newest uncorrected completion by when it
 happened, read for all tasks at once; on SQLite and PostgreSQL."""
 
-from caretrack.accounts.models import Role
 from caretrack.care import service as care
 from caretrack.care.service import day_start
+from caretrack.core.roles import Role
 from tests.care.helpers import admin_user, package_with_task
 from tests.helpers import make_user
 

@@ -4,13 +4,13 @@ bad input answered with a 4xx that names the problem, PDFs served."""
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pypdf import PdfReader
 
-from caretrack.accounts.models import Role
 from caretrack.assessments import service as assessments
 from caretrack.care.models import TaskCompletion
+from caretrack.core.roles import Role
 from tests.care.helpers import admin_user, package_with_task, template
 from tests.helpers import csrf_token, login, make_user
 
@@ -91,14 +91,14 @@ async def test_a_carer_takes_an_assessment_over_the_api_and_cannot_mark_it(app, 
 async def test_a_time_entered_just_after_midnight_is_last_nights_visit(app, client):
     """The log form takes a time of day: 23:50 entered at 00:10 happened 20 minutes ago, not in
     23 hours (which the service refuses as the future)."""
-    app.state.clock = lambda: datetime(2026, 10, 25, 0, 10, tzinfo=timezone.utc)
+    app.state.clock = lambda: datetime(2026, 10, 25, 0, 10, tzinfo=UTC)
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     _, task = await package_with_task(admin, cara)
     await login(client, "cara@example.org")
     token = await csrf_token(client, "/carer")
-    for key, entered, expected in (("late-visit-0001", "23:50", datetime(2026, 10, 24, 23, 50, tzinfo=timezone.utc)),
-                                   ("early-visit-001", "00:05", datetime(2026, 10, 25, 0, 5, tzinfo=timezone.utc))):
+    for key, entered, expected in (("late-visit-0001", "23:50", datetime(2026, 10, 24, 23, 50, tzinfo=UTC)),
+                                   ("early-visit-001", "00:05", datetime(2026, 10, 25, 0, 5, tzinfo=UTC))):
         response = await client.post(f"/carer/tasks/{task.id}/log", data={"key": key, "time": entered,
                                                                          "csrf_token": token})
         assert response.status_code == 303, response.text[:500]

@@ -6,16 +6,16 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
 
-from caretrack.accounts.models import Role
-from caretrack.app import create_app
 from caretrack.booking.models import Appointment, AppointmentStatus
+from caretrack.core.roles import Role
+from caretrack.site.app import create_app
 from tests.conftest import base_settings, free_port, serve_in_loop, stop_serving
 from tests.helpers import make_user
 from tests.signalling.conftest import clients as clients  # a fixture, for the media-worker tests
@@ -23,12 +23,12 @@ from tests.signalling.conftest import clients as clients  # a fixture, for the m
 
 async def make_appointment(doctor, patient, *, starts_in: timedelta = timedelta(minutes=5),
                            minutes: int = 30, status: AppointmentStatus = AppointmentStatus.BOOKED) -> Appointment:
-    starts = datetime.now(timezone.utc).replace(microsecond=0) + starts_in
+    starts = datetime.now(UTC).replace(microsecond=0) + starts_in
     ends = starts + timedelta(minutes=minutes)
     return await Appointment.create(doctor=doctor, patient=patient, status=status,
                                     active=status != AppointmentStatus.CANCELLED, starts_at=starts, ends_at=ends,
                                     blocked_from=starts, blocked_until=ends, time_zone="Europe/London",
-                                    fee_credits=10, booked_at=datetime.now(timezone.utc))
+                                    fee_credits=10, booked_at=datetime.now(UTC))
 
 
 @pytest.fixture

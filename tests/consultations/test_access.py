@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from tortoise import connections
 
-from caretrack import crypto
-from caretrack.audit.models import AuditEntry
 from caretrack.booking.models import AppointmentStatus
 from caretrack.consultations import service
 from caretrack.consultations.models import ChatMessage, Consultation, Recording
-from caretrack.errors import Forbidden, NotFound, ValidationError
+from caretrack.core import crypto
+from caretrack.core.audit.models import AuditEntry
+from caretrack.core.errors import Forbidden, NotFound, ValidationError
 from signalling import Principal, Refused
 from tests.consultations.conftest import make_appointment
 

@@ -11,8 +11,8 @@ import httpx
 import pyotp
 import websockets
 
-from caretrack.accounts.models import Role
 from caretrack.consultations.models import Admission
+from caretrack.core.roles import Role
 from signalling import protocol as p
 from tests.consultations.conftest import make_appointment
 from tests.helpers import login, make_user

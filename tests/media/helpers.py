@@ -97,7 +97,7 @@ def read_frame(frame: av.VideoFrame) -> tuple[tuple[int, int, int], int]:
     return colour, counter
 
 
-def track_is_vp8_keyframe_start(received: "Received", payload: bytes) -> bool:
+def track_is_vp8_keyframe_start(received: Received, payload: bytes) -> bool:
     """Independent of media.forwarding: aiortc's own VP8 descriptor parser."""
     if received.kind != "video" or not payload:
         return False

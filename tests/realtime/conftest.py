@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -21,12 +22,13 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.accounts.sessions import cookie_name, create_session
-from caretrack.app import create_app
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import atomic
 from caretrack.realtime.bus import BusConfig
-from caretrack.settings import Settings
-from caretrack.transaction import atomic
+from caretrack.site.app import create_app
 from tests.conftest import free_port, serve_in_loop, unavailable
 
 FAST = BusConfig(
@@ -87,10 +89,10 @@ async def make_user(role: Role = Role.PATIENT, name: str | None = None, **fields
 
 async def sign_in(user: User, settings: Settings) -> str:
     """A Cookie header for a new session of `user` (second factor done for admins/doctors)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     if user.needs_mfa and user.totp_enrolled_at is None:
-        user.totp_enrolled_at = datetime.now(timezone.utc)
+        user.totp_enrolled_at = datetime.now(UTC)
         await User.filter(id=user.id).update(totp_enrolled_at=user.totp_enrolled_at)
     secret, _ = await create_session(user, settings, client_address="127.0.0.1", user_agent="tests",
                                      mfa_verified=True)

@@ -3,13 +3,15 @@ items in Chromium without a reload."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import httpx
 import pytest
 
-from caretrack.accounts.models import Role
+from caretrack.core.outbox.events import LiveEvent
+from caretrack.core.outbox.store import Delivered
+from caretrack.core.roles import Role
 from caretrack.realtime import feed
-from caretrack.realtime.events import LiveEvent
-from caretrack.realtime.outbox import Delivered
 from tests.realtime.conftest import emit, make_user, sign_in
 
 
@@ -79,9 +81,9 @@ async def test_the_history_api_pages_the_callers_own_events(server):
 
 
 def test_every_type_gets_a_readable_line_even_with_unexpected_data():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     names = {1: "Ada Admin", 2: "Pat Patient"}
     for event_type in [*feed.LINES, "made.up_type"]:
         for data in ({}, {"score": "x", "passed": True, "failures": 3, "role": "carer"}, {"title": None}):

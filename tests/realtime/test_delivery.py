@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from caretrack.accounts.models import Role
-from caretrack.realtime import outbox
-from caretrack.realtime.models import Event, EventCursor, EventDelivery
-from caretrack.transaction import atomic
+from caretrack.core.outbox import store as outbox
+from caretrack.core.outbox.models import Event, EventCursor, EventDelivery
+from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
 from tests.realtime.conftest import connect, emit, make_user, sign_in
 
 

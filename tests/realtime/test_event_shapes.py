@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 from caretrack.accounts import service
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.accounts.ratelimit import LoginLimiter
-from caretrack.errors import NotAuthenticated
+from caretrack.core.errors import NotAuthenticated
+from caretrack.core.roles import Role
 from tests.realtime.conftest import connect, make_user, sign_in
 
 

@@ -13,9 +13,9 @@ import sys
 import pytest
 import websockets
 
-from caretrack.accounts.models import Role
+from caretrack.core.roles import Role
 from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
-from caretrack.serving import GRACEFUL_TIMEOUT, STOP_TIMEOUT
+from caretrack.site.serving import GRACEFUL_TIMEOUT, STOP_TIMEOUT
 from signalling import protocol as p
 from tests.conftest import free_port
 from tests.consultations.conftest import make_appointment

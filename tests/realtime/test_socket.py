@@ -11,9 +11,10 @@ import httpx
 import pytest
 import websockets
 
-from caretrack.accounts.models import AccessToken, Role, User
+from caretrack.accounts.models import AccessToken, User
 from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_session
-from caretrack.realtime import notify_auth_changed
+from caretrack.core.outbox.store import notify_auth_changed
+from caretrack.core.roles import Role
 from caretrack.realtime.bus import BusConfig
 from caretrack.realtime.connection import (
     CLOSE_BINARY,

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ async def authorize(principal: Principal, consultation_id: str) -> Seat:
     if consultation_id.startswith("closed-"):
         return Seat(role, open=False)
     if consultation_id.startswith("later-"):
-        return Seat(role, opens_at=datetime.now(timezone.utc) + timedelta(hours=1))
+        return Seat(role, opens_at=datetime.now(UTC) + timedelta(hours=1))
     return Seat(role)
 
 
@@ -78,7 +78,7 @@ class RecordingHooks(Hooks):
         if self.fail_chat:
             raise RuntimeError("database is down")
         self.chats.append((consultation_id, principal.id, text))
-        return StoredChat(id=f"msg-{len(self.chats)}", at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+        return StoredChat(id=f"msg-{len(self.chats)}", at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
 
     async def on_recording_consent(self, consultation_id, principal, role, granted) -> None:  # noqa: ANN001
         self.consents.append((consultation_id, principal.id, role, granted))

@@ -9,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -240,9 +241,9 @@ async def test_a_worker_admits_only_a_valid_ticket_for_its_consultation(cluster:
 
 
 def test_tickets_carry_the_seat_and_refuse_tampering() -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    opens = datetime(2030, 1, 1, 9, tzinfo=timezone.utc)
+    opens = datetime(2030, 1, 1, 9, tzinfo=UTC)
     seat = Seat("patient", True, opens, opens + timedelta(hours=1), admitted=True)
     holder = tickets.redeem(KEY, tickets.issue(KEY, Principal("7", "Pat"), "42", seat))
     assert (holder.id, holder.name, holder.consultation, holder.seat) == ("7", "Pat", "42", seat)

@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from caretrack.logs import get_logger
+from caretrack.core.logs import get_logger
 
 log = get_logger("caretrack.accounts.counters")
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from caretrack.accounts.models import OneTimeToken, User
 from caretrack.accounts.sessions import digest, now
-from caretrack.errors import ValidationError
-from caretrack.settings import Settings
+from caretrack.core.errors import ValidationError
+from caretrack.core.settings import Settings
 
 TOKEN_LIFETIMES = {"verify": timedelta(days=2), "reset": timedelta(hours=1), "invite": timedelta(days=7),
                    "unlock": timedelta(hours=1)}

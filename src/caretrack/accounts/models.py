@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
-
-class Role(StrEnum):
-    PATIENT = "patient"
-    DOCTOR = "doctor"
-    CARER = "carer"
-    ADMIN = "admin"
-
+from caretrack.core.roles import Role
 
 # Roles that must enrol TOTP before they reach anything else.
 MFA_ROLES = frozenset({Role.DOCTOR, Role.ADMIN})
@@ -32,7 +24,7 @@ class User(Model):
     totp_secret = fields.TextField(null=True)
     totp_enrolled_at = fields.DatetimeField(null=True)
     totp_last_step = fields.BigIntField(null=True)  # a code works once: the last time-step used
-    # PHI, ciphertext only (caretrack.crypto.seal / unseal).
+    # PHI, ciphertext only (caretrack.core.crypto.seal / unseal).
     date_of_birth = fields.TextField(null=True)
     phone = fields.TextField(null=True)
     address = fields.TextField(null=True)

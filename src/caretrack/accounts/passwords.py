@@ -8,7 +8,7 @@ from importlib.resources import files
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from caretrack.errors import ValidationError
+from caretrack.core.errors import ValidationError
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from caretrack.accounts.counters import ResilientCounters
-from caretrack.errors import RateLimited
+from caretrack.core.errors import RateLimited
 
 FREE_FAILURES = {"account": 5, "address": 20}
 MAX_DELAY_SECONDS = 15 * 60

@@ -10,8 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts import service
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.accounts.ratelimit import LoginLimiter, TooManyRequests
 from caretrack.accounts.schemas import (
     Invitation,
@@ -27,10 +26,12 @@ from caretrack.accounts.schemas import (
     UserQuery,
 )
 from caretrack.accounts.sessions import cookie_name, cookie_options, create_session
-from caretrack.api import PUBLIC, ApiRouter
-from caretrack.errors import CareTrackError, ValidationError
-from caretrack.pagekit import PageRouter, redirect, render
-from caretrack.pages import DASHBOARDS
+from caretrack.core.errors import CareTrackError, ValidationError
+from caretrack.core.roles import Role
+from caretrack.http.apikit import PUBLIC, ApiRouter
+from caretrack.http.clients import client_address
+from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.site.landing import DASHBOARDS
 
 api = ApiRouter("accounts")
 pages = PageRouter()

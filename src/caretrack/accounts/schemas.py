@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caretrack.accounts.models import Role
-from caretrack.bounds import Count
+from caretrack.core.roles import Role
+from caretrack.core.validation import Count
 
 
 class Strict(BaseModel):

@@ -9,23 +9,26 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyotp
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from caretrack import crypto
 from caretrack.accounts import passwords
 from caretrack.accounts.links import consume_token, issue_token, link
-from caretrack.accounts.models import AccessToken, OneTimeToken, RecoveryCode, Role, Session, User
+from caretrack.accounts.models import AccessToken, OneTimeToken, RecoveryCode, Session, User
 from caretrack.accounts.ratelimit import LoginLimiter, SignInThrottled
 from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_session, revoke_user_sessions
-from caretrack.audit.service import Actor
-from caretrack.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationError
-from caretrack.settings import Settings
-from caretrack.transaction import atomic
+from caretrack.core import crypto
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationError
+from caretrack.core.outbox import store as outbox
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import atomic
+from caretrack.mail import service as mail
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 RECOVERY_CODE_COUNT = 10
@@ -34,7 +37,7 @@ TOTP_ISSUER = "CareTrack"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def normalise_email(email: str) -> str:
@@ -49,12 +52,6 @@ def check_name(name: str) -> str:
     if not 1 <= len(name) <= 200:
         raise ValidationError("The name must be between 1 and 200 characters.")
     return name
-
-
-def _notify_auth_changed(user_id: int) -> None:
-    from caretrack.realtime import notify_auth_changed
-
-    notify_auth_changed(user_id)
 
 
 # --- sign-up and verification -------------------------------------------------------------
@@ -85,7 +82,7 @@ async def do_sign_up(settings: Settings, limiter: LoginLimiter, *, email: str, f
                                          password_hash=pending["password_hash"])
                 secret = await issue_token(tx, user, "verify", pending=pending)
                 await tx.audit(Actor(user.id, client_address), "user.signed_up", "user", user.id, role=str(role))
-                await tx.email(email, "verify_email", {"name": full_name,
+                await mail.send(tx, email, "verify_email", {"name": full_name,
                                                        "link": link(settings, "/verify-email", secret)})
                 await tx.emit("user.signed_up", actor_id=user.id, subject=("user", user.id),
                               data={"name": full_name, "role": str(role)}, roles=[Role.ADMIN])
@@ -107,10 +104,10 @@ async def _tell_owner_about_sign_up(settings: Settings, limiter: LoginLimiter, u
             return
         if user.email_verified_at is None and user.password_hash is not None:
             secret = await issue_token(tx, user, "verify", pending=pending)
-            await tx.email(user.email, "verify_email", {"name": pending["full_name"],
+            await mail.send(tx, user.email, "verify_email", {"name": pending["full_name"],
                                                         "link": link(settings, "/verify-email", secret)})
         else:
-            await tx.email(user.email, "signup_existing", {
+            await mail.send(tx, user.email, "signup_existing", {
                 "name": user.full_name, "login_link": f"{settings.base_url}/login",
                 "reset_link": f"{settings.base_url}/password/forgot"})
 
@@ -145,7 +142,7 @@ async def do_resend_verification(settings: Settings, user: User) -> None:
     pending = {"password_hash": user.password_hash, "full_name": user.full_name, "role": str(user.role)}
     async with atomic() as tx:
         secret = await issue_token(tx, user, "verify", pending=pending)
-        await tx.email(user.email, "verify_email",
+        await mail.send(tx, user.email, "verify_email",
                        {"name": user.full_name, "link": link(settings, "/verify-email", secret)})
 
 
@@ -206,7 +203,7 @@ async def _send_sign_in_link(settings: Settings, limiter: LoginLimiter, email: s
     async with atomic() as tx:
         secret = await issue_token(tx, user, "unlock")
         await tx.audit(Actor(None, client_address), "login.link_sent", "user", user.id)
-        await tx.email(user.email, "sign_in_link", {"name": user.full_name,
+        await mail.send(tx, user.email, "sign_in_link", {"name": user.full_name,
                                                     "link": link(settings, "/login/link", secret)})
 
 
@@ -237,14 +234,14 @@ async def do_logout(session: Session, client_address: str | None) -> None:
     async with atomic() as tx:
         await revoke_session(session.id, tx.conn)
         await tx.audit(Actor(session.user_id, client_address), "logout", "user", session.user_id)
-        tx.after_commit(lambda: _notify_auth_changed(session.user_id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(session.user_id))
 
 
 async def do_logout_everywhere(user: User, client_address: str | None) -> int:
     async with atomic() as tx:
         count = await revoke_user_sessions(user.id, tx.conn)
         await tx.audit(Actor(user.id, client_address), "logout.everywhere", "user", user.id, sessions=count)
-        tx.after_commit(lambda: _notify_auth_changed(user.id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(user.id))
     return count
 
 
@@ -345,7 +342,7 @@ async def do_request_password_reset(settings: Settings, limiter: LoginLimiter, e
     async with atomic() as tx:
         secret = await issue_token(tx, user, "reset")
         await tx.audit(Actor(None, client_address), "password.reset_requested", "user", user.id)
-        await tx.email(user.email, "password_reset", {"name": user.full_name,
+        await mail.send(tx, user.email, "password_reset", {"name": user.full_name,
                                                       "link": link(settings, "/password/reset", secret)})
 
 
@@ -360,7 +357,7 @@ async def do_reset_password(secret: str, new_password: str, client_address: str 
             password_hash=passwords.hash_password(new_password), email_verified_at=user.email_verified_at or now())
         await revoke_user_sessions(user.id, tx.conn)
         await tx.audit(Actor(user.id, client_address), "password.reset", "user", user.id)
-        tx.after_commit(lambda: _notify_auth_changed(user.id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(user.id))
     return user
 
 
@@ -373,7 +370,7 @@ async def do_change_password(user: User, current: str, new_password: str, sessio
         await User.filter(id=user.id).using_db(tx.conn).update(password_hash=passwords.hash_password(new_password))
         await revoke_user_sessions(user.id, tx.conn, except_session=session.id)
         await tx.audit(Actor(user.id, client_address), "password.changed", "user", user.id)
-        tx.after_commit(lambda: _notify_auth_changed(user.id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(user.id))
 
 
 # --- invitations and administration ----------------------------------------------------------
@@ -390,7 +387,7 @@ async def do_invite(settings: Settings, admin: User, *, email: str, full_name: s
             user = await User.create(using_db=tx.conn, email=email, full_name=full_name, role=role)
             secret = await issue_token(tx, user, "invite", created_by=admin)
             await tx.audit(Actor(admin.id, client_address), "user.invited", "user", user.id, role=str(role))
-            await tx.email(email, "invitation", {"name": full_name, "inviter": admin.full_name, "role": str(role),
+            await mail.send(tx, email, "invitation", {"name": full_name, "inviter": admin.full_name, "role": str(role),
                                                  "link": link(settings, "/invite/accept", secret),
                                                  "agency": settings.agency_name})
             await tx.emit("user.invited", actor_id=admin.id, subject=("user", user.id),
@@ -458,7 +455,7 @@ async def do_set_active(admin: User, user_id: int, active: bool, client_address:
             await AccessToken.filter(user_id=user.id, revoked_at=None).using_db(tx.conn).update(revoked_at=now())
         await tx.audit(Actor(admin.id, client_address), "user.activated" if active else "user.deactivated",
                        "user", user.id)
-        tx.after_commit(lambda: _notify_auth_changed(user.id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(user.id))
     user.is_active = active
     return user
 
@@ -474,7 +471,7 @@ async def do_change_role(admin: User, user_id: int, role: Role, client_address: 
         await revoke_user_sessions(user.id, tx.conn)
         await tx.audit(Actor(admin.id, client_address), "user.role_changed", "user", user.id,
                        old=str(user.role), new=str(role))
-        tx.after_commit(lambda: _notify_auth_changed(user.id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(user.id))
     user.role = role
     return user
 
@@ -487,7 +484,7 @@ async def do_reset_mfa(admin: User, user_id: int, client_address: str | None) ->
         await RecoveryCode.filter(user_id=user.id).using_db(tx.conn).delete()
         await revoke_user_sessions(user.id, tx.conn)
         await tx.audit(Actor(admin.id, client_address), "mfa.reset", "user", user.id)
-        tx.after_commit(lambda: _notify_auth_changed(user.id))
+        tx.after_commit(lambda: outbox.notify_auth_changed(user.id))
     return await User.get(id=user.id)
 
 

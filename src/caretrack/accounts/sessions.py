@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from caretrack.accounts.models import AccessToken, Session, User
-from caretrack.settings import Settings
+from caretrack.core.settings import Settings
 
 # Writing last_seen_at on every request would turn every read into a write; a minute of
 # slack on a 30-minute idle timeout is harmless.
@@ -20,7 +20,7 @@ TOKEN_PREFIX = "ctk_"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def digest(secret: str) -> str:

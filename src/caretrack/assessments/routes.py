@@ -6,10 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack import clock
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
-from caretrack.api import ApiRouter
+from caretrack.accounts.models import User
 from caretrack.assessments import service
 from caretrack.assessments.models import AttemptStatus, QuestionKind
 from caretrack.assessments.schemas import (
@@ -26,10 +23,14 @@ from caretrack.assessments.schemas import (
     TemplateIn,
     TemplateOut,
 )
-from caretrack.bounds import id_from_text
 from caretrack.care.service import carers
-from caretrack.errors import CareTrackError
-from caretrack.pagekit import PageRouter, redirect, render
+from caretrack.core import clock
+from caretrack.core.errors import CareTrackError
+from caretrack.core.roles import Role
+from caretrack.core.validation import id_from_text
+from caretrack.http.apikit import ApiRouter
+from caretrack.http.clients import client_address
+from caretrack.http.pagekit import PageRouter, redirect, render
 
 api = ApiRouter("assessments")
 pages = PageRouter()

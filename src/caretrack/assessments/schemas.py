@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caretrack.bounds import Count, Id
+from caretrack.core.validation import Count, Id
 
 
 class Strict(BaseModel):

@@ -6,11 +6,11 @@ its carer is assigned a renewal (by the periodic check in the lifespan, and on r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.assessments.models import (
     AssessmentSection,
     AssessmentTemplate,
@@ -21,17 +21,18 @@ from caretrack.assessments.models import (
     QuestionKind,
     Skill,
 )
-from caretrack.audit.service import Actor
 from caretrack.care.service import check_text
-from caretrack.errors import Conflict, NotFound, ValidationError
-from caretrack.transaction import atomic
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
 
 DUE_WINDOW = timedelta(days=30)
 OPEN = (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS, AttemptStatus.SUBMITTED)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Standing(StrEnum):

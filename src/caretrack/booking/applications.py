@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from tortoise.expressions import Q, Subquery
 
-from caretrack.accounts.models import Role, User
-from caretrack.audit.service import Actor
+from caretrack.accounts.models import User
 from caretrack.booking.models import ApplicationStatus, Availability, DoctorProfile
 from caretrack.booking.uploads import remove_document, store_document
-from caretrack.errors import Conflict, NotFound, ValidationError
-from caretrack.settings import Settings
-from caretrack.transaction import atomic
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import atomic
+from caretrack.mail import service as mail
 
 MAX_FEE = 10_000
 LANGUAGE_RE = re.compile(r"^[a-z][a-z \-]{1,30}$")
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -145,7 +147,7 @@ async def do_review(settings: Settings, admin: User, doctor_id: int, approve: bo
                       data={"doctor_id": doctor_id, "doctor_name": doctor.full_name, "status": str(status),
                             "reason": None if approve else reason},
                       users=[doctor_id], roles=[Role.ADMIN])
-        await tx.email(doctor.email, "booking_application_approved" if approve else "booking_application_rejected",
+        await mail.send(tx, doctor.email, "booking_application_approved" if approve else "booking_application_rejected",
                        {"name": doctor.full_name, "reason": reason, "link": f"{settings.base_url}/doctor"})
     return await DoctorProfile.get(user_id=doctor_id)
 

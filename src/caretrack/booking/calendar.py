@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from icalendar import Calendar, Event
 
-from caretrack import crypto
-from caretrack.accounts.models import Role, User
-from caretrack.audit.service import Actor
+from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus, CalendarFeed
-from caretrack.errors import NotFound
-from caretrack.settings import Settings
-from caretrack.transaction import atomic
+from caretrack.core import crypto
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import NotFound
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import atomic
 
 PRODID = "-//CareTrack//Telehealth//EN"
 SEALED = "calendar_feeds.token"
@@ -25,9 +26,9 @@ def _event(appointment: Appointment, doctor: User, patient: User, settings: Sett
     event = Event()
     host = settings.base_url.split("://", 1)[-1].split("/")[0]
     event.add("uid", f"appointment-{appointment.id}@{host}")
-    event.add("dtstamp", datetime.now(timezone.utc))
-    event.add("dtstart", appointment.starts_at.astimezone(timezone.utc))
-    event.add("dtend", appointment.ends_at.astimezone(timezone.utc))
+    event.add("dtstamp", datetime.now(UTC))
+    event.add("dtstart", appointment.starts_at.astimezone(UTC))
+    event.add("dtend", appointment.ends_at.astimezone(UTC))
     # No clinical detail: who, when, where to join.
     other = patient if viewer is not None and viewer.id == doctor.id else doctor
     title = f"Video consultation with {other.full_name}" if viewer is not None else \
@@ -66,7 +67,7 @@ async def do_regenerate_feed(settings: Settings, user: User) -> str:
     token = secrets.token_urlsafe(32)
     async with atomic() as tx:
         await CalendarFeed.filter(user_id=user.id, revoked_at=None).using_db(tx.conn) \
-            .update(revoked_at=datetime.now(timezone.utc))
+            .update(revoked_at=datetime.now(UTC))
         await CalendarFeed.create(using_db=tx.conn, user_id=user.id, token_hash=_digest(token),
                                   token_sealed=crypto.seal(token, SEALED))
         await tx.audit(Actor(user.id), "calendar_feed.regenerated", "user", user.id)
@@ -74,7 +75,7 @@ async def do_regenerate_feed(settings: Settings, user: User) -> str:
 
 
 async def do_revoke_feed(user: User) -> None:
-    await CalendarFeed.filter(user_id=user.id, revoked_at=None).update(revoked_at=datetime.now(timezone.utc))
+    await CalendarFeed.filter(user_id=user.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
 
 
 async def feed_ics(settings: Settings, token: str) -> bytes:

@@ -3,12 +3,13 @@ with credits. Idempotent: what exists is left as it is."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.booking.models import ApplicationStatus, Availability, DoctorProfile
+from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
 from caretrack.payments import ledger
-from caretrack.transaction import atomic
 
 DEMO_CREDITS = 200
 
@@ -22,7 +23,7 @@ async def create_demo_booking_data() -> None:
                     licence_number="DEMO-0001", licence_body="Demo Medical Council",
                     licence_expires_on=date.today() + timedelta(days=730), specialty="General practice",
                     languages="english", biography="A demo general practitioner for trying CareTrack out.",
-                    fee_credits=20, submitted_at=datetime.now(timezone.utc), reviewed_at=datetime.now(timezone.utc))
+                    fee_credits=20, submitted_at=datetime.now(UTC), reviewed_at=datetime.now(UTC))
             if not await Availability.filter(doctor_id=doctor.id).using_db(tx.conn).exists():
                 await Availability.create(
                     using_db=tx.conn, doctor_id=doctor.id, time_zone="Europe/London",

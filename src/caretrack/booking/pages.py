@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from caretrack import clock
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
-from caretrack.api import PUBLIC
+from caretrack.accounts.models import User
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import Appointment, AppointmentStatus, AvailabilityException, DoctorProfile
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
-from caretrack.bounds import id_from_text
-from caretrack.errors import CareTrackError, NotFound, ValidationError
-from caretrack.pagekit import PageRouter, redirect, render
+from caretrack.core import clock
+from caretrack.core.errors import CareTrackError, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.validation import id_from_text
+from caretrack.http.apikit import PUBLIC
+from caretrack.http.clients import client_address
+from caretrack.http.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
 PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
@@ -38,10 +39,10 @@ def local(instant: datetime, time_zone: str) -> datetime:
     try:
         return instant.astimezone(slotlib.zone(time_zone))
     except ValidationError:
-        return instant.astimezone(timezone.utc)
+        return instant.astimezone(UTC)
 
 
-def group_by_day(slots, time_zone: str) -> "OrderedDict[date, list]":
+def group_by_day(slots, time_zone: str) -> OrderedDict[date, list]:
     days: OrderedDict[date, list] = OrderedDict()
     for slot in slots:
         days.setdefault(local(slot.starts_at, time_zone).date(), []).append(slot)

@@ -5,10 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack import clock
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
-from caretrack.api import ApiRouter
+from caretrack.accounts.models import User
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import ApplicationStatus
@@ -34,7 +31,11 @@ from caretrack.booking.schemas import (
     SlotQuery,
     SlotRequest,
 )
-from caretrack.errors import NotFound, ValidationError
+from caretrack.core import clock
+from caretrack.core.errors import NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.http.apikit import ApiRouter
+from caretrack.http.clients import client_address
 
 api = ApiRouter("booking")
 PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]

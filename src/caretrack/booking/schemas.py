@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caretrack.bounds import Count, Id, Int32
+from caretrack.core.validation import Count, Id, Int32
 
 
 class Strict(BaseModel):

@@ -14,15 +14,14 @@ appointment only to its patient, its doctor or an admin (404 otherwise), and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
-from caretrack.accounts.models import Role, User
-from caretrack.audit.service import Actor
+from caretrack.accounts.models import User
 from caretrack.booking import slots as slotlib
 from caretrack.booking.applications import is_bookable
 from caretrack.booking.models import (
@@ -33,10 +32,13 @@ from caretrack.booking.models import (
     DoctorLock,
     DoctorProfile,
 )
-from caretrack.errors import CareTrackError, Conflict, Forbidden, NotFound, ValidationError
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import CareTrackError, Conflict, Forbidden, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import Tx, atomic
+from caretrack.mail import service as mail
 from caretrack.payments import ledger
-from caretrack.settings import Settings
-from caretrack.transaction import Tx, atomic
 
 HOLD_MINUTES = 5
 MAX_KEY_LENGTH = 80
@@ -56,13 +58,13 @@ class SlotTaken(Conflict):
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValidationError("Give times with a UTC offset (for example 2026-03-30T09:00:00Z).")
-    return value.astimezone(timezone.utc).replace(microsecond=0)
+    return value.astimezone(UTC).replace(microsecond=0)
 
 
 # --- availability ----------------------------------------------------------------------------
@@ -381,7 +383,7 @@ async def _announce(tx: Tx, settings: Settings, event: str, appointment: Appoint
     cancelled = event == "booking.cancelled"
     for person, other in ((patient, doctor), (doctor, patient)):
         ics = appointment_ics(appointment, doctor, patient, settings, cancelled=cancelled)
-        await tx.email(person.email, email, {
+        await mail.send(tx, person.email, email, {
             "name": person.full_name, "other": other.full_name,
             "when": format_local(appointment.starts_at, person.time_zone),
             "minutes": int((appointment.ends_at - appointment.starts_at).total_seconds() // 60),
@@ -393,7 +395,7 @@ def format_local(instant: datetime, time_zone: str) -> str:
     try:
         tz = slotlib.zone(time_zone)
     except ValidationError:
-        tz = timezone.utc
+        tz = UTC
     local = instant.astimezone(tz)
     return f"{local:%A %d %B %Y, %H:%M} ({local.tzname()}, {time_zone})"
 

@@ -11,10 +11,10 @@ import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from caretrack.errors import ValidationError
+from caretrack.core.errors import ValidationError
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -77,7 +77,7 @@ def local_instant(day: date, at: time | None, tz: ZoneInfo) -> datetime:
     A time skipped by a spring-forward change takes the offset before it (fold=0)."""
     if at is None:
         return local_instant(day + timedelta(days=1), time(0), tz)
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def windows_on(rules: Rules, day: date) -> list[tuple[datetime, datetime]]:

@@ -7,8 +7,8 @@ import io
 import secrets
 from pathlib import Path
 
-from caretrack.errors import CareTrackError, ValidationError
-from caretrack.settings import Settings
+from caretrack.core.errors import CareTrackError, ValidationError
+from caretrack.core.settings import Settings
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024  # the other fields of an application form

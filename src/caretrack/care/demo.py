@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.care.models import CarePackage
+from caretrack.core.roles import Role
 
 
 async def create_care_demo() -> None:

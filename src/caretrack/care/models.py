@@ -1,4 +1,4 @@
-"""Care packages (client PHI sealed with caretrack.crypto), assigned carers, tasks with
+"""Care packages (client PHI sealed with caretrack.core.crypto), assigned carers, tasks with
 targets and due windows, and completions (idempotent, corrections keep the original)."""
 
 from __future__ import annotations

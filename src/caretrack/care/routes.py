@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from caretrack import clock
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
-from caretrack.api import ApiRouter
-from caretrack.bounds import id_from_text
+from caretrack.accounts.models import User
 from caretrack.care import service
 from caretrack.care.models import Period
 from caretrack.care.schemas import (
@@ -37,10 +33,15 @@ from caretrack.care.schemas import (
     TodayOut,
     VisitOut,
 )
-from caretrack.errors import CareTrackError
-from caretrack.logs import get_logger
-from caretrack.loops import pause, stop_loops
-from caretrack.pagekit import PageRouter, redirect, render
+from caretrack.core import clock
+from caretrack.core.errors import CareTrackError
+from caretrack.core.logs import get_logger
+from caretrack.core.loops import pause, stop_loops
+from caretrack.core.roles import Role
+from caretrack.core.validation import id_from_text
+from caretrack.http.apikit import ApiRouter
+from caretrack.http.clients import client_address
+from caretrack.http.pagekit import PageRouter, redirect, render
 from caretrack.reports.charts import Bar, bar_chart, column_chart
 
 api = ApiRouter("care")
@@ -133,7 +134,7 @@ async def api_log(request: Request, user: User, body: CompletionIn) -> Completio
 
 
 def _completion_response(completion, created: bool) -> CompletionOut | Response:
-    from caretrack import crypto
+    from caretrack.core import crypto
 
     out = CompletionOut.of(completion, crypto.unseal(completion.note, "task_completions.note"), replayed=not created)
     if created:
@@ -268,7 +269,7 @@ def _form_time(value, at: datetime) -> datetime | None:
     if not value:
         return None
     minutes = service.check_clock(value, "time")
-    when = datetime.combine(at.date(), time(minutes // 60, minutes % 60), tzinfo=timezone.utc)
+    when = datetime.combine(at.date(), time(minutes // 60, minutes % 60), tzinfo=UTC)
     return when - timedelta(days=1) if when > at + service.FUTURE_GRACE else when
 
 

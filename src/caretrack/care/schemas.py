@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caretrack.bounds import Id
+from caretrack.core.validation import Id
 
 
 class Strict(BaseModel):

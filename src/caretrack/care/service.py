@@ -10,16 +10,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
-from caretrack import crypto
-from caretrack.accounts.models import Role, User
-from caretrack.audit.service import Actor
-from caretrack.bounds import id_from_text
+from caretrack.accounts.models import User
 from caretrack.care.models import (
     CarePackage,
     CareTask,
@@ -29,8 +26,12 @@ from caretrack.care.models import (
     Period,
     TaskCompletion,
 )
-from caretrack.errors import Conflict, NotFound, ValidationError
-from caretrack.transaction import atomic
+from caretrack.core import crypto
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
+from caretrack.core.validation import id_from_text
 
 PACKAGE_PHI = ("client_name", "address", "care_notes")
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -42,7 +43,7 @@ FUTURE_GRACE = timedelta(minutes=5)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -362,7 +363,7 @@ def expected_in(task: CareTask, package: CarePackage, start: date, end: date) ->
 
 
 def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 async def done_counts(task_ids: list[int], start: date, end: date) -> dict[int, int]:
@@ -476,7 +477,7 @@ def check_completion(status: Any, reason: Any, note: Any, occurred_at: Any, at: 
             except ValueError:
                 raise ValidationError(f"The time '{str(occurred_at)[:30]}' is not an ISO 8601 date-time.") from None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         if when > at + FUTURE_GRACE:
             raise ValidationError("A task cannot be logged as done in the future.")
         if when < at - timedelta(days=7):

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from redis.asyncio import Redis
 
-from caretrack.logs import get_logger
+from caretrack.core.logs import get_logger
 from signalling.proxy import Worker
 
 log = get_logger("caretrack.media")

@@ -13,14 +13,15 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 import media
-from caretrack import clock
-from caretrack.accounts.guard import identify, origin_allowed
-from caretrack.api import ApiRouter
+from caretrack.accounts.guard import identify
 from caretrack.consultations import service
 from caretrack.consultations.cluster import RedisDirectory
-from caretrack.errors import CareTrackError
-from caretrack.pagekit import PageRouter, redirect, render
-from caretrack.settings import Settings
+from caretrack.core import clock
+from caretrack.core.errors import CareTrackError
+from caretrack.core.settings import Settings
+from caretrack.http.apikit import ApiRouter
+from caretrack.http.clients import origin_allowed
+from caretrack.http.pagekit import PageRouter, redirect, render
 from signalling import Principal, SignallingService
 from signalling.proxy import SignallingProxy
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import media
-from caretrack import crypto
 from caretrack.accounts.models import User
 from caretrack.accounts.sessions import digest
-from caretrack.audit.service import Actor
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.consultations.models import Admission, ChatMessage, Consultation, GuestInvite, Recording
-from caretrack.errors import Forbidden, NotFound, ValidationError
-from caretrack.logs import get_logger
-from caretrack.settings import Settings
-from caretrack.transaction import atomic
+from caretrack.core import crypto
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import Forbidden, NotFound, ValidationError
+from caretrack.core.logs import get_logger
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import atomic
 from signalling import Hooks, Principal, Refused, Seat, StoredChat
 
 log = get_logger("caretrack.consultations")
@@ -31,7 +31,7 @@ CLOSE_CLOSED = 4409
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 import media
-from caretrack import crypto, db, serving
 from caretrack.consultations import service
 from caretrack.consultations.cluster import Registration
-from caretrack.logs import get_logger
-from caretrack.settings import Settings
+from caretrack.core import crypto, db
+from caretrack.core.logs import get_logger
+from caretrack.core.settings import Settings
+from caretrack.site import serving
 from media.tuning import tune_garbage_collector
 from signalling import protocol as p
 from signalling.proxy import Worker, worker_service

@@ -8,11 +8,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack.errors import NotFound
-from caretrack.loops import stop_loops
+from caretrack.core.errors import NotFound
+from caretrack.core.loops import stop_loops
+from caretrack.http.pagekit import PageRouter, render
 from caretrack.mail import service
 from caretrack.mail.models import OutboundEmail
-from caretrack.pagekit import PageRouter, render
 
 pages = PageRouter()
 

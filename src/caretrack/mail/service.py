@@ -8,7 +8,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -17,10 +17,11 @@ import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from caretrack.logs import get_logger
+from caretrack.core.logs import get_logger
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import Tx
+from caretrack.http.templating import TEMPLATES_DIR
 from caretrack.mail.models import OutboundEmail
-from caretrack.settings import Settings
-from caretrack.templating import TEMPLATES_DIR
 
 log = get_logger("caretrack.mail")
 MAX_ATTEMPTS = 5
@@ -47,6 +48,14 @@ async def queue(conn: BaseDBAsyncClient, to: str, template: str, context: dict[s
         ]),
         status="queued",
     )
+
+
+async def send(tx: Tx, to: str, template: str, context: dict[str, Any],
+               attachments: Iterable[tuple[str, str, bytes]] = ()) -> OutboundEmail:
+    """Queue an email in the caller's transaction; the sender wakes once it has committed."""
+    email = await queue(tx.conn, to, template, context, attachments)
+    tx.after_commit(wake_sender)
+    return email
 
 
 def wake_sender() -> None:
@@ -88,14 +97,14 @@ async def deliver_pending(settings: Settings, limit: int = 50) -> int:
                 username=settings.smtp_username, password=settings.smtp_password,
                 start_tls=settings.smtp_starttls, use_tls=settings.smtp_tls, timeout=15,
             )
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             attempts = email.attempts + 1
             await OutboundEmail.filter(id=email.id).update(
                 status="failed" if attempts >= MAX_ATTEMPTS else "queued", attempts=attempts,
                 last_error=f"{type(exc).__name__}: {exc}"[:500])
             log.warning("email delivery failed", email_id=email.id, attempts=attempts, error=type(exc).__name__)
             continue
-        await OutboundEmail.filter(id=email.id).update(status="sent", sent_at=datetime.now(timezone.utc),
+        await OutboundEmail.filter(id=email.id).update(status="sent", sent_at=datetime.now(UTC),
                                                         attempts=email.attempts + 1)
         done += 1
     return done
@@ -103,12 +112,12 @@ async def deliver_pending(settings: Settings, limit: int = 50) -> int:
 
 async def requeue_stale(after: timedelta = timedelta(minutes=5), at: datetime | None = None) -> None:
     """An email left `sending` by a crashed worker goes back to the queue."""
-    cutoff = (at or datetime.now(timezone.utc)) - after
+    cutoff = (at or datetime.now(UTC)) - after
     await OutboundEmail.filter(status="sending", created_at__lt=cutoff).update(status="queued")
 
 
 async def sender_loop(settings: Settings, interval: float = 5.0, stop: asyncio.Event | None = None) -> None:
-    """Send queued emails until `stop` is set; it returns between passes (see caretrack.loops)."""
+    """Send queued emails until `stop` is set; it returns between passes (see caretrack.core.loops)."""
     global _wake
     _wake = asyncio.Event()
     stop = stop or asyncio.Event()
@@ -122,6 +131,6 @@ async def sender_loop(settings: Settings, interval: float = 5.0, stop: asyncio.E
             log.exception("email sender failed; retrying")
         try:
             await asyncio.wait_for(_wake.wait(), interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         _wake.clear()

@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
 from tortoise.functions import Sum
 
-from caretrack.errors import CareTrackError
+from caretrack.core.errors import CareTrackError
 from caretrack.payments.models import CreditAccount, LedgerEntry
 
 EXTERNAL = "external"   # money paid in through a payment provider

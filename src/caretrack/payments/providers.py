@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from caretrack.errors import CareTrackError, ServiceUnavailable, ValidationError
+from caretrack.core.errors import CareTrackError, ServiceUnavailable, ValidationError
 
 SIGNATURE_HEADER = "stripe-signature"
 
 
 @dataclass(frozen=True)
 class PaymentsConfig:
-    """The payment settings (CARETRACK_PAYMENTS_* in caretrack.settings)."""
+    """The payment settings (CARETRACK_PAYMENTS_* in caretrack.core.settings)."""
 
     provider: str = "builtin"                # builtin | stripe
     demo_topup: bool = True                  # the built-in provider's free top-up

@@ -7,11 +7,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
-from caretrack.api import PUBLIC, ApiRouter
-from caretrack.errors import CareTrackError, NotFound, ServiceUnavailable, ValidationError
-from caretrack.pagekit import PageRouter, redirect, render
+from caretrack.accounts.models import User
+from caretrack.core.errors import CareTrackError, NotFound, ServiceUnavailable, ValidationError
+from caretrack.core.roles import Role
+from caretrack.http.apikit import PUBLIC, ApiRouter
+from caretrack.http.clients import client_address
+from caretrack.http.pagekit import PageRouter, redirect, render
 from caretrack.payments import ledger, service
 from caretrack.payments.providers import SIGNATURE_HEADER, PaymentsConfig, StripeLike
 from caretrack.payments.schemas import (
@@ -99,7 +100,7 @@ async def api_webhook(request: Request) -> WebhookOut:
     provider = _provider(request)
     if provider is None:
         raise NotFound("No payment provider is configured.")
-    from caretrack.bodies import read_limited
+    from caretrack.http.bodies import read_limited
 
     payload = await read_limited(request, MAX_WEBHOOK_BYTES)
     result = await service.do_apply_webhook(provider, payload, request.headers.get(SIGNATURE_HEADER))

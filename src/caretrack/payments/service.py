@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from caretrack.accounts.models import Role, User
-from caretrack.audit.service import Actor
-from caretrack.errors import Forbidden, NotFound, ValidationError
+from caretrack.accounts.models import User
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import Forbidden, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import Tx, atomic
 from caretrack.payments import ledger
 from caretrack.payments.models import Checkout, LedgerEntry, PaymentEvent
 from caretrack.payments.providers import PaymentsConfig, StripeLike, check_credits
-from caretrack.settings import Settings
-from caretrack.transaction import Tx, atomic
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def _changed(tx: Tx, user_id: int, actor_id: int | None) -> None:
@@ -185,7 +186,7 @@ async def receipt_pdf(settings: Settings, viewer: User, transfer_id: str) -> byt
     pdf.ln(4)
     lines = [
         ("Receipt number", transfer_id),
-        ("Date", entry.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("Date", entry.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("Account holder", f"{owner.full_name} <{owner.email}>"),
         ("Description", KIND_LABELS.get(entry.kind, entry.kind)),
         ("Details", entry.memo or "-"),

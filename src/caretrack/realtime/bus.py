@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from caretrack.logs import get_logger
-from caretrack.loops import pause, stop_loops
-from caretrack.realtime import outbox
+from caretrack.core.logs import get_logger
+from caretrack.core.loops import pause, stop_loops
+from caretrack.core.outbox import store as outbox
+from caretrack.core.outbox.events import dumps
 from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
-from caretrack.realtime.events import dumps
 
 if TYPE_CHECKING:
+    from caretrack.core.settings import Settings
     from caretrack.realtime.connection import Connection
-    from caretrack.settings import Settings
 
 log = get_logger("caretrack.realtime")
 
@@ -49,7 +49,7 @@ class BusConfig:
     pong_timeout_seconds: float = 45.0
     resume_timeout_seconds: float = 10.0
     send_timeout_seconds: float = 30.0
-    close_timeout_seconds: float = 2.5  # for the client's close frame; within the shutdown drain (caretrack.serving)
+    close_timeout_seconds: float = 2.5  # for the close frame; within the shutdown drain (site.serving)
     max_replay: int = 2000  # further behind than this: resync instead of replaying
     max_queue: int = 1000  # live events waiting for a slow socket; beyond, it catches up from the database
     max_sockets_per_user: int = 50
@@ -85,8 +85,7 @@ class Bus:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        outbox._wakers.append(self.wake)
-        _BUSES.append(self)
+        outbox.listen(self)
         # Background loops must not inherit a caller's transaction (the Tortoise pitfall).
         spawn = _spawner(self._loop)
         self._tasks = [spawn(self._relay_loop(), "relay"), spawn(self._auth_loop(), "auth"),
@@ -109,11 +108,8 @@ class Bus:
             await self._emptied.wait()
 
     async def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            outbox._wakers.remove(self.wake)
-        with contextlib.suppress(ValueError):
-            _BUSES.remove(self)
-        # The database loops end between passes (see caretrack.loops); the subscriber only
+        outbox.unlisten(self)
+        # The database loops end between passes (see caretrack.core.loops); the subscriber only
         # waits on Redis, which is safe to cancel.
         self._stopping.set()
         self._wake.set()
@@ -344,7 +340,6 @@ class Bus:
             await self._pause(self.config.prune_seconds)
 
 
-_BUSES: list[Bus] = []
 _BROADCAST_MARK = -1
 _ALL_USERS = -2
 
@@ -355,7 +350,3 @@ def _spawner(loop: asyncio.AbstractEventLoop):
 
     return spawn
 
-
-def notify_auth_changed(user_id: int) -> None:
-    for bus in list(_BUSES):
-        bus.auth_changed(user_id)

@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from caretrack.accounts.guard import identify, origin_allowed, require_user
-from caretrack.errors import CareTrackError
-from caretrack.logs import get_logger
-from caretrack.realtime import outbox
-from caretrack.realtime.events import dumps, event_message
+from caretrack.accounts.guard import identify, require_user
+from caretrack.core.errors import CareTrackError
+from caretrack.core.logs import get_logger
+from caretrack.core.outbox import store as outbox
+from caretrack.core.outbox.events import dumps, event_message
+from caretrack.http.clients import origin_allowed
 from signalling.budget import MessageBudget, Verdict
 
 if TYPE_CHECKING:
+    from caretrack.core.settings import Settings
     from caretrack.realtime.bus import Bus
-    from caretrack.settings import Settings
 
 log = get_logger("caretrack.realtime.socket")
 
@@ -161,7 +162,7 @@ class Connection:
         await self._send(dumps({"type": "hello", "user_id": self.user_id, "seq": current}))
         try:
             message = await asyncio.wait_for(self._receive(), self.config.resume_timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _Close(CLOSE_TIMEOUT, "expected a resume message") from None
         if message.get("type") != "resume":
             raise _Close(CLOSE_MALFORMED, f"expected a resume message, got type {message.get('type')!r}")

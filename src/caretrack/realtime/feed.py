@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from caretrack.realtime.outbox import Delivered
+from caretrack.core.outbox.store import Delivered
 
 KINDS: dict[str, str] = {
     "user": "Sign-ups and accounts",

@@ -7,11 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
-from caretrack.api import ApiRouter
-from caretrack.bounds import INT64_MAX
-from caretrack.errors import ValidationError
-from caretrack.pagekit import PageRouter, render
-from caretrack.realtime import feed, outbox
+from caretrack.core.errors import ValidationError
+from caretrack.core.outbox import store as outbox
+from caretrack.core.validation import INT64_MAX
+from caretrack.http.apikit import ApiRouter
+from caretrack.http.pagekit import PageRouter, render
+from caretrack.realtime import feed
 from caretrack.realtime.bus import Bus, BusConfig
 from caretrack.realtime.connection import events_socket
 from caretrack.realtime.schemas import EventItem, EventPage, EventQuery

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caretrack.bounds import Sequence
+from caretrack.core.validation import Sequence
 
 
 class EventQuery(BaseModel):

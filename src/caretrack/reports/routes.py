@@ -5,11 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack import clock
-from caretrack.accounts.guard import client_address
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.care.routes import _period
-from caretrack.pagekit import PageRouter
+from caretrack.core import clock
+from caretrack.core.roles import Role
+from caretrack.http.clients import client_address
+from caretrack.http.pagekit import PageRouter
 from caretrack.reports import service
 
 pages = PageRouter()

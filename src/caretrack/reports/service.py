@@ -3,13 +3,14 @@ compliance for a period. Figures come from the same services as the pages."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from caretrack.accounts.models import Role, User
+from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service as care
 from caretrack.care.models import CompletionStatus, MissedTask, TaskCompletion
-from caretrack.errors import NotFound
+from caretrack.core.errors import NotFound
+from caretrack.core.roles import Role
 from caretrack.reports.pdf import Report
 
 PERIOD_TEXT = {"day": "a day", "visit": "a visit", "week": "a week"}
@@ -20,7 +21,7 @@ def _day(value: datetime | date | None) -> str:
 
 
 async def competency_record_pdf(viewer: User, carer_id: int, agency: str, at: datetime | None = None) -> bytes:
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     carer = await User.get_or_none(id=carer_id, role=Role.CARER)
     if carer is None or (viewer.role != Role.ADMIN and viewer.id != carer_id):
         raise NotFound(f"No carer with id {carer_id}.")
@@ -50,7 +51,7 @@ async def competency_record_pdf(viewer: User, carer_id: int, agency: str, at: da
 
 async def package_compliance_pdf(viewer: User, package_id: int, start: date, end: date, agency: str,
                                  client_address: str | None, at: datetime | None = None) -> bytes:
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     care.check_period(start, end)
     package = await care.get_package(viewer, package_id, client_address)  # audited PHI read
     rows = await care.progress(viewer, start=start, end=end, package_id=package_id)

@@ -60,7 +60,7 @@ def configure(keys: Mapping[int, bytes]) -> None:
 
 def cipher() -> PhiCipher:
     if _cipher is None:
-        raise RuntimeError("PHI keys are not configured (caretrack.crypto.configure)")
+        raise RuntimeError("PHI keys are not configured (caretrack.core.crypto.configure)")
     return _cipher
 
 

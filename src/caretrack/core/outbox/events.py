@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -54,7 +54,7 @@ class LiveEvent:
     def to_wire(self) -> dict[str, Any]:
         return {
             "type": self.type,
-            "occurred_at": self.occurred_at.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds"),
             "actor_id": self.actor_id,
             "subject": None if self.subject_kind is None else {"kind": self.subject_kind, "id": self.subject_id},
             "data": self.data,
@@ -87,7 +87,7 @@ def check_subject(subject: tuple[str, Any] | None) -> tuple[str | None, str | No
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat() if value.tzinfo else value.isoformat()
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (Decimal, UUID)):

@@ -11,24 +11,42 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from caretrack.accounts.models import Role
-from caretrack.realtime.events import EventError, LiveEvent, check_subject, check_type, encode_data, kind_of
-from caretrack.realtime.models import Event
+from caretrack.core.outbox.events import EventError, LiveEvent, check_subject, check_type, encode_data, kind_of
+from caretrack.core.outbox.models import Event
+from caretrack.core.roles import Role
 
 SQLITE_BATCH = 400  # rows per multi-row statement (SQLite caps bound parameters)
 
-# The relays running in this process (one per app); `wake_relay` pokes each of them.
-_wakers: list[Callable[[], None]] = []
+
+
+class Listener(Protocol):
+    """What runs delivery in this process (the realtime bus, one per app)."""
+
+    def wake(self) -> None: ...
+    def auth_changed(self, user_id: int) -> None: ...
+
+
+# The listeners running in this process; the after-commit calls below poke each of them.
+_listeners: list[Listener] = []
+
+
+def listen(listener: Listener) -> None:
+    _listeners.append(listener)
+
+
+def unlisten(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _is_postgres(conn: BaseDBAsyncClient) -> bool:
@@ -122,8 +140,15 @@ async def _active_users_with_roles(conn: BaseDBAsyncClient, roles: list[str]) ->
 def wake_relay() -> None:
     """After commit: tell this process's relay there is something to publish. Cheap, never
     raises, does nothing when no relay runs (the event waits in the outbox for one)."""
-    for waker in list(_wakers):
-        waker()
+    for listener in list(_listeners):
+        listener.wake()
+
+
+def notify_auth_changed(user_id: int) -> None:
+    """After commit, when a user's sessions, tokens, activity or role changed: every web
+    process re-checks that user's open sockets and closes those no longer allowed."""
+    for listener in list(_listeners):
+        listener.auth_changed(user_id)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -141,7 +166,7 @@ def _row_event(row: dict[str, Any]) -> LiveEvent:
     if isinstance(occurred, str):  # SQLite raw rows
         occurred = datetime.fromisoformat(occurred)
     if occurred.tzinfo is None:
-        occurred = occurred.replace(tzinfo=timezone.utc)
+        occurred = occurred.replace(tzinfo=UTC)
     return LiveEvent(row["type"], occurred, row["actor_id"], row["subject_kind"], row["subject_id"],
                      json.loads(row["data"]))
 
@@ -266,7 +291,7 @@ async def publish_pending(publish: Callable[[list[Unpublished]], Any], batch: in
 async def prune(retention: timedelta, batch: int = SQLITE_BATCH, at: datetime | None = None) -> int:
     """Forget events older than the retention window, a batch at a time (short
     transactions, bounded memory); clients further behind resync."""
-    from caretrack.realtime.models import EventDelivery
+    from caretrack.core.outbox.models import EventDelivery
 
     cutoff = (at or now()) - retention
     removed = 0

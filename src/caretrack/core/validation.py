@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field
 from starlette.convertors import Convertor, register_url_convertor
 
-from caretrack.errors import ValidationError
+from caretrack.core.errors import ValidationError
 
 INT32_MAX = 2**31 - 1  # PostgreSQL `integer`: every id, count and setting column
 INT64_MAX = 2**63 - 1  # PostgreSQL `bigint`: sequences

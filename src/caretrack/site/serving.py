@@ -31,7 +31,7 @@ from hypercorn.utils import LifespanFailureError, LifespanTimeoutError, wrap_app
 
 from signalling.protocol import MAX_MESSAGE_BYTES
 
-log = logging.getLogger("caretrack.serving")
+log = logging.getLogger("caretrack.site.serving")
 
 GRACEFUL_TIMEOUT = 5.0
 # Sockets get this long to finish their close handshakes (the drain counts against the
@@ -78,7 +78,7 @@ async def serve(app: Any, config: Config, *, drain: Drain, shutdown: Callable[[]
         began = loop.time()
         try:
             await asyncio.wait_for(drain(), DRAIN_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("some sockets had not closed after %ss; stopping anyway", DRAIN_TIMEOUT)
         # hypercorn's graceful wait starts when this returns: the drain is part of it.
         config.graceful_timeout = max(graceful - (loop.time() - began), 1.0)

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from caretrack import db, metrics
-from caretrack.errors import CareTrackError, NotFound
+from caretrack.core import db, metrics
+from caretrack.core.errors import CareTrackError, NotFound
 
 
 async def healthz(request: Request) -> Response:

@@ -11,9 +11,9 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
-from caretrack import crypto, db
-from caretrack.logs import configure as configure_logging
-from caretrack.settings import PREFIX, Settings, SettingsError, base_url_is_set, local_base_url
+from caretrack.core import crypto, db
+from caretrack.core.logs import configure as configure_logging
+from caretrack.core.settings import PREFIX, Settings, SettingsError, base_url_is_set, local_base_url
 
 
 class CommandError(Exception):
@@ -128,7 +128,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         cmd_migrate(settings, argparse.Namespace(check=False))
     _preflight(settings)
 
-    from caretrack import serving
+    from caretrack.site import serving
 
     derived = not base_url_is_set()
     settings = _served_settings(settings, args.host, args.port)
@@ -158,7 +158,7 @@ def _served_settings(settings: Settings, host: str, port: int) -> Settings:
     if base_url_is_set():
         return settings
     base_url = local_base_url(host, port)
-    # Web workers (caretrack.asgi, also in spawned processes) read their settings from the environment.
+    # Web workers (caretrack.site.asgi, also in spawned processes) read their settings from the environment.
     os.environ[f"{PREFIX}BASE_URL"] = base_url
     return settings.replace(base_url=base_url)
 
@@ -167,8 +167,8 @@ def _web_app():
     """The app a web worker serves, and its drain (a module-level function: workers import it)."""
     from functools import partial
 
-    from caretrack.app import drain
-    from caretrack.asgi import app
+    from caretrack.site.app import drain
+    from caretrack.site.asgi import app
 
     return app, partial(drain, app)
 
@@ -177,7 +177,7 @@ def _preflight(settings: Settings) -> None:
     """The database is reachable and migrated, and Redis answers (when configured)."""
 
     async def check_redis() -> None:
-        from caretrack.app import _connect_redis
+        from caretrack.site.app import _connect_redis
 
         redis = await _connect_redis(settings)
         if redis is not None:
@@ -186,7 +186,7 @@ def _preflight(settings: Settings) -> None:
     try:
         run_with_db(settings, check_redis)
     except Exception as exc:
-        from caretrack.serving import StartupError
+        from caretrack.site.serving import StartupError
 
         if isinstance(exc, StartupError):
             raise CommandError(str(exc)) from None
@@ -202,8 +202,8 @@ def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
     if args.advertise and not args.advertise.startswith(("ws://", "wss://")):
         raise CommandError(f"--advertise must be a ws:// or wss:// URL, got {args.advertise!r}")
     _preflight(settings)
-    from caretrack import serving
     from caretrack.consultations import worker
+    from caretrack.site import serving
 
     try:
         return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
@@ -242,7 +242,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     if settings.production:
         raise CommandError("demo data is refused in production (CARETRACK_ENVIRONMENT=production)")
-    from caretrack.demo import create_demo_data
+    from caretrack.site.demo import create_demo_data
 
     async def work() -> None:
         accounts = await create_demo_data(settings)
@@ -265,7 +265,7 @@ def cmd_createadmin(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError("the two passwords differ")
 
     from caretrack.accounts import service
-    from caretrack.errors import CareTrackError
+    from caretrack.core.errors import CareTrackError
 
     async def work() -> None:
         try:
@@ -278,7 +278,7 @@ def cmd_createadmin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from caretrack.audit import verify_chain
+    from caretrack.core.audit import verify_chain
 
     async def work() -> int:
         result = await verify_chain()

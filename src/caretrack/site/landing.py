@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack.api import PUBLIC
-from caretrack.pagekit import PageRouter, redirect, render
+from caretrack.http.apikit import PUBLIC
+from caretrack.http.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
 

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from caretrack.errors import CareTrackError
-from caretrack.templating import templates
+from caretrack.core.errors import CareTrackError
+from caretrack.http.templating import templates
 
 _HTTP_CODES = {
     400: "bad_request",

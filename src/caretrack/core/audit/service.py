@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
-from caretrack.audit.models import AuditEntry, AuditHead
+from caretrack.core.audit.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
 
@@ -31,7 +31,7 @@ SYSTEM = Actor(None, None)
 def _digest(prev_hash: str, seq: int, occurred_at: datetime, actor_id: int | None, action: str,
             subject_type: str | None, subject_id: str | None, client_address: str | None, detail: str) -> str:
     canonical = json.dumps(
-        [prev_hash, seq, occurred_at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        [prev_hash, seq, occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
          actor_id, action, subject_type, subject_id, client_address, detail],
         separators=(",", ":"),
     )
@@ -51,7 +51,7 @@ async def record(
     if not updated:
         raise RuntimeError("audit_head is missing its row; migrations were not applied")
     head = await AuditHead.get(id=1).using_db(conn)
-    occurred_at = datetime.now(timezone.utc)
+    occurred_at = datetime.now(UTC)
     detail_text = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
     subject = None if subject_id is None else str(subject_id)
     digest = _digest(head.hash, head.seq, occurred_at, actor.user_id, action, subject_type, subject,

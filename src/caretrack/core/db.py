@@ -14,16 +14,16 @@ from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as tortoise_migrate  # the function
 from tortoise.migrations.executor import MigrationExecutor
 
-from caretrack.settings import Settings
+from caretrack.core.settings import Settings
 
 APP_LABEL = "caretrack"
 MIGRATIONS_MODULE = "caretrack.migrations"
 # Every module that defines models; one Tortoise app so relations cross domains freely.
 MODEL_MODULES = [
     "caretrack.accounts.models",
-    "caretrack.audit.models",
+    "caretrack.core.audit.models",
     "caretrack.mail.models",
-    "caretrack.realtime.models",
+    "caretrack.core.outbox.models",
     "caretrack.booking.models",
     "caretrack.payments.models",
     "caretrack.care.models",
@@ -78,7 +78,7 @@ async def stop() -> None:
 async def ping(timeout: float = 5.0) -> None:
     try:
         await asyncio.wait_for(connections.get("default").execute_query("SELECT 1"), timeout)
-    except (OSError, asyncio.TimeoutError, Exception) as exc:  # driver errors vary by backend
+    except (TimeoutError, OSError, Exception) as exc:  # driver errors vary by backend
         raise DatabaseUnavailable(_describe(exc)) from exc
 
 
@@ -98,7 +98,7 @@ NUMBER_REFUSED = "A number is larger than can be stored (ids and counts go up to
 def refused_input_reason(exc: BaseException) -> str | None:
     """What is wrong with the input when the database refused a value a route let through
     (NUL in text, an integer beyond its column): a 422, never a 500. Routes should bound
-    their input first (caretrack.bounds) so the error can name the field; this is the net."""
+    their input first (caretrack.core.validation) so the error can name the field; this is the net."""
     for current in _chain(exc):
         text = str(current)
         if isinstance(current, OverflowError) and "SQLite INTEGER" in text:

@@ -23,9 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from caretrack import bounds
-from caretrack.bodies import read_limited
-from caretrack.errors import CareTrackError, ValidationError
+from caretrack.core import validation as bounds
+from caretrack.core.errors import CareTrackError, ValidationError
+from caretrack.http.bodies import read_limited
+from caretrack.http.guard import require_user
 
 PREFIX = "/api/v1"
 PUBLIC: frozenset[str] = frozenset()
@@ -82,8 +83,6 @@ class ApiRouter:
             async def endpoint(request: Request) -> Response:
                 kwargs: dict[str, Any] = {}
                 if allowed != PUBLIC:
-                    from caretrack.accounts.guard import require_user
-
                     user = await require_user(request, allowed)
                     if wants_user:
                         kwargs["user"] = user

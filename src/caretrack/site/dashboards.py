@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack import clock
-from caretrack.accounts.models import Role, User
-from caretrack.pagekit import PageRouter, render
+from caretrack.accounts.models import User
+from caretrack.core import clock
+from caretrack.core.roles import Role
+from caretrack.http.pagekit import PageRouter, render
 
 pages = PageRouter()
 

@@ -1,5 +1,5 @@
 """The audit log: append-only, hash-chained. See service.py."""
 
-from caretrack.audit.service import record, verify_chain
+from caretrack.core.audit.service import record, verify_chain
 
 __all__ = ["record", "verify_chain"]

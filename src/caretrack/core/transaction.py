@@ -1,11 +1,12 @@
-"""One unit of work: rows, audit rows, outbox events and emails commit together; work that
-must follow the commit (waking the event relay, the mail sender) runs only after it.
+"""One unit of work: rows, audit rows and outbox events commit together, with whatever else
+a domain writes on `tx.conn` (an email: `mail.send(tx, ...)`); work that must follow the
+commit (waking the event relay, the mail sender) runs only after it.
 
     async with atomic() as tx:
         user = await User.create(using_db=tx.conn, ...)
         await tx.audit(actor, "user.created", "user", user.id)
         await tx.emit("user.signed_up", actor_id=user.id, subject=("user", user.id), roles=["admin"])
-        await tx.email(user.email, "verify_email", {...})
+        await mail.send(tx, user.email, "verify_email", {...})
 
 Never start a task inside the block: a task would inherit a transaction that has already
 finished (the Tortoise pitfall). Post-commit work goes through `tx.after_commit`.
@@ -21,11 +22,12 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from caretrack import audit as audit_log
-from caretrack.audit.service import Actor
-from caretrack.logs import get_logger
+from caretrack.core import audit as audit_log
+from caretrack.core.audit.service import Actor
+from caretrack.core.logs import get_logger
+from caretrack.core.outbox import store as outbox
 
-log = get_logger("caretrack.transaction")
+log = get_logger("caretrack.core.transaction")
 
 
 @dataclass
@@ -45,18 +47,9 @@ class Tx:
     async def emit(self, event_type: str, *, actor_id: int | None, subject: tuple[str, Any] | None = None,
                    data: dict[str, Any] | None = None, users: Iterable[int] = (), roles: Iterable[str] = ()) -> None:
         """Write a live-update event for its recipients into the outbox."""
-        from caretrack.realtime import outbox
-
         await outbox.write_event(self.conn, event_type, actor_id=actor_id, subject=subject,
                                  data=data or {}, users=users, roles=roles)
         self.after_commit(outbox.wake_relay)
-
-    async def email(self, to: str, template: str, context: dict[str, Any],
-                    attachments: Iterable[tuple[str, str, bytes]] = ()) -> None:
-        from caretrack.mail import service as mail
-
-        await mail.queue(self.conn, to, template, context, attachments)
-        self.after_commit(mail.wake_sender)
 
 
 @contextlib.asynccontextmanager

@@ -14,29 +14,32 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from caretrack import __version__, crypto, db, health
+from caretrack import __version__
 from caretrack.accounts import sessions
-from caretrack.accounts.guard import AuthMiddleware
-from caretrack.api import PREFIX, openapi_document
-from caretrack.logs import get_logger
-from caretrack.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
-from caretrack.serving import StartupError
-from caretrack.settings import Settings
-from caretrack.templating import STATIC_DIR
-from caretrack.web_errors import EXCEPTION_HANDLERS
+from caretrack.accounts.guard import AuthMiddleware, require_user
+from caretrack.core import crypto, db
+from caretrack.core.logs import get_logger
+from caretrack.core.settings import Settings
+from caretrack.http import guard as http_guard
+from caretrack.http import health
+from caretrack.http.apikit import PREFIX, openapi_document
+from caretrack.http.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from caretrack.http.templating import STATIC_DIR
+from caretrack.http.web_errors import EXCEPTION_HANDLERS
+from caretrack.site.serving import StartupError
 
-log = get_logger("caretrack.app")
+log = get_logger("caretrack.site.app")
 
 
 # Each domain module may expose `api` (an ApiRouter), `pages` (a PageRouter), `routes`
 # (other routes, such as WebSockets), `start(app)` / `stop(app)` coroutines for the
 # lifespan, and `drain(app)`: close its open sockets when the server begins to shut down
-# (before the lifespan ends; see caretrack.serving). Adding a domain is one line here.
+# (before the lifespan ends; see caretrack.site.serving). Adding a domain is one line here.
 DOMAINS = [
-    "caretrack.pages",
+    "caretrack.site.landing",
     "caretrack.accounts.routes",
     "caretrack.mail.routes",
-    "caretrack.dashboards",
+    "caretrack.site.dashboards",
     "caretrack.realtime.routes",
     "caretrack.booking.routes",
     "caretrack.payments.routes",
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    http_guard.install(app, require_user)
     app.state.redis = None
     return app
 

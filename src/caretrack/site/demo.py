@@ -3,13 +3,14 @@ an account that exists is left as it is."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from caretrack.accounts import passwords
-from caretrack.accounts.models import Role, User
-from caretrack.audit.service import Actor
-from caretrack.settings import Settings
-from caretrack.transaction import atomic
+from caretrack.accounts.models import User
+from caretrack.core.audit.service import Actor
+from caretrack.core.roles import Role
+from caretrack.core.settings import Settings
+from caretrack.core.transaction import atomic
 
 DEMO_ACCOUNTS = [
     ("admin@caretrack.example", "demo-admin-2026", Role.ADMIN, "Ada Admin"),
@@ -26,7 +27,7 @@ async def create_demo_data(settings: Settings) -> list[tuple[str, str, str]]:
         async with atomic() as tx:
             user = await User.create(using_db=tx.conn, email=email, full_name=name, role=role,
                                      password_hash=passwords.hash_password(password),
-                                     email_verified_at=datetime.now(timezone.utc))
+                                     email_verified_at=datetime.now(UTC))
             await tx.audit(Actor(None, "cli"), "user.created_demo", "user", user.id, role=str(role))
     from caretrack.booking.demo import create_demo_booking_data
 

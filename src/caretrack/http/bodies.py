@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from caretrack.errors import PayloadTooLarge
+from caretrack.core.errors import PayloadTooLarge
 
 
 def _describe(limit: int) -> str:

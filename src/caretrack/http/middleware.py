@@ -11,8 +11,9 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caretrack import db, metrics, web_errors
-from caretrack.logs import get_logger
+from caretrack.core import db, metrics
+from caretrack.core.logs import get_logger
+from caretrack.http import web_errors
 
 log = get_logger("caretrack.http")
 

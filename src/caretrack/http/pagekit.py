@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from caretrack import bounds
-from caretrack.api import PUBLIC, validation_error
-from caretrack.bodies import read_limited
-from caretrack.errors import Forbidden
-from caretrack.templating import templates
+from caretrack.core import validation as bounds
+from caretrack.core.errors import Forbidden, NotAuthenticated
+from caretrack.http.apikit import PUBLIC, validation_error
+from caretrack.http.bodies import read_limited
+from caretrack.http.clients import origin_allowed
+from caretrack.http.guard import MfaRequired, require_user
+from caretrack.http.templating import templates
 
 Handler = Callable[..., Awaitable[Response]]
 MAX_FORM_BYTES = 1024 * 1024
@@ -67,8 +69,6 @@ def check_form_origin(request: Request) -> None:
     """Every page form must come from our own pages, signed in or not: a sign-in or sign-up
     form posted from another site would sign the victim into the attacker's account (login
     CSRF). Browsers send Origin with every form post; Referer is the fallback."""
-    from caretrack.accounts.guard import origin_allowed
-
     settings = request.app.state.settings
     if not origin_allowed(request.scope, settings):
         raise Forbidden(f"This form was sent from another site, or without an Origin header; open it on "
@@ -92,9 +92,6 @@ class PageRouter:
                     check_form_origin(request)
                 kwargs: dict[str, Any] = {}
                 if allowed != PUBLIC:
-                    from caretrack.accounts.guard import MfaRequired, require_user
-                    from caretrack.errors import NotAuthenticated
-
                     try:
                         user = await require_user(request, allowed, allow_pending_mfa=allow_pending_mfa)
                     except NotAuthenticated:
