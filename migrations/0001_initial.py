@@ -2,8 +2,8 @@ from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
-from caretrack.accounts.models import Role
 from caretrack.core.dbops import append_only, everywhere, per_dialect
+from caretrack.core.roles import Role
 
 
 class Migration(migrations.Migration):
