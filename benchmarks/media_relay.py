@@ -54,9 +54,9 @@ from aiortc.rtp import RTCP_RTPFB_NACK, HeaderExtensions, RtcpRtpfbPacket
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import media  # noqa: E402
-from media import _aiortc_hooks as hooks  # noqa: E402
-from media.tuning import tune_garbage_collector  # noqa: E402
+import media
+from media import _aiortc_hooks as hooks
+from media.tuning import tune_garbage_collector
 
 FPS = 30
 CLIP_SECONDS = 4

@@ -85,9 +85,9 @@ class CandidateInit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     candidate: Annotated[str, StringConstraints(max_length=1024)]
-    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None  # noqa: N815
-    sdpMLineIndex: Annotated[int, Field(ge=0, le=1024)] | None = None  # noqa: N815
-    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None  # noqa: N815
+    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=1024)] | None = None
+    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
 class Candidate(_Client):

@@ -342,7 +342,7 @@ def smtp_server() -> SmtpServer:
     server = SmtpServer("127.0.0.1", free_port())
 
     class Handler:
-        async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 - aiosmtpd's name
+        async def handle_DATA(self, smtp, session, envelope):
             server.messages.append(message_from_bytes(envelope.content, policy=policy.default))
             return "250 OK"
 

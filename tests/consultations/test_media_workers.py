@@ -42,7 +42,7 @@ def flowing(*clients: SignalClient, frames: int = 20) -> bool:
     return all(c.tracks("video") and len(c.tracks("video")[-1].frames) >= frames for c in clients)
 
 
-async def test_a_killed_media_worker_sends_its_calls_to_another(scaled_out, clients) -> None:  # noqa: ANN001
+async def test_a_killed_media_worker_sends_its_calls_to_another(scaled_out, clients) -> None:
     base_url, workers = scaled_out["url"], scaled_out["workers"]
     async with httpx.AsyncClient() as http:
         ready = (await http.get(base_url + "/readyz")).json()
@@ -96,7 +96,7 @@ async def test_a_killed_media_worker_sends_its_calls_to_another(scaled_out, clie
     assert [m["text"] for m in history["messages"]] == ["still here"]
 
 
-async def test_a_stopped_worker_leaves_the_directory_and_readiness_says_so(scaled_out) -> None:  # noqa: ANN001
+async def test_a_stopped_worker_leaves_the_directory_and_readiness_says_so(scaled_out) -> None:
     base_url, workers = scaled_out["url"], scaled_out["workers"]
     for worker in workers.values():
         err = await worker.stop()

@@ -227,7 +227,7 @@ def _sdp(message: dict[str, Any]) -> dict[str, str]:
     return {"sdp": message["sdp"], "type": message["type"]}
 
 
-async def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:  # noqa: ANN001
+async def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

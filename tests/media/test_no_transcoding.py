@@ -43,7 +43,7 @@ class CodecGuard:
         aiortc.rtcrtpsender.get_encoder = self._real_encoder
         aiortc.rtcrtpreceiver.get_decoder = self._real_decoder
 
-    def _get_encoder(self, codec):  # noqa: ANN001, ANN202
+    def _get_encoder(self, codec):
         sender = sys._getframe(1).f_locals.get("self")
         if any(sender is s for pc in self.watched() for s in pc.getSenders()):
             self.violations.append(f"encoder {codec.mimeType} for {sender}")
@@ -51,7 +51,7 @@ class CodecGuard:
         self.allowed += 1
         return self._real_encoder(codec)
 
-    def _get_decoder(self, codec):  # noqa: ANN001, ANN202
+    def _get_decoder(self, codec):
         # decoder_worker(loop, input_q, output_q, ...) feeds the receiver's track
         output_q = sys._getframe(1).f_locals.get("output_q")
         for pc in list(self.watched()):

@@ -80,7 +80,7 @@ class RecordingHooks(Hooks):
         self.chats.append((consultation_id, principal.id, text))
         return StoredChat(id=f"msg-{len(self.chats)}", at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
 
-    async def on_recording_consent(self, consultation_id, principal, role, granted) -> None:  # noqa: ANN001
+    async def on_recording_consent(self, consultation_id, principal, role, granted) -> None:
         self.consents.append((consultation_id, principal.id, role, granted))
 
     async def on_recording_started(self, consultation_id: str, path: Path) -> None:
@@ -110,7 +110,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SignalServer]:
     service = signalling.SignallingService(relay, authenticate=authenticate, allowed_origin=allowed_origin,
                                            authorize=authorize, hooks=hooks, limits=TEST_LIMITS)
 
-    async def healthz(request) -> PlainTextResponse:  # noqa: ANN001
+    async def healthz(request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/healthz", healthz), service.route("/ws/signal")])
@@ -177,7 +177,7 @@ class SignalClient:
         """Where the messages received from now on start (for ``wait(since=)``)."""
         return len(self.messages)
 
-    async def wait(self, kind: type, predicate=lambda m: True, timeout: float = 10, since: int = 0) -> Any:  # noqa: ANN001
+    async def wait(self, kind: type, predicate=lambda m: True, timeout: float = 10, since: int = 0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in self.messages[since:]:

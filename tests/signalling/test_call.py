@@ -14,7 +14,7 @@ from tests.media.helpers import colour_name, read_frame, wait_for
 from .conftest import SignalClient, SignalServer, join
 
 
-def counters(received) -> list[int]:  # noqa: ANN001
+def counters(received) -> list[int]:
     return [info[1] for _, info in received.frames]
 
 
@@ -57,7 +57,7 @@ async def admitted_call(server: SignalServer, clients: list[SignalClient], consu
     return host, patient
 
 
-async def test_admitted_patient_and_host_see_and_hear_each_other(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_admitted_patient_and_host_see_and_hear_each_other(server: SignalServer, clients) -> None:
     host, patient = await admitted_call(server, clients, "c-call")
     for me, other, colour in ((host, "pat", "blue"), (patient, "doc", "red")):
         (video,) = me.tracks("video")
@@ -86,7 +86,7 @@ async def test_admitted_patient_and_host_see_and_hear_each_other(server: SignalS
     assert list(server.relay.room("c-call").participants) == ["doc"]
 
 
-async def test_chat_reaches_the_other_side_and_the_hook(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_chat_reaches_the_other_side_and_the_hook(server: SignalServer, clients) -> None:
     patient = await join(server, "pat", "c-chat")
     host = await join(server, "doc", "c-chat")
     clients += [patient, host]
@@ -110,7 +110,7 @@ async def test_chat_reaches_the_other_side_and_the_hook(server: SignalServer, cl
     assert [m.text for m in patient.of(p.ChatPosted)] == ["My knee still hurts.", "Noted."]
 
 
-async def test_recording_needs_both_consents_and_holds_both_calls_frames(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_recording_needs_both_consents_and_holds_both_calls_frames(server: SignalServer, clients) -> None:
     host, patient = await admitted_call(server, clients, "c-rec")
     await host.send({"type": "recording_consent", "granted": True})
     state = await patient.wait(p.Recording, lambda m: m.consents.host)
@@ -128,7 +128,7 @@ async def test_recording_needs_both_consents_and_holds_both_calls_frames(server:
 
     # Record until each side has received ~3 s more video (by frames, not by the clock:
     # a loaded machine slows everything down alike).
-    def video_frames(client) -> int:  # noqa: ANN001
+    def video_frames(client) -> int:
         return sum(len(track.frames) for track in client.tracks("video"))
 
     start = [video_frames(client) for client in (host, patient)]
@@ -168,7 +168,7 @@ async def test_recording_needs_both_consents_and_holds_both_calls_frames(server:
     assert Path(server.hooks.started[1][1]).stat().st_size > 0
 
 
-async def test_end_closes_for_everyone_and_nobody_rejoins(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_end_closes_for_everyone_and_nobody_rejoins(server: SignalServer, clients) -> None:
     patient = await join(server, "pat", "c-end")
     host = await join(server, "doc", "c-end")
     guest = await join(server, "gus", "c-end")
@@ -198,7 +198,7 @@ async def join_refused(server: SignalServer, user: str, consultation: str) -> tu
         await client.close()
 
 
-async def test_a_second_socket_replaces_the_first_and_keeps_the_seat(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_a_second_socket_replaces_the_first_and_keeps_the_seat(server: SignalServer, clients) -> None:
     host, patient = await admitted_call(server, clients, "c-reconnect")
     # the patient's network changed: a new socket (and a new peer connection) while the
     # old socket still looks open

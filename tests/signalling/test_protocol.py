@@ -31,7 +31,7 @@ SERVER_SAMPLES = [
 
 
 @pytest.mark.parametrize("message", SERVER_SAMPLES, ids=lambda m: m.type)
-def test_server_messages_round_trip(message) -> None:  # noqa: ANN001
+def test_server_messages_round_trip(message) -> None:
     wire = p.to_wire(message)
     assert '"v":1' in wire
     assert p.from_wire(wire, sender="server") == message
@@ -77,7 +77,7 @@ def test_seat_and_refused_check_their_input() -> None:
     assert Refused(200, "x").code == 4403  # not a WebSocket application code: refused
 
 
-async def test_shutdown_tells_every_socket_to_reconnect(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_shutdown_tells_every_socket_to_reconnect(server: SignalServer, clients) -> None:
     host = await join(server, "doc", "c-shutdown")
     patient = await join(server, "pat", "c-shutdown")
     clients += [host, patient]

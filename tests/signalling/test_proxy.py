@@ -73,7 +73,7 @@ class Cluster:
     relay: media.Relay  # the relay of the worker the test looks at (see admitted_call)
 
 
-async def _healthz(request) -> PlainTextResponse:  # noqa: ANN001
+async def _healthz(request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
@@ -109,7 +109,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         assert process.relay.peer_connections == {}
 
 
-async def test_a_call_goes_through_the_proxy_to_one_worker(cluster: Cluster, clients) -> None:  # noqa: ANN001
+async def test_a_call_goes_through_the_proxy_to_one_worker(cluster: Cluster, clients) -> None:
     host, patient = await admitted_call(cluster, clients, "c-px")
     for me, colour in ((host, "blue"), (patient, "red")):
         assert {colour_name(info[0]) for _, info in me.tracks("video")[0].frames} == {colour}
@@ -125,7 +125,7 @@ async def test_a_call_goes_through_the_proxy_to_one_worker(cluster: Cluster, cli
     await host.wait(p.Participants, lambda m: [i.participant for i in m.participants] == ["doc"])
 
 
-async def test_when_a_worker_goes_away_its_clients_reconnect_to_another(cluster: Cluster, clients) -> None:  # noqa: ANN001
+async def test_when_a_worker_goes_away_its_clients_reconnect_to_another(cluster: Cluster, clients) -> None:
     host, patient = await admitted_call(cluster, clients, "c-move")
     first = cluster.workers["w1"]
     cluster.directory.workers.pop("w1")  # the directory no longer lists it ...
@@ -153,7 +153,7 @@ async def test_when_a_worker_goes_away_its_clients_reconnect_to_another(cluster:
     assert list(cluster.workers["w2"].relay.rooms) == ["c-move"]
 
 
-async def test_an_unreachable_worker_is_skipped_and_reported(cluster: Cluster, clients) -> None:  # noqa: ANN001
+async def test_an_unreachable_worker_is_skipped_and_reported(cluster: Cluster, clients) -> None:
     dead = Worker("w0", f"ws://127.0.0.1:{free_port()}/signal")  # nothing listens there
     cluster.directory.workers = {"w0": dead, **cluster.directory.workers}
     host = await join(cluster, "doc", "c-skip")
@@ -177,7 +177,7 @@ async def _open(cluster: Cluster, user: str | None, origin: str = ORIGIN) -> Sig
     return client
 
 
-async def test_the_proxy_refuses_before_asking_for_a_worker(cluster: Cluster, clients) -> None:  # noqa: ANN001
+async def test_the_proxy_refuses_before_asking_for_a_worker(cluster: Cluster, clients) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(cluster.url, origin="https://evil.example", additional_headers={"x-test-user": "doc"})
     assert refused.value.response.status_code == 403
@@ -196,7 +196,7 @@ async def test_the_proxy_refuses_before_asking_for_a_worker(cluster: Cluster, cl
     assert cluster.directory.asked == []
 
 
-async def test_an_oversized_message_is_stopped_at_the_proxy(cluster: Cluster, clients) -> None:  # noqa: ANN001
+async def test_an_oversized_message_is_stopped_at_the_proxy(cluster: Cluster, clients) -> None:
     host = await join(cluster, "doc", "c-big")
     clients.append(host)
     await host.send({"type": "chat", "text": "x" * (TEST_LIMITS.max_message_bytes + 10)})
@@ -213,7 +213,7 @@ async def _straight_to_worker(cluster: Cluster, headers: dict[str, str]) -> Sign
     return client
 
 
-async def test_a_worker_admits_only_a_valid_ticket_for_its_consultation(cluster: Cluster, clients) -> None:  # noqa: ANN001
+async def test_a_worker_admits_only_a_valid_ticket_for_its_consultation(cluster: Cluster, clients) -> None:
     doc = Principal("doc", "Dr Ada Host")
     good = tickets.issue(KEY, doc, "c-a", Seat("host"))
     cases = {

@@ -22,7 +22,7 @@ async def assert_still_serving(server: SignalServer, consultation: str = "c-stil
         await client.close()
 
 
-async def closed_with(client, code: int) -> str:  # noqa: ANN001
+async def closed_with(client, code: int) -> str:
     close_code, reason = await client.wait_closed()
     assert close_code == code, (close_code, reason, client.messages)
     errors = client.of(p.Error)
@@ -166,7 +166,7 @@ async def test_a_steady_client_within_the_rate_is_not_throttled(server: SignalSe
         await client.close()
 
 
-async def test_waiting_patient_cannot_reach_media_or_host_actions(server: SignalServer, clients) -> None:  # noqa: ANN001
+async def test_waiting_patient_cannot_reach_media_or_host_actions(server: SignalServer, clients) -> None:
     host = await join(server, "doc", "c-gate")
     patient = await join(server, "pat", "c-gate")
     clients += [host, patient]

@@ -9,7 +9,7 @@ from caretrack.accounts.models import User
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import ApplicationStatus
-from caretrack.booking.pages import pages  # noqa: F401 - the domain's pages
+from caretrack.booking.pages import pages
 from caretrack.booking.schemas import (
     ApplicationList,
     ApplicationOut,
