@@ -261,7 +261,7 @@ def sender_started(sender: RTCRtpSender) -> bool:
     return started
 
 
-def sender_encoder(sender: RTCRtpSender) -> Any:
+def sender_encoder(sender: RTCRtpSender) -> object:
     return getattr(sender, _TX_ENCODER)
 
 

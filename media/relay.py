@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiortc import (
     MediaStreamTrack,
@@ -59,7 +59,7 @@ class _IdleTrack(MediaStreamTrack):
         self._id = track_id
         self._never: asyncio.Future[None] | None = None
 
-    async def recv(self) -> Any:
+    async def recv(self) -> NoReturn:
         self._never = asyncio.get_running_loop().create_future()
         await self._never
         raise AssertionError("unreachable")  # pragma: no cover
