@@ -13,10 +13,11 @@ restrict it, so the relay replaces two ``Connection`` methods on the class:
   ``RelayConfig.udp_ports`` set, each host socket is bound to a port of that
   range (random start, ports in use skipped) instead of an ephemeral one.
 
-The replacements act only on connections that gathered inside
-:func:`applying` (the relay wraps its ``setLocalDescription`` calls, which is
-where aiortc gathers); every other connection in the process, such as an
-aiortc client in the tests, keeps aioice's own behaviour.  If an upgrade moves
+Nothing changes at import: :func:`install` puts the replacements in place, and
+:class:`media.Relay` calls it when it is created.  They act only on connections
+that gathered inside :func:`applying` (the relay wraps its ``setLocalDescription``
+calls, which is where aiortc gathers); every other connection in the process,
+such as an aiortc client in the tests, keeps aioice's own behaviour.  If an upgrade moves
 one of these internals, the version check below and
 ``tests/media/test_aioice_hooks.py`` are where it shows.
 """
@@ -52,7 +53,7 @@ if not aioice.__version__.startswith(PINNED_AIOICE):
         "then update PINNED_AIOICE."
     )
 
-__all__ = ["IcePolicy", "PortRangeExhausted", "applying", "install", "policy_of"]
+__all__ = ["IcePolicy", "PortRangeExhausted", "applying", "install", "installed", "policy_of"]
 
 _POLICY_ATTR = "_caretrack_ice_policy"
 
@@ -193,10 +194,21 @@ def _bind_in_range(address: str, udp_ports: tuple[int, int]) -> socket.socket | 
     raise PortRangeExhausted(address, udp_ports)
 
 
+def installed() -> bool:
+    return (
+        ice.Connection.request_received is _request_received
+        and ice.Connection.get_component_candidates is _get_component_candidates
+    )
+
+
 def install() -> None:
-    """Replace the two ``aioice.Connection`` methods (idempotent)."""
+    """Replace the two ``aioice.Connection`` methods; idempotent.
+
+    Importing ``media`` changes nothing in aioice: :class:`media.Relay` calls this when
+    it is created, before any of its connections gathers candidates.
+    """
+    if installed():
+        return
+    # aiortc and aioice offer no hook for either: assigning to the class is the seam
     ice.Connection.request_received = _request_received  # type: ignore[method-assign]
     ice.Connection.get_component_candidates = _get_component_candidates  # type: ignore[method-assign]
-
-
-install()

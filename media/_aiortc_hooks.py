@@ -10,9 +10,10 @@ check below and ``tests/media/test_aiortc_hooks.py`` are where it shows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiortc
@@ -24,6 +25,9 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensionsMap, RtpPacket, is_rtcp
+from aiortc.sdp import SessionDescription
+
+from .codecs import CodecKey, codec_key, is_rtx
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ if not aiortc.__version__.startswith(PINNED_AIORTC):
         "version, run tests/media/test_aiortc_hooks.py, then update PINNED_AIORTC."
     )
 
-RtpHandler = Callable[[RtpPacket, int], Awaitable[None]]
+RtpHandler = Callable[[RtpPacket, int], Coroutine[Any, Any, None]]
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[bool]]
 SyncRtpHandler = Callable[[RtpPacket, int], None]
 
@@ -100,7 +104,8 @@ def intercept_rtp(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
     shadowing it on the instance means aiortc never depacketises, jitter-buffers
     or decodes these packets.
     """
-    receiver._handle_rtp_packet = handler  # type: ignore[method-assign]
+    # handler's parameters are positional: mypy calls that another type of method
+    receiver._handle_rtp_packet = handler  # type: ignore[method-assign, assignment]
 
 
 def intercept_rtp_now(receiver: RTCRtpReceiver, handler: SyncRtpHandler) -> None:
@@ -129,7 +134,7 @@ def _install_fast_receive(dtls: RTCDtlsTransport) -> None:
     if getattr(dtls, _FAST_INSTALLED, False):
         return
     connection: ice.Connection = dtls.transport._connection
-    queue: asyncio.Queue = connection._queue
+    queue: asyncio.Queue[Any] = connection._queue
     original = connection.data_received
     loop = asyncio.get_running_loop()
     setattr(dtls, _FAST_INSTALLED, True)
@@ -183,7 +188,8 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParamet
 
 def receiver_rtx_ssrcs(receiver: RTCRtpReceiver) -> dict[int, int]:
     """Map of RTX SSRC -> media SSRC announced by the remote peer."""
-    return getattr(receiver, _RX_RTX_SSRC)
+    ssrcs: dict[int, int] = getattr(receiver, _RX_RTX_SSRC)
+    return ssrcs
 
 
 def receiver_stream_statistics(
@@ -198,7 +204,8 @@ def receiver_stream_statistics(
 
 
 def receiver_rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
-    return getattr(receiver, _RX_RTCP_SSRC)
+    ssrc: int | None = getattr(receiver, _RX_RTCP_SSRC)
+    return ssrc
 
 
 async def receiver_send_rtcp(receiver: RTCRtpReceiver, packet: AnyRtcpPacket) -> None:
@@ -239,7 +246,8 @@ def intercept_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> None:
 
 def sender_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
     """Header extension ids negotiated for this sender (set by ``sender.send()``)."""
-    return getattr(sender, _TX_EXT_MAP)
+    extensions: HeaderExtensionsMap = getattr(sender, _TX_EXT_MAP)
+    return extensions
 
 
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
@@ -249,10 +257,11 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
 
 def sender_started(sender: RTCRtpSender) -> bool:
     """True once aiortc called ``sender.send()`` (transport connected, ids configured)."""
-    return getattr(sender, _TX_STARTED)
+    started: bool = getattr(sender, _TX_STARTED)
+    return started
 
 
-def sender_encoder(sender: RTCRtpSender) -> Any:
+def sender_encoder(sender: RTCRtpSender) -> object:
     return getattr(sender, _TX_ENCODER)
 
 
@@ -319,20 +328,18 @@ def set_pc_certificates(pc: RTCPeerConnection, certificates: list[Any]) -> None:
 # their negotiated parameters, and new ones are mapped onto the session's numbering.
 
 
-def _codec_key(codec: RTCRtpCodecParameters) -> tuple:
-    key: tuple = (codec.mimeType.lower(), codec.clockRate, codec.channels)
-    if codec.mimeType.lower() == "video/h264":
-        key += (str(codec.parameters.get("packetization-mode", "0")),
-                str(codec.parameters.get("profile-level-id", ""))[:4].lower())
-    return key
+def _payload_type(codec: RTCRtpCodecParameters) -> int:
+    if codec.payloadType is None:  # every negotiated or parsed codec has one
+        raise ValueError(f"codec {codec.mimeType} has no payload type")
+    return codec.payloadType
+
+
+def _apt(codec: RTCRtpCodecParameters) -> int:
+    """The payload type an RTX codec repairs; -1 when it names none."""
+    return int(str(codec.parameters.get("apt", -1)))
 
 
 async def create_offer_keeping_negotiated(pc: RTCPeerConnection) -> RTCSessionDescription:
-    import dataclasses
-
-    from aiortc.codecs import is_rtx
-    from aiortc.sdp import SessionDescription
-
     transceivers = pc.getTransceivers()
     saved = {t.mid: (list(t._codecs), list(t._headerExtensions)) for t in transceivers
              if t.mid is not None and t._codecs}
@@ -344,18 +351,18 @@ async def create_offer_keeping_negotiated(pc: RTCPeerConnection) -> RTCSessionDe
         return offer
 
     ext_ids: dict[str, int] = {}
-    codec_pts: dict[tuple, int] = {}
+    codec_pts: dict[CodecKey, int] = {}
     rtx_pts: dict[int, int] = {}
     used_pts: set[int] = set()
     for codecs, extensions in saved.values():
         for extension in extensions:
             ext_ids.setdefault(extension.uri, extension.id)
         for codec in codecs:
-            used_pts.add(codec.payloadType)
+            used_pts.add(_payload_type(codec))
             if is_rtx(codec):
-                rtx_pts.setdefault(int(codec.parameters.get("apt", -1)), codec.payloadType)
+                rtx_pts.setdefault(_apt(codec), _payload_type(codec))
             else:
-                codec_pts.setdefault(_codec_key(codec), codec.payloadType)
+                codec_pts.setdefault(codec_key(codec), _payload_type(codec))
 
     def free_pt() -> int:
         pt = next(p for p in range(96, 128) if p not in used_pts)
@@ -379,15 +386,15 @@ async def create_offer_keeping_negotiated(pc: RTCPeerConnection) -> RTCSessionDe
             for codec in media.rtp.codecs:
                 if is_rtx(codec):
                     continue
-                key = _codec_key(codec)
+                key = codec_key(codec)
                 pt = codec_pts.get(key)
                 if pt is None:
                     pt = codec_pts[key] = free_pt()
-                mapping[codec.payloadType] = pt
+                mapping[_payload_type(codec)] = pt
                 codecs.append(dataclasses.replace(codec, payloadType=pt))
             for codec in media.rtp.codecs:
-                if is_rtx(codec) and int(codec.parameters.get("apt", -1)) in mapping:
-                    apt = mapping[int(codec.parameters["apt"])]
+                if is_rtx(codec) and _apt(codec) in mapping:
+                    apt = mapping[_apt(codec)]
                     pt = rtx_pts.get(apt) or free_pt()
                     rtx_pts[apt] = pt
                     codecs.append(dataclasses.replace(codec, payloadType=pt, parameters={"apt": apt}))

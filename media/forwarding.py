@@ -36,6 +36,7 @@ from aiortc.rtp import (
 )
 
 from . import _aiortc_hooks as hooks
+from .codecs import CodecKey, codec_key, is_rtx, media_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +52,6 @@ def ntp_now() -> int:
     """Current time as a 64-bit NTP timestamp."""
     now = time.time() + NTP_EPOCH_OFFSET
     return int(now * (1 << 32))
-
-
-def codec_key(codec: RTCRtpCodecParameters) -> tuple[str, int, str]:
-    """What must match for a payload to be forwarded as-is to another peer."""
-    name = codec.mimeType.lower()
-    detail = ""
-    if name == "video/h264":
-        params = codec.parameters
-        profile = str(params.get("profile-level-id", "42e01f"))[:2].lower()
-        detail = f"{params.get('packetization-mode', '0')}/{profile}"
-    return name, codec.clockRate, detail
-
-
-def is_rtx(codec: RTCRtpCodecParameters) -> bool:
-    return codec.mimeType.lower().endswith("/rtx")
-
-
-def media_codecs(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
-    return [c for c in codecs if not is_rtx(c)]
 
 
 # -- keyframe detection -----------------------------------------------------
@@ -224,7 +206,8 @@ class Publication:
 
     def refresh_codecs(self) -> None:
         """Re-read payload types after a (re)negotiation."""
-        self._codecs = {c.payloadType: c for c in hooks.negotiated_codecs(self.transceiver)}
+        self._codecs = {c.payloadType: c for c in hooks.negotiated_codecs(self.transceiver)
+                        if c.payloadType is not None}
 
     def close(self) -> None:
         self.closed = True
@@ -339,9 +322,9 @@ class Subscription:
         self.closed = False
         self._ssrc, self._rtx_ssrc = hooks.sender_ssrcs(self.sender)
         self._ready = False
-        self._payload_types: dict[tuple[str, int, str], int] = {}
+        self._payload_types: dict[CodecKey, int] = {}
         self._rtx_payload_type: int | None = None
-        self._ext_map: HeaderExtensionsMap | None = None
+        self._ext_map = HeaderExtensionsMap()  # the negotiated one once ready
         self._mid: str | None = None
         self._last_keyframe_ask = 0.0
         # sequence / timestamp rewriting
@@ -362,7 +345,7 @@ class Subscription:
         """Apply the payload types the subscriber accepted in the last negotiation."""
         codecs = hooks.negotiated_codecs(self.transceiver)
         self._payload_types = {
-            codec_key(c): c.payloadType for c in codecs if not is_rtx(c)
+            codec_key(c): c.payloadType for c in codecs if not is_rtx(c) and c.payloadType is not None
         }
         main = media_codecs(codecs)
         self._rtx_payload_type = None
@@ -378,7 +361,7 @@ class Subscription:
     def forward(
         self,
         packet: RtpPacket,
-        key: tuple[str, int, str],
+        key: CodecKey,
         ntp: int,
         abs_send_time: int,
     ) -> None:
@@ -399,14 +382,14 @@ class Subscription:
         if packet.ssrc != self._source_ssrc:
             # New source: video starts at a keyframe so the first frame decodes.
             if self.publication.kind == "video" and not is_keyframe_start(
-                key[0], packet.payload
+                key.mime_type, packet.payload
             ):
                 now = time.monotonic()
                 if now - self._last_keyframe_ask > KEYFRAME_RETRY_INTERVAL:
                     self._last_keyframe_ask = now
                     self.publication.request_keyframe_now()
                 return
-            self._rebase(packet, key[1])
+            self._rebase(packet, key.clock_rate)
 
         sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF

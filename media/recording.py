@@ -44,6 +44,7 @@ import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from aiortc.codecs import depayload
@@ -179,15 +180,18 @@ class _Slot:
         return self._origin + timestamp + (self._wraps << 32) - self._first_ts
 
     def _write(self, data: bytes, pts: int, key: bool) -> None:
-        if self._container is None:
+        if self._container is None or self._stream is None:
             self._open()
+        container, stream = self._container, self._stream
+        if container is None or stream is None:  # pragma: no cover - _open set both or raised
+            raise RecordingError(f"recording {self.part_path}: the part file did not open")
         packet = av.Packet(data)
-        packet.stream = self._stream
+        packet.stream = stream
         packet.time_base = self.time_base
         packet.pts = packet.dts = pts
         packet.is_keyframe = key
         try:
-            self._container.mux(packet)
+            container.mux(packet)
         except av.FFmpegError as exc:
             logger.warning("recording %s: dropped a %s frame: %s", self.part_path, self.kind, exc)
             return
@@ -330,7 +334,7 @@ class Recorder:
         return written
 
 
-def _packets(index: int, container: av.container.InputContainer) -> Iterator[tuple[int, av.Packet]]:
+def _packets(index: int, container: av.container.InputContainer) -> Iterator[tuple[int, av.Packet[Any]]]:
     for packet in container.demux(container.streams[0]):
         if packet.size == 0:  # the demuxer's end-of-stream flush packet
             continue
@@ -339,6 +343,7 @@ def _packets(index: int, container: av.container.InputContainer) -> Iterator[tup
         yield index, packet
 
 
-def _time(item: tuple[int, av.Packet]) -> Fraction:
+def _time(item: tuple[int, av.Packet[Any]]) -> Fraction:
     packet = item[1]
-    return packet.dts * packet.time_base
+    # _packets gives every packet a dts
+    return (packet.dts or 0) * packet.time_base

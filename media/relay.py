@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiortc import (
     MediaStreamTrack,
@@ -30,8 +30,9 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import _aioice_hooks as ice_hooks
 from . import _aiortc_hooks as hooks
+from .codecs import is_rtx
 from .config import RelayConfig
-from .forwarding import Publication, Subscription, is_rtx
+from .forwarding import Publication, Subscription
 from .recording import Recorder, RecordingError
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class _IdleTrack(MediaStreamTrack):
         self._id = track_id
         self._never: asyncio.Future[None] | None = None
 
-    async def recv(self) -> Any:
+    async def recv(self) -> NoReturn:
         self._never = asyncio.get_running_loop().create_future()
         await self._never
         raise AssertionError("unreachable")  # pragma: no cover
@@ -285,16 +286,17 @@ class Participant:
             if mid is None:
                 continue
             publication = self.publications.get(mid)
-            if mid in sending and publication is None:
-                track = transceiver.receiver.track
-                self.publications[mid] = Publication(
-                    self.id,
-                    transceiver,
-                    track_id=track.id if track is not None else mid,
-                    config_max_bitrate=self._config.max_video_bitrate,
-                )
-            elif mid in sending:
-                publication.refresh_codecs()
+            if mid in sending:
+                if publication is None:
+                    track = transceiver.receiver.track
+                    self.publications[mid] = Publication(
+                        self.id,
+                        transceiver,
+                        track_id=track.id if track is not None else mid,
+                        config_max_bitrate=self._config.max_video_bitrate,
+                    )
+                else:
+                    publication.refresh_codecs()
             elif publication is not None:
                 self.room._unpublish(publication)
                 del self.publications[mid]
@@ -570,6 +572,7 @@ class Relay:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._pcs: dict[RTCPeerConnection, str] = {}
+        ice_hooks.install()  # before any of this relay's connections gathers candidates
         self.ice_policy = ice_hooks.IcePolicy(
             address_allowed=config.address_allowed, udp_ports=config.udp_ports
         )

@@ -54,7 +54,7 @@ class MessageBudget:
             self._tokens -= 1
             return Verdict.ACCEPT
         first = self._episode_start is None or moment - self._last_over >= self.window
-        if first:
+        if first or self._episode_start is None:  # (None implies first; spelled for mypy)
             self._episode_start, self._over = moment, 0
         self._over += 1
         self._last_over = moment

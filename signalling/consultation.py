@@ -10,28 +10,56 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
+
+from pydantic import BaseModel
 
 import media
 
 from . import protocol as p
-from .policy import Principal, Role, Seat
-
-if TYPE_CHECKING:
-    from .service import SignallingService
-    from .session import Session
+from .policy import Hooks, Limits, Principal, Role, Seat
 
 logger = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """A member's signalling socket, as the consultation uses it (``session.Session``)."""
+
+    principal: Principal
+
+    def send(self, message: BaseModel) -> None: ...
+
+    def close_soon(self, code: int, reason: str) -> None: ...
+
+
+class Registry(Protocol):
+    """The service that keeps this process's live consultations, as a consultation uses it
+    (``service.SignallingService``): what it is configured with, and the two changes a
+    consultation reports back."""
+
+    relay: media.Relay
+    hooks: Hooks
+    limits: Limits
+
+    def ice_servers_for(self, principal: Principal) -> list[p.IceServerInfo]: ...
+
+    def forget(self, consultation: Consultation) -> None:
+        """The consultation is over in this process (nobody is connected, it ended, or it
+        was evicted): the next join for its id starts a new :class:`Consultation`."""
+
+    def mark_ended(self, consultation_id: str) -> None:
+        """Its host ended it: nobody may join it again while this process runs."""
 
 
 @dataclass(eq=False)
 class Member:
     principal: Principal
     role: Role
-    session: Session | None = None
+    session: Socket | None = None
     admitted: bool = False
     participant: media.Participant | None = None
     fresh_socket: bool = True  # the next offer builds (or rebuilds) the relay connection
@@ -48,13 +76,13 @@ class Member:
     def connected(self) -> bool:
         return self.session is not None
 
-    def send(self, message: Any) -> None:
+    def send(self, message: BaseModel) -> None:
         if self.session is not None:
             self.session.send(message)
 
 
 class Consultation:
-    def __init__(self, service: SignallingService, consultation_id: str) -> None:
+    def __init__(self, service: Registry, consultation_id: str) -> None:
         self.service = service
         self.id = consultation_id
         self.members: dict[str, Member] = {}  # insertion order = arrival order
@@ -82,7 +110,7 @@ class Consultation:
 
     # --- arrival and departure ------------------------------------------------------------
 
-    async def attach(self, session: Session, principal: Principal, seat: Seat) -> None:
+    async def attach(self, session: Socket, principal: Principal, seat: Seat) -> None:
         """A socket joined: replace the user's older socket, seat them, tell everyone."""
         role = seat.role
         async with self.lock:
@@ -114,7 +142,7 @@ class Consultation:
             if role == "host":
                 self._announce_host_presence()
 
-    async def detach(self, session: Session) -> None:
+    async def detach(self, session: Socket) -> None:
         """A socket ended.  A replaced socket changes nothing; otherwise the member leaves
         the relay room (their relay connection dies with the socket) and the waiting list."""
         async with self.lock:
@@ -151,7 +179,7 @@ class Consultation:
             await self._stop_recording()
         if self._room is not None:
             await self._room.close()
-        self.service._forget(self)
+        self.service.forget(self)
 
     # --- waiting room ---------------------------------------------------------------------
 
@@ -195,7 +223,7 @@ class Consultation:
         for member in present:
             member.send(message)
 
-    def broadcast(self, message: Any, *, exclude: Member | None = None) -> None:
+    def broadcast(self, message: BaseModel, *, exclude: Member | None = None) -> None:
         """To every admitted, connected member."""
         for member in self._connected(admitted=True):
             if member is not exclude:
@@ -274,6 +302,8 @@ class Consultation:
         if path is None:
             return
         try:
+            if self._room is None:  # pragma: no cover - a recording runs in the room
+                raise media.RelayError(f"{self} has no relay room")
             frames = await self._room.stop_recording()
             logger.info("%s: recording %s stopped: %s", self, path, frames)
         except media.RelayError as exc:
@@ -281,7 +311,7 @@ class Consultation:
         await self._call_hook(self.service.hooks.on_recording_stopped, path)
         self.broadcast(self._recording_state())
 
-    async def _call_hook(self, hook: Any, path: Path) -> None:
+    async def _call_hook(self, hook: Callable[[str, Path], Awaitable[None]], path: Path) -> None:
         try:
             await hook(self.id, path)
         except Exception:
@@ -296,7 +326,7 @@ class Consultation:
             if self.ended:
                 return
             await self.service.hooks.on_end(self.id, by)
-            self.service._mark_ended(self.id)
+            self.service.mark_ended(self.id)
             await self._dissolve(p.Ended(reason=reason), p.CLOSE_NORMAL, reason)
 
     async def evict(self, code: int, reason: str) -> None:
@@ -306,7 +336,7 @@ class Consultation:
             if not self.ended:
                 await self._dissolve(p.Error(code=code, message=reason), code, reason)
 
-    async def _dissolve(self, farewell: Any, code: int, reason: str) -> None:
+    async def _dissolve(self, farewell: BaseModel, code: int, reason: str) -> None:
         """Stop recording, close the relay room, forget this object, close every socket."""
         if self.recording_path is not None:
             await self._stop_recording()
@@ -317,7 +347,7 @@ class Consultation:
             member.session = None
         if self._room is not None:
             await self._room.close()
-        self.service._forget(self)
+        self.service.forget(self)
         for session in sessions:
             session.send(farewell)
             session.close_soon(code, reason)

@@ -9,7 +9,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeAlias, TypeVar, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -19,7 +19,7 @@ from .policy import Limits, Principal, Refused, Seat
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MaybeAwaitable = T | Awaitable[T]
+MaybeAwaitable: TypeAlias = T | Awaitable[T]  # a callback may be sync or async
 Authenticate = Callable[[WebSocket], MaybeAwaitable[Principal | None]]
 AllowedOrigin = Callable[[WebSocket], MaybeAwaitable[bool]]
 Authorize = Callable[[Principal, str], MaybeAwaitable[Seat]]
@@ -34,8 +34,11 @@ class Closing(Exception):
         self.reason = reason
 
 
-async def resolve(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
+async def resolve(value: MaybeAwaitable[T]) -> T:
+    """A callback's result, awaited if the callback was async."""
+    if inspect.isawaitable(value):
+        return cast(T, await value)
+    return value
 
 
 async def open_socket(websocket: WebSocket, allowed_origin: AllowedOrigin, authenticate: Authenticate,

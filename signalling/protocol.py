@@ -10,11 +10,11 @@ it), ``to_wire`` renders any message.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-VERSION = 1
+VERSION: Final = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SDP_CHARS = 60_000
 MAX_CHAT_CHARS = 2_000
@@ -291,7 +291,7 @@ ServerMessage = (
 
 _client_types = {m.model_fields["type"].default: m for m in ClientMessage.__args__}
 _server_types = {m.model_fields["type"].default: m for m in ServerMessage.__args__}
-_adapters = {
+_adapters: dict[str, dict[str, TypeAdapter[BaseModel]]] = {
     "client": {name: TypeAdapter(model) for name, model in _client_types.items()},
     "server": {name: TypeAdapter(model) for name, model in _server_types.items()},
 }

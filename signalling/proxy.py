@@ -28,7 +28,7 @@ import media
 from . import protocol as p
 from . import tickets
 from .gate import AllowedOrigin, Authenticate, Authorize, Closing, open_socket, receive_join, refuse, seat_for
-from .policy import Hooks, Limits, Principal, Refused
+from .policy import Hooks, Limits, Principal, Refused, Seat
 from .service import SignallingService
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class SignallingProxy:
         self._authorize = authorize
         self.limits = limits or Limits()
         self._connect_timeout = connect_timeout
-        self._pipes: set[asyncio.Task[None]] = set()
+        self._pipes: set[asyncio.Task[object]] = set()  # the endpoints' tasks, while they pipe
         self._shutdown = asyncio.Event()
         self._closed = False
 
@@ -104,6 +104,8 @@ class SignallingProxy:
         except WebSocketDisconnect:
             return
         task = asyncio.current_task()
+        if task is None:  # pragma: no cover - an ASGI endpoint runs in a task
+            raise RuntimeError("the signalling proxy endpoint must run in an asyncio task")
         self._pipes.add(task)
         try:
             await self._pipe(websocket, upstream, prefix)
@@ -176,8 +178,8 @@ class SignallingProxy:
             code, reason = p.CLOSE_RESTARTING, "the server is restarting; reconnecting"
             with contextlib.suppress(Exception):
                 await websocket.send_text(p.to_wire(p.Error(code=code, message=reason)))
-        elif reader in done and isinstance(reader.exception(), Closing):
-            code, reason = reader.exception().code, reader.exception().reason
+        elif reader in done and isinstance(closing := reader.exception(), Closing):
+            code, reason = closing.code, closing.reason
             with contextlib.suppress(Exception):
                 await websocket.send_text(p.to_wire(p.Error(code=code, message=reason)))
         elif writer in done:
@@ -218,7 +220,7 @@ def worker_service(relay: media.Relay, *, ticket_key: bytes, hooks: Hooks | None
             logger.warning("refused a worker connection: %s", exc.reason)
             return None
 
-    async def authorize(principal, consultation_id: str):  # noqa: ANN001, ANN202
+    async def authorize(principal: Principal, consultation_id: str) -> Seat:
         seat = tickets.authorize_holder(principal, consultation_id)
         if hosts is not None and not await hosts(consultation_id):
             raise Refused(p.CLOSE_TRY_AGAIN, "this consultation has moved to another media server; "

@@ -86,11 +86,16 @@ class SignallingService:
     def consultations(self) -> dict[str, Consultation]:
         return dict(self._consultations)
 
-    def _forget(self, consultation: Consultation) -> None:
+    def forget(self, consultation: Consultation) -> None:
+        """Drop a consultation that is over in this process (called by the consultation
+        itself, see :class:`signalling.consultation.Registry`); a newer one with the same id
+        stays."""
         if self._consultations.get(consultation.id) is consultation:
             del self._consultations[consultation.id]
 
-    def _mark_ended(self, consultation_id: str) -> None:
+    def mark_ended(self, consultation_id: str) -> None:
+        """Remember that the host ended it (the last ``ENDED_REMEMBERED`` ids): see
+        :meth:`has_ended`."""
         self._ended[consultation_id] = None
         while len(self._ended) > ENDED_REMEMBERED:
             self._ended.popitem(last=False)

@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -23,22 +23,33 @@ import media
 
 from . import protocol as p
 from .budget import MessageBudget, Verdict
+from .consultation import Consultation, Member
+from .gate import Authorize, receive_join, seat_for, truncate
 from .gate import Closing as _Close
-from .gate import receive_join, seat_for, truncate
-from .policy import Principal
-
-if TYPE_CHECKING:
-    from .consultation import Consultation, Member
-    from .service import SignallingService
+from .policy import Hooks, Limits, Principal
 
 logger = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """The service a socket joins consultations through (``service.SignallingService``)."""
+
+    hooks: Hooks
+    limits: Limits
+
+    @property
+    def authorize(self) -> Authorize: ...
+
+    def has_ended(self, consultation_id: str) -> bool: ...
+
+    def consultation(self, consultation_id: str) -> Consultation: ...
 
 _ids = itertools.count(1)
 _FLUSH_AND_CLOSE = object()
 
 
 class Session:
-    def __init__(self, service: SignallingService, websocket: WebSocket, principal: Principal) -> None:
+    def __init__(self, service: Service, websocket: WebSocket, principal: Principal) -> None:
         self.service = service
         self.ws = websocket
         self.principal = principal
@@ -219,8 +230,15 @@ class Session:
     # --- messages -------------------------------------------------------------------------
 
     @property
+    def joined(self) -> Consultation:
+        """The consultation this socket joined (messages are handled only after the join)."""
+        if self.consultation is None:  # pragma: no cover - _reader joins before it handles
+            raise RuntimeError(f"{self} handles a message before its join")
+        return self.consultation
+
+    @property
     def member(self) -> Member:
-        member = self.consultation.members.get(self.principal.id)
+        member = self.joined.members.get(self.principal.id)
         if member is None or member.session is not self:
             raise _Close(p.CLOSE_REPLACED, "replaced by a newer connection")
         return member
@@ -243,7 +261,7 @@ class Session:
         return member.participant
 
     async def _handle(self, message: BaseModel) -> None:
-        consultation = self.consultation
+        consultation = self.joined
         match message:
             case p.Pong():
                 pass
@@ -287,7 +305,7 @@ class Session:
                 host = self._host("end the consultation")
                 await consultation.end(host.principal, f"{host.principal.name} ended the consultation")
             case _:  # pragma: no cover - validate() only returns the types above
-                raise p.ProtocolError(p.CLOSE_MALFORMED, f"unhandled message type {message.type!r}")
+                raise p.ProtocolError(p.CLOSE_MALFORMED, f"unhandled message type {getattr(message, 'type', None)!r}")
 
 
 def _type_of(data: dict[str, Any]) -> str | None:

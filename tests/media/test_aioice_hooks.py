@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
+import textwrap
 
 import aioice
 from aioice import ice, turn
 
+import media
 from media import _aioice_hooks as ice_hooks
 
 
@@ -35,6 +39,7 @@ def test_pinned_version() -> None:
 
 
 def test_hooks_are_installed_with_the_original_signatures() -> None:
+    media.Relay(media.RelayConfig())
     assert ice.Connection.request_received is ice_hooks._request_received
     assert ice.Connection.get_component_candidates is ice_hooks._get_component_candidates
     assert params(ice_hooks._original_request_received) == ["self", "message", "addr", "protocol"]
@@ -42,6 +47,28 @@ def test_hooks_are_installed_with_the_original_signatures() -> None:
     assert params(ice_hooks._original_get_component_candidates) == ["self", "component", "addresses", "timeout"]
     assert params(ice_hooks._get_component_candidates) == ["self", "component", "addresses", "timeout"]
     assert inspect.iscoroutinefunction(ice_hooks._original_get_component_candidates)
+
+
+def test_importing_media_patches_nothing_and_the_relay_installs_once() -> None:
+    script = textwrap.dedent("""
+        from aioice import ice
+        original = (ice.Connection.request_received, ice.Connection.get_component_candidates)
+        import media
+        from media import _aioice_hooks as ice_hooks
+        assert (ice.Connection.request_received, ice.Connection.get_component_candidates) == original
+        assert not ice_hooks.installed()
+        media.Relay(media.RelayConfig())
+        assert ice.Connection.request_received is ice_hooks._request_received
+        assert ice.Connection.get_component_candidates is ice_hooks._get_component_candidates
+        media.Relay(media.RelayConfig())
+        ice_hooks.install()
+        assert ice_hooks.installed()
+        assert (ice_hooks._original_request_received, ice_hooks._original_get_component_candidates) == original
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 def test_stun_requests_reach_the_connection_only_through_request_received() -> None:
