@@ -154,6 +154,27 @@ async def test_static_files_are_served(client):
     assert css.status_code == 200 and "--brand" in css.text
 
 
+async def test_every_script_module_and_what_it_imports_is_served_as_javascript(client):
+    """The page scripts are ES modules without a build step: each file under static/js, and each
+    module its `import ... from "..."` lines name (resolved as the browser does), must be served
+    from /static with a JavaScript type, or the page's script silently fails to load."""
+    import re
+    from urllib.parse import urljoin
+
+    from caretrack.http.templating import STATIC_DIR
+
+    imports = re.compile(r"""^import\s+(?:[^"]*?\s+from\s+)?"([^"]+)";""", re.MULTILINE)
+    scripts = sorted((STATIC_DIR / "js").rglob("*.js"))
+    assert any(path.parent.name == "call" for path in scripts)
+    for path in scripts:
+        url = "/static/" + path.relative_to(STATIC_DIR).as_posix()
+        source = await client.get(url)
+        assert source.status_code == 200 and "javascript" in source.headers["content-type"], url
+        for target in imports.findall(source.text):
+            imported = await client.get(urljoin(url, target))
+            assert imported.status_code == 200 and "javascript" in imported.headers["content-type"], (url, target)
+
+
 async def test_app_refuses_to_serve_a_database_whose_migrations_are_behind(tmp_path):
     settings = base_settings(database_url=f"sqlite://{tmp_path / 'empty.sqlite3'}")
     with pytest.raises(StartupError, match="caretrack migrate"):

@@ -87,6 +87,47 @@ async def test_patient_and_doctor_meet_through_the_waiting_room(live_server, bro
     await patient_page.context.close()
 
 
+async def test_the_doctors_notes_guest_link_and_chat_go_through_the_api(live_server, browser):
+    """The call page's JSON calls (with the page's CSRF token): notes saved as typed, a guest
+    link created, and after a reload the notes and the chat history come back from the API."""
+    secret = pyotp.random_base32()
+    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
+    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
+    appointment = await make_appointment(doctor, patient)
+    call_url = f"{live_server.url}/consultations/{appointment.id}"
+    page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
+    notes = page.get_by_role("textbox", name="Consultation notes")
+
+    def notes_loaded(response) -> bool:
+        return response.url.endswith("/notes") and response.request.method == "GET"
+
+    await page.goto(call_url)
+    # typing before the saved notes have loaded would be overwritten by them: wait for them
+    async with page.expect_response(notes_loaded) as loading:
+        await page.get_by_role("button", name="Join the consultation").click()
+    await (await loading.value).finished()
+    await page.wait_for_timeout(250)
+    await notes.fill("Knee better; review in a month")
+    await page.locator("#notes-status").get_by_text("Saved.", exact=True).wait_for()
+    await page.get_by_label("Who is it for?").fill("Interpreter")
+    await page.get_by_role("button", name="Create a single-use link").click()
+    await page.locator("#guest-link").get_by_text("/consultations/guest").wait_for()
+    await page.get_by_label("Message").fill("Notes for the record")
+    await page.get_by_role("button", name="Send").click()
+    await page.locator("#chat-log").get_by_text("Notes for the record").wait_for()
+
+    await page.reload()
+    await page.get_by_role("button", name="Join the consultation").click()
+    await page.locator("#chat-log").get_by_text("Notes for the record").wait_for()
+    for _ in range(40):
+        if await notes.input_value():
+            break
+        await page.wait_for_timeout(250)
+    assert await notes.input_value() == "Knee better; review in a month"
+    assert await page.locator("#call-warning").is_hidden()
+    await page.context.close()
+
+
 async def test_a_call_survives_its_media_worker_being_killed(scaled_out, browser):
     """Scaled out: the call runs on a `caretrack media` process behind the web app's
     /ws/signal; when that process is killed, both pages reconnect by themselves to the other

@@ -1,8 +1,9 @@
 // Taking an assessment: answers are saved as they change, so an interrupted session
 // (closed tab, lost signal) resumes where it stopped. The buttons still work without this.
+import { postJSON, problemMessage } from "/static/js/api.js";
+
 const form = document.getElementById("assessment-form");
 const status = document.getElementById("autosave-status");
-const csrf = document.querySelector('meta[name="csrf-token"]')?.content;
 
 function answers() {
   const out = {};
@@ -26,13 +27,9 @@ let timer = null;
 async function save() {
   timer = null;
   try {
-    const response = await fetch(form.dataset.autosave, {
-      method: "POST", credentials: "same-origin",
-      headers: { "content-type": "application/json", "x-csrf-token": csrf },
-      body: JSON.stringify({ answers: answers(), submit: false }),
-    });
+    const response = await postJSON(form.dataset.autosave, { answers: answers(), submit: false });
     status.textContent = response.ok ? `Saved at ${new Date().toLocaleTimeString()}` : "Not saved: " +
-      ((await response.json().catch(() => null))?.error?.message || response.status);
+      ((await problemMessage(response)) || response.status);
   } catch {
     status.textContent = "Offline: your answers will be saved when you are back.";
   }

@@ -1,10 +1,10 @@
 // The carer's dashboard: tasks logged in place (two taps, with a client-generated
 // idempotency key so a retry after a lost connection is recorded once), and the "today"
 // section refetched from the server whenever an event says it changed.
+import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
 const root = document.querySelector("[data-live-refresh]");
-const csrf = document.querySelector('meta[name="csrf-token"]')?.content;
 const REFRESH_ON = ["task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
   "care.package_assigned", "care.package_unassigned", "assessment.assigned", "assessment.result"];
 
@@ -44,11 +44,7 @@ async function send(url, body, attempts = 4) {
   let delay = 400;
   for (let i = 0; ; i++) {
     try {
-      return await fetch(url, {
-        method: "POST", credentials: "same-origin",
-        headers: { "content-type": "application/json", "x-csrf-token": csrf, accept: "application/json" },
-        body: JSON.stringify(body),
-      });
+      return await postJSON(url, body, { accept: "application/json" });
     } catch (err) {  // the network dropped: retry with the same key, so it counts once
       if (i + 1 >= attempts) throw err;
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -93,9 +89,9 @@ async function logTask(form, submitter) {
       document.querySelector(`#task-${taskId}`)?.classList.add("new");
       return;
     }
-    const problem = await response.json().catch(() => null);
+    const message = await problemMessage(response);
     delete form.dataset.key;
-    alertIn(form, problem?.error?.message || `Could not log this task (${response.status}).`);
+    alertIn(form, message || `Could not log this task (${response.status}).`);
   } catch {
     alertIn(form, "No connection. Your tap is kept: try again and it will be recorded once.");
   } finally {
