@@ -26,6 +26,9 @@ export function initChat(appointment) {
     $("chat-text").value = "";
   });
 
+  // Read-only until the saved notes have loaded: typing first would be overwritten by them,
+  // and the autosave would then store the old text over what was typed.
+  if ($("notes")) $("notes").readOnly = true;
   $("notes")?.addEventListener("input", () => {
     $("notes-status").textContent = "Saving…";
     clearTimeout(notesTimer);
@@ -62,6 +65,7 @@ export async function loadChat() {
 
 export async function loadNotes() {
   try { $("notes").value = (await api("GET", "/notes")).text; } catch (err) { warn(err.message); }
+  finally { $("notes").readOnly = false; }
 }
 
 export async function loadRecordings() {
