@@ -112,14 +112,14 @@ async def _sign_in(request: Request, user: User, next_url: str | None, *, method
 
 
 @pages.get("/login", roles=PUBLIC)
-async def login_page(request: Request, user) -> Response:
+async def login_page(request: Request, user: User | None) -> Response:
     if user is not None:
         return redirect(DASHBOARDS[str(user.role)])
     return render(request, "accounts/login.html", {"next": request.query_params.get("next", "")})
 
 
 @pages.post("/login", roles=PUBLIC)
-async def login(request: Request, form) -> Response:
+async def login(request: Request, form: FormData) -> Response:
     email, next_url = str(form.get("email", "")), str(form.get("next", ""))
     try:
         command = parse_command(LogIn, _fields(form, "email", "password"))
@@ -136,7 +136,7 @@ async def sign_in_link_page(request: Request) -> Response:
 
 
 @pages.post("/login/link", roles=PUBLIC)
-async def sign_in_with_link(request: Request, form) -> Response:
+async def sign_in_with_link(request: Request, form: FormData) -> Response:
     try:
         user = await service.do_sign_in_with_link(parse_command(LinkSignIn, _fields(form, "token")),
                                                   _address(request))
@@ -162,7 +162,7 @@ async def signup_page(request: Request) -> Response:
 
 
 @pages.post("/signup", roles=PUBLIC)
-async def signup(request: Request, form) -> Response:
+async def signup(request: Request, form: FormData) -> Response:
     values = _fields(form, "email", "full_name", "role")
     try:
         # Each sign-up may write a row and send an email: a budget per client, like resets.
@@ -183,7 +183,7 @@ async def verify_email_page(request: Request) -> Response:
 
 
 @pages.post("/verify-email", roles=PUBLIC)
-async def verify_email(request: Request, form) -> Response:
+async def verify_email(request: Request, form: FormData) -> Response:
     try:
         await service.do_verify_email(parse_command(EmailConfirmation, _fields(form, "token")), _address(request))
     except CareTrackError as exc:
@@ -199,7 +199,7 @@ async def forgot_page(request: Request) -> Response:
 
 
 @pages.post("/password/forgot", roles=PUBLIC)
-async def forgot(request: Request, form) -> Response:
+async def forgot(request: Request, form: FormData) -> Response:
     try:
         await _limiter(request).count_request("reset", _address(request), "password-reset requests")
     except CareTrackError as exc:
@@ -217,7 +217,7 @@ async def reset_page(request: Request) -> Response:
 
 
 @pages.post("/password/reset", roles=PUBLIC)
-async def reset(request: Request, form) -> Response:
+async def reset(request: Request, form: FormData) -> Response:
     try:
         command = parse_command(PasswordReset, _fields(form, "token", "password", "password_again"))
         await service.do_reset_password(command, _address(request))
@@ -236,7 +236,7 @@ async def invitation_page(request: Request) -> Response:
 
 
 @pages.post("/invite/accept", roles=PUBLIC)
-async def accept_invitation(request: Request, form) -> Response:
+async def accept_invitation(request: Request, form: FormData) -> Response:
     try:
         command = parse_command(InvitationAcceptance, _fields(form, "token", "password", "password_again"))
         user = await service.do_accept_invitation(command, _address(request))
@@ -251,7 +251,7 @@ async def accept_invitation(request: Request, form) -> Response:
 
 
 @pages.get("/mfa/setup", roles=None, allow_pending_mfa=True)
-async def mfa_setup_page(request: Request, user) -> Response:
+async def mfa_setup_page(request: Request, user: User) -> Response:
     if user.totp_enrolled_at is not None:
         return redirect("/mfa/verify" if not request.state.session.mfa_verified else DASHBOARDS[str(user.role)])
     secret, uri = await service.start_totp_enrolment(user)
@@ -259,7 +259,7 @@ async def mfa_setup_page(request: Request, user) -> Response:
 
 
 @pages.post("/mfa/setup", roles=None, allow_pending_mfa=True)
-async def mfa_setup(request: Request, user, form) -> Response:
+async def mfa_setup(request: Request, user: User, form: FormData) -> Response:
     try:
         codes = await service.do_confirm_totp(user, parse_command(TotpConfirmation, _fields(form, "code")),
                                               request.state.session, _address(request))
@@ -271,14 +271,14 @@ async def mfa_setup(request: Request, user, form) -> Response:
 
 
 @pages.get("/mfa/verify", roles=None, allow_pending_mfa=True)
-async def mfa_verify_page(request: Request, user) -> Response:
+async def mfa_verify_page(request: Request, user: User) -> Response:
     if user.totp_enrolled_at is None:
         return redirect("/mfa/setup")
     return render(request, "accounts/mfa_verify.html")
 
 
 @pages.post("/mfa/verify", roles=None, allow_pending_mfa=True)
-async def mfa_verify(request: Request, user, form) -> Response:
+async def mfa_verify(request: Request, user: User, form: FormData) -> Response:
     limiter = _limiter(request)
     try:
         # Counted before the code is checked (parallel guesses get only the free checks); the
@@ -296,14 +296,14 @@ async def mfa_verify(request: Request, user, form) -> Response:
 
 
 @pages.get("/account", roles=None)
-async def account_page(request: Request, user) -> Response:
+async def account_page(request: Request, user: User) -> Response:
     profile = await service.get_profile(user, user.id, _address(request))
     tokens = await service.list_access_tokens(user)
     return render(request, "accounts/account.html", {"profile": profile, "tokens": tokens})
 
 
 @pages.post("/account", roles=None)
-async def account_save(request: Request, user, form) -> Response:
+async def account_save(request: Request, user: User, form: FormData) -> Response:
     changes = {k: v.strip() for k, v in _fields(form, "full_name", "time_zone", "date_of_birth", "phone",
                                                     "address").items()}
     try:
@@ -320,7 +320,7 @@ async def account_save(request: Request, user, form) -> Response:
 
 
 @pages.post("/account/password", roles=None)
-async def account_password(request: Request, user, form) -> Response:
+async def account_password(request: Request, user: User, form: FormData) -> Response:
     try:
         command = parse_command(PasswordChange, _fields(form, "current", "password", "password_again"))
         await service.do_change_password(user, command, request.state.session, _address(request))
@@ -333,7 +333,7 @@ async def account_password(request: Request, user, form) -> Response:
 
 
 @pages.post("/account/logout-everywhere", roles=None)
-async def logout_everywhere(request: Request, user) -> Response:
+async def logout_everywhere(request: Request, user: User) -> Response:
     await service.do_logout_everywhere(user, _address(request))
     response = redirect("/login")
     response.delete_cookie(cookie_name(_settings(request)), path="/")
@@ -341,7 +341,7 @@ async def logout_everywhere(request: Request, user) -> Response:
 
 
 @pages.post("/account/tokens", roles=None)
-async def account_token_create(request: Request, user, form) -> Response:
+async def account_token_create(request: Request, user: User, form: FormData) -> Response:
     days = str(form.get("days", "")).strip()
     try:
         # A blank or non-numeric lifetime is no lifetime: the token lasts until revoked.
@@ -359,7 +359,7 @@ async def account_token_create(request: Request, user, form) -> Response:
 
 
 @pages.post("/account/tokens/{token_id:id}/revoke", roles=None)
-async def account_token_revoke(request: Request, user) -> Response:
+async def account_token_revoke(request: Request, user: User) -> Response:
     await service.do_revoke_access_token(user, request.path_params["token_id"], _address(request))
     return redirect("/account")
 
@@ -385,7 +385,7 @@ async def admin_users(request: Request) -> Response:
 
 
 @pages.post("/admin/users/invite", roles=ADMIN)
-async def admin_invite(request: Request, user, form) -> Response:
+async def admin_invite(request: Request, user: User, form: FormData) -> Response:
     try:
         command = parse_command(Invitation, {**_fields(form, "email", "full_name"),
                                              "role": str(form.get("role", "carer"))}, messages=CHOOSE_A_ROLE)
@@ -406,7 +406,7 @@ async def admin_user(request: Request) -> Response:
 
 
 @pages.post("/admin/users/{user_id:id}", roles=ADMIN)
-async def admin_user_change(request: Request, user, form) -> Response:
+async def admin_user_change(request: Request, user: User, form: FormData) -> Response:
     user_id = request.path_params["user_id"]
     action = str(form.get("action", ""))
     try:
