@@ -58,6 +58,7 @@ async def setup(clients: int):
     """Doctors, patients with credits and access tokens. Returns (doctor ids, patient (id, token)s)."""
     from caretrack.accounts import service as accounts
     from caretrack.accounts.models import User
+    from caretrack.accounts.schemas import TokenCreate
     from caretrack.booking.models import Availability, DoctorProfile
     from caretrack.core.roles import Role
     from caretrack.core.transaction import atomic
@@ -81,7 +82,7 @@ async def setup(clients: int):
         for p in patients:
             await ledger.transfer(tx.conn, ledger.GRANTS, ledger.credits(p.id), 10_000_000, "grant", "bench")
     for p in patients:
-        _, secret = await accounts.do_create_access_token(p, "bench", None, None)
+        _, secret = await accounts.do_create_access_token(p, TokenCreate(name="bench"), None)
         tokens.append((p.id, secret))
     return [d.id for d in doctors], tokens
 

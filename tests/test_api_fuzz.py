@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from caretrack.accounts import service
 from caretrack.accounts.models import User
+from caretrack.accounts.schemas import TokenCreate
 from caretrack.booking.models import ApplicationStatus, DoctorProfile
 from caretrack.core import crypto
 from caretrack.core.roles import Role
@@ -72,7 +73,7 @@ class Actor:
     async def headers(self) -> dict[str, str]:
         """A fresh token for an active user with the role: fuzzing may have revoked, demoted or deactivated it."""
         await User.filter(id=self.user.id).update(role=self.role, is_active=True, **_second_factor(self.role))
-        _, secret = await service.do_create_access_token(self.user, "fuzz", None, None)
+        _, secret = await service.do_create_access_token(self.user, TokenCreate(name="fuzz"), None)
         return {"authorization": f"Bearer {secret}"}
 
 

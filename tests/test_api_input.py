@@ -9,6 +9,7 @@ import pytest
 
 from caretrack.accounts import service
 from caretrack.accounts.models import User
+from caretrack.accounts.schemas import TokenCreate
 from caretrack.core.roles import Role
 from tests.helpers import make_user
 
@@ -18,7 +19,7 @@ TOTP_SECRET = pyotp.random_base32()
 async def bearer(role: Role) -> dict[str, str]:
     user = await make_user(role, f"{role.value}-input@example.org",
                            totp_secret=TOTP_SECRET if role in (Role.ADMIN, Role.DOCTOR) else None)
-    _, secret = await service.do_create_access_token(user, "fuzz", None, None)
+    _, secret = await service.do_create_access_token(user, TokenCreate(name="fuzz"), None)
     return {"authorization": f"Bearer {secret}"}
 
 

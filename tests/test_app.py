@@ -113,10 +113,11 @@ async def test_openapi_session_cookie_over_https_is_the_host_prefixed_one():
 
 async def test_api_answers_with_user_data_are_not_stored(client):
     from caretrack.accounts import service
+    from caretrack.accounts.schemas import TokenCreate
     from tests.helpers import make_user
 
     user = await make_user(email="phi@example.org")
-    _, secret = await service.do_create_access_token(user, "script", None, None)
+    _, secret = await service.do_create_access_token(user, TokenCreate(name="script"), None)
     bearer = {"authorization": f"Bearer {secret}"}
     for path in (f"/api/v1/users/{user.id}/profile", "/api/v1/me", "/api/v1/me/tokens"):
         response = await client.get(path, headers=bearer)
@@ -126,10 +127,11 @@ async def test_api_answers_with_user_data_are_not_stored(client):
 
 async def test_api_errors_and_signed_in_pages_are_not_stored_and_static_files_may_be(client):
     from caretrack.accounts import service
+    from caretrack.accounts.schemas import TokenCreate
     from tests.helpers import login, make_user
 
     user = await make_user(email="errors@example.org")
-    _, secret = await service.do_create_access_token(user, "script", None, None)
+    _, secret = await service.do_create_access_token(user, TokenCreate(name="script"), None)
     bearer = {"authorization": f"Bearer {secret}"}
     missing = await client.get("/api/v1/appointments/99999", headers=bearer)
     assert missing.status_code == 404 and "99999" in missing.text

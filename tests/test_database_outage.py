@@ -14,6 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from caretrack.accounts import service
+from caretrack.accounts.schemas import TokenCreate
 from caretrack.core import db
 from caretrack.site.app import create_app
 from tests.conftest import TEST_BASE_URL, base_settings, free_port
@@ -85,7 +86,7 @@ async def test_postgres_down_is_503_with_retry_after_and_recovers_without_restar
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=TEST_BASE_URL) as client:
         user = await make_user(email="outage@example.org")
-        _, secret = await service.do_create_access_token(user, "outage", None, None)
+        _, secret = await service.do_create_access_token(user, TokenCreate(name="outage"), None)
         bearer = {"authorization": f"Bearer {secret}"}
         assert (await client.get("/api/v1/me", headers=bearer)).status_code == 200
 

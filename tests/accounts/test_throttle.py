@@ -277,7 +277,7 @@ async def test_parallel_wrong_passwords_get_only_the_free_checks(client, app, mo
 
 
 async def test_parallel_wrong_second_factor_codes_get_only_the_free_checks(client, app, monkeypatch, backend):
-    from caretrack.accounts import service
+    from caretrack.accounts.service import mfa as service
 
     secret = pyotp.random_base32()
     await make_user("doctor", "burst@example.org", totp_secret=secret)

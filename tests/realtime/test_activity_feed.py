@@ -31,7 +31,7 @@ async def test_the_feed_is_for_admins_only(server):
 
 
 async def test_the_feed_renders_known_and_unknown_types_filters_by_kind_and_pages_back(server, monkeypatch):
-    from caretrack.realtime import routes
+    from caretrack.realtime import pages as routes
 
     monkeypatch.setattr(routes, "PAGE_SIZE", 5)
     client, admin = await _admin_client(server)

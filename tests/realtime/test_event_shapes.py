@@ -10,6 +10,7 @@ import pytest
 from caretrack.accounts import service
 from caretrack.accounts.models import User
 from caretrack.accounts.ratelimit import LoginLimiter
+from caretrack.accounts.schemas import Invitation, LogIn, SignUp
 from caretrack.core.errors import NotAuthenticated
 from caretrack.core.roles import Role
 from tests.realtime.conftest import connect, make_user, sign_in
@@ -52,8 +53,9 @@ async def finish(sockets, api) -> None:
 
 async def test_sign_up_emits_user_signed_up_to_every_active_admin(server):
     admin, sockets, api, before = await admin_view(server)
-    await service.do_sign_up(server.settings, LoginLimiter(None), email="pat@example.test", full_name="Pat Newcomer",
-                             password="a long and unusual passphrase 42", role=Role.PATIENT,
+    await service.do_sign_up(server.settings, LoginLimiter(None),
+                             SignUp(email="pat@example.test", full_name="Pat Newcomer",
+                                    password="a long and unusual passphrase 42", role=Role.PATIENT),
                              client_address="127.0.0.1")
     user = await User.get(email="pat@example.test")
     [message] = await sockets["admin"].wait_for(1)
@@ -72,8 +74,9 @@ async def test_sign_up_emits_user_signed_up_to_every_active_admin(server):
 
 async def test_an_invitation_emits_user_invited_to_every_active_admin(server):
     admin, sockets, api, before = await admin_view(server)
-    invited = await service.do_invite(server.settings, admin, email="cara@example.test", full_name="Cara Carer",
-                                      role=Role.CARER, client_address="127.0.0.1")
+    invited = await service.do_invite(server.settings, admin,
+                                      Invitation(email="cara@example.test", full_name="Cara Carer", role=Role.CARER),
+                                      client_address="127.0.0.1")
     [message] = await sockets["admin"].wait_for(1)
     await sockets["second"].wait_for(1)
     event = message["event"]
@@ -94,7 +97,7 @@ async def test_a_locked_account_emits_security_account_locked_to_every_active_ad
     limiter = LoginLimiter(None, free_failures=2)
     for _ in range(2):
         with pytest.raises(NotAuthenticated):
-            await service.check_login(server.settings, limiter, email=victim.email, password="wrong guess",
+            await service.check_login(server.settings, limiter, LogIn(email=victim.email, password="wrong guess"),
                                       client_address="203.0.113.9")
     [message] = await sockets["admin"].wait_for(1)
     event = message["event"]

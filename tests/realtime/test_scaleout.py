@@ -13,7 +13,7 @@ import pytest
 from caretrack.accounts.models import AccessToken
 from caretrack.accounts.sessions import digest, new_access_token_secret
 from caretrack.core.roles import Role
-from caretrack.realtime.connection import CLOSE_DEACTIVATED
+from caretrack.realtime.sockets import CLOSE_DEACTIVATED
 from tests.realtime.conftest import (
     WebProcess,
     connect,

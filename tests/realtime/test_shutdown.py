@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from caretrack.core.roles import Role
-from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
+from caretrack.realtime.sockets import CLOSE_GOING_AWAY, GOING_AWAY
 from caretrack.site.serving import GRACEFUL_TIMEOUT, STOP_TIMEOUT
 from signalling import protocol as p
 from tests.conftest import free_port

@@ -16,7 +16,7 @@ from caretrack.accounts.sessions import digest, new_access_token_secret, revoke_
 from caretrack.core.outbox.store import notify_auth_changed
 from caretrack.core.roles import Role
 from caretrack.realtime.bus import BusConfig
-from caretrack.realtime.connection import (
+from caretrack.realtime.sockets import (
     CLOSE_BINARY,
     CLOSE_DEACTIVATED,
     CLOSE_FLOOD,

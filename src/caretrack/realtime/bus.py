@@ -19,17 +19,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from caretrack.core.logs import get_logger
 from caretrack.core.loops import pause, stop_loops
 from caretrack.core.outbox import store as outbox
 from caretrack.core.outbox.events import dumps
-from caretrack.realtime.connection import CLOSE_GOING_AWAY, GOING_AWAY
-
-if TYPE_CHECKING:
-    from caretrack.core.settings import Settings
-    from caretrack.realtime.connection import Connection
+from caretrack.core.settings import Settings
+from caretrack.realtime.access import check_connections
+from caretrack.realtime.sockets import CLOSE_GOING_AWAY, GOING_AWAY, Socket
 
 log = get_logger("caretrack.realtime")
 
@@ -65,7 +63,7 @@ class Bus:
     settings: Settings
     redis: Any = None  # redis.asyncio.Redis or None
     config: BusConfig = field(default_factory=BusConfig)
-    sockets: dict[int, set[Connection]] = field(default_factory=dict)
+    sockets: dict[int, set[Socket]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _auth_wake: asyncio.Event = field(default_factory=asyncio.Event)
     _auth_pending: set[int] = field(default_factory=set)
@@ -141,7 +139,7 @@ class Bus:
 
     # --- the hub -------------------------------------------------------------------------
 
-    def register(self, conn: Connection) -> bool:
+    def register(self, conn: Socket) -> bool:
         conns = self.sockets.get(conn.user_id, set())
         if len(conns) >= self.config.max_sockets_per_user:
             return False
@@ -149,7 +147,7 @@ class Bus:
         self.sockets[conn.user_id] = conns
         return True
 
-    def unregister(self, conn: Connection) -> None:
+    def unregister(self, conn: Socket) -> None:
         conns = self.sockets.get(conn.user_id)
         if conns is not None:
             conns.discard(conn)
@@ -303,8 +301,6 @@ class Bus:
                 conn.behind_at_last_check = latest if conn.last_sent < latest else 0
 
     async def _auth_loop(self) -> None:
-        from caretrack.realtime.connection import check_connections
-
         while not self._stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._auth_wake.wait(), self.config.auth_sweep_seconds)

@@ -2,12 +2,7 @@
 ours and the caller is signed in; then the socket replays what the client missed and
 streams live events, in sequence order, each exactly once.
 
-Close codes (the reason says more):
-    1001 server shutting down        1003 binary message
-    1008 too many sockets            1009 message too big
-    4400 malformed message           4401 session ended (signed out, expired, revoked)
-    4403 account deactivated         4408 heartbeat or resume timeout, or not reading
-    4429 flooding (too many messages)
+Close codes: caretrack.realtime.sockets.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ import itertools
 import json
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -27,27 +22,25 @@ from caretrack.core.errors import CareTrackError
 from caretrack.core.logs import get_logger
 from caretrack.core.outbox import store as outbox
 from caretrack.core.outbox.events import dumps, event_message
+from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
+from caretrack.realtime.bus import Bus
+from caretrack.realtime.sockets import (
+    CLOSE_BINARY,
+    CLOSE_FLOOD,
+    CLOSE_GOING_AWAY,
+    CLOSE_MALFORMED,
+    CLOSE_POLICY,
+    CLOSE_TIMEOUT,
+    CLOSE_TOO_BIG,
+    GOING_AWAY,
+)
 from signalling.budget import MessageBudget, Verdict
-
-if TYPE_CHECKING:
-    from caretrack.core.settings import Settings
-    from caretrack.realtime.bus import Bus
 
 log = get_logger("caretrack.realtime.socket")
 
 MAX_MESSAGE_CHARS = 1024
 REPLAY_BATCH = 500
-CLOSE_GOING_AWAY = 1001
-GOING_AWAY = "server shutting down"
-CLOSE_BINARY = 1003
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_MALFORMED = 4400
-CLOSE_SESSION_ENDED = 4401
-CLOSE_DEACTIVATED = 4403
-CLOSE_TIMEOUT = 4408
-CLOSE_FLOOD = 4429
 
 _ids = itertools.count(1)
 PING = dumps({"type": "ping"})
@@ -299,28 +292,3 @@ async def events_socket(websocket: WebSocket) -> None:
     finally:
         bus.unregister(conn)
 
-
-async def check_connections(conns: list[Connection], settings: Settings) -> None:
-    """Close the sockets whose session or token has ended or whose user is deactivated."""
-    from caretrack.accounts.models import AccessToken, Session, User
-    from caretrack.accounts.sessions import now, session_alive
-
-    user_ids = {c.user_id for c in conns}
-    active = set(await User.filter(id__in=user_ids, is_active=True).values_list("id", flat=True))
-    session_ids = {c.session_id for c in conns if c.session_id}
-    token_ids = {c.token_id for c in conns if c.token_id}
-    sessions = {s.id: s for s in await Session.filter(id__in=session_ids)} if session_ids else {}
-    tokens = {t.id: t for t in await AccessToken.filter(id__in=token_ids)} if token_ids else {}
-    moment = now()
-    for conn in conns:
-        if conn.user_id not in active:
-            conn.close_soon(CLOSE_DEACTIVATED, "account deactivated")
-        elif conn.session_id is not None:
-            session = sessions.get(conn.session_id)
-            if session is None or not session_alive(session, settings, moment):
-                conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
-        elif conn.token_id is not None:
-            token = tokens.get(conn.token_id)
-            if token is None or token.revoked_at is not None or (
-                    token.expires_at is not None and moment >= token.expires_at):
-                conn.close_soon(CLOSE_SESSION_ENDED, "access token revoked or expired")

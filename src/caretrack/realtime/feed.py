@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from caretrack.accounts.models import User
 from caretrack.core.outbox.store import Delivered
 
 KINDS: dict[str, str] = {
@@ -108,8 +109,6 @@ def describe(delivered: Delivered, names: dict[int, str]) -> str:
 
 
 async def names_for(rows: Iterable[Delivered]) -> dict[int, str]:
-    from caretrack.accounts.models import User
-
     ids: set[int] = set()
     for row in rows:
         if row.event.actor_id is not None:

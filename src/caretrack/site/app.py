@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from caretrack import __version__
 from caretrack.accounts import sessions
 from caretrack.accounts.guard import AuthMiddleware, require_user
+from caretrack.booking.service import doctor_has_patient
 from caretrack.core import crypto, db
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
@@ -37,10 +38,13 @@ log = get_logger("caretrack.site.app")
 # (before the lifespan ends; see caretrack.site.serving). Adding a domain is one line here.
 DOMAINS = [
     "caretrack.site.landing",
-    "caretrack.accounts.routes",
+    "caretrack.accounts.api",
+    "caretrack.accounts.pages",
     "caretrack.mail.routes",
     "caretrack.site.dashboards",
-    "caretrack.realtime.routes",
+    "caretrack.realtime.api",
+    "caretrack.realtime.pages",
+    "caretrack.realtime.jobs",
     "caretrack.booking.routes",
     "caretrack.payments.routes",
     "caretrack.care.routes",
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     http_guard.install(app, require_user)
+    app.state.doctor_has_patient = doctor_has_patient  # who may read a patient's profile (accounts.api)
     app.state.redis = None
     return app
 

@@ -265,11 +265,13 @@ def cmd_createadmin(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError("the two passwords differ")
 
     from caretrack.accounts import service
+    from caretrack.accounts.schemas import NewAdmin, parse_command
     from caretrack.core.errors import CareTrackError
 
     async def work() -> None:
         try:
-            user = await service.do_create_admin(settings, args.email, args.name, password)
+            command = parse_command(NewAdmin, {"email": args.email, "full_name": args.name, "password": password})
+            user = await service.do_create_admin(settings, command)
         except CareTrackError as exc:
             raise CommandError(exc.message) from None
         print(f"created admin {user.email}; they enrol two-factor authentication at first login")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack.accounts.home import DASHBOARDS
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
-
-DASHBOARDS = {"patient": "/patient", "doctor": "/doctor", "carer": "/carer", "admin": "/admin"}
 
 
 @pages.get("/", roles=PUBLIC)

@@ -1,41 +1,51 @@
-"""Accounts over HTTP: sign-up, login, second factor, password reset, invitations, profile,
-access tokens, and the admin's user management; JSON API and pages."""
+"""Accounts' pages: sign-up, login, second factor, password reset, invitations, the account
+page (profile, password, access tokens) and the admin's user management. Each form is parsed
+into its command (accounts.schemas), as the API parses its body; a refusal shows the form
+again with the problem."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts import service
+from caretrack.accounts.home import DASHBOARDS
 from caretrack.accounts.models import User
 from caretrack.accounts.ratelimit import LoginLimiter, TooManyRequests
 from caretrack.accounts.schemas import (
+    EmailConfirmation,
     Invitation,
-    ProfileOut,
+    InvitationAcceptance,
+    LinkSignIn,
+    LogIn,
+    PasswordChange,
+    PasswordReset,
+    PasswordResetRequest,
     ProfileUpdate,
+    SecondFactor,
+    SignUp,
     TokenCreate,
-    TokenCreated,
-    TokenList,
-    TokenOut,
+    TotpConfirmation,
     UserChange,
-    UserList,
-    UserOut,
-    UserQuery,
+    parse_command,
 )
 from caretrack.accounts.sessions import cookie_name, cookie_options, create_session
 from caretrack.core.errors import CareTrackError, ValidationError
 from caretrack.core.roles import Role
-from caretrack.http.apikit import PUBLIC, ApiRouter
+from caretrack.core.settings import Settings
+from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import client_address
 from caretrack.http.pagekit import PageRouter, redirect, render
-from caretrack.site.landing import DASHBOARDS
 
-api = ApiRouter("accounts")
 pages = PageRouter()
 ADMIN = [Role.ADMIN]
+ROLES = frozenset(r.value for r in Role)
+CHOOSE_A_ROLE = {"role": "Choose a role."}
 
 
 async def start(app: Starlette) -> None:
@@ -46,8 +56,9 @@ async def stop(app: Starlette) -> None:
     await app.state.login_limiter.close()
 
 
-def _settings(request: Request):
-    return request.app.state.settings
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _address(request: Request) -> str | None:
@@ -63,10 +74,16 @@ def safe_next(value: str | None, fallback: str) -> str:
 
 
 def _limiter(request: Request) -> LoginLimiter:
-    return request.app.state.login_limiter
+    limiter: LoginLimiter = request.app.state.login_limiter
+    return limiter
 
 
-def _refused(request: Request, template: str, exc: CareTrackError, context: dict | None = None) -> Response:
+def _fields(form: FormData, *names: str) -> dict[str, str]:
+    return {name: str(form.get(name, "")) for name in names}
+
+
+def _refused(request: Request, template: str, exc: CareTrackError, context: dict[str, Any] | None = None
+             ) -> Response:
     """A form page again with the error; a throttled request also says when to retry."""
     response = render(request, template, context, status_code=exc.status_code, flashes=[("error", exc.message)])
     if isinstance(exc, TooManyRequests):
@@ -95,18 +112,19 @@ async def _sign_in(request: Request, user: User, next_url: str | None, *, method
 
 
 @pages.get("/login", roles=PUBLIC)
-async def login_page(request: Request, user) -> Response:
+async def login_page(request: Request, user: User | None) -> Response:
     if user is not None:
         return redirect(DASHBOARDS[str(user.role)])
     return render(request, "accounts/login.html", {"next": request.query_params.get("next", "")})
 
 
 @pages.post("/login", roles=PUBLIC)
-async def login(request: Request, form) -> Response:
+async def login(request: Request, form: FormData) -> Response:
     email, next_url = str(form.get("email", "")), str(form.get("next", ""))
     try:
-        user = await service.check_login(_settings(request), _limiter(request), email=email,
-                                         password=str(form.get("password", "")), client_address=_address(request))
+        command = parse_command(LogIn, _fields(form, "email", "password"))
+        user = await service.check_login(_settings(request), _limiter(request), command,
+                                         client_address=_address(request))
     except CareTrackError as exc:
         return _refused(request, "accounts/login.html", exc, {"email": email, "next": next_url})
     return await _sign_in(request, user, next_url)
@@ -118,9 +136,10 @@ async def sign_in_link_page(request: Request) -> Response:
 
 
 @pages.post("/login/link", roles=PUBLIC)
-async def sign_in_with_link(request: Request, form) -> Response:
+async def sign_in_with_link(request: Request, form: FormData) -> Response:
     try:
-        user = await service.do_sign_in_with_link(str(form.get("token", "")), _address(request))
+        user = await service.do_sign_in_with_link(parse_command(LinkSignIn, _fields(form, "token")),
+                                                  _address(request))
     except CareTrackError as exc:
         return render(request, "accounts/sign_in_link.html", status_code=exc.status_code,
                       flashes=[("error", exc.message)])
@@ -143,20 +162,17 @@ async def signup_page(request: Request) -> Response:
 
 
 @pages.post("/signup", roles=PUBLIC)
-async def signup(request: Request, form) -> Response:
-    values = {k: str(form.get(k, "")) for k in ("email", "full_name", "role")}
+async def signup(request: Request, form: FormData) -> Response:
+    values = _fields(form, "email", "full_name", "role")
     try:
         # Each sign-up may write a row and send an email: a budget per client, like resets.
         await _limiter(request).count_request("signup", _address(request), "sign-ups")
-        role = Role(values["role"] or "patient")
-        await service.do_sign_up(_settings(request), _limiter(request), email=values["email"],
-                                 full_name=values["full_name"], password=str(form.get("password", "")), role=role,
-                                 client_address=_address(request))
-    except ValueError:
-        return render(request, "accounts/signup.html", {**values, "role": "patient"}, status_code=422,
-                      flashes=[("error", "Choose patient or doctor.")])
+        command = parse_command(SignUp, {**values, "password": str(form.get("password", ""))})
+        await service.do_sign_up(_settings(request), _limiter(request), command, client_address=_address(request))
     except CareTrackError as exc:
-        return _refused(request, "accounts/signup.html", exc, values)
+        # A role that is none of ours is shown as the default again.
+        shown = values if not values["role"] or values["role"] in ROLES else {**values, "role": "patient"}
+        return _refused(request, "accounts/signup.html", exc, shown)
     # The same answer whether the address was free or taken: no session, a page saying what to do.
     return render(request, "accounts/signup.html", {"sent": True, "email": values["email"].strip()})
 
@@ -167,9 +183,9 @@ async def verify_email_page(request: Request) -> Response:
 
 
 @pages.post("/verify-email", roles=PUBLIC)
-async def verify_email(request: Request, form) -> Response:
+async def verify_email(request: Request, form: FormData) -> Response:
     try:
-        await service.do_verify_email(str(form.get("token", "")), _address(request))
+        await service.do_verify_email(parse_command(EmailConfirmation, _fields(form, "token")), _address(request))
     except CareTrackError as exc:
         return render(request, "accounts/verify_email.html", status_code=exc.status_code,
                       flashes=[("error", exc.message)])
@@ -183,12 +199,13 @@ async def forgot_page(request: Request) -> Response:
 
 
 @pages.post("/password/forgot", roles=PUBLIC)
-async def forgot(request: Request, form) -> Response:
+async def forgot(request: Request, form: FormData) -> Response:
     try:
         await _limiter(request).count_request("reset", _address(request), "password-reset requests")
     except CareTrackError as exc:
         return _refused(request, "accounts/forgot.html", exc)
-    await service.do_request_password_reset(_settings(request), _limiter(request), str(form.get("email", "")),
+    await service.do_request_password_reset(_settings(request), _limiter(request),
+                                            parse_command(PasswordResetRequest, _fields(form, "email")),
                                             _address(request))
     return render(request, "accounts/forgot.html", {"sent": True}, flashes=[(
         "success", "If an account uses that address, we have emailed it a link to choose a new password.")])
@@ -200,12 +217,10 @@ async def reset_page(request: Request) -> Response:
 
 
 @pages.post("/password/reset", roles=PUBLIC)
-async def reset(request: Request, form) -> Response:
-    if form.get("password") != form.get("password_again"):
-        return render(request, "accounts/reset.html", {"token": form.get("token", "")}, status_code=422,
-                      flashes=[("error", "The two passwords differ.")])
+async def reset(request: Request, form: FormData) -> Response:
     try:
-        await service.do_reset_password(str(form.get("token", "")), str(form.get("password", "")), _address(request))
+        command = parse_command(PasswordReset, _fields(form, "token", "password", "password_again"))
+        await service.do_reset_password(command, _address(request))
     except CareTrackError as exc:
         return render(request, "accounts/reset.html", {"token": form.get("token", "")},
                       status_code=exc.status_code, flashes=[("error", exc.message)])
@@ -221,13 +236,10 @@ async def invitation_page(request: Request) -> Response:
 
 
 @pages.post("/invite/accept", roles=PUBLIC)
-async def accept_invitation(request: Request, form) -> Response:
-    if form.get("password") != form.get("password_again"):
-        return render(request, "accounts/invitation.html", {"token": form.get("token", "")}, status_code=422,
-                      flashes=[("error", "The two passwords differ.")])
+async def accept_invitation(request: Request, form: FormData) -> Response:
     try:
-        user = await service.do_accept_invitation(str(form.get("token", "")), str(form.get("password", "")),
-                                                  _address(request))
+        command = parse_command(InvitationAcceptance, _fields(form, "token", "password", "password_again"))
+        user = await service.do_accept_invitation(command, _address(request))
     except CareTrackError as exc:
         return render(request, "accounts/invitation.html", {"token": form.get("token", "")},
                       status_code=exc.status_code, flashes=[("error", exc.message)])
@@ -239,7 +251,7 @@ async def accept_invitation(request: Request, form) -> Response:
 
 
 @pages.get("/mfa/setup", roles=None, allow_pending_mfa=True)
-async def mfa_setup_page(request: Request, user) -> Response:
+async def mfa_setup_page(request: Request, user: User) -> Response:
     if user.totp_enrolled_at is not None:
         return redirect("/mfa/verify" if not request.state.session.mfa_verified else DASHBOARDS[str(user.role)])
     secret, uri = await service.start_totp_enrolment(user)
@@ -247,10 +259,10 @@ async def mfa_setup_page(request: Request, user) -> Response:
 
 
 @pages.post("/mfa/setup", roles=None, allow_pending_mfa=True)
-async def mfa_setup(request: Request, user, form) -> Response:
+async def mfa_setup(request: Request, user: User, form: FormData) -> Response:
     try:
-        codes = await service.do_confirm_totp(user, str(form.get("code", "")), request.state.session,
-                                              _address(request))
+        codes = await service.do_confirm_totp(user, parse_command(TotpConfirmation, _fields(form, "code")),
+                                              request.state.session, _address(request))
     except CareTrackError as exc:
         secret, uri = await service.start_totp_enrolment(user)
         return render(request, "accounts/mfa_setup.html", {"secret": secret, "uri": uri},
@@ -259,21 +271,21 @@ async def mfa_setup(request: Request, user, form) -> Response:
 
 
 @pages.get("/mfa/verify", roles=None, allow_pending_mfa=True)
-async def mfa_verify_page(request: Request, user) -> Response:
+async def mfa_verify_page(request: Request, user: User) -> Response:
     if user.totp_enrolled_at is None:
         return redirect("/mfa/setup")
     return render(request, "accounts/mfa_verify.html")
 
 
 @pages.post("/mfa/verify", roles=None, allow_pending_mfa=True)
-async def mfa_verify(request: Request, user, form) -> Response:
+async def mfa_verify(request: Request, user: User, form: FormData) -> Response:
     limiter = _limiter(request)
     try:
         # Counted before the code is checked (parallel guesses get only the free checks); the
         # password's throttles do not apply here: this session has proven the password already.
         await limiter.attempt(user.email, _address(request), factor="second-factor")
-        await service.do_verify_second_factor(user, str(form.get("code", "")), request.state.session,
-                                              _address(request))
+        await service.do_verify_second_factor(user, parse_command(SecondFactor, _fields(form, "code")),
+                                              request.state.session, _address(request))
     except CareTrackError as exc:
         return _refused(request, "accounts/mfa_verify.html", exc)
     await limiter.succeeded(user.email, _address(request), factor="second-factor")
@@ -284,17 +296,18 @@ async def mfa_verify(request: Request, user, form) -> Response:
 
 
 @pages.get("/account", roles=None)
-async def account_page(request: Request, user) -> Response:
+async def account_page(request: Request, user: User) -> Response:
     profile = await service.get_profile(user, user.id, _address(request))
     tokens = await service.list_access_tokens(user)
     return render(request, "accounts/account.html", {"profile": profile, "tokens": tokens})
 
 
 @pages.post("/account", roles=None)
-async def account_save(request: Request, user, form) -> Response:
-    changes = {k: str(form.get(k, "")).strip() for k in ("full_name", "time_zone", "date_of_birth", "phone", "address")}
+async def account_save(request: Request, user: User, form: FormData) -> Response:
+    changes = {k: v.strip() for k, v in _fields(form, "full_name", "time_zone", "date_of_birth", "phone",
+                                                    "address").items()}
     try:
-        await service.do_update_profile(user, changes, _address(request))
+        await service.do_update_profile(user, parse_command(ProfileUpdate, changes), _address(request))
         flashes = [("success", "Your profile is saved.")]
         status = 200
     except CareTrackError as exc:
@@ -307,12 +320,10 @@ async def account_save(request: Request, user, form) -> Response:
 
 
 @pages.post("/account/password", roles=None)
-async def account_password(request: Request, user, form) -> Response:
+async def account_password(request: Request, user: User, form: FormData) -> Response:
     try:
-        if form.get("password") != form.get("password_again"):
-            raise ValidationError("The two new passwords differ.")
-        await service.do_change_password(user, str(form.get("current", "")), str(form.get("password", "")),
-                                         request.state.session, _address(request))
+        command = parse_command(PasswordChange, _fields(form, "current", "password", "password_again"))
+        await service.do_change_password(user, command, request.state.session, _address(request))
     except CareTrackError as exc:
         profile = await service.get_profile(user, user.id, _address(request))
         return render(request, "accounts/account.html",
@@ -322,7 +333,7 @@ async def account_password(request: Request, user, form) -> Response:
 
 
 @pages.post("/account/logout-everywhere", roles=None)
-async def logout_everywhere(request: Request, user) -> Response:
+async def logout_everywhere(request: Request, user: User) -> Response:
     await service.do_logout_everywhere(user, _address(request))
     response = redirect("/login")
     response.delete_cookie(cookie_name(_settings(request)), path="/")
@@ -330,11 +341,13 @@ async def logout_everywhere(request: Request, user) -> Response:
 
 
 @pages.post("/account/tokens", roles=None)
-async def account_token_create(request: Request, user, form) -> Response:
+async def account_token_create(request: Request, user: User, form: FormData) -> Response:
     days = str(form.get("days", "")).strip()
     try:
-        token, secret = await service.do_create_access_token(user, str(form.get("name", "")),
-                                                             int(days) if days.isdigit() else None, _address(request))
+        # A blank or non-numeric lifetime is no lifetime: the token lasts until revoked.
+        command = parse_command(TokenCreate, {"name": str(form.get("name", "")),
+                                              "days": int(days) if days.isascii() and days.isdigit() else None})
+        token, secret = await service.do_create_access_token(user, command, _address(request))
         flashes = [("success", "Token created. Copy it now: it is not shown again.")]
         new_token, status = secret, 201
     except CareTrackError as exc:
@@ -346,7 +359,7 @@ async def account_token_create(request: Request, user, form) -> Response:
 
 
 @pages.post("/account/tokens/{token_id:id}/revoke", roles=None)
-async def account_token_revoke(request: Request, user) -> Response:
+async def account_token_revoke(request: Request, user: User) -> Response:
     await service.do_revoke_access_token(user, request.path_params["token_id"], _address(request))
     return redirect("/account")
 
@@ -357,8 +370,12 @@ async def account_token_revoke(request: Request, user) -> Response:
 @pages.get("/admin/users", roles=ADMIN)
 async def admin_users(request: Request) -> Response:
     query = request.query_params
+    flashes: list[tuple[str, str]]
     try:
-        users, total = await service.search_users(query.get("q", ""), query.get("role") or None)
+        role = query.get("role") or None
+        if role is not None and role not in ROLES:
+            raise ValidationError(f"'{role}' is not a role.")
+        users, total = await service.search_users(query.get("q", ""), Role(role) if role else None)
         flashes = []
     except CareTrackError as exc:
         users, total, flashes = [], 0, [("error", exc.message)]
@@ -368,15 +385,13 @@ async def admin_users(request: Request) -> Response:
 
 
 @pages.post("/admin/users/invite", roles=ADMIN)
-async def admin_invite(request: Request, user, form) -> Response:
+async def admin_invite(request: Request, user: User, form: FormData) -> Response:
     try:
-        invited = await service.do_invite(_settings(request), user, email=str(form.get("email", "")),
-                                          full_name=str(form.get("full_name", "")),
-                                          role=Role(str(form.get("role", "carer"))), client_address=_address(request))
+        command = parse_command(Invitation, {**_fields(form, "email", "full_name"),
+                                             "role": str(form.get("role", "carer"))}, messages=CHOOSE_A_ROLE)
+        invited = await service.do_invite(_settings(request), user, command, client_address=_address(request))
         flashes = [("success", f"Invitation sent to {invited.email}.")]
         status = 200
-    except ValueError:
-        flashes, status = [("error", "Choose a role.")], 422
     except CareTrackError as exc:
         flashes, status = [("error", exc.message)], exc.status_code
     users, total = await service.search_users()
@@ -391,96 +406,22 @@ async def admin_user(request: Request) -> Response:
 
 
 @pages.post("/admin/users/{user_id:id}", roles=ADMIN)
-async def admin_user_change(request: Request, user, form) -> Response:
+async def admin_user_change(request: Request, user: User, form: FormData) -> Response:
     user_id = request.path_params["user_id"]
     action = str(form.get("action", ""))
     try:
         if action in ("deactivate", "activate"):
-            await service.do_set_active(user, user_id, action == "activate", _address(request))
+            await service.do_change_user(user, user_id, UserChange(is_active=action == "activate"), _address(request))
         elif action == "role":
-            await service.do_change_role(user, user_id, Role(str(form.get("role", ""))), _address(request))
+            change = parse_command(UserChange, {"role": str(form.get("role", ""))}, messages=CHOOSE_A_ROLE)
+            await service.do_change_user(user, user_id, change, _address(request))
         elif action == "reset-mfa":
             await service.do_reset_mfa(user, user_id, _address(request))
         else:
             raise ValidationError(f"Unknown action '{action}'.")
         flashes, status = [("success", "Saved.")], 200
-    except ValueError:
-        flashes, status = [("error", "Choose a role.")], 422
     except CareTrackError as exc:
         flashes, status = [("error", exc.message)], exc.status_code
     subject = await service.get_user_for_admin(user_id)
     return render(request, "admin/user.html", {"subject": subject, "roles": list(Role)},
                   status_code=status, flashes=flashes)
-
-
-# --- JSON API ------------------------------------------------------------------------------
-
-
-@api.get("/me", summary="The signed-in user", roles=None, response=UserOut)
-async def api_me(request: Request, user) -> UserOut:
-    return UserOut.of(user)
-
-
-@api.get("/users/{user_id:id}/profile", summary="A user's profile, with PHI", roles=None, response=ProfileOut,
-         description="Yourself, or anyone for admins; anyone else gets 404.", errors=(404,))
-async def api_profile(request: Request, user) -> ProfileOut:
-    profile = await service.get_profile(user, request.path_params["user_id"], _address(request))
-    return ProfileOut(**profile.__dict__)
-
-
-@api.patch("/me/profile", summary="Change your profile", roles=None, body=ProfileUpdate, response=ProfileOut)
-async def api_profile_update(request: Request, user, body: ProfileUpdate) -> ProfileOut:
-    await service.do_update_profile(user, body.model_dump(exclude_unset=True), _address(request))
-    profile = await service.get_profile(user, user.id, _address(request))
-    return ProfileOut(**profile.__dict__)
-
-
-@api.get("/me/tokens", summary="Your access tokens", roles=None, response=TokenList)
-async def api_tokens(request: Request, user) -> TokenList:
-    tokens = await service.list_access_tokens(user)
-    return TokenList(tokens=[TokenOut(id=t.id, name=t.name, prefix=t.prefix, created_at=t.created_at,
-                                      last_used_at=t.last_used_at, expires_at=t.expires_at) for t in tokens])
-
-
-@api.post("/me/tokens", summary="Create an access token", roles=None, body=TokenCreate, response=TokenCreated,
-          status=201)
-async def api_token_create(request: Request, user, body: TokenCreate) -> TokenCreated:
-    token, secret = await service.do_create_access_token(user, body.name, body.days, _address(request))
-    return TokenCreated(id=token.id, name=token.name, prefix=token.prefix, created_at=token.created_at,
-                        last_used_at=None, expires_at=token.expires_at, token=secret)
-
-
-@api.delete("/me/tokens/{token_id:id}", summary="Revoke an access token", roles=None, status=204, errors=(404,))
-async def api_token_revoke(request: Request, user) -> None:
-    await service.do_revoke_access_token(user, request.path_params["token_id"], _address(request))
-
-
-@api.get("/admin/users", summary="List and search users", roles=ADMIN, query=UserQuery, response=UserList)
-async def api_users(request: Request, query: UserQuery) -> UserList:
-    users, total = await service.search_users(query.q, query.role, query.active, query.limit, query.offset)
-    return UserList(users=[UserOut.of(u) for u in users], total=total)
-
-
-@api.post("/admin/invitations", summary="Invite someone by email", roles=ADMIN, body=Invitation,
-          response=UserOut, status=201, errors=(409,))
-async def api_invite(request: Request, user, body: Invitation) -> UserOut:
-    invited = await service.do_invite(_settings(request), user, email=body.email, full_name=body.full_name,
-                                      role=body.role, client_address=_address(request))
-    return UserOut.of(invited)
-
-
-@api.patch("/admin/users/{user_id:id}", summary="Change a user's role or deactivate them", roles=ADMIN,
-           body=UserChange, response=UserOut, errors=(404,))
-async def api_user_change(request: Request, user, body: UserChange) -> UserOut:
-    user_id = request.path_params["user_id"]
-    if body.role is not None:
-        await service.do_change_role(user, user_id, body.role, _address(request))
-    if body.is_active is not None:
-        await service.do_set_active(user, user_id, body.is_active, _address(request))
-    return UserOut.of(await service.get_user_for_admin(user_id))
-
-
-@api.post("/admin/users/{user_id:id}/reset-mfa", summary="Reset a user's two-factor enrolment", roles=ADMIN,
-          response=UserOut, errors=(404,))
-async def api_reset_mfa(request: Request, user) -> UserOut:
-    return UserOut.of(await service.do_reset_mfa(user, request.path_params["user_id"], _address(request)))
