@@ -84,7 +84,7 @@ def availability(form: FormData, current: Availability | None) -> AvailabilityIn
 
 def exception(form: FormData) -> ExceptionIn:
     kind, on_date = _text(form, "kind"), _text(form, "on_date")
-    if kind not in ("off", "extra"):
+    if kind != "off" and kind != "extra":
         raise ValidationError(f"An exception is 'off' or 'extra', not '{kind}'.")
     try:
         day = date.fromisoformat(on_date)

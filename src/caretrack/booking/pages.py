@@ -7,6 +7,7 @@ import secrets
 from collections import OrderedDict
 from datetime import UTC, date, datetime
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -25,6 +26,7 @@ from caretrack.payments import service as payments
 
 pages = PageRouter()
 PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
+Flashes = list[tuple[str, str]]
 
 
 def _settings(request: Request):
@@ -67,14 +69,15 @@ async def doctor_context(user: User, at: datetime | None = None) -> dict:
             "local": local, "today": at.date()}
 
 
-async def _doctor_page(request: Request, user: User, flashes=None, status: int = 200, form=None) -> Response:
+async def _doctor_page(request: Request, user: User, flashes: Flashes | None = None, status: int = 200,
+                       form: dict[str, str] | None = None) -> Response:
     context = await doctor_context(user, clock.now(request))
     return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context},
                   status_code=status, flashes=flashes)
 
 
 @pages.post("/doctor/application", roles=DOCTOR, max_body=MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
-async def submit_application(request: Request, user: User, form) -> Response:
+async def submit_application(request: Request, user: User, form: FormData) -> Response:
     """Multipart with a PDF; the page router reads it with a size limit before parsing."""
     values = forms.application_values(form)
     upload = form.get("document")
@@ -122,7 +125,7 @@ async def admin_document(request: Request) -> Response:
 
 
 @pages.post("/doctor/availability", roles=DOCTOR)
-async def save_availability(request: Request, user: User, form) -> Response:
+async def save_availability(request: Request, user: User, form: FormData) -> Response:
     try:
         command = forms.availability(form, await Availability.get_or_none(doctor_id=user.id))
         await service.do_set_availability(user, command)
@@ -132,7 +135,7 @@ async def save_availability(request: Request, user: User, form) -> Response:
 
 
 @pages.post("/doctor/exceptions", roles=DOCTOR)
-async def add_exception(request: Request, user: User, form) -> Response:
+async def add_exception(request: Request, user: User, form: FormData) -> Response:
     try:
         await service.do_add_exception(user, forms.exception(form))
     except CareTrackError as exc:
@@ -165,7 +168,7 @@ async def review_page(request: Request) -> Response:
 
 
 @pages.post("/admin/doctors/{doctor_id:id}", roles=ADMIN)
-async def review(request: Request, user: User, form) -> Response:
+async def review(request: Request, user: User, form: FormData) -> Response:
     doctor_id = request.path_params["doctor_id"]
     try:
         await applications.do_review(_settings(request), user, doctor_id, forms.review(form), _address(request),
@@ -200,7 +203,8 @@ async def find_doctor(request: Request, user: User) -> Response:
 
 
 @pages.get("/doctors/{doctor_id:id}", roles=PATIENT)
-async def doctor_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
+async def doctor_page(request: Request, user: User, flashes: Flashes | None = None,
+                      status: int = 200) -> Response:
     doctor_id = request.path_params["doctor_id"]
     profile = await applications.get_profile(doctor_id)
     if profile is None or not applications.is_bookable(profile):
@@ -215,7 +219,7 @@ async def doctor_page(request: Request, user: User, flashes=None, status: int = 
 
 
 @pages.post("/holds", roles=PATIENT)
-async def hold(request: Request, user: User, form) -> Response:
+async def hold(request: Request, user: User, form: FormData) -> Response:
     command = forms.hold(form)
     try:
         held = await service.do_hold(user, command, at=clock.now(request))
@@ -226,7 +230,7 @@ async def hold(request: Request, user: User, form) -> Response:
 
 
 @pages.post("/appointments/{appointment_id:id}/book", roles=PATIENT)
-async def book(request: Request, user: User, form) -> Response:
+async def book(request: Request, user: User, form: FormData) -> Response:
     held = await service.get_appointment(user, request.path_params["appointment_id"])
     try:
         appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
@@ -241,7 +245,8 @@ async def book(request: Request, user: User, form) -> Response:
 
 
 @pages.get("/appointments/{appointment_id:id}", roles=None)
-async def appointment_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
+async def appointment_page(request: Request, user: User, flashes: Flashes | None = None,
+                           status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = clock.now(request)
     context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
@@ -260,7 +265,7 @@ async def appointment_page(request: Request, user: User, flashes=None, status: i
 
 
 @pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])
-async def cancel(request: Request, user: User, form) -> Response:
+async def cancel(request: Request, user: User, form: FormData) -> Response:
     try:
         await service.do_cancel(_settings(request), user, request.path_params["appointment_id"], forms.cancel(form),
                                 client_address=_address(request), at=clock.now(request))
@@ -270,7 +275,7 @@ async def cancel(request: Request, user: User, form) -> Response:
 
 
 @pages.post("/appointments/{appointment_id:id}/reschedule", roles=[Role.PATIENT, Role.DOCTOR])
-async def reschedule(request: Request, user: User, form) -> Response:
+async def reschedule(request: Request, user: User, form: FormData) -> Response:
     command = forms.reschedule(form)
     if command is None:
         return await appointment_page(request, user, [("error", "Choose a new time.")], 422)
@@ -283,7 +288,7 @@ async def reschedule(request: Request, user: User, form) -> Response:
 
 
 @pages.post("/appointments/{appointment_id:id}/outcome", roles=DOCTOR)
-async def outcome(request: Request, user: User, form) -> Response:
+async def outcome(request: Request, user: User, form: FormData) -> Response:
     try:
         await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
                                         forms.outcome(form), client_address=_address(request),
@@ -298,7 +303,7 @@ async def outcome(request: Request, user: User, form) -> Response:
 # a floor below, gives the statement and the purchase.
 
 
-async def _credits_page(request: Request, user: User, flashes: list[tuple[str, str]] | None = None,
+async def _credits_page(request: Request, user: User, flashes: Flashes | None = None,
                         status: int = 200) -> Response:
     return render(request, "booking/credits.html", {
         "statement": await payments.statement_view(user), "config": payments.config_of(request.app),
@@ -312,7 +317,7 @@ async def credits_page(request: Request, user: User) -> Response:
 
 
 @pages.post("/credits/buy", roles=[Role.PATIENT])
-async def buy(request: Request, user: User, form) -> Response:
+async def buy(request: Request, user: User, form: FormData) -> Response:
     try:
         credits = int(str(form.get("credits", "")).strip() or "0")
         result = await payments.do_purchase(_settings(request), payments.config_of(request.app),
@@ -340,7 +345,7 @@ async def calendar_feed(request: Request) -> Response:
 
 
 @pages.post("/calendar-feed", roles=[Role.PATIENT, Role.DOCTOR])
-async def regenerate_feed(request: Request, user: User, form) -> Response:
+async def regenerate_feed(request: Request, user: User, form: FormData) -> Response:
     if form.get("action") == "off":
         await calendar.do_revoke_feed(user)
     else:

@@ -3,6 +3,7 @@ is booking's, since it shows the calendar feed too (booking/pages.py)."""
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,7 +32,7 @@ async def admin_credits(request: Request, flashes: list[tuple[str, str]] | None 
 
 
 @pages.post("/admin/credits", roles=[Role.ADMIN])
-async def admin_adjust(request: Request, user: User, form) -> Response:
+async def admin_adjust(request: Request, user: User, form: FormData) -> Response:
     try:
         email = str(form.get("email", "")).strip().lower()
         subject = await User.get_or_none(email=email, role=Role.PATIENT)

@@ -77,9 +77,9 @@ async def do_purchase(settings: Settings, config: PaymentsConfig, provider: Stri
                       credits: int) -> PurchaseOut:
     """With a provider: a hosted checkout (credits arrive with its webhook). Without: a demo top-up."""
     if provider is not None:
-        return PurchaseOut(checkout_url=await do_start_checkout(settings, provider, user, credits))
+        return PurchaseOut(checkout_url=await do_start_checkout(settings, provider, user, credits), balance=None)
     await do_demo_topup(config, user, credits)
-    return PurchaseOut(balance=await balance_of(user))
+    return PurchaseOut(checkout_url=None, balance=await balance_of(user))
 
 
 async def do_start_checkout(settings: Settings, provider: StripeLike, user: User, credits: int) -> str:

@@ -3,7 +3,7 @@ and the announcement (events and emails with the .ics) of a change."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from caretrack.accounts.models import User
@@ -67,6 +67,7 @@ async def announce(tx: Tx, settings: Settings, event: str, appointment: Appointm
 
 
 def format_local(instant: datetime, time_zone: str) -> str:
+    tz: tzinfo
     try:
         tz = slotlib.zone(time_zone)
     except ValidationError:
