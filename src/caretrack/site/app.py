@@ -26,8 +26,10 @@ from caretrack.http.middleware import RequestContextMiddleware, SecurityHeadersM
 from caretrack.http.templating import STATIC_DIR
 from caretrack.http.web_errors import EXCEPTION_HANDLERS
 from caretrack.site import startup
+from caretrack.site.serving import StartupError
 
 log = get_logger("caretrack.site.app")
+__all__ = ["DOMAINS", "StartupError", "create_app", "drain"]  # StartupError: what the lifespan raises
 
 
 # Each domain module may expose `api` (an ApiRouter), `pages` (a PageRouter), `routes`
