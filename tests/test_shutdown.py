@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from caretrack.care import routes as care_routes
 from caretrack.core.outbox import store as outbox
-from caretrack.mail import routes as mail_routes
+from caretrack.mail import jobs as mail_routes
 from caretrack.mail import service as mail
 from caretrack.realtime.bus import Bus
 from tests.realtime.conftest import FAST

@@ -11,6 +11,7 @@ import pytest
 from icalendar import Calendar
 
 from caretrack.booking.models import Appointment, DoctorProfile
+from caretrack.booking.schemas import BookSlot, HoldSlot, OutcomeRequest, RescheduleRequest
 from caretrack.core.outbox.models import Event
 from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
@@ -100,7 +101,7 @@ async def test_another_patients_appointment_is_404_and_openapi_lists_booking(cli
     from caretrack.booking import service
     from tests.conftest import base_settings
 
-    theirs = await service.do_book(base_settings(), other, doctor.id, next_hour())
+    theirs = await service.do_book(base_settings(), other, BookSlot(doctor_id=doctor.id, starts_at=next_hour()))
     await signed_in_patient(client, credits=20)
     for path in (f"/api/v1/appointments/{theirs.id}",):
         response = await client.get(path)
@@ -146,8 +147,8 @@ async def test_late_cancellation_follows_the_policy_fixed_at_booking(database):
     doctor = await make_doctor(fee=10, cancel_cutoff_hours=24, late_cancel_refund_percent=50)
     patient = await make_patient(credits=30)
     start = next_hour(30)
-    early = await service.do_book(database, patient, doctor.id, start)
-    late = await service.do_book(database, patient, doctor.id, start + timedelta(hours=1))
+    early = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start))
+    late = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start + timedelta(hours=1)))
     # the doctor tightens the policy afterwards: the bookings keep theirs
     await Availability.filter(doctor_id=doctor.id).update(late_cancel_refund_percent=0, cancel_cutoff_hours=48)
     cancelled = await service.do_cancel(database, patient, early.id, at=start - timedelta(hours=25))
@@ -168,14 +169,14 @@ async def test_doctor_cancels_late_with_full_refund_and_reschedule_keeps_payment
     doctor = await make_doctor(fee=10, late_cancel_refund_percent=0)
     patient = await make_patient(credits=20)
     start = next_hour(3)
-    a = await service.do_book(database, patient, doctor.id, start)
-    b = await service.do_book(database, patient, doctor.id, start + timedelta(hours=1))
+    a = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start))
+    b = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start + timedelta(hours=1)))
     with pytest.raises(Exception, match="too late"):
-        await service.do_reschedule(database, patient, a.id, start + timedelta(hours=5))
-    moved = await service.do_reschedule(database, doctor, a.id, start + timedelta(hours=5))
+        await service.do_reschedule(database, patient, a.id, RescheduleRequest(starts_at=start + timedelta(hours=5)))
+    moved = await service.do_reschedule(database, doctor, a.id, RescheduleRequest(starts_at=start + timedelta(hours=5)))
     assert moved.starts_at == start + timedelta(hours=5) and moved.status == "booked"
     with pytest.raises(service.SlotTaken):  # re-checked: cannot move onto another booking
-        await service.do_reschedule(database, doctor, a.id, start + timedelta(hours=1))
+        await service.do_reschedule(database, doctor, a.id, RescheduleRequest(starts_at=start + timedelta(hours=1)))
     assert await ledger.balance(ledger.credits(patient.id)) == 0   # the move kept the payment
     cancelled = await service.do_cancel(database, doctor, b.id)
     assert cancelled.refunded_credits == 10
@@ -189,20 +190,23 @@ async def test_outcomes_only_after_the_start_and_earnings_less_platform_share(da
     doctor = await make_doctor(fee=25)
     patient = await make_patient(credits=50)
     start = next_hour(2)
-    a = await service.do_book(database, patient, doctor.id, start)
-    b = await service.do_book(database, patient, doctor.id, start + timedelta(hours=1))
+    a = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start))
+    b = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start + timedelta(hours=1)))
     with pytest.raises(Exception, match="after its start"):
-        await service.do_record_outcome(database, doctor, a.id, "no_show")
-    done = await service.do_record_outcome(database, doctor, a.id, "completed", at=start + timedelta(minutes=31))
+        await service.do_record_outcome(database, doctor, a.id, OutcomeRequest(outcome="no_show"))
+    done = await service.do_record_outcome(database, doctor, a.id, OutcomeRequest(outcome="completed"),
+                                           at=start + timedelta(minutes=31))
     assert done.status == "completed"
-    await service.do_record_outcome(database, doctor, b.id, "no_show", at=start + timedelta(hours=1, minutes=10))
+    await service.do_record_outcome(database, doctor, b.id, OutcomeRequest(outcome="no_show"),
+                                    at=start + timedelta(hours=1, minutes=10))
     assert await ledger.balance(ledger.earnings(doctor.id)) == 40   # 2 x (25 - 20%)
     assert await ledger.balance(ledger.PLATFORM) == 10
     assert await ledger.balance(ledger.escrow(doctor.id)) == 0
     assert await service.doctor_has_patient(doctor.id, patient.id)
     assert not await service.doctor_has_patient(doctor.id, (await make_patient()).id)
     with pytest.raises(Exception, match="already"):
-        await service.do_record_outcome(database, doctor, a.id, "completed", at=start + timedelta(hours=3))
+        await service.do_record_outcome(database, doctor, a.id, OutcomeRequest(outcome="completed"),
+                                        at=start + timedelta(hours=3))
 
 
 async def test_holds_block_others_for_five_minutes(database, now):
@@ -212,13 +216,15 @@ async def test_holds_block_others_for_five_minutes(database, now):
     doctor = await make_doctor()
     a, b = await make_patient(credits=10), await make_patient(credits=10)
     start = next_hour(at=now)
-    await service.do_hold(a, doctor.id, start, at=now)
+    await service.do_hold(a, HoldSlot(doctor_id=doctor.id, starts_at=start), at=now)
     with pytest.raises(service.SlotTaken):
-        await service.do_hold(b, doctor.id, start, at=now + timedelta(minutes=4))
+        await service.do_hold(b, HoldSlot(doctor_id=doctor.id, starts_at=start), at=now + timedelta(minutes=4))
     with pytest.raises(service.SlotTaken):
-        await service.do_book(database, b, doctor.id, start, at=now + timedelta(minutes=4))
+        await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=start),
+                              at=now + timedelta(minutes=4))
     assert start not in [s.starts_at for s in await service.list_slots(doctor.id, at=now, days=4)]
-    booked = await service.do_book(database, b, doctor.id, start, at=now + timedelta(minutes=6))
+    booked = await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=start),
+                                   at=now + timedelta(minutes=6))
     assert booked.patient_id == b.id
     assert await Appointment.filter(status="expired").count() == 1
 
@@ -241,7 +247,7 @@ async def test_calendar_feed_is_private_and_revocable(client):
     from caretrack.booking import service
     from tests.conftest import base_settings
 
-    await service.do_book(base_settings(), patient, doctor.id, next_hour())
+    await service.do_book(base_settings(), patient, BookSlot(doctor_id=doctor.id, starts_at=next_hour()))
     url = (await client.post("/api/v1/me/calendar-feed")).json()["url"]
     path = url.split("testserver", 1)[1]
     client.cookies.clear()
@@ -275,6 +281,6 @@ async def test_a_booking_on_a_dst_day_has_the_right_utc_time_in_its_ics(database
     summer_offset = {"Europe/London": 1, "America/New_York": -4}[zone]
     expected = datetime(day.year, day.month, day.day, 9, tzinfo=UTC) - timedelta(hours=summer_offset)
     assert slots[0].starts_at == expected
-    appointment = await service.do_book(database, patient, doctor.id, expected, at=at)
+    appointment = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=expected), at=at)
     event = Calendar.from_ical(appointment_ics(appointment, doctor, patient, database)).walk("VEVENT")[0]
     assert event.decoded("dtstart") == expected

@@ -11,6 +11,8 @@ import pytest
 
 from caretrack.booking import service
 from caretrack.booking.models import Appointment
+from caretrack.booking.schemas import BookSlot
+from caretrack.booking.service import bookings
 from caretrack.core.errors import CareTrackError
 from caretrack.payments import ledger
 from caretrack.payments.ledger import InsufficientCredits
@@ -27,7 +29,8 @@ async def test_200_concurrent_bookings_of_one_slot_give_one_success(database):
     doctor = await make_doctor(fee=10)
     patients = await make_patients(200, credits=10)
     start = next_hour()
-    results = await asyncio.gather(*(service.do_book(database, p, doctor.id, start) for p in patients),
+    results = await asyncio.gather(*(service.do_book(database, p, BookSlot(doctor_id=doctor.id, starts_at=start))
+                                    for p in patients),
                                    return_exceptions=True)
     booked = [r for r in results if isinstance(r, Appointment)]
     conflicts = [r for r in results if isinstance(r, service.SlotTaken)]
@@ -49,7 +52,8 @@ async def test_50_concurrent_bookings_with_credits_for_10_book_exactly_10(databa
     patient = await make_patient(credits=70)
     start = next_hour()
     starts = [start + timedelta(minutes=30 * i) for i in range(50)]
-    results = await asyncio.gather(*(service.do_book(database, patient, doctor.id, s) for s in starts),
+    results = await asyncio.gather(*(service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=s))
+                                    for s in starts),
                                    return_exceptions=True)
     booked = [r for r in results if isinstance(r, Appointment)]
     refused = [r for r in results if isinstance(r, InsufficientCredits)]
@@ -66,14 +70,16 @@ async def test_the_same_idempotency_key_retried_concurrently_charges_once(databa
     doctor = await make_doctor(fee=10)
     patient = await make_patient(credits=100)
     start = next_hour()
-    results = await asyncio.gather(*(service.do_book(database, patient, doctor.id, start, idempotency_key="k-1")
+    results = await asyncio.gather(*(service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start),
+                                                     idempotency_key="k-1")
                                      for _ in range(20)), return_exceptions=True)
     assert all(isinstance(r, Appointment) for r in results), results
     assert len({r.id for r in results}) == 1
     assert await ledger.balance(ledger.credits(patient.id)) == 90
     # a different request under the same key is refused, not silently answered
     with pytest.raises(CareTrackError, match="different booking"):
-        await service.do_book(database, patient, doctor.id, start + timedelta(hours=1), idempotency_key="k-1")
+        await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start + timedelta(hours=1)),
+                              idempotency_key="k-1")
 
 
 async def test_overlaps_through_buffers_are_refused(database):
@@ -83,10 +89,10 @@ async def test_overlaps_through_buffers_are_refused(database):
     slots = await service.list_slots(doctor.id, days=3)
     first = slots[0]
     assert slots[1].starts_at - first.starts_at == timedelta(minutes=45)
-    await service.do_book(database, a, doctor.id, first.starts_at)
+    await service.do_book(database, a, BookSlot(doctor_id=doctor.id, starts_at=first.starts_at))
     with pytest.raises(service.SlotTaken):
-        await service.do_book(database, b, doctor.id, first.starts_at)
-    await service.do_book(database, b, doctor.id, slots[1].starts_at)
+        await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=first.starts_at))
+    await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=slots[1].starts_at))
     await _no_overlaps(doctor.id)
 
 
@@ -103,11 +109,12 @@ async def test_postgres_exclusion_constraint_decides_without_the_service_check(p
         async def no_check(*args, **kwargs):
             return None
 
-        monkeypatch.setattr(service, "_check_free", no_check)
+        monkeypatch.setattr(bookings, "check_free", no_check)
         doctor = await make_doctor()
         patients = await make_patients(30, credits=10)
         start = next_hour()
-        results = await asyncio.gather(*(service.do_book(settings, p, doctor.id, start) for p in patients),
+        results = await asyncio.gather(*(service.do_book(settings, p, BookSlot(doctor_id=doctor.id, starts_at=start))
+                                        for p in patients),
                                        return_exceptions=True)
         assert sum(isinstance(r, Appointment) for r in results) == 1
         assert sum(isinstance(r, service.SlotTaken) and r.status_code == 409 for r in results) == 29, results

@@ -12,6 +12,7 @@ import pytest
 
 from caretrack.booking import service
 from caretrack.booking.models import Appointment
+from caretrack.booking.schemas import BookSlot, HoldSlot
 from tests.booking.conftest import make_doctor, make_patient
 
 MORNINGS = [{"weekday": d, "start": "09:00", "end": "12:00"} for d in range(7)]
@@ -35,13 +36,14 @@ async def test_slots_holds_and_the_cancellation_cutoff_at_pinned_instants(databa
 
     # a hold blocks others for five real minutes, then the slot is free again
     start = slots[-1].starts_at
-    await service.do_hold(patient, doctor.id, start, at=now)
+    await service.do_hold(patient, HoldSlot(doctor_id=doctor.id, starts_at=start), at=now)
     with pytest.raises(service.SlotTaken):
-        await service.do_hold(other, doctor.id, start, at=now + timedelta(minutes=4, seconds=59))
+        await service.do_hold(other, HoldSlot(doctor_id=doctor.id, starts_at=start),
+                              at=now + timedelta(minutes=4, seconds=59))
     assert start in [s.starts_at for s in await service.list_slots(doctor.id, at=now + timedelta(minutes=5), days=4)]
 
     # booked, then cancelled either side of the cutoff: 24 real hours before the start
-    booked = await service.do_book(database, patient, doctor.id, start, at=now)
+    booked = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=start), at=now)
     appointment = await Appointment.get(id=booked.id)
     cutoff = start - timedelta(hours=24)
     assert service.refund_for(appointment, False, cutoff - timedelta(seconds=1)) == 20

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from tortoise.expressions import Q, Subquery
 
 from caretrack.accounts.models import User
 from caretrack.booking.models import ApplicationStatus, Availability, DoctorProfile
+from caretrack.booking.schemas import ApplicationInput, Decision
 from caretrack.booking.uploads import remove_document, store_document
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Conflict, NotFound, ValidationError
@@ -26,46 +27,25 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class ApplicationInput:
-    licence_number: str
-    licence_body: str
-    licence_expires_on: str | date
-    specialty: str
-    languages: str | list[str]
-    biography: str
-    fee_credits: int | str
-
-
-def _text(value, name: str, maximum: int, minimum: int = 1) -> str:
-    value = str(value or "").strip()
+def _text(value: str, name: str, maximum: int, minimum: int = 1) -> str:
+    value = value.strip()
     if not minimum <= len(value) <= maximum:
         raise ValidationError(f"The {name} must be between {minimum} and {maximum} characters.")
     return value
 
 
-def check_application(data: ApplicationInput, today: date | None = None) -> dict:
+def check_application(data: ApplicationInput, today: date | None = None) -> dict[str, Any]:
     today = today or now().date()
     expires = data.licence_expires_on
-    if not isinstance(expires, date):
-        try:
-            expires = date.fromisoformat(str(expires).strip())
-        except ValueError:
-            raise ValidationError(f"The licence expiry '{str(expires)[:20]}' is not a date (YYYY-MM-DD).") from None
     if expires <= today:
         raise ValidationError(f"The licence expired on {expires.isoformat()}; renew it before applying.")
-    raw = data.languages if isinstance(data.languages, list) else str(data.languages or "").split(",")
-    languages = sorted({item.strip().lower() for item in raw if item and item.strip()})
+    languages = sorted({item.strip().lower() for item in data.languages if item and item.strip()})
     if not languages:
         raise ValidationError("Name at least one language you consult in.")
     for language in languages:
         if not LANGUAGE_RE.match(language):
             raise ValidationError(f"'{language[:40]}' is not a language name (letters, spaces and hyphens).")
-    try:
-        fee = int(str(data.fee_credits).strip())
-    except ValueError:
-        raise ValidationError(f"The fee '{str(data.fee_credits)[:20]}' is not a whole number of credits.") from None
-    if not 1 <= fee <= MAX_FEE:
+    if not 1 <= data.fee_credits <= MAX_FEE:
         raise ValidationError(f"The fee must be between 1 and {MAX_FEE} credits.")
     return {
         "licence_number": _text(data.licence_number, "licence number", 64, 3),
@@ -74,7 +54,7 @@ def check_application(data: ApplicationInput, today: date | None = None) -> dict
         "specialty": _text(data.specialty, "specialty", 80, 2),
         "languages": ",".join(languages),
         "biography": _text(data.biography, "biography", 4000, 20),
-        "fee_credits": fee,
+        "fee_credits": data.fee_credits,
     }
 
 
@@ -123,10 +103,9 @@ async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, doc
     return profile
 
 
-async def do_review(settings: Settings, admin: User, doctor_id: int, approve: bool, reason: str = "",
+async def do_review(settings: Settings, admin: User, doctor_id: int, command: Decision,
                     client_address: str | None = None, at: datetime | None = None) -> DoctorProfile:
-    at = at or now()
-    reason = (reason or "").strip()
+    at, approve, reason = at or now(), command.approve, command.reason.strip()
     if not approve and not 5 <= len(reason) <= 1000:
         raise ValidationError("Give the doctor a reason for the rejection (5 to 1000 characters).")
     doctor = await User.get_or_none(id=doctor_id, role=Role.DOCTOR)

@@ -7,24 +7,26 @@ import secrets
 from collections import OrderedDict
 from datetime import UTC, date, datetime
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from caretrack.accounts.models import User
-from caretrack.booking import applications, calendar, service
+from caretrack.booking import applications, calendar, forms, service
 from caretrack.booking import slots as slotlib
-from caretrack.booking.models import Appointment, AppointmentStatus, AvailabilityException, DoctorProfile
+from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
 from caretrack.core import clock
 from caretrack.core.errors import CareTrackError, NotFound, ValidationError
 from caretrack.core.roles import Role
-from caretrack.core.validation import id_from_text
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import client_address
 from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.payments import service as payments
 
 pages = PageRouter()
 PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
+Flashes = list[tuple[str, str]]
 
 
 def _settings(request: Request):
@@ -55,31 +57,29 @@ def group_by_day(slots, time_zone: str) -> OrderedDict[date, list]:
 async def doctor_context(user: User, at: datetime | None = None) -> dict:
     """What the doctor's dashboard shows (dashboards.doctor_home renders it)."""
     at = at or service.now()
-    from caretrack.payments.service import earnings_summary
-
     profile = await DoctorProfile.get_or_none(user_id=user.id)
     availability = exceptions = None
     if profile is not None and profile.status == "approved":
-        availability = await service.Availability.get_or_none(doctor_id=user.id)
+        availability = await Availability.get_or_none(doctor_id=user.id)
         exceptions = await AvailabilityException.filter(doctor_id=user.id, on_date__gte=at.date()).order_by("on_date")
     upcoming = await service.list_appointments(user, upcoming=True, limit=50, at=at)
     return {"profile": profile, "availability": availability, "exceptions": exceptions or [],
-            "upcoming": upcoming, "earnings": await earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
+            "upcoming": upcoming, "earnings": await payments.earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
             "weekly_by_day": {w["weekday"]: w for w in (availability.weekly if availability else [])},
             "local": local, "today": at.date()}
 
 
-async def _doctor_page(request: Request, user: User, flashes=None, status: int = 200, form=None) -> Response:
+async def _doctor_page(request: Request, user: User, flashes: Flashes | None = None, status: int = 200,
+                       form: dict[str, str] | None = None) -> Response:
     context = await doctor_context(user, clock.now(request))
     return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context},
                   status_code=status, flashes=flashes)
 
 
 @pages.post("/doctor/application", roles=DOCTOR, max_body=MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
-async def submit_application(request: Request, user: User, form) -> Response:
+async def submit_application(request: Request, user: User, form: FormData) -> Response:
     """Multipart with a PDF; the page router reads it with a size limit before parsing."""
-    values = {k: str(form.get(k, "")) for k in ("licence_number", "licence_body", "licence_expires_on", "specialty",
-                                                "languages", "biography", "fee_credits")}
+    values = forms.application_values(form)
     upload = form.get("document")
     data, name = None, None
     try:
@@ -93,7 +93,7 @@ async def submit_application(request: Request, user: User, form) -> Response:
     elif len(data) > MAX_DOCUMENT_BYTES:
         return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
     try:
-        await applications.do_apply(_settings(request), user, applications.ApplicationInput(**values), data,
+        await applications.do_apply(_settings(request), user, forms.application(values), data,
                                     _address(request), name, at=clock.now(request))
     except CareTrackError as exc:
         return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
@@ -125,27 +125,19 @@ async def admin_document(request: Request) -> Response:
 
 
 @pages.post("/doctor/availability", roles=DOCTOR)
-async def save_availability(request: Request, user: User, form) -> Response:
-    weekly = []
-    for day in range(7):
-        start, end = str(form.get(f"start_{day}", "")).strip(), str(form.get(f"end_{day}", "")).strip()
-        if start or end:
-            weekly.append({"weekday": day, "start": start, "end": end})
-    limits = {name: str(form.get(name, "")).strip() for name in service.LIMITS}
+async def save_availability(request: Request, user: User, form: FormData) -> Response:
     try:
-        await service.do_set_availability(user, time_zone=str(form.get("time_zone", "")).strip(), weekly=weekly,
-                                          **limits)
+        command = forms.availability(form, await Availability.get_or_none(doctor_id=user.id))
+        await service.do_set_availability(user, command)
     except CareTrackError as exc:
         return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
     return await _doctor_page(request, user, [("success", "Your hours are published.")])
 
 
 @pages.post("/doctor/exceptions", roles=DOCTOR)
-async def add_exception(request: Request, user: User, form) -> Response:
+async def add_exception(request: Request, user: User, form: FormData) -> Response:
     try:
-        await service.do_add_exception(user, str(form.get("on_date", "")), str(form.get("kind", "")),
-                                       str(form.get("start", "")).strip() or None,
-                                       str(form.get("end", "")).strip() or None)
+        await service.do_add_exception(user, forms.exception(form))
     except CareTrackError as exc:
         return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
     return redirect("/doctor")
@@ -176,11 +168,11 @@ async def review_page(request: Request) -> Response:
 
 
 @pages.post("/admin/doctors/{doctor_id:id}", roles=ADMIN)
-async def review(request: Request, user: User, form) -> Response:
+async def review(request: Request, user: User, form: FormData) -> Response:
     doctor_id = request.path_params["doctor_id"]
     try:
-        await applications.do_review(_settings(request), user, doctor_id, form.get("decision") == "approve",
-                                     str(form.get("reason", "")), _address(request), at=clock.now(request))
+        await applications.do_review(_settings(request), user, doctor_id, forms.review(form), _address(request),
+                                     at=clock.now(request))
         flashes, status = [("success", "Decision saved; the doctor has been told.")], 200
     except CareTrackError as exc:
         flashes, status = [("error", exc.message)], exc.status_code
@@ -211,7 +203,8 @@ async def find_doctor(request: Request, user: User) -> Response:
 
 
 @pages.get("/doctors/{doctor_id:id}", roles=PATIENT)
-async def doctor_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
+async def doctor_page(request: Request, user: User, flashes: Flashes | None = None,
+                      status: int = 200) -> Response:
     doctor_id = request.path_params["doctor_id"]
     profile = await applications.get_profile(doctor_id)
     if profile is None or not applications.is_bookable(profile):
@@ -220,34 +213,27 @@ async def doctor_page(request: Request, user: User, flashes=None, status: int = 
         slots = await service.list_slots(doctor_id, days=14, at=clock.now(request))
     except NotFound:
         slots = []
-    from caretrack.payments.service import balance_of
-
     return render(request, "booking/doctor.html", {
         "profile": profile, "days": group_by_day(slots, user.time_zone), "local": local, "tz": user.time_zone,
-        "balance": await balance_of(user)}, status_code=status, flashes=flashes)
+        "balance": await payments.balance_of(user)}, status_code=status, flashes=flashes)
 
 
 @pages.post("/holds", roles=PATIENT)
-async def hold(request: Request, user: User, form) -> Response:
-    doctor_id = id_from_text(str(form.get("doctor_id", "")), "doctor_id")  # a 422 naming the field
-    if doctor_id is None:
-        raise ValidationError("Choose a slot from the list.", fields=[{"field": "doctor_id", "message": "missing"}])
+async def hold(request: Request, user: User, form: FormData) -> Response:
+    command = forms.hold(form)
     try:
-        starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
-        held = await service.do_hold(user, doctor_id, starts_at, at=clock.now(request))
-    except ValueError:
-        raise ValidationError("Choose a slot from the list.") from None
+        held = await service.do_hold(user, command, at=clock.now(request))
     except CareTrackError as exc:
-        request.path_params["doctor_id"] = doctor_id
+        request.path_params["doctor_id"] = command.doctor_id
         return await doctor_page(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/appointments/{held.id}")
 
 
 @pages.post("/appointments/{appointment_id:id}/book", roles=PATIENT)
-async def book(request: Request, user: User, form) -> Response:
+async def book(request: Request, user: User, form: FormData) -> Response:
     held = await service.get_appointment(user, request.path_params["appointment_id"])
     try:
-        appointment = await service.do_book(_settings(request), user, held.doctor_id, held.starts_at,
+        appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
                                             client_address=_address(request), at=clock.now(request))
     except CareTrackError as exc:
@@ -259,7 +245,8 @@ async def book(request: Request, user: User, form) -> Response:
 
 
 @pages.get("/appointments/{appointment_id:id}", roles=None)
-async def appointment_page(request: Request, user: User, flashes=None, status: int = 200) -> Response:
+async def appointment_page(request: Request, user: User, flashes: Flashes | None = None,
+                           status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = clock.now(request)
     context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
@@ -273,44 +260,75 @@ async def appointment_page(request: Request, user: User, flashes=None, status: i
             pass
         context["refund_now"] = service.refund_for(appointment, user.id != appointment.patient_id, now)
     if appointment.status == AppointmentStatus.HELD:
-        from caretrack.payments.service import balance_of
-
-        context["balance"] = await balance_of(user)
+        context["balance"] = await payments.balance_of(user)
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
 
 
 @pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])
-async def cancel(request: Request, user: User, form) -> Response:
+async def cancel(request: Request, user: User, form: FormData) -> Response:
     try:
-        await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
-                                str(form.get("reason", "")), client_address=_address(request), at=clock.now(request))
+        await service.do_cancel(_settings(request), user, request.path_params["appointment_id"], forms.cancel(form),
+                                client_address=_address(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "The appointment is cancelled.")])
 
 
 @pages.post("/appointments/{appointment_id:id}/reschedule", roles=[Role.PATIENT, Role.DOCTOR])
-async def reschedule(request: Request, user: User, form) -> Response:
-    try:
-        starts_at = datetime.fromisoformat(str(form.get("starts_at", "")))
-        await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"], starts_at,
-                                    client_address=_address(request), at=clock.now(request))
-    except ValueError:
+async def reschedule(request: Request, user: User, form: FormData) -> Response:
+    command = forms.reschedule(form)
+    if command is None:
         return await appointment_page(request, user, [("error", "Choose a new time.")], 422)
+    try:
+        await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"], command,
+                                    client_address=_address(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "The appointment has moved.")])
 
 
 @pages.post("/appointments/{appointment_id:id}/outcome", roles=DOCTOR)
-async def outcome(request: Request, user: User, form) -> Response:
+async def outcome(request: Request, user: User, form: FormData) -> Response:
     try:
         await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
-                                        str(form.get("outcome", "")), client_address=_address(request),
+                                        forms.outcome(form), client_address=_address(request),
                                         at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "Saved.")])
+
+
+# --- the wallet (credits or earnings) and the calendar feed --------------------------------------
+# The page is booking's because it shows the calendar feed beside the statement; payments,
+# a floor below, gives the statement and the purchase.
+
+
+async def _credits_page(request: Request, user: User, flashes: Flashes | None = None,
+                        status: int = 200) -> Response:
+    return render(request, "booking/credits.html", {
+        "statement": await payments.statement_view(user), "config": payments.config_of(request.app),
+        "labels": payments.KIND_LABELS, "feed_url": await calendar.feed_url(_settings(request), user),
+        "checkout_done": request.query_params.get("checkout") == "done"}, status_code=status, flashes=flashes)
+
+
+@pages.get("/credits", roles=[Role.PATIENT, Role.DOCTOR])
+async def credits_page(request: Request, user: User) -> Response:
+    return await _credits_page(request, user)
+
+
+@pages.post("/credits/buy", roles=[Role.PATIENT])
+async def buy(request: Request, user: User, form: FormData) -> Response:
+    try:
+        credits = int(str(form.get("credits", "")).strip() or "0")
+        result = await payments.do_purchase(_settings(request), payments.config_of(request.app),
+                                            payments.provider_of(request.app), user, credits)
+    except ValueError:
+        return await _credits_page(request, user, [("error", "Give a whole number of credits.")], 422)
+    except CareTrackError as exc:
+        return await _credits_page(request, user, [("error", exc.message)], exc.status_code)
+    if result.checkout_url:
+        return redirect(result.checkout_url)
+    return await _credits_page(request, user, [("success", f"{credits} credits added.")])
 
 
 # --- calendar feed -------------------------------------------------------------------------------
@@ -327,7 +345,7 @@ async def calendar_feed(request: Request) -> Response:
 
 
 @pages.post("/calendar-feed", roles=[Role.PATIENT, Role.DOCTOR])
-async def regenerate_feed(request: Request, user: User, form) -> Response:
+async def regenerate_feed(request: Request, user: User, form: FormData) -> Response:
     if form.get("action") == "off":
         await calendar.do_revoke_feed(user)
     else:
@@ -335,4 +353,3 @@ async def regenerate_feed(request: Request, user: User, form) -> Response:
     return redirect("/credits#calendar")
 
 
-__all__ = ["pages", "Appointment"]

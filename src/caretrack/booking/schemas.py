@@ -1,10 +1,12 @@
-"""JSON shapes of the booking API."""
+"""Booking's typed commands (one per action, parsed by the API and the pages alike; the
+service receives them) and the JSON shapes of its API."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from caretrack.core.validation import Count, Id, Int32
 
@@ -61,9 +63,21 @@ class SlotList(BaseModel):
     slots: list[SlotOut]
 
 
-class SlotRequest(Strict):
+class _SlotChoice(Strict):
+    # Holding and booking take the same body, published in the OpenAPI document under the one
+    # name clients know (SlotRequest); no docstring, so the two schemas are identical.
+    model_config = ConfigDict(extra="forbid", title="SlotRequest")
+
     doctor_id: Id
     starts_at: datetime
+
+
+class HoldSlot(_SlotChoice):
+    pass
+
+
+class BookSlot(_SlotChoice):
+    pass
 
 
 class AppointmentOut(BaseModel):
@@ -102,6 +116,9 @@ class CancelRequest(Strict):
     reason: str = Field("", max_length=300)
 
 
+NO_REASON = CancelRequest()
+
+
 class RescheduleRequest(Strict):
     starts_at: datetime
 
@@ -131,6 +148,32 @@ class AvailabilityIn(Strict):
 
 class AvailabilityOut(AvailabilityIn):
     model_config = ConfigDict(extra="ignore")
+
+
+class ExceptionIn(Strict):
+    """A day off, or extra hours, on one date (the doctor's page)."""
+
+    on_date: date
+    kind: Literal["off", "extra"]
+    start: str | None = None
+    end: str | None = None
+
+
+class ApplicationInput(Strict):
+    """A doctor's application to practise (the page's form; its PDF travels beside it)."""
+
+    licence_number: str
+    licence_body: str
+    licence_expires_on: date
+    specialty: str
+    languages: list[str]
+    biography: str
+    fee_credits: int
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return value.split(",") if isinstance(value, str) else value
 
 
 class ApplicationOut(BaseModel):

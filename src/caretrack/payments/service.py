@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.applications import Starlette
 from tortoise.exceptions import IntegrityError
 
 from caretrack.accounts.models import User
@@ -19,10 +20,33 @@ from caretrack.core.transaction import Tx, atomic
 from caretrack.payments import ledger
 from caretrack.payments.models import Checkout, LedgerEntry, PaymentEvent
 from caretrack.payments.providers import PaymentsConfig, StripeLike, check_credits
+from caretrack.payments.schemas import EntryOut, PurchaseOut, Statement
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# --- the app's payment set-up -------------------------------------------------------------------
+
+
+async def start(app: Starlette) -> None:
+    """Read the provider's settings once (tests may have put their own in place)."""
+    if getattr(app.state, "payments", None) is None:
+        app.state.payments = PaymentsConfig.from_settings(app.state.settings)
+
+
+def config_of(app: Starlette) -> PaymentsConfig:
+    config: PaymentsConfig = app.state.payments
+    return config
+
+
+def provider_of(app: Starlette) -> StripeLike | None:
+    """The configured payment provider, or None for the built-in demo top-up."""
+    config = config_of(app)
+    if config.provider != "stripe":
+        return None
+    return StripeLike(config, getattr(app.state, "payments_transport", None))
 
 
 async def _changed(tx: Tx, user_id: int, actor_id: int | None) -> None:
@@ -47,6 +71,15 @@ async def do_demo_topup(config: PaymentsConfig, user: User, credits: int) -> str
         await tx.audit(Actor(user.id), "credits.purchased", "user", user.id, credits=credits, provider="builtin")
         await _changed(tx, user.id, user.id)
     return moved.id
+
+
+async def do_purchase(settings: Settings, config: PaymentsConfig, provider: StripeLike | None, user: User,
+                      credits: int) -> PurchaseOut:
+    """With a provider: a hosted checkout (credits arrive with its webhook). Without: a demo top-up."""
+    if provider is not None:
+        return PurchaseOut(checkout_url=await do_start_checkout(settings, provider, user, credits), balance=None)
+    await do_demo_topup(config, user, credits)
+    return PurchaseOut(checkout_url=None, balance=await balance_of(user))
 
 
 async def do_start_checkout(settings: Settings, provider: StripeLike, user: User, credits: int) -> str:
@@ -148,6 +181,19 @@ async def do_admin_adjust(admin: User, user_id: int, credits: int, action: str, 
 async def statement(user: User, limit: int = 100) -> list[LedgerEntry]:
     key = ledger.earnings(user.id) if user.role == Role.DOCTOR else ledger.credits(user.id)
     return await ledger.entries(key, limit)
+
+
+async def statement_view(user: User) -> Statement:
+    """The balance (a doctor's earnings and fees pending) and the latest entries."""
+    entries = await statement(user)
+    if user.role == Role.DOCTOR:
+        summary = await earnings_summary(user)
+        balance, pending = summary["earnings"], summary["pending"]
+    else:
+        balance, pending = await balance_of(user), 0
+    return Statement(balance=balance, pending=pending, entries=[
+        EntryOut(transfer_id=e.transfer_id, amount=e.amount, kind=e.kind, memo=e.memo,
+                 appointment_id=e.appointment_id, created_at=e.created_at) for e in entries])
 
 
 async def receipt_entry(viewer: User, transfer_id: str) -> tuple[LedgerEntry, User]:

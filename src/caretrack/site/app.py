@@ -18,7 +18,6 @@ from caretrack import __version__
 from caretrack.accounts import sessions
 from caretrack.accounts.guard import AuthMiddleware, require_user
 from caretrack.booking.service import doctor_has_patient
-from caretrack.core import crypto, db
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.http import guard as http_guard
@@ -27,9 +26,11 @@ from caretrack.http.apikit import PREFIX, openapi_document
 from caretrack.http.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from caretrack.http.templating import STATIC_DIR
 from caretrack.http.web_errors import EXCEPTION_HANDLERS
+from caretrack.site import startup
 from caretrack.site.serving import StartupError
 
 log = get_logger("caretrack.site.app")
+__all__ = ["DOMAINS", "StartupError", "create_app", "drain"]  # StartupError: what the lifespan raises
 
 
 # Each domain module may expose `api` (an ApiRouter), `pages` (a PageRouter), `routes`
@@ -40,17 +41,21 @@ DOMAINS = [
     "caretrack.site.landing",
     "caretrack.accounts.api",
     "caretrack.accounts.pages",
-    "caretrack.mail.routes",
+    "caretrack.mail.pages",
+    "caretrack.mail.jobs",
     "caretrack.site.dashboards",
     "caretrack.realtime.api",
     "caretrack.realtime.pages",
     "caretrack.realtime.jobs",
-    "caretrack.booking.routes",
-    "caretrack.payments.routes",
+    "caretrack.booking.api",
+    "caretrack.booking.pages",
+    "caretrack.payments.api",
+    "caretrack.payments.pages",
     "caretrack.care.routes",
     "caretrack.assessments.routes",
     "caretrack.reports.routes",
-    "caretrack.consultations.routes",
+    "caretrack.consultations.api",
+    "caretrack.consultations.pages",
 ]
 
 
@@ -69,16 +74,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        crypto.configure(settings.phi_keys)
-        try:
-            await db.start(settings)
-        except db.DatabaseUnavailable as exc:
-            raise StartupError(f"cannot reach the database: {exc}") from None
-        try:
-            status = await db.migration_status()
-            if not status.current:
-                raise StartupError(f"refusing to serve: {status.message()}")
-            app.state.redis = await _connect_redis(settings)
+        async with startup.started(settings) as redis:
+            app.state.redis = redis
             started: list[ModuleType] = []
             try:
                 for module in domains:
@@ -92,10 +89,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 for module in reversed(started):
                     if hasattr(module, "stop"):
                         await module.stop(app)
-                if app.state.redis is not None:
-                    await app.state.redis.aclose()
-        finally:
-            await db.stop()
 
     app = Starlette(
         routes=[
@@ -124,17 +117,3 @@ def create_app(settings: Settings | None = None) -> Starlette:
 async def drain(app: Starlette) -> None:
     """Tell every open socket the server is going away, and wait for them to close."""
     await asyncio.gather(*(module.drain(app) for module in _domains() if hasattr(module, "drain")))
-
-
-async def _connect_redis(settings: Settings):
-    if not settings.redis_url:
-        return None
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(settings.redis_url, health_check_interval=15)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        raise StartupError(f"cannot reach Redis at CARETRACK_REDIS_URL: {exc}") from None
-    return client

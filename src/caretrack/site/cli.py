@@ -177,9 +177,9 @@ def _preflight(settings: Settings) -> None:
     """The database is reachable and migrated, and Redis answers (when configured)."""
 
     async def check_redis() -> None:
-        from caretrack.site.app import _connect_redis
+        from caretrack.site.startup import connect_redis
 
-        redis = await _connect_redis(settings)
+        redis = await connect_redis(settings)
         if redis is not None:
             await redis.aclose()
 
@@ -202,8 +202,7 @@ def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
     if args.advertise and not args.advertise.startswith(("ws://", "wss://")):
         raise CommandError(f"--advertise must be a ws:// or wss:// URL, got {args.advertise!r}")
     _preflight(settings)
-    from caretrack.consultations import worker
-    from caretrack.site import serving
+    from caretrack.site import serving, worker
 
     try:
         return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)

@@ -1,4 +1,4 @@
-"""Booking over HTTP: the JSON API here; the pages live in booking/pages.py."""
+"""Booking over the JSON API; the pages live in booking/pages.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from caretrack.accounts.models import User
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import ApplicationStatus
-from caretrack.booking.pages import pages
 from caretrack.booking.schemas import (
     ApplicationList,
     ApplicationOut,
@@ -18,21 +17,22 @@ from caretrack.booking.schemas import (
     AppointmentQuery,
     AvailabilityIn,
     AvailabilityOut,
+    BookSlot,
     CalendarFeedOut,
     CancelRequest,
     Decision,
     DoctorList,
     DoctorOut,
     DoctorQuery,
+    HoldSlot,
     OutcomeRequest,
     RescheduleRequest,
     SlotList,
     SlotOut,
     SlotQuery,
-    SlotRequest,
 )
 from caretrack.core import clock
-from caretrack.core.errors import NotFound, ValidationError
+from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
 from caretrack.http.clients import client_address
@@ -74,18 +74,18 @@ async def api_slots(request: Request, user: User, query: SlotQuery) -> SlotList:
                                    local_start=s.starts_at.astimezone(tz).isoformat()) for s in slots])
 
 
-@api.post("/holds", summary="Hold a slot for 5 minutes", roles=PATIENT, body=SlotRequest, response=AppointmentOut,
+@api.post("/holds", summary="Hold a slot for 5 minutes", roles=PATIENT, body=HoldSlot, response=AppointmentOut,
           status=201, errors=(404, 409))
-async def api_hold(request: Request, user: User, body: SlotRequest) -> AppointmentOut:
-    return await _out(await service.do_hold(user, body.doctor_id, body.starts_at, at=clock.now(request)))
+async def api_hold(request: Request, user: User, body: HoldSlot) -> AppointmentOut:
+    return await _out(await service.do_hold(user, body, at=clock.now(request)))
 
 
-@api.post("/bookings", summary="Book and pay for a slot", roles=PATIENT, body=SlotRequest, response=AppointmentOut,
+@api.post("/bookings", summary="Book and pay for a slot", roles=PATIENT, body=BookSlot, response=AppointmentOut,
           status=201, errors=(402, 404, 409),
           description="Send an Idempotency-Key header: a retry with the same key returns the first booking "
                       "and charges once. Your own hold on the slot is converted.")
-async def api_book(request: Request, user: User, body: SlotRequest) -> AppointmentOut:
-    appointment = await service.do_book(_settings(request), user, body.doctor_id, body.starts_at,
+async def api_book(request: Request, user: User, body: BookSlot) -> AppointmentOut:
+    appointment = await service.do_book(_settings(request), user, body,
                                         idempotency_key=request.headers.get("idempotency-key"),
                                         client_address=_address(request), at=clock.now(request))
     return await _out(appointment)
@@ -108,14 +108,14 @@ async def api_appointment(request: Request, user: User) -> AppointmentOut:
           roles=[Role.PATIENT, Role.DOCTOR], body=CancelRequest, response=AppointmentOut, errors=(404, 409))
 async def api_cancel(request: Request, user: User, body: CancelRequest) -> AppointmentOut:
     return await _out(await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
-                                              body.reason, client_address=_address(request), at=clock.now(request)))
+                                              body, client_address=_address(request), at=clock.now(request)))
 
 
 @api.post("/appointments/{appointment_id:id}/reschedule", summary="Move an appointment to another slot",
           roles=[Role.PATIENT, Role.DOCTOR], body=RescheduleRequest, response=AppointmentOut, errors=(404, 409))
 async def api_reschedule(request: Request, user: User, body: RescheduleRequest) -> AppointmentOut:
     return await _out(await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"],
-                                                  body.starts_at, client_address=_address(request),
+                                                  body, client_address=_address(request),
                                                   at=clock.now(request)))
 
 
@@ -123,15 +123,14 @@ async def api_reschedule(request: Request, user: User, body: RescheduleRequest) 
           roles=DOCTOR, body=OutcomeRequest, response=AppointmentOut, errors=(404, 409))
 async def api_outcome(request: Request, user: User, body: OutcomeRequest) -> AppointmentOut:
     return await _out(await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
-                                                      body.outcome, client_address=_address(request),
+                                                      body, client_address=_address(request),
                                                       at=clock.now(request)))
 
 
 @api.post("/doctors/me/availability", summary="Publish your hours and booking rules", roles=DOCTOR,
           body=AvailabilityIn, response=AvailabilityOut, errors=(403,))
 async def api_availability(request: Request, user: User, body: AvailabilityIn) -> AvailabilityOut:
-    values = body.model_dump()
-    availability = await service.do_set_availability(user, **values)
+    availability = await service.do_set_availability(user, body)
     return AvailabilityOut.model_validate(availability, from_attributes=True)
 
 
@@ -145,8 +144,8 @@ async def api_applications(request: Request) -> ApplicationList:
 @api.post("/admin/doctor-applications/{doctor_id:id}/decision", summary="Approve or reject an application",
           roles=ADMIN, body=Decision, response=ApplicationOut, errors=(404, 409))
 async def api_decide(request: Request, user: User, body: Decision) -> ApplicationOut:
-    await applications.do_review(_settings(request), user, request.path_params["doctor_id"], body.approve,
-                                 body.reason, _address(request), at=clock.now(request))
+    await applications.do_review(_settings(request), user, request.path_params["doctor_id"], body, _address(request),
+                                 at=clock.now(request))
     profile = await applications.get_profile(request.path_params["doctor_id"])
     if profile is None:
         raise NotFound("No such application.")
@@ -164,5 +163,3 @@ async def api_feed_off(request: Request, user: User) -> Response:
     await calendar.do_revoke_feed(user)
     return Response(status_code=204)
 
-
-__all__ = ["api", "pages", "ValidationError"]

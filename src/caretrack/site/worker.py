@@ -13,7 +13,6 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,10 +21,9 @@ from starlette.routing import Route, WebSocketRoute
 import media
 from caretrack.consultations import service
 from caretrack.consultations.cluster import Registration
-from caretrack.core import crypto, db
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
-from caretrack.site import serving
+from caretrack.site import serving, startup
 from media.tuning import tune_garbage_collector
 from signalling import protocol as p
 from signalling.proxy import Worker, worker_service
@@ -61,20 +59,9 @@ def create_worker_app(settings: Settings, worker: Worker) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal registration
-        crypto.configure(settings.phi_keys)
-        try:
-            await db.start(settings)
-        except db.DatabaseUnavailable as exc:
-            raise WorkerStartupError(f"cannot reach the database: {exc}") from None
-        redis = Redis.from_url(settings.redis_url, health_check_interval=15)
-        try:
-            status = await db.migration_status()
-            if not status.current:
-                raise WorkerStartupError(f"refusing to start: {status.message()}")
-            try:
-                await redis.ping()
-            except Exception as exc:
-                raise WorkerStartupError(f"cannot reach Redis at CARETRACK_REDIS_URL: {exc}") from None
+        async with startup.started(settings, refusal="refusing to start", error=WorkerStartupError) as redis:
+            if redis is None:  # settings refuse media_mode=workers without it; said again here
+                raise WorkerStartupError("media workers need CARETRACK_REDIS_URL (their directory is in Redis)")
             registration = Registration(redis, worker, hosted=lambda: signalling.consultations.keys(), moved=moved)
             await registration.start()
             try:
@@ -83,9 +70,6 @@ def create_worker_app(settings: Settings, worker: Worker) -> Starlette:
                 await registration.stop()
                 await signalling.close()
                 await relay.close()
-        finally:
-            await redis.aclose()
-            await db.stop()
 
     async def drain() -> None:
         """Leave the directory first, so that the clients told to reconnect are placed elsewhere."""

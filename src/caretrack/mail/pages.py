@@ -1,32 +1,15 @@
-"""The mail sender runs in the web process's lifespan; admins read emails in the app."""
+"""Admins read the emails the app has sent (or queued) in the app itself."""
 
 from __future__ import annotations
 
-import asyncio
-
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.core.errors import NotFound
-from caretrack.core.loops import stop_loops
 from caretrack.http.pagekit import PageRouter, render
-from caretrack.mail import service
 from caretrack.mail.models import OutboundEmail
 
 pages = PageRouter()
-
-
-async def start(app: Starlette) -> None:
-    app.state.mail_stop = asyncio.Event()
-    app.state.mail_sender = asyncio.create_task(service.sender_loop(app.state.settings, stop=app.state.mail_stop),
-                                                name="mail-sender")
-
-
-async def stop(app: Starlette) -> None:
-    app.state.mail_stop.set()
-    service.wake_sender()
-    await stop_loops([app.state.mail_sender], app.state.mail_stop)  # an unanswering SMTP server is cut off
 
 
 @pages.get("/admin/emails", roles=["admin"])

@@ -1,14 +1,10 @@
-"""Consultations over HTTP and WebSocket: the call page, /ws/signal (the signalling library
-driving the in-process media relay), chat history, the doctor's notes, recordings and
-guest invitations."""
+"""Consultations over the JSON API and WebSocket: /ws/signal (the signalling library driving
+the in-process media relay, or the proxy to media workers), chat history, the doctor's
+notes, recordings and guest invitations. The pages live in consultations/pages.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -16,17 +12,23 @@ import media
 from caretrack.accounts.guard import identify
 from caretrack.consultations import service
 from caretrack.consultations.cluster import RedisDirectory
+from caretrack.consultations.schemas import (
+    ChatHistory,
+    ChatItem,
+    GuestInviteCreate,
+    GuestInviteLink,
+    Notes,
+    RecordingItem,
+    RecordingList,
+)
 from caretrack.core import clock
-from caretrack.core.errors import CareTrackError
 from caretrack.core.settings import Settings
 from caretrack.http.apikit import ApiRouter
 from caretrack.http.clients import origin_allowed
-from caretrack.http.pagekit import PageRouter, redirect, render
 from signalling import Principal, SignallingService
 from signalling.proxy import SignallingProxy
 
 api = ApiRouter("consultations")
-pages = PageRouter()
 
 
 async def start(app) -> None:
@@ -80,84 +82,6 @@ routes = [WebSocketRoute("/ws/signal", signal, name="signal")]
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
-
-
-# --- pages -------------------------------------------------------------------------------
-
-
-@pages.get("/consultations/{appointment_id:id}", roles=None)
-async def call_page(request: Request, user) -> Response:
-    settings = _settings(request)
-    access = await service.access_for(settings, user, request.path_params["appointment_id"])
-    appointment = access.appointment
-    await appointment.fetch_related("doctor", "patient")
-    return render(request, "consultations/call.html", {
-        "access": access, "appointment": appointment, "closed_reason": access.closed_reason(clock.now(request)),
-        "user": user,
-    })
-
-
-@pages.get("/consultations/guest", roles=None)
-async def guest_page(request: Request) -> Response:
-    return render(request, "consultations/guest.html")
-
-
-@pages.post("/consultations/guest", roles=None)
-async def guest_redeem(request: Request, user, form) -> Response:
-    try:
-        appointment_id = await service.do_redeem_guest_invite(user, str(form.get("token", "")), at=clock.now(request))
-    except CareTrackError as exc:
-        return render(request, "consultations/guest.html", status_code=exc.status_code,
-                      flashes=[("error", exc.message)])
-    return redirect(f"/consultations/{appointment_id}")
-
-
-@pages.get("/consultations/{appointment_id:id}/recordings/{recording_id:id}", roles=None)
-async def download_recording(request: Request, user) -> Response:
-    recording, chunks = await service.open_recording(_settings(request), user, request.path_params["appointment_id"],
-                                                     request.path_params["recording_id"])
-    return StreamingResponse(chunks, media_type="video/webm", headers={
-        "content-disposition": f'attachment; filename="consultation-{recording.appointment_id}-{recording.id}.webm"',
-    })
-
-
-# --- JSON API ------------------------------------------------------------------------------
-
-
-class ChatItem(BaseModel):
-    id: int
-    at: datetime
-    name: str
-    participant: str
-    text: str
-
-
-class ChatHistory(BaseModel):
-    messages: list[ChatItem]
-
-
-class Notes(BaseModel):
-    text: str = Field(max_length=20000)
-
-
-class RecordingItem(BaseModel):
-    id: int
-    size_bytes: int
-    started_at: datetime
-    stopped_at: datetime
-    download_url: str
-
-
-class RecordingList(BaseModel):
-    recordings: list[RecordingItem]
-
-
-class GuestInviteCreate(BaseModel):
-    label: str = Field(min_length=1, max_length=100)
-
-
-class GuestInviteLink(BaseModel):
-    link: str = Field(description="Single-use; the token is in the fragment and never reaches a server log.")
 
 
 @api.get("/consultations/{appointment_id:id}/chat", summary="The consultation's chat", roles=None,

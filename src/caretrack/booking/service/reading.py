@@ -1,0 +1,48 @@
+"""Reading appointments: one (for whom it may be shown), a user's list, and who has booked whom."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.expressions import Q
+
+from caretrack.accounts.models import User
+from caretrack.booking.models import Appointment, AppointmentStatus
+from caretrack.booking.service.common import now
+from caretrack.core.errors import NotFound
+from caretrack.core.roles import Role
+
+
+def is_participant(user: User, appointment: Appointment) -> bool:
+    return user.id in (appointment.patient_id, appointment.doctor_id)
+
+
+async def get_appointment(user: User, appointment_id: int) -> Appointment:
+    """The appointment, for its patient, its doctor or an admin; 404 for anyone else."""
+    appointment = await Appointment.get_or_none(id=appointment_id).prefetch_related("doctor", "patient")
+    if appointment is None or not (is_participant(user, appointment) or user.role == Role.ADMIN):
+        raise NotFound(f"No appointment with id {appointment_id}.")
+    if appointment.status == AppointmentStatus.EXPIRED and user.role != Role.ADMIN:
+        raise NotFound(f"No appointment with id {appointment_id}.")
+    return appointment
+
+
+async def list_appointments(user: User, *, upcoming: bool | None = None, limit: int = 100,
+                            at: datetime | None = None) -> list[Appointment]:
+    at = at or now()
+    query = Appointment.filter(status__in=[AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED,
+                                           AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED])
+    query = query.filter(doctor_id=user.id) if user.role == Role.DOCTOR else query.filter(patient_id=user.id)
+    if upcoming is True:
+        query = query.filter(ends_at__gt=at, status=AppointmentStatus.BOOKED).order_by("starts_at")
+    elif upcoming is False:
+        query = query.filter(Q(ends_at__lte=at) | ~Q(status=AppointmentStatus.BOOKED)).order_by("-starts_at")
+    else:
+        query = query.order_by("-starts_at")
+    return await query.prefetch_related("doctor", "patient").limit(limit)
+
+
+async def doctor_has_patient(doctor_id: int, patient_id: int) -> bool:
+    """A doctor may see a patient's profile once the patient has booked them (any booking
+    that was not just a hold)."""
+    return await Appointment.filter(doctor_id=doctor_id, patient_id=patient_id, booked_at__isnull=False).exists()

@@ -1,0 +1,54 @@
+"""Consultation pages: the call, a guest's invitation, recording downloads."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from caretrack.consultations import service
+from caretrack.core import clock
+from caretrack.core.errors import CareTrackError
+from caretrack.core.settings import Settings
+from caretrack.http.pagekit import PageRouter, redirect, render
+
+pages = PageRouter()
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+@pages.get("/consultations/{appointment_id:id}", roles=None)
+async def call_page(request: Request, user) -> Response:
+    settings = _settings(request)
+    access = await service.access_for(settings, user, request.path_params["appointment_id"])
+    appointment = access.appointment
+    await appointment.fetch_related("doctor", "patient")
+    return render(request, "consultations/call.html", {
+        "access": access, "appointment": appointment, "closed_reason": access.closed_reason(clock.now(request)),
+        "user": user,
+    })
+
+
+@pages.get("/consultations/guest", roles=None)
+async def guest_page(request: Request) -> Response:
+    return render(request, "consultations/guest.html")
+
+
+@pages.post("/consultations/guest", roles=None)
+async def guest_redeem(request: Request, user, form) -> Response:
+    try:
+        appointment_id = await service.do_redeem_guest_invite(user, str(form.get("token", "")), at=clock.now(request))
+    except CareTrackError as exc:
+        return render(request, "consultations/guest.html", status_code=exc.status_code,
+                      flashes=[("error", exc.message)])
+    return redirect(f"/consultations/{appointment_id}")
+
+
+@pages.get("/consultations/{appointment_id:id}/recordings/{recording_id:id}", roles=None)
+async def download_recording(request: Request, user) -> Response:
+    recording, chunks = await service.open_recording(_settings(request), user, request.path_params["appointment_id"],
+                                                     request.path_params["recording_id"])
+    return StreamingResponse(chunks, media_type="video/webm", headers={
+        "content-disposition": f'attachment; filename="consultation-{recording.appointment_id}-{recording.id}.webm"',
+    })
