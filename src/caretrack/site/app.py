@@ -43,9 +43,13 @@ DOMAINS = [
     "caretrack.realtime.routes",
     "caretrack.booking.routes",
     "caretrack.payments.routes",
-    "caretrack.care.routes",
-    "caretrack.assessments.routes",
-    "caretrack.reports.routes",
+    "caretrack.care.api",
+    "caretrack.care.pages",
+    "caretrack.care.jobs",
+    "caretrack.assessments.api",
+    "caretrack.assessments.pages",
+    "caretrack.assessments.jobs",
+    "caretrack.reports.pages",
     "caretrack.consultations.routes",
 ]
 
