@@ -17,13 +17,15 @@ def _carer_id(value: Any) -> Any:
     domain's ValidationError, which pydantic lets through, so a page and the API say the same."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValidationError("Choose a carer.", fields=[{"field": "carer_id", "message": "missing"}])
-    if isinstance(value, str):
+    if isinstance(value, str) and "\x00" not in value:  # NUL is refused by the edge, field by field
         return id_from_text(value.strip(), "carer_id")
     return value
 
 
 def _due_on(value: Any) -> Any:
-    return check_date(value, "due date", required=False) if value is None or isinstance(value, str) else value
+    if value is None or (isinstance(value, str) and "\x00" not in value):
+        return check_date(value, "due date", required=False)
+    return value
 
 
 CarerId = Annotated[Id, BeforeValidator(_carer_id)]

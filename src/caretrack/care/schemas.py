@@ -27,9 +27,17 @@ class Strict(BaseModel):
 
 
 
+def has_nul(value: Any) -> bool:
+    """Text holding NUL is refused by the edge (caretrack.http.apikit.parse_model, pagekit.read_form)
+    field by field; the checks below leave it to that rule so every such field is named."""
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, list) and any(has_nul(v) for v in value)
+
+
 def _text(what: str, max_length: int, *, required: bool = True) -> Any:
     def check(value: Any) -> Any:
-        if value is None or isinstance(value, str):
+        if value is None or (isinstance(value, str) and not has_nul(value)):
             return check_text(value, what, max_length=max_length, required=required)
         return value
     return BeforeValidator(check)
@@ -37,12 +45,13 @@ def _text(what: str, max_length: int, *, required: bool = True) -> Any:
 
 def _date(what: str, *, required: bool = True) -> Any:
     def check(value: Any) -> Any:
-        return check_date(value, what, required=required) if value is None or isinstance(value, str) else value
+        if value is None or (isinstance(value, str) and not has_nul(value)):
+            return check_date(value, what, required=required)
+        return value
     return BeforeValidator(check)
 
 
-class PackageIn(Strict):
-    """Create a care package."""
+class PackageIn(Strict):  # create a care package
 
     client_name: Annotated[str, _text("client's name", 200)] = Field(max_length=200)
     address: Annotated[str | None, _text("address", 500, required=False)] = Field(None, max_length=500)
@@ -55,6 +64,8 @@ class PackageIn(Strict):
     @classmethod
     def _visit_times(cls, value: Any) -> Any:
         """A form gives '08:00, 13:00'; a body a list. Either way: sorted, once each, HH:MM."""
+        if has_nul(value):
+            return value
         if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             return [t for t in check_visit_times(value).split(",") if t]
         return value
@@ -66,8 +77,7 @@ class PackageIn(Strict):
         return self
 
 
-class CarerRef(Strict):
-    """Assign a carer to a package."""
+class CarerRef(Strict):  # assign a carer to a package
 
     carer_id: CarerId
 
@@ -78,7 +88,7 @@ class CarerOut(BaseModel):
 
 
 def _target(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str) and not has_nul(value):
         try:
             value = int(value)
         except ValueError:
@@ -89,21 +99,21 @@ def _target(value: Any) -> Any:
 
 
 def _period(value: Any) -> Any:
-    if isinstance(value, str) and value not in {p.value for p in Period}:
+    if isinstance(value, str) and not has_nul(value) and value not in {p.value for p in Period}:
         raise ValidationError(f"The period '{value[:20]}' is not one of: {PERIODS}.")
     return value
 
 
 def _window(what: str, blank: str) -> Any:
     def check(value: Any) -> Any:
-        if value is None or isinstance(value, str):
+        if value is None or (isinstance(value, str) and not has_nul(value)):
             return clock(check_clock(value or blank, what))
         return value
     return BeforeValidator(check)
 
 
-Title = Annotated[str, _text("task title", 120)]
-Target = Annotated[int, BeforeValidator(_target)]
+Title = Annotated[str, Field(max_length=120), _text("task title", 120)]
+Target = Annotated[int, Field(ge=1, le=50), BeforeValidator(_target)]
 PeriodName = Annotated[Literal["day", "visit", "week"], BeforeValidator(_period)]
 
 
@@ -114,19 +124,19 @@ def _check_window(start: str, end: str) -> tuple[int, int]:
     return first, last
 
 
-class TaskIn(Strict):
-    """Add a task with a target to a package."""
+class TaskIn(Strict):  # add a task with a target to a package
 
     carer_id: CarerId
-    title: Title = Field(max_length=120)
-    target: Target = Field(ge=1, le=50)
+    title: Title
+    target: Target
     period: PeriodName
     window_start: Annotated[str, _window("window start", "00:00")] = Field("00:00", description="HH:MM")
     window_end: Annotated[str, _window("window end", "24:00")] = Field("24:00", description="HH:MM")
 
     @model_validator(mode="after")
     def _window_in_order(self) -> TaskIn:
-        _check_window(self.window_start, self.window_end)
+        if not has_nul([self.window_start, self.window_end]):
+            _check_window(self.window_start, self.window_end)
         return self
 
     def window(self) -> tuple[int, int]:
@@ -134,13 +144,14 @@ class TaskIn(Strict):
         return _check_window(self.window_start, self.window_end)
 
 
+# Change, reassign or end a task: only the fields given change. A window given by one end only
+# runs from midnight or to midnight at the other. (Comments, not docstrings: a docstring would
+# become the schema's description in the OpenAPI document.)
 class TaskChange(Strict):
-    """Change, reassign or end a task: only the fields given change. A window given by one end
-    only runs from midnight or to midnight at the other."""
 
     carer_id: CarerId | None = None
-    title: Title | None = Field(None, max_length=120)
-    target: Target | None = Field(None, ge=1, le=50)
+    title: Title | None = None
+    target: Target | None = None
     period: PeriodName | None = None
     window_start: Annotated[str | None, BeforeValidator(lambda v: v or None)] = None
     window_end: Annotated[str | None, BeforeValidator(lambda v: v or None)] = None
@@ -148,7 +159,8 @@ class TaskChange(Strict):
 
     @model_validator(mode="after")
     def _window_in_order(self) -> TaskChange:
-        self.window()
+        if not has_nul([self.window_start or "", self.window_end or ""]):
+            self.window()
         return self
 
     def window(self) -> tuple[int, int] | None:
