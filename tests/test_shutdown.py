@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from caretrack.care import routes as care_routes
+from caretrack.care import jobs as care_routes
 from caretrack.core.outbox import store as outbox
 from caretrack.mail import jobs as mail_routes
 from caretrack.mail import service as mail

@@ -12,6 +12,7 @@ import pytest
 
 from caretrack.care import service as care
 from caretrack.care.models import TaskCompletion
+from caretrack.care.schemas import PackageIn, TaskIn
 from caretrack.core.roles import Role
 from tests.care.helpers import admin_user, template
 from tests.conftest import PINNED_INSTANTS
@@ -42,8 +43,8 @@ async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_f
     live_server.app.state.clock = lambda: PINNED_INSTANTS["2359Z-new-york-spring-forward"]
     boss, secret = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
-    package = await care.do_create_package(boss, {"client_name": "Mr Ted Client", "starts_on": "2020-01-01",
-                                                  "visit_times": "08:00, 18:00"}, None)
+    package = await care.do_create_package(boss, PackageIn.model_validate({
+        "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "visit_times": "08:00, 18:00"}), None)
     await care.do_assign_carer(boss, package.id, cara.id, None)
 
     carer = await phone(browser)
@@ -100,10 +101,10 @@ async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_se
     live_server.app.state.clock = lambda: just_after_midnight
     boss, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
-    package = await care.do_create_package(boss, {"client_name": "Mr Ted Client", "starts_on": "2020-01-01",
-                                                  "visit_times": "08:00, 18:00"}, None)
-    task = await care.do_create_task(boss, package.id, {"carer_id": cara.id, "title": "Evening medication",
-                                                        "target": 1, "period": "day"}, None)
+    package = await care.do_create_package(boss, PackageIn.model_validate({
+        "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "visit_times": "08:00, 18:00"}), None)
+    task = await care.do_create_task(boss, package.id, TaskIn.model_validate({
+        "carer_id": cara.id, "title": "Evening medication", "target": 1, "period": "day"}), None)
     carer = await phone(browser)
     await carer.clock.set_fixed_time(just_after_midnight)
     await sign_in(carer, live_server.url, "cara@example.org")

@@ -9,6 +9,7 @@ import pyotp
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service as care
+from caretrack.care.schemas import PackageIn, TaskIn
 from caretrack.core.roles import Role
 from tests.helpers import make_user
 
@@ -24,12 +25,12 @@ async def admin_user(email: str = "boss@example.org") -> tuple[User, str]:
 async def package_with_task(admin: User, carer: User, *, title: str = "Medication prompt", target: int = 3,
                             period: str = "day", starts_on: date | None = None, visit_times: str = "08:00,13:00,18:00",
                             client_name: str = "Mrs Iris Client"):
-    package = await care.do_create_package(admin, {
+    package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": client_name, "address": "1 High Street", "care_notes": "Diabetic; likes tea",
-        "starts_on": (starts_on or LONG_AGO).isoformat(), "visit_times": visit_times}, None)
-    task = await care.do_create_task(admin, package.id, {
+        "starts_on": (starts_on or LONG_AGO).isoformat(), "visit_times": visit_times}), None)
+    task = await care.do_create_task(admin, package.id, TaskIn.model_validate({
         "carer_id": carer.id, "title": title, "target": target, "period": period,
-        "window_start": "00:00", "window_end": "24:00"}, None)
+        "window_start": "00:00", "window_end": "24:00"}), None)
     return package, task
 
 

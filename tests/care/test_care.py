@@ -12,6 +12,7 @@ from pypdf import PdfReader
 
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage, MissedTask, TaskCompletion
+from caretrack.care.schemas import TaskChange, TaskIn
 from caretrack.care.service import day_start
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import Conflict, NotFound, ValidationError
@@ -109,9 +110,9 @@ async def test_bad_completion_input_is_a_clear_4xx(database, now):
     with pytest.raises(NotFound):
         await care.do_log_completion(other, task.id, key="shared-key-1", at=now)
     with pytest.raises(ValidationError, match="before it starts"):
-        await care.do_create_task(admin, task.package_id, {"carer_id": cara.id, "title": "x", "target": 1,
-                                                           "period": "day", "window_start": "18:00",
-                                                           "window_end": "08:00"}, None)
+        await care.do_create_task(admin, task.package_id, TaskIn.model_validate({
+            "carer_id": cara.id, "title": "x", "target": 1, "period": "day", "window_start": "18:00",
+            "window_end": "08:00"}), None)
 
 
 async def test_a_correction_replaces_the_count_and_keeps_the_original(database, now):
@@ -145,8 +146,8 @@ async def test_changing_and_reassigning_a_task_reaches_the_carers(database):
     events = [d.event for d in await outbox.read_history(cara.id, after=0)]
     assert [e.type for e in events] == ["task.assigned"]
     assert events[0].data["title"] == "Medication prompt" and events[0].data["target"] == 3
-    await care.do_update_task(admin, task.id, {"target": 4}, None)
-    await care.do_update_task(admin, task.id, {"carer_id": carl.id}, None)
+    await care.do_update_task(admin, task.id, TaskChange(target=4), None)
+    await care.do_update_task(admin, task.id, TaskChange(carer_id=carl.id), None)
     cara_types = [d.event.type for d in await outbox.read_history(cara.id, after=0)]
     carl_events = [d.event for d in await outbox.read_history(carl.id, after=0)]
     assert cara_types == ["task.assigned", "task.updated", "task.removed"]
@@ -183,8 +184,8 @@ async def test_the_compliance_pdf_holds_the_figures(database, now):
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     package, meds = await package_with_task(admin, cara, target=3, starts_on=now.date() - timedelta(days=1))
-    fluids = await care.do_create_task(admin, package.id, {"carer_id": cara.id, "title": "Fluid chart", "target": 1,
-                                                           "period": "visit"}, None)
+    fluids = await care.do_create_task(admin, package.id, TaskIn.model_validate({
+        "carer_id": cara.id, "title": "Fluid chart", "target": 1, "period": "visit"}), None)
     for i in range(4):
         await care.do_log_completion(cara, meds.id, key=f"meds-key-{i}", at=now)
     await care.do_log_completion(cara, fluids.id, key="fluid-key-0", at=now)

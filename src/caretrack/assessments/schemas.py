@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from caretrack.core.validation import Count, Id
+from caretrack.assessments.models import Attempt
+from caretrack.core.errors import ValidationError
+from caretrack.core.validation import Count, Id, check_date, id_from_text
+
+
+def _carer_id(value: Any) -> Any:
+    """A carer named by a form (text) or a body (a number): blank is 'choose one'. Raises the
+    domain's ValidationError, which pydantic lets through, so a page and the API say the same."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValidationError("Choose a carer.", fields=[{"field": "carer_id", "message": "missing"}])
+    if isinstance(value, str) and "\x00" not in value:  # NUL is refused by the edge, field by field
+        return id_from_text(value.strip(), "carer_id")
+    return value
+
+
+def _due_on(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and "\x00" not in value):
+        return check_date(value, "due date", required=False)
+    return value
+
+
+CarerId = Annotated[Id, BeforeValidator(_carer_id)]
 
 
 class Strict(BaseModel):
@@ -67,8 +88,8 @@ class TemplateOut(BaseModel):
 
 
 class AssignIn(Strict):
-    carer_id: Id
-    due_on: date | None = None
+    carer_id: CarerId
+    due_on: Annotated[date | None, BeforeValidator(_due_on)] = None
 
 
 class AnswersIn(Strict):
@@ -103,7 +124,7 @@ class AttemptOut(BaseModel):
     submitted_at: datetime | None
 
     @classmethod
-    def of(cls, a) -> AttemptOut:
+    def of(cls, a: Attempt) -> AttemptOut:
         return cls(id=a.id, template_id=a.template_id, title=a.template.title, skill=a.template.skill.name,
                    carer_id=a.carer_id, status=str(a.status), reason=a.reason, answers=a.answers, score=a.score,
                    passed=a.passed, due_on=a.due_on, assigned_at=a.assigned_at, submitted_at=a.submitted_at)

@@ -6,28 +6,28 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from caretrack.accounts.models import User
+from caretrack.assessments import service as assessments
+from caretrack.care import service as care
 from caretrack.care.models import CarePackage
+from caretrack.care.schemas import PackageIn, TaskIn
 from caretrack.core.roles import Role
 
 
 async def create_care_demo() -> None:
-    from caretrack.assessments import service as assessments
-    from caretrack.care import service as care
-
     admin = await User.filter(role=Role.ADMIN, email="admin@caretrack.example").first()
     carer = await User.filter(role=Role.CARER, email="carer@caretrack.example").first()
     if admin is None or carer is None or await CarePackage.exists():
         return
-    package = await care.do_create_package(admin, {
+    package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": "Edna Example", "address": "12 Sample Road",
         "care_notes": "Type 2 diabetes; walks with a frame.",
-        "starts_on": (date.today() - timedelta(days=14)).isoformat(), "visit_times": "08:00,13:00,18:00"}, "cli")
+        "starts_on": (date.today() - timedelta(days=14)).isoformat(), "visit_times": "08:00,13:00,18:00"}), "cli")
     for title, target, period, start, end in (("Medication prompt", 3, "day", "07:30", "20:00"),
                                               ("Fluid chart", 1, "visit", "07:30", "20:00"),
                                               ("Weekly shopping", 1, "week", "09:00", "17:00")):
-        await care.do_create_task(admin, package.id, {"carer_id": carer.id, "title": title, "target": target,
-                                                      "period": period, "window_start": start, "window_end": end},
-                                  "cli")
+        await care.do_create_task(admin, package.id, TaskIn.model_validate({
+            "carer_id": carer.id, "title": title, "target": target, "period": period, "window_start": start,
+            "window_end": end}), "cli")
     template = await assessments.do_create_template(admin, {"title": "Medication administration", "skill": "Medication",
                                                             "pass_mark": 80, "validity_days": 365}, "cli")
     section = await assessments.do_add_section(admin, template.id, "Knowledge", "cli")

@@ -1,30 +1,85 @@
-"""JSON shapes of the care API."""
+"""Typed commands and views of care: one command per action, parsed once at the edge by the
+API (JSON) and the page (form) alike, and handed to the service as it is.
+
+The commands' validators raise the domain's ValidationError, which pydantic lets through
+unchanged: the first broken rule answers with the sentence a person reads, the same for a page
+and for the API. Type errors (a number where text belongs) stay pydantic's, field by field."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from caretrack.core.validation import Id
+from caretrack.assessments.schemas import CarerId
+from caretrack.care.models import CareTask, Period, TaskCompletion
+from caretrack.care.schedule import check_clock, check_visit_times, clock
+from caretrack.core.errors import ValidationError
+from caretrack.core.validation import Id, check_date, check_text
+
+PERIODS = ", ".join(p.value for p in Period)
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PackageIn(Strict):
-    client_name: str = Field(max_length=200)
-    address: str | None = Field(None, max_length=500)
-    care_notes: str | None = Field(None, max_length=4000)
-    starts_on: date
-    ends_on: date | None = None
+
+
+def has_nul(value: Any) -> bool:
+    """Text holding NUL is refused by the edge (caretrack.http.apikit.parse_model, pagekit.read_form)
+    field by field; the checks below leave it to that rule so every such field is named."""
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, list) and any(has_nul(v) for v in value)
+
+
+def _text(what: str, max_length: int, *, required: bool = True) -> Any:
+    def check(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not has_nul(value)):
+            return check_text(value, what, max_length=max_length, required=required)
+        return value
+    return BeforeValidator(check)
+
+
+def _date(what: str, *, required: bool = True) -> Any:
+    def check(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not has_nul(value)):
+            return check_date(value, what, required=required)
+        return value
+    return BeforeValidator(check)
+
+
+class PackageIn(Strict):  # create a care package
+
+    client_name: Annotated[str, _text("client's name", 200)] = Field(max_length=200)
+    address: Annotated[str | None, _text("address", 500, required=False)] = Field(None, max_length=500)
+    care_notes: Annotated[str | None, _text("care notes", 4000, required=False)] = Field(None, max_length=4000)
+    starts_on: Annotated[date, _date("start date")]
+    ends_on: Annotated[date | None, _date("end date", required=False)] = None
     visit_times: list[str] = Field(default_factory=list, max_length=12, description="HH:MM, daily")
 
+    @field_validator("visit_times", mode="before")
+    @classmethod
+    def _visit_times(cls, value: Any) -> Any:
+        """A form gives '08:00, 13:00'; a body a list. Either way: sorted, once each, HH:MM."""
+        if has_nul(value):
+            return value
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return [t for t in check_visit_times(value).split(",") if t]
+        return value
 
-class CarerRef(Strict):
-    carer_id: Id
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> PackageIn:
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValidationError(f"The package ends ({self.ends_on}) before it starts ({self.starts_on}).")
+        return self
+
+
+class CarerRef(Strict):  # assign a carer to a package
+
+    carer_id: CarerId
 
 
 class CarerOut(BaseModel):
@@ -32,23 +87,86 @@ class CarerOut(BaseModel):
     full_name: str
 
 
-class TaskIn(Strict):
-    carer_id: Id
-    title: str = Field(max_length=120)
-    target: int = Field(ge=1, le=50)
-    period: Literal["day", "visit", "week"]
-    window_start: str = Field("00:00", description="HH:MM")
-    window_end: str = Field("24:00", description="HH:MM")
+def _target(value: Any) -> Any:
+    if isinstance(value, str) and not has_nul(value):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValidationError(f"The target '{value[:20]}' is not a whole number.") from None
+    if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 50:
+        raise ValidationError(f"The target must be between 1 and 50, not {value}.")
+    return value
 
 
+def _period(value: Any) -> Any:
+    if isinstance(value, str) and not has_nul(value) and value not in {p.value for p in Period}:
+        raise ValidationError(f"The period '{value[:20]}' is not one of: {PERIODS}.")
+    return value
+
+
+def _window(what: str, blank: str) -> Any:
+    def check(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not has_nul(value)):
+            return clock(check_clock(value or blank, what))
+        return value
+    return BeforeValidator(check)
+
+
+Title = Annotated[str, Field(max_length=120), _text("task title", 120)]
+Target = Annotated[int, Field(ge=1, le=50), BeforeValidator(_target)]
+PeriodName = Annotated[Literal["day", "visit", "week"], BeforeValidator(_period)]
+
+
+def _check_window(start: str, end: str) -> tuple[int, int]:
+    first, last = check_clock(start, "window start"), check_clock(end, "window end")
+    if last <= first:
+        raise ValidationError(f"The due window ends ({clock(last)}) before it starts ({clock(first)}).")
+    return first, last
+
+
+class TaskIn(Strict):  # add a task with a target to a package
+
+    carer_id: CarerId
+    title: Title
+    target: Target
+    period: PeriodName
+    window_start: Annotated[str, _window("window start", "00:00")] = Field("00:00", description="HH:MM")
+    window_end: Annotated[str, _window("window end", "24:00")] = Field("24:00", description="HH:MM")
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> TaskIn:
+        if not has_nul([self.window_start, self.window_end]):
+            _check_window(self.window_start, self.window_end)
+        return self
+
+    def window(self) -> tuple[int, int]:
+        """The due window in minutes after midnight."""
+        return _check_window(self.window_start, self.window_end)
+
+
+# Change, reassign or end a task: only the fields given change. A window given by one end only
+# runs from midnight or to midnight at the other. (Comments, not docstrings: a docstring would
+# become the schema's description in the OpenAPI document.)
 class TaskChange(Strict):
-    carer_id: Id | None = None
-    title: str | None = Field(None, max_length=120)
-    target: int | None = Field(None, ge=1, le=50)
-    period: Literal["day", "visit", "week"] | None = None
-    window_start: str | None = None
-    window_end: str | None = None
+
+    carer_id: CarerId | None = None
+    title: Title | None = None
+    target: Target | None = None
+    period: PeriodName | None = None
+    window_start: Annotated[str | None, BeforeValidator(lambda v: v or None)] = None
+    window_end: Annotated[str | None, BeforeValidator(lambda v: v or None)] = None
     is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> TaskChange:
+        if not has_nul([self.window_start or "", self.window_end or ""]):
+            self.window()
+        return self
+
+    def window(self) -> tuple[int, int] | None:
+        if self.window_start is None and self.window_end is None:
+            return None
+        return _check_window(self.window_start or "00:00", self.window_end or "24:00")
 
 
 class TaskOut(BaseModel):
@@ -63,9 +181,7 @@ class TaskOut(BaseModel):
     is_active: bool
 
     @classmethod
-    def of(cls, task) -> TaskOut:
-        from caretrack.care.service import clock
-
+    def of(cls, task: CareTask) -> TaskOut:
         return cls(id=task.id, package_id=task.package_id, carer_id=task.carer_id, title=task.title,
                    target=task.target, period=str(task.period), window_start=clock(task.window_start),
                    window_end=clock(task.window_end), is_active=task.is_active)
@@ -81,6 +197,9 @@ class PackageOut(BaseModel):
     visit_times: list[str]
     carers: list[CarerOut]
     tasks: list[TaskOut]
+
+    def carer_name(self, carer_id: int) -> str:
+        return next((c.full_name for c in self.carers if c.id == carer_id), "")
 
 
 class PackageSummary(BaseModel):
@@ -137,7 +256,7 @@ class CompletionOut(BaseModel):
     replayed: bool = False
 
     @classmethod
-    def of(cls, completion, note: str | None, replayed: bool = False) -> CompletionOut:
+    def of(cls, completion: TaskCompletion, note: str | None, replayed: bool = False) -> CompletionOut:
         return cls(id=completion.id, task_id=completion.task_id, status=str(completion.status),
                    reason=completion.reason, note=note, occurred_at=completion.occurred_at,
                    recorded_at=completion.recorded_at, corrects_id=completion.corrects_id,

@@ -1,5 +1,6 @@
 """What the database can hold, said once: integer types for input models, the `{name:id}`
-path convertor, and the rule that text never carries a NUL character.
+path convertor, the rule that text never carries a NUL character, and the generic checks
+for text and dates given as form fields or body values (`check_text`, `check_date`).
 
 Every id is a Tortoise `IntField` (PostgreSQL `integer`, SQLite accepts the same range), so
 an id past 2**31 - 1 names nothing: a path with one is a 404, a field with one a 422, and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -88,3 +90,30 @@ def nul_locations(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[
     elif isinstance(data, list):
         for index, value in enumerate(data):
             yield from nul_locations(value, (*loc, index))
+
+
+def check_text(value: Any, what: str, *, max_length: int, required: bool = True) -> str | None:
+    """Text from a form or a body, stripped: None when blank and not required, else a 422 naming `what`."""
+    text = ("" if value is None else str(value)).strip()
+    if not text:
+        if required:
+            raise ValidationError(f"The {what} is required.")
+        return None
+    if len(text) > max_length:
+        raise ValidationError(f"The {what} is longer than {max_length} characters.")
+    return text
+
+
+def check_date(value: Any, what: str, *, required: bool = True) -> date | None:
+    """A date, or text in YYYY-MM-DD: None when blank and not required, else a 422 naming `what`."""
+    if isinstance(value, date):
+        return value
+    text = ("" if value is None else str(value)).strip()
+    if not text:
+        if required:
+            raise ValidationError(f"The {what} is required (YYYY-MM-DD).")
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"The {what} '{text[:20]}' is not a date (YYYY-MM-DD).") from None

@@ -1,1 +1,1 @@
-"""Server-side reports: SVG bar charts and PDF documents (fpdf2)."""
+"""Server-side reports: PDF documents (fpdf2) of care compliance and training records."""

@@ -34,7 +34,7 @@ async def doctor_home(request: Request, user: User) -> Response:
 
 @pages.get("/carer", roles=[Role.CARER])
 async def carer_home(request: Request, user: User) -> Response:
-    from caretrack.care.routes import carer_dashboard_context
+    from caretrack.care.pages import carer_dashboard_context
 
     return render(request, "dashboards/carer.html", {"user": user, **await carer_dashboard_context(request, user)})
 

@@ -1,0 +1,202 @@
+"""Attempts: assigning an assessment to a carer, saving and handing in answers, marking. A
+pass certifies the template's skill for its validity period."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from caretrack.accounts.models import User
+from caretrack.assessments.models import Attempt, AttemptStatus, Competency, Question, QuestionKind
+from caretrack.assessments.service.carers import check_carer
+from caretrack.assessments.service.templates import TemplateView, _int, get_template, template_view
+from caretrack.core.audit.service import Actor
+from caretrack.core.clock import utcnow
+from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.transaction import Tx, atomic
+from caretrack.core.validation import check_date, check_text
+
+OPEN = (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS, AttemptStatus.SUBMITTED)
+
+
+async def do_assign(admin: User | None, template_id: int, carer_id: int, due_on: Any = None, *,
+                    reason: str = "assigned", client_address: str | None = None) -> Attempt:
+    template = await get_template(template_id)
+    view = await template_view(template.id)
+    if not view.questions:
+        raise ValidationError("This assessment has no questions yet; add some before assigning it.")
+    carer = await check_carer(carer_id)
+    due = check_date(due_on, "due date", required=False)
+    if await Attempt.exists(template_id=template.id, carer_id=carer.id, status__in=list(OPEN)):
+        raise Conflict(f"{carer.full_name} already has “{template.title}” to complete.")
+    async with atomic() as tx:
+        attempt = await Attempt.create(using_db=tx.conn, template_id=template.id, carer_id=carer.id,
+                                       assigned_by_id=admin.id if admin else None, reason=reason, due_on=due)
+        await tx.audit(Actor(admin.id if admin else None, client_address), "assessment.assigned", "assessment_attempt",
+                       attempt.id, carer_id=carer.id, reason=reason)
+        await tx.emit("assessment.assigned", actor_id=admin.id if admin else None,
+                      subject=("assessment_attempt", attempt.id),
+                      data={"attempt_id": attempt.id, "title": template.title, "reason": reason,
+                            "due_on": due.isoformat() if due else None}, users=[carer.id])
+    return attempt
+
+
+async def get_attempt(viewer: User, attempt_id: int) -> Attempt:
+    attempt = await Attempt.get_or_none(id=attempt_id).prefetch_related("template", "template__skill", "carer")
+    if attempt is None or (viewer.role != Role.ADMIN and attempt.carer_id != viewer.id):
+        raise NotFound(f"No assessment with id {attempt_id}.")
+    return attempt
+
+
+def check_answers(view: TemplateView, answers: dict[str, Any]) -> dict[str, Any]:
+    """Keep answers to this template's questions, shaped as each type needs."""
+    by_id = {str(q.id): q for q in view.questions}
+    clean: dict[str, Any] = {}
+    for key, value in answers.items():
+        question = by_id.get(str(key))
+        if question is None:
+            raise ValidationError(f"Question {str(key)[:20]} is not part of this assessment.")
+        if value in (None, "", []):
+            continue
+        if question.kind == QuestionKind.SINGLE:
+            index = _int(value[0] if isinstance(value, list) and len(value) == 1 else value,
+                         f"answer to question {key}", 0, len(question.options) - 1)
+            clean[str(key)] = index
+        elif question.kind == QuestionKind.MULTIPLE:
+            values = value if isinstance(value, list) else [value]
+            clean[str(key)] = sorted({_int(v, f"answer to question {key}", 0, len(question.options) - 1)
+                                      for v in values})
+        else:
+            clean[str(key)] = check_text(value, f"answer to question {key}", max_length=5000)
+    return clean
+
+
+async def do_save_answers(carer: User, attempt_id: int, answers: dict[str, Any], *, submit: bool = False,
+                          client_address: str | None = None, at: datetime | None = None) -> Attempt:
+    """Save progress (answers merge into what was saved before); with `submit`, hand it in:
+    choice questions are scored now, anything else waits for the assessor."""
+    at = at or utcnow()
+    attempt = await get_attempt(carer, attempt_id)
+    if attempt.carer_id != carer.id:
+        raise NotFound(f"No assessment with id {attempt_id}.")
+    if attempt.status not in (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS):
+        raise Conflict("This assessment has been handed in; it cannot be changed.")
+    view = await template_view(attempt.template_id)
+    merged = {**attempt.answers, **check_answers(view, answers)}
+    for key in [k for k, v in answers.items() if v in (None, "", [])]:
+        merged.pop(str(key), None)
+    if submit:
+        missing = [q.position for q in view.questions if str(q.id) not in merged]
+        if missing:
+            raise ValidationError(f"Answer every question before handing in ({len(missing)} unanswered).")
+    async with atomic() as tx:
+        changes: dict[str, Any] = {"answers": merged, "saved_at": at, "status": AttemptStatus.IN_PROGRESS}
+        if submit:
+            changes.update(status=AttemptStatus.SUBMITTED, submitted_at=at)
+        updated = await Attempt.filter(id=attempt.id, status__in=[AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS]
+                                       ).using_db(tx.conn).update(**changes)
+        if not updated:
+            raise Conflict("This assessment has been handed in; it cannot be changed.")
+        await attempt.refresh_from_db(using_db=tx.conn)
+        if submit:
+            await tx.audit(Actor(carer.id, client_address), "assessment.submitted", "assessment_attempt", attempt.id)
+            if all(q.kind.self_scoring for q in view.questions):
+                await _finish(tx, attempt, view, carer, None, at)
+            else:
+                await tx.emit("assessment.submitted", actor_id=carer.id, subject=("assessment_attempt", attempt.id),
+                              data={"attempt_id": attempt.id, "title": view.template.title,
+                                    "carer_name": carer.full_name}, roles=[Role.ADMIN])
+    return await get_attempt(carer, attempt.id)
+
+
+def auto_points(question: Question, answer: Any) -> int:
+    if question.kind == QuestionKind.SINGLE:
+        return question.points if [answer] == question.correct else 0
+    if question.kind == QuestionKind.MULTIPLE:
+        return question.points if sorted(answer or []) == question.correct else 0
+    raise ValueError("not a self-scoring question")
+
+
+async def do_mark(assessor: User, attempt_id: int, marks: dict[str, Any], client_address: str | None,
+                  at: datetime | None = None) -> Attempt:
+    """The assessor's marks for the free-text and practical questions; a practical earns
+    points only with the assessor's sign-off. Marking every such question finishes it."""
+    attempt = await get_attempt(assessor, attempt_id)
+    if attempt.status != AttemptStatus.SUBMITTED:
+        raise Conflict(f"This assessment is {attempt.status.value.replace('_', ' ')}, not waiting for marking.")
+    view = await template_view(attempt.template_id)
+    manual = [q for q in view.questions if not q.kind.self_scoring]
+    clean: dict[str, Any] = {}
+    for question in manual:
+        mark = marks.get(str(question.id))
+        if not isinstance(mark, dict) or mark.get("points") in (None, ""):
+            raise ValidationError(f"Give marks for question {question.position} (“{question.prompt[:40]}”).")
+        points = _int(mark.get("points"), f"mark for question {question.position}", 0, question.points)
+        signed_off = bool(mark.get("signed_off"))
+        if question.kind == QuestionKind.PRACTICAL and points > 0 and not signed_off:
+            raise ValidationError(f"Sign off the practical observation in question {question.position} "
+                                  "to award it marks.")
+        clean[str(question.id)] = {"points": points, "signed_off": signed_off,
+                                   "comment": check_text(mark.get("comment"), "comment", max_length=1000,
+                                                         required=False)}
+    carer = attempt.carer
+    async with atomic() as tx:
+        updated = await Attempt.filter(id=attempt.id, status=AttemptStatus.SUBMITTED).using_db(tx.conn).update(
+            marks=clean, marked_by_id=assessor.id)
+        if not updated:
+            raise Conflict("Someone else has just marked this assessment.")
+        await attempt.refresh_from_db(using_db=tx.conn)
+        await tx.audit(Actor(assessor.id, client_address), "assessment.marked", "assessment_attempt", attempt.id)
+        await _finish(tx, attempt, view, carer, assessor, at or utcnow())
+    return await get_attempt(assessor, attempt.id)
+
+
+def score_of(attempt: Attempt, view: TemplateView) -> tuple[int, int]:
+    earned = 0
+    for question in view.questions:
+        answer = attempt.answers.get(str(question.id))
+        if question.kind.self_scoring:
+            earned += auto_points(question, answer) if answer is not None else 0
+        else:
+            earned += int((attempt.marks.get(str(question.id)) or {}).get("points", 0))
+    return earned, view.total_points
+
+
+async def _finish(tx: Tx, attempt: Attempt, view: TemplateView, carer: User, assessor: User | None,
+                  at: datetime) -> None:
+    earned, total = score_of(attempt, view)
+    score = round(100 * earned / total) if total else 0
+    passed = score >= view.template.pass_mark
+    await Attempt.filter(id=attempt.id).using_db(tx.conn).update(
+        status=AttemptStatus.MARKED, score=score, passed=passed, marked_at=at)
+    if passed:
+        expires = at + timedelta(days=view.template.validity_days)
+        skill_id = view.template.skill_id
+        existing = await Competency.filter(carer_id=carer.id, skill_id=skill_id).using_db(tx.conn).first()
+        if existing is None:
+            await Competency.create(using_db=tx.conn, carer_id=carer.id, skill_id=skill_id, level=score,
+                                    achieved_at=at, expires_at=expires, attempt_id=attempt.id)
+        else:
+            await Competency.filter(id=existing.id).using_db(tx.conn).update(
+                level=score, achieved_at=at, expires_at=expires, attempt_id=attempt.id)
+        await tx.audit(Actor(assessor.id if assessor else carer.id), "competency.certified", "user", carer.id,
+                       skill_id=skill_id, expires_at=expires.isoformat())
+    await tx.emit("assessment.result", actor_id=carer.id, subject=("assessment_attempt", attempt.id),
+                  data={"attempt_id": attempt.id, "title": view.template.title, "score": score, "passed": passed,
+                        "carer_name": carer.full_name, "pass_mark": view.template.pass_mark},
+                  roles=[Role.ADMIN], users=[carer.id])
+
+
+async def carer_attempts(carer_id: int) -> list[Attempt]:
+    return list(await Attempt.filter(carer_id=carer_id).prefetch_related("template", "template__skill")
+                .order_by("-assigned_at"))
+
+
+async def list_attempts_of_template(template_id: int) -> list[Attempt]:
+    return list(await Attempt.filter(template_id=template_id).prefetch_related("carer").order_by("-assigned_at"))
+
+
+async def waiting_for_marking() -> list[Attempt]:
+    return list(await Attempt.filter(status=AttemptStatus.SUBMITTED).prefetch_related("template", "carer")
+                .order_by("submitted_at"))

@@ -1,0 +1,91 @@
+"""Tasks with targets and due windows: created, changed, reassigned or ended by an admin; the
+carers they concern see each change live. A carer reaches only the tasks assigned to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from caretrack.accounts.models import User
+from caretrack.assessments.service import check_carer
+from caretrack.care.models import CarePackage, CareTask, PackageCarer, Period
+from caretrack.care.schedule import clock, visit_times
+from caretrack.care.schemas import TaskChange, TaskIn
+from caretrack.care.service.packages import _package_for
+from caretrack.core.audit.service import Actor
+from caretrack.core.errors import NotFound, ValidationError
+from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
+
+NO_SCHEDULE = "This package has no visit schedule, so a task cannot be counted per visit."
+
+
+def task_payload(task: CareTask) -> dict[str, Any]:
+    return {"task_id": task.id, "package_id": task.package_id, "title": task.title, "target": task.target,
+            "period": str(task.period), "window": f"{clock(task.window_start)}–{clock(task.window_end)}"}
+
+
+async def do_create_task(admin: User, package_id: int, command: TaskIn, client_address: str | None) -> CareTask:
+    package = await _package_for(admin, package_id)
+    carer = await check_carer(command.carer_id)
+    if command.period == Period.VISIT and not visit_times(package):
+        raise ValidationError(NO_SCHEDULE)
+    window_start, window_end = command.window()
+    async with atomic() as tx:
+        if not await PackageCarer.filter(package_id=package.id, carer_id=carer.id).using_db(tx.conn).exists():
+            await PackageCarer.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id)
+        task = await CareTask.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id, title=command.title,
+                                     target=command.target, period=Period(command.period),
+                                     window_start=window_start, window_end=window_end)
+        await tx.audit(Actor(admin.id, client_address), "care.task_created", "care_task", task.id,
+                       carer_id=carer.id, title=task.title)
+        await tx.emit("task.assigned", actor_id=admin.id, subject=("care_task", task.id),
+                      data=task_payload(task), users=[carer.id])
+    return task
+
+
+async def _task_for(viewer: User, task_id: int, *, active: bool = False) -> CareTask:
+    task = await CareTask.get_or_none(id=task_id)
+    if task is None or (viewer.role != Role.ADMIN and task.carer_id != viewer.id) or (active and not task.is_active):
+        raise NotFound(f"No task with id {task_id}.")
+    return task
+
+
+async def get_task(viewer: User, task_id: int) -> CareTask:
+    return await _task_for(viewer, task_id)
+
+
+async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None) -> CareTask:
+    """Change a task's details, reassign it to another carer, or end it (is_active false).
+    The carers it concerns see the change live."""
+    task = await _task_for(admin, task_id)
+    changes: dict[str, Any] = command.model_dump(include={"title", "target", "is_active"}, exclude_none=True)
+    if command.period is not None:
+        changes["period"] = Period(command.period)
+    if (window := command.window()) is not None:
+        changes["window_start"], changes["window_end"] = window
+    new_carer = await check_carer(command.carer_id) if command.carer_id is not None else None
+    old_carer_id = task.carer_id
+    if new_carer is not None and new_carer.id != task.carer_id:
+        changes["carer_id"] = new_carer.id
+    if changes.get("period") == Period.VISIT and not visit_times(await CarePackage.get(id=task.package_id)):
+        raise ValidationError(NO_SCHEDULE)
+    if not changes:
+        return task
+    async with atomic() as tx:
+        if "carer_id" in changes and not await PackageCarer.filter(
+                package_id=task.package_id, carer_id=changes["carer_id"]).using_db(tx.conn).exists():
+            await PackageCarer.create(using_db=tx.conn, package_id=task.package_id, carer_id=changes["carer_id"])
+        await CareTask.filter(id=task.id).using_db(tx.conn).update(**changes)
+        await task.refresh_from_db(using_db=tx.conn)
+        await tx.audit(Actor(admin.id, client_address), "care.task_changed", "care_task", task.id,
+                       fields=sorted(changes), previous_carer_id=old_carer_id)
+        payload = task_payload(task)
+        subject = ("care_task", task.id)
+        if not task.is_active:
+            await tx.emit("task.removed", actor_id=admin.id, subject=subject, data=payload, users=[old_carer_id])
+        elif task.carer_id != old_carer_id:
+            await tx.emit("task.removed", actor_id=admin.id, subject=subject, data=payload, users=[old_carer_id])
+            await tx.emit("task.assigned", actor_id=admin.id, subject=subject, data=payload, users=[task.carer_id])
+        else:
+            await tx.emit("task.updated", actor_id=admin.id, subject=subject, data=payload, users=[task.carer_id])
+    return task
