@@ -16,10 +16,11 @@ run: setup
 test: setup lint system-deps services smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# ruff ([tool.ruff]) and mypy strict with
-# its ratchet (scripts/mypy-ratchet, mypy-ratchet.txt); the whole tree must pass both.
+# ruff ([tool.ruff]), the floors' import contract ([tool.importlinter], docs/architecture.md)
+# and mypy strict with its ratchet (scripts/mypy-ratchet, mypy-ratchet.txt); all must pass.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python scripts/mypy-ratchet
 
 # The wheel installed as production installs it (new venv, no extras, not editable) must

@@ -1,6 +1,11 @@
 """The `caretrack` command: serve, media, migrate, demo, createadmin, audit verify, makemigrations.
 
 Operators see one clear line for a bad setting or an unreachable service, never a traceback.
+
+Each command imports what it runs inside its handler, on purpose: `migrate`, `audit verify`
+or `--help` should not load the web app, aiortc and PyAV (about a second, and a media library
+an operator's migration job has no use for). These are the only function-local imports of
+caretrack modules outside a documented cycle.
 """
 
 from __future__ import annotations

@@ -6,19 +6,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts.models import User
+from caretrack.booking.pages import doctor_context, local
+from caretrack.booking.service import list_appointments
+from caretrack.care.pages import carer_dashboard_context
 from caretrack.core import clock
 from caretrack.core.roles import Role
 from caretrack.http.pagekit import PageRouter, render
+from caretrack.payments.service import balance_of
 
 pages = PageRouter()
 
 
 @pages.get("/patient", roles=[Role.PATIENT])
 async def patient_home(request: Request, user: User) -> Response:
-    from caretrack.booking.pages import local
-    from caretrack.booking.service import list_appointments
-    from caretrack.payments.service import balance_of
-
     return render(request, "dashboards/patient.html", {
         "user": user, "balance": await balance_of(user), "local": local,
         "upcoming": await list_appointments(user, upcoming=True, limit=20, at=clock.now(request))})
@@ -26,16 +26,12 @@ async def patient_home(request: Request, user: User) -> Response:
 
 @pages.get("/doctor", roles=[Role.DOCTOR])
 async def doctor_home(request: Request, user: User) -> Response:
-    from caretrack.booking.pages import doctor_context
-
     context = await doctor_context(user, clock.now(request))
     return render(request, "dashboards/doctor.html", {"user": user, "form": {}, **context})
 
 
 @pages.get("/carer", roles=[Role.CARER])
 async def carer_home(request: Request, user: User) -> Response:
-    from caretrack.care.pages import carer_dashboard_context
-
     return render(request, "dashboards/carer.html", {"user": user, **await carer_dashboard_context(request, user)})
 
 

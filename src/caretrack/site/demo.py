@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from caretrack.accounts import passwords
 from caretrack.accounts.models import User
+from caretrack.booking.demo import create_demo_booking_data
+from caretrack.care.demo import create_care_demo
 from caretrack.core.audit.service import Actor
 from caretrack.core.roles import Role
 from caretrack.core.settings import Settings
@@ -29,10 +31,6 @@ async def create_demo_data(settings: Settings) -> list[tuple[str, str, str]]:
                                      password_hash=passwords.hash_password(password),
                                      email_verified_at=datetime.now(UTC))
             await tx.audit(Actor(None, "cli"), "user.created_demo", "user", user.id, role=str(role))
-    from caretrack.booking.demo import create_demo_booking_data
-
     await create_demo_booking_data()
-    from caretrack.care.demo import create_care_demo
-
     await create_care_demo()
     return [(email, password, str(role)) for email, password, role, _ in DEMO_ACCOUNTS]

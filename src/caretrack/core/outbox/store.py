@@ -18,7 +18,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from caretrack.core.outbox.events import EventError, LiveEvent, check_subject, check_type, encode_data, kind_of
-from caretrack.core.outbox.models import Event
+from caretrack.core.outbox.models import Event, EventDelivery
 from caretrack.core.roles import Role
 
 SQLITE_BATCH = 400  # rows per multi-row statement (SQLite caps bound parameters)
@@ -291,8 +291,6 @@ async def publish_pending(publish: Callable[[list[Unpublished]], Any], batch: in
 async def prune(retention: timedelta, batch: int = SQLITE_BATCH, at: datetime | None = None) -> int:
     """Forget events older than the retention window, a batch at a time (short
     transactions, bounded memory); clients further behind resync."""
-    from caretrack.core.outbox.models import EventDelivery
-
     cutoff = (at or now()) - retention
     removed = 0
     while True:
