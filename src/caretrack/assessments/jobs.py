@@ -3,14 +3,13 @@ whose competency lapses within 30 days is assigned a renewal. Pages and the API 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from starlette.applications import Starlette
 
 from caretrack.assessments import service
 from caretrack.core.logs import get_logger
-from caretrack.core.loops import pause, stop_loops
+from caretrack.core.loops import Periodic
 
 CHECK_SECONDS = 300
 FIRST_CHECK_SECONDS = 30.0  # after start-up settles
@@ -25,23 +24,10 @@ async def assign_renewals(at: datetime | None = None) -> int:
     return renewals
 
 
-async def _loop(first_delay: float, stopping: asyncio.Event) -> None:
-    await pause(stopping, first_delay)
-    while not stopping.is_set():
-        try:
-            await assign_renewals()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a failed sweep is retried at the next tick
-            log.exception("renewal check failed")
-        await pause(stopping, CHECK_SECONDS)
-
-
 async def start(app: Starlette) -> None:
-    app.state.renewals_stop = asyncio.Event()
-    app.state.renewals_check = asyncio.create_task(_loop(FIRST_CHECK_SECONDS, app.state.renewals_stop),
-                                                   name="renewals-check")
+    app.state.renewals_check = Periodic("renewals-check", lambda: assign_renewals(), every=CHECK_SECONDS,
+                                        first=FIRST_CHECK_SECONDS, log=log).start()
 
 
 async def stop(app: Starlette) -> None:
-    await stop_loops([app.state.renewals_check], app.state.renewals_stop)
+    await app.state.renewals_check.stop()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from starlette.applications import Starlette
 
 from caretrack.care import service
 from caretrack.core.logs import get_logger
-from caretrack.core.loops import pause, stop_loops
+from caretrack.core.loops import Periodic
 
 CHECK_SECONDS = 300
 FIRST_CHECK_SECONDS = 30.0  # after start-up settles
@@ -22,22 +21,11 @@ async def periodic_check(at: datetime | None = None) -> None:
         log.info("care check", missed=missed)
 
 
-async def _loop(first_delay: float, stopping: asyncio.Event) -> None:
-    await pause(stopping, first_delay)
-    while not stopping.is_set():
-        try:
-            await periodic_check()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a failed sweep is retried at the next tick
-            log.exception("care check failed")
-        await pause(stopping, CHECK_SECONDS)
-
-
 async def start(app: Starlette) -> None:
-    app.state.care_stop = asyncio.Event()
-    app.state.care_check = asyncio.create_task(_loop(FIRST_CHECK_SECONDS, app.state.care_stop), name="care-check")
+    # The pass is looked up when it runs (a test may replace it), the first delay at start.
+    app.state.care_check = Periodic("care-check", lambda: periodic_check(), every=CHECK_SECONDS,
+                                    first=FIRST_CHECK_SECONDS, log=log).start()
 
 
 async def stop(app: Starlette) -> None:
-    await stop_loops([app.state.care_check], app.state.care_stop)
+    await app.state.care_check.stop()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
 
 STOP_GRACE_SECONDS = 5.0
 
@@ -28,3 +30,38 @@ async def stop_loops(tasks: Collection[asyncio.Task], stopping: asyncio.Event,
     for task in overran:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Periodic:
+    """One pass of `run` every `every` seconds, the first after `first`, until `stop`; a
+    failed pass is logged and tried again at the next tick. Domains' jobs.py build one."""
+
+    name: str
+    run: Callable[[], Awaitable[object]]
+    every: float
+    first: float
+    log: Any
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> Periodic:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+        return self
+
+    def done(self) -> bool:
+        return self._task is None or self._task.done()
+
+    async def stop(self) -> None:
+        await stop_loops([self._task] if self._task else [], self._stopping)
+
+    async def _loop(self) -> None:
+        await pause(self._stopping, self.first)
+        while not self._stopping.is_set():
+            try:
+                await self.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed pass is retried at the next tick
+                self.log.exception(f"{self.name} failed")
+            await pause(self._stopping, self.every)
