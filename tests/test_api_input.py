@@ -114,6 +114,22 @@ async def test_nul_in_a_nested_body_string_is_422_naming_its_location(client, ad
     assert "NUL" in response.json()["error"]["fields"][0]["message"]
 
 
+async def test_every_broken_rule_of_a_command_is_named_at_its_field_with_its_sentence(client, admin):
+    # The care commands' own rules (a blank name, an end before the start, a bad visit time)
+    # are reported beside pydantic's and the NUL rule, each at its field, not one at a time.
+    response = await client.post("/api/v1/care/packages", headers=admin, json={
+        "client_name": "  ", "address": "A\x00", "starts_on": "2026-13-01", "visit_times": ["25:00"]})
+    assert response.status_code == 422, response.text
+    fields = {f["field"]: f["message"] for f in response.json()["error"]["fields"]}
+    assert set(fields) == {"client_name", "address", "starts_on", "visit_times"}, fields
+    assert "NUL" in fields["address"]
+    assert "25:00" in fields["visit_times"] and "HH:MM" in fields["visit_times"]
+    response = await client.post("/api/v1/care/packages", headers=admin, json={
+        "client_name": "Edna", "starts_on": "2026-12-01", "ends_on": "2026-11-30"})
+    assert response.status_code == 422, response.text
+    assert "before it starts" in response.json()["error"]["message"]
+
+
 async def test_a_query_parameter_given_twice_is_422_not_half_read(client, patient):
     response = await client.get("/api/v1/doctors?offset=1&offset=2&name=x", headers=patient)
     assert response.status_code == 422, response.text

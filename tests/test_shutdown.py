@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+from caretrack.assessments import jobs as assessment_jobs
 from caretrack.care import jobs as care_routes
 from caretrack.core.outbox import store as outbox
 from caretrack.mail import jobs as mail_routes
@@ -70,3 +71,13 @@ async def test_a_care_check_in_progress_at_shutdown_finishes_instead_of_being_ca
     await care_routes.start(app)
     await slow.stop_during_pass(care_routes.stop(app))
     assert app.state.care_check.done()
+
+
+async def test_a_renewal_pass_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
+    slow = SlowPass()
+    monkeypatch.setattr(assessment_jobs, "assign_renewals", slow)
+    monkeypatch.setattr(assessment_jobs, "FIRST_CHECK_SECONDS", 0)
+    app = SimpleNamespace(state=SimpleNamespace())
+    await assessment_jobs.start(app)
+    await slow.stop_during_pass(assessment_jobs.stop(app))
+    assert app.state.renewals_check.done()

@@ -18,6 +18,7 @@ from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.outbox import store as outbox
 from caretrack.core.roles import Role
+from caretrack.core.validation import parse_command
 from caretrack.reports.service import package_compliance_pdf
 from tests.care.helpers import admin_user, package_with_task
 from tests.helpers import csrf_token, login, make_user
@@ -110,7 +111,7 @@ async def test_bad_completion_input_is_a_clear_4xx(database, now):
     with pytest.raises(NotFound):
         await care.do_log_completion(other, task.id, key="shared-key-1", at=now)
     with pytest.raises(ValidationError, match="before it starts"):
-        await care.do_create_task(admin, task.package_id, TaskIn.model_validate({
+        await care.do_create_task(admin, task.package_id, parse_command(TaskIn, {
             "carer_id": cara.id, "title": "x", "target": 1, "period": "day", "window_start": "18:00",
             "window_end": "08:00"}), None)
 

@@ -32,12 +32,12 @@ from caretrack.accounts.schemas import (
     TokenCreate,
     TotpConfirmation,
     UserChange,
-    parse_command,
 )
 from caretrack.accounts.sessions import cookie_name, cookie_options, create_session
 from caretrack.core.errors import CareTrackError, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.settings import Settings
+from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import client_address
 from caretrack.http.pagekit import PageRouter, redirect, render

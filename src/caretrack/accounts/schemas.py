@@ -4,20 +4,18 @@ service receives them checked) and the JSON shapes of its API."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from caretrack.accounts import passwords
 from caretrack.accounts.models import User
 from caretrack.core.errors import ValidationError
 from caretrack.core.roles import Role
-from caretrack.core.validation import Count
+from caretrack.core.validation import Count, refuse
 
 
 class Strict(BaseModel):
@@ -32,12 +30,6 @@ class Strict(BaseModel):
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE_RE = re.compile(r"\+?[0-9 ()-]{6,20}")
 SELF_SERVICE_ROLES = (Role.PATIENT, Role.DOCTOR)
-C = TypeVar("C", bound=BaseModel)
-
-
-def refuse(kind: str, message: str) -> PydanticCustomError:
-    """A validation error whose message is exactly `message` (it may quote user input)."""
-    return PydanticCustomError(kind, "{message}", {"message": message})
 
 
 def normalise_email(email: str | None) -> str:
@@ -72,20 +64,6 @@ def _policy(password: str, email: str, name: str) -> None:
     except ValidationError as exc:
         raise refuse("password_policy", exc.message) from None
 
-
-def parse_command(model: type[C], data: Mapping[str, Any], *, messages: Mapping[str, str] | None = None) -> C:
-    """`data` (a page's form, the CLI's arguments) as the command `model`, or a ValidationError
-    whose message is the first problem's own sentence, what a page shows; `messages` words a
-    field's problem for this page (a select box's "Choose a role.")."""
-    try:
-        return model.model_validate(dict(data))
-    except PydanticValidationError as exc:
-        problems: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            name = ".".join(str(p) for p in error["loc"]) or "form"
-            problems.setdefault(name, (messages or {}).get(name, error["msg"]))
-        raise ValidationError(next(iter(problems.values())),
-                              fields=[{"field": k, "message": v} for k, v in problems.items()]) from None
 
 
 class SignUp(Strict):

@@ -4,9 +4,8 @@ periodic job, caretrack.assessments.jobs)."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from pydantic import BaseModel
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,12 +18,10 @@ from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
-from caretrack.http.apikit import parse_model
 from caretrack.http.clients import client_address
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
 
 pages = PageRouter()
-Command = TypeVar("Command", bound=BaseModel)
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 Flashes = list[tuple[str, str]] | None
@@ -32,11 +29,6 @@ Flashes = list[tuple[str, str]] | None
 
 def _address(request: Request) -> str | None:
     return client_address(request.scope)
-
-
-def _command(model: type[Command], data: dict[str, Any]) -> Command:
-    """A form parsed into the command the API takes: a 422 naming each wrong field."""
-    return cast(Command, parse_model(model, data, "form field"))
 
 
 # --- the admin -------------------------------------------------------------------------------
@@ -125,7 +117,7 @@ async def admin_add_question(request: Request, user: User, form: FormData) -> Re
 async def admin_assign(request: Request, user: User, form: FormData) -> Response:
     template_id = request.path_params["template_id"]
     try:
-        command = _command(AssignIn, {"carer_id": str(form.get("carer_id", "")),
+        command = parse_form(AssignIn, {"carer_id": str(form.get("carer_id", "")),
                                          "due_on": str(form.get("due_on", "")) or None})
         await service.do_assign(user, template_id, command.carer_id, command.due_on,
                                 client_address=_address(request))

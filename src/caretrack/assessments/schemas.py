@@ -8,20 +8,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from caretrack.assessments.models import Attempt
-from caretrack.core.errors import ValidationError
-from caretrack.core.validation import Count, Id, check_date, id_from_text
+from caretrack.core.validation import Count, Id, check_date, domain_rule, id_from_text, refuse
 
 
+@domain_rule
 def _carer_id(value: Any) -> Any:
-    """A carer named by a form (text) or a body (a number): blank is 'choose one'. Raises the
-    domain's ValidationError, which pydantic lets through, so a page and the API say the same."""
+    """A carer named by a form (text) or a body (a number): blank is 'choose one'."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValidationError("Choose a carer.", fields=[{"field": "carer_id", "message": "missing"}])
+        raise refuse("missing", "Choose a carer.")
     if isinstance(value, str) and "\x00" not in value:  # NUL is refused by the edge, field by field
         return id_from_text(value.strip(), "carer_id")
     return value
 
 
+@domain_rule
 def _due_on(value: Any) -> Any:
     if value is None or (isinstance(value, str) and "\x00" not in value):
         return check_date(value, "due date", required=False)

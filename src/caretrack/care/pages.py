@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from pydantic import BaseModel
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,24 +22,17 @@ from caretrack.core import clock as app_clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
-from caretrack.http.apikit import parse_model
 from caretrack.http.charts import Bar, bar_chart, column_chart
 from caretrack.http.clients import client_address
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
 
 pages = PageRouter()
-Command = TypeVar("Command", bound=BaseModel)
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
 
 def _address(request: Request) -> str | None:
     return client_address(request.scope)
-
-
-def _command(model: type[Command], data: dict[str, Any]) -> Command:
-    """A form parsed into the command the API takes: a 422 naming each wrong field."""
-    return cast(Command, parse_model(model, data, "form field"))
 
 
 def _period(request: Request, default_days: int = 7) -> tuple[date, date]:
@@ -143,7 +135,7 @@ async def admin_create_package(request: Request, user: User, form: FormData) -> 
     data = {k: str(form.get(k, "")) for k in ("client_name", "address", "care_notes", "starts_on", "ends_on",
                                                "visit_times")}
     try:
-        command = _command(PackageIn, data)
+        command = parse_form(PackageIn, data)
         package = await service.do_create_package(user, command, _address(request))
     except CareTrackError as exc:
         return render(request, "care/admin_packages.html", {
@@ -174,7 +166,7 @@ async def admin_package(request: Request, user: User) -> Response:
 async def admin_assign(request: Request, user: User, form: FormData) -> Response:
     package_id = request.path_params["package_id"]
     try:
-        command = _command(CarerRef, {"carer_id": str(form.get("carer_id", ""))})
+        command = parse_form(CarerRef, {"carer_id": str(form.get("carer_id", ""))})
         await service.do_assign_carer(user, package_id, command.carer_id, _address(request))
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
@@ -186,7 +178,7 @@ async def admin_create_task(request: Request, user: User, form: FormData) -> Res
     package_id = request.path_params["package_id"]
     data = {k: str(form.get(k, "")) for k in ("carer_id", "title", "target", "period", "window_start", "window_end")}
     try:
-        command = _command(TaskIn, data)
+        command = parse_form(TaskIn, data)
         await service.do_create_task(user, package_id, command, _address(request))
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
@@ -201,7 +193,7 @@ async def admin_update_task(request: Request, user: User, form: FormData) -> Res
     if form.get("action") == "end":
         data = {"is_active": False}
     try:
-        command = _command(TaskChange, data)
+        command = parse_form(TaskChange, data)
         await service.do_update_task(user, task.id, command, _address(request))
     except CareTrackError as exc:
         return await _package_page(request, user, task.package_id, [("error", exc.message)], exc.status_code)

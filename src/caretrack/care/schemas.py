@@ -1,9 +1,9 @@
 """Typed commands and views of care: one command per action, parsed once at the edge by the
 API (JSON) and the page (form) alike, and handed to the service as it is.
 
-The commands' validators raise the domain's ValidationError, which pydantic lets through
-unchanged: the first broken rule answers with the sentence a person reads, the same for a page
-and for the API. Type errors (a number where text belongs) stay pydantic's, field by field."""
+The commands' validators run the domain's checks through `domain_rule`: each broken rule is
+reported at its field with the sentence a person reads, the same for a page (its first
+problem) and for the API (every wrong field). Type errors stay pydantic's, field by field."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from caretrack.assessments.schemas import CarerId
 from caretrack.care.models import CareTask, Period, TaskCompletion
 from caretrack.care.schedule import check_clock, check_visit_times, clock
 from caretrack.core.errors import ValidationError
-from caretrack.core.validation import Id, check_date, check_text
+from caretrack.core.validation import Id, check_date, check_text, domain_rule
 
 PERIODS = ", ".join(p.value for p in Period)
 
@@ -36,6 +36,7 @@ def has_nul(value: Any) -> bool:
 
 
 def _text(what: str, max_length: int, *, required: bool = True) -> Any:
+    @domain_rule
     def check(value: Any) -> Any:
         if value is None or (isinstance(value, str) and not has_nul(value)):
             return check_text(value, what, max_length=max_length, required=required)
@@ -44,6 +45,7 @@ def _text(what: str, max_length: int, *, required: bool = True) -> Any:
 
 
 def _date(what: str, *, required: bool = True) -> Any:
+    @domain_rule
     def check(value: Any) -> Any:
         if value is None or (isinstance(value, str) and not has_nul(value)):
             return check_date(value, what, required=required)
@@ -62,6 +64,7 @@ class PackageIn(Strict):  # create a care package
 
     @field_validator("visit_times", mode="before")
     @classmethod
+    @domain_rule
     def _visit_times(cls, value: Any) -> Any:
         """A form gives '08:00, 13:00'; a body a list. Either way: sorted, once each, HH:MM."""
         if has_nul(value):
@@ -71,6 +74,7 @@ class PackageIn(Strict):  # create a care package
         return value
 
     @model_validator(mode="after")
+    @domain_rule
     def _dates_in_order(self) -> PackageIn:
         if self.ends_on is not None and self.ends_on < self.starts_on:
             raise ValidationError(f"The package ends ({self.ends_on}) before it starts ({self.starts_on}).")
@@ -87,6 +91,7 @@ class CarerOut(BaseModel):
     full_name: str
 
 
+@domain_rule
 def _target(value: Any) -> Any:
     if isinstance(value, str) and not has_nul(value):
         try:
@@ -98,6 +103,7 @@ def _target(value: Any) -> Any:
     return value
 
 
+@domain_rule
 def _period(value: Any) -> Any:
     if isinstance(value, str) and not has_nul(value) and value not in {p.value for p in Period}:
         raise ValidationError(f"The period '{value[:20]}' is not one of: {PERIODS}.")
@@ -105,6 +111,7 @@ def _period(value: Any) -> Any:
 
 
 def _window(what: str, blank: str) -> Any:
+    @domain_rule
     def check(value: Any) -> Any:
         if value is None or (isinstance(value, str) and not has_nul(value)):
             return clock(check_clock(value or blank, what))
@@ -134,6 +141,7 @@ class TaskIn(Strict):  # add a task with a target to a package
     window_end: Annotated[str, _window("window end", "24:00")] = Field("24:00", description="HH:MM")
 
     @model_validator(mode="after")
+    @domain_rule
     def _window_in_order(self) -> TaskIn:
         if not has_nul([self.window_start, self.window_end]):
             _check_window(self.window_start, self.window_end)
@@ -158,6 +166,7 @@ class TaskChange(Strict):
     is_active: bool | None = None
 
     @model_validator(mode="after")
+    @domain_rule
     def _window_in_order(self) -> TaskChange:
         if not has_nul([self.window_start or "", self.window_end or ""]):
             self.window()

@@ -1,6 +1,8 @@
 """What the database can hold, said once: integer types for input models, the `{name:id}`
 path convertor, the rule that text never carries a NUL character, and the generic checks
-for text and dates given as form fields or body values (`check_text`, `check_date`).
+for text and dates given as form fields or body values (`check_text`, `check_date`), and how
+a command model's rule says no (`refuse`) and a form or CLI argument list becomes a command
+(`parse_command`).
 
 Every id is a Tortoise `IntField` (PostgreSQL `integer`, SQLite accepts the same range), so
 an id past 2**31 - 1 names nothing: a path with one is a 404, a field with one a 422, and
@@ -9,12 +11,15 @@ neither reaches the driver (asyncpg raises on an out-of-range parameter).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 from starlette.convertors import Convertor, register_url_convertor
 
 from caretrack.core.errors import ValidationError
@@ -117,3 +122,42 @@ def check_date(value: Any, what: str, *, required: bool = True) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ValidationError(f"The {what} '{text[:20]}' is not a date (YYYY-MM-DD).") from None
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def refuse(kind: str, message: str) -> PydanticCustomError:
+    """Raised by a command model's validator: a validation error whose message is exactly
+    `message` (it may quote user input), reported at the field the validator checks."""
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def domain_rule(check: Callable[..., Any]) -> Callable[..., Any]:
+    """For a command model's validator that calls the domain's checks (`check_text`...): their
+    ValidationError becomes pydantic's error at the field being validated, with the same
+    sentence, so the API lists it in `fields` beside the other wrong fields (pydantic would
+    otherwise let it escape and hide them)."""
+    @functools.wraps(check)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except ValidationError as exc:
+            raise refuse("invalid", exc.message) from None
+    return run
+
+
+def parse_command(model: type[C], data: Mapping[str, Any], *, messages: Mapping[str, str] | None = None) -> C:
+    """`data` (a page's form, the CLI's arguments) as the command `model`, or a ValidationError
+    whose message is the first problem's own sentence, what a page shows, with every wrong
+    field in `fields`; `messages` words a field's problem for this page (a select box's
+    "Choose a role.")."""
+    try:
+        return model.model_validate(dict(data))
+    except PydanticValidationError as exc:
+        problems: dict[str, str] = {}
+        for error in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in error["loc"]) or "form"
+            problems.setdefault(name, (messages or {}).get(name, error["msg"]))
+        raise ValidationError(next(iter(problems.values())),
+                              fields=[{"field": k, "message": v} for k, v in problems.items()]) from None

@@ -269,8 +269,9 @@ def cmd_createadmin(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError("the two passwords differ")
 
     from caretrack.accounts import service
-    from caretrack.accounts.schemas import NewAdmin, parse_command
+    from caretrack.accounts.schemas import NewAdmin
     from caretrack.core.errors import CareTrackError
+    from caretrack.core.validation import parse_command
 
     async def work() -> None:
         try:
