@@ -225,8 +225,9 @@ class ProfileOut(BaseModel):
     address: str | None
 
 
+# Only the fields given change; an empty PHI field is cleared. (Comments, not docstrings: a
+# docstring would become the schema's description in the OpenAPI document.)
 class ProfileUpdate(Strict):
-    """Only the fields given change; an empty PHI field is cleared."""
 
     full_name: str | None = Field(None, min_length=1, max_length=200)
     time_zone: str | None = Field(None, max_length=64)
@@ -279,8 +280,8 @@ class Invitation(Strict):
     role: Role
 
 
+# The role changes first, then whether the account is active.
 class UserChange(Strict):
-    """The role changes first, then whether the account is active."""
 
     role: Role | None = None
     is_active: bool | None = None
