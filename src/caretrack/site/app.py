@@ -59,6 +59,7 @@ DOMAINS = [
     "caretrack.assessments.jobs",
     "caretrack.reports.pages",
     "caretrack.consultations.api",
+    "caretrack.site.calls",
     "caretrack.consultations.pages",
 ]
 
