@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage, MissedTask, TaskCompletion
-from caretrack.care.schemas import TaskChange, TaskIn
+from caretrack.care.schemas import CompletionIn, TaskChange, TaskIn
 from caretrack.care.service import day_start
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import Conflict, NotFound, ValidationError
@@ -96,20 +96,24 @@ async def test_bad_completion_input_is_a_clear_4xx(database, now):
     cara = await make_user(Role.CARER, "cara@example.org")
     _, task = await package_with_task(admin, cara)
     with pytest.raises(ValidationError, match="Say why"):
-        await care.do_log_completion(cara, task.id, key="abcdefgh1", status="not_done", at=now)
+        await care.do_log_completion(
+            cara, task.id, parse_command(CompletionIn, {"idempotency_key": "abcdefgh1", "status": "not_done"}), at=now)
     with pytest.raises(ValidationError, match="idempotency key"):
-        await care.do_log_completion(cara, task.id, key="short", at=now)
+        await care.do_log_completion(cara, task.id, parse_command(CompletionIn, {"idempotency_key": "short"}), at=now)
     with pytest.raises(ValidationError, match="future"):
-        await care.do_log_completion(cara, task.id, key="abcdefgh2", occurred_at=now + timedelta(minutes=6), at=now)
+        await care.do_log_completion(
+            cara, task.id, CompletionIn(idempotency_key="abcdefgh2", occurred_at=now + timedelta(minutes=6)), at=now)
     with pytest.raises(ValidationError, match="7 days ago"):
-        await care.do_log_completion(cara, task.id, key="abcdefgh3", occurred_at=now - timedelta(days=7, minutes=1),
-                                     at=now)
+        await care.do_log_completion(
+            cara, task.id, CompletionIn(idempotency_key="abcdefgh3", occurred_at=now - timedelta(days=7, minutes=1)),
+            at=now)
     # a device clock a few minutes ahead is still "now"
-    await care.do_log_completion(cara, task.id, key="abcdefgh4", occurred_at=now + timedelta(minutes=4), at=now)
+    await care.do_log_completion(
+        cara, task.id, CompletionIn(idempotency_key="abcdefgh4", occurred_at=now + timedelta(minutes=4)), at=now)
     other = await make_user(Role.CARER, "other@example.org")
-    await care.do_log_completion(cara, task.id, key="shared-key-1", at=now)
+    await care.do_log_completion(cara, task.id, CompletionIn(idempotency_key="shared-key-1"), at=now)
     with pytest.raises(NotFound):
-        await care.do_log_completion(other, task.id, key="shared-key-1", at=now)
+        await care.do_log_completion(other, task.id, CompletionIn(idempotency_key="shared-key-1"), at=now)
     with pytest.raises(ValidationError, match="before it starts"):
         await care.do_create_task(admin, task.package_id, parse_command(TaskIn, {
             "carer_id": cara.id, "title": "x", "target": 1, "period": "day", "window_start": "18:00",
@@ -120,11 +124,12 @@ async def test_a_correction_replaces_the_count_and_keeps_the_original(database, 
     admin, _ = await admin_user()
     cara = await make_user(Role.CARER, "cara@example.org")
     _, task = await package_with_task(admin, cara)
-    original, _ = await care.do_log_completion(cara, task.id, key="first-key-1", at=now)
+    original, _ = await care.do_log_completion(cara, task.id, CompletionIn(idempotency_key="first-key-1"), at=now)
     today = now.date()
     assert (await care.done_counts([task.id], today, today)).get(task.id, 0) == 1
-    corrected, created = await care.do_correct_completion(cara, original.id, key="fix-key-01",
-                                                          status="not_done", reason="Client declined", at=now)
+    corrected, created = await care.do_correct_completion(
+        cara, original.id, CompletionIn(idempotency_key="fix-key-01", status="not_done", reason="Client declined"),
+        at=now)
     assert created
     assert (await care.done_counts([task.id], today, today)).get(task.id, 0) == 0
     await original.refresh_from_db()
@@ -132,10 +137,12 @@ async def test_a_correction_replaces_the_count_and_keeps_the_original(database, 
     entry = await AuditEntry.get(action="care.task_corrected")
     assert json.loads(entry.detail)["original_status"] == "done"
     with pytest.raises(Conflict):
-        await care.do_correct_completion(cara, original.id, key="fix-key-02", status="done", at=now)
+        await care.do_correct_completion(
+            cara, original.id, CompletionIn(idempotency_key="fix-key-02", status="done"), at=now)
     # the same correction retried is recorded once
-    again, created = await care.do_correct_completion(cara, original.id, key="fix-key-01", status="not_done",
-                                                      reason="Client declined", at=now)
+    again, created = await care.do_correct_completion(
+        cara, original.id, CompletionIn(idempotency_key="fix-key-01", status="not_done", reason="Client declined"),
+        at=now)
     assert not created and again.id == corrected.id
 
 
@@ -154,8 +161,8 @@ async def test_changing_and_reassigning_a_task_reaches_the_carers(database):
     assert cara_types == ["task.assigned", "task.updated", "task.removed"]
     assert [e.type for e in carl_events] == ["task.assigned"] and carl_events[0].data["target"] == 4
     with pytest.raises(NotFound):
-        await care.do_log_completion(cara, task.id, key="after-reassign")
-    await care.do_log_completion(carl, task.id, key="carl-logs-it")
+        await care.do_log_completion(cara, task.id, CompletionIn(idempotency_key="after-reassign"))
+    await care.do_log_completion(carl, task.id, CompletionIn(idempotency_key="carl-logs-it"))
     admin_events = [d.event for d in await outbox.read_history(admin.id, after=0)]
     completed = [e for e in admin_events if e.type == "task.completed"]
     assert len(completed) == 1 and completed[0].actor_id == carl.id and completed[0].data["status"] == "done"
@@ -166,7 +173,8 @@ async def test_a_task_short_of_its_target_is_reported_missed_once(database, now)
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     _, task = await package_with_task(admin, cara, target=2)
     yesterday = now - timedelta(days=1)
-    await care.do_log_completion(cara, task.id, key="only-one-yday", occurred_at=yesterday, at=now)
+    await care.do_log_completion(
+        cara, task.id, CompletionIn(idempotency_key="only-one-yday", occurred_at=yesterday), at=now)
     # pretend the task existed before yesterday
     from caretrack.care.models import CareTask
 
@@ -188,10 +196,11 @@ async def test_the_compliance_pdf_holds_the_figures(database, now):
     fluids = await care.do_create_task(admin, package.id, TaskIn.model_validate({
         "carer_id": cara.id, "title": "Fluid chart", "target": 1, "period": "visit"}), None)
     for i in range(4):
-        await care.do_log_completion(cara, meds.id, key=f"meds-key-{i}", at=now)
-    await care.do_log_completion(cara, fluids.id, key="fluid-key-0", at=now)
-    await care.do_log_completion(cara, fluids.id, key="fluid-key-1", status="not_done", reason="Client declined",
-                                 at=now)
+        await care.do_log_completion(cara, meds.id, CompletionIn(idempotency_key=f"meds-key-{i}"), at=now)
+    await care.do_log_completion(cara, fluids.id, CompletionIn(idempotency_key="fluid-key-0"), at=now)
+    await care.do_log_completion(
+        cara, fluids.id, CompletionIn(idempotency_key="fluid-key-1", status="not_done", reason="Client declined"),
+        at=now)
     start, end = now.date() - timedelta(days=1), now.date()
     data = await package_compliance_pdf(admin, package.id, start, end, "Sunrise Home Care", None, at=now)
     reader = PdfReader(io.BytesIO(data))

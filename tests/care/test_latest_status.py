@@ -2,6 +2,7 @@
 happened, read for all tasks at once; on SQLite and PostgreSQL."""
 
 from caretrack.care import service as care
+from caretrack.care.schemas import CompletionIn
 from caretrack.care.service import day_start
 from caretrack.core.roles import Role
 from tests.care.helpers import admin_user, package_with_task
@@ -18,13 +19,17 @@ async def test_latest_status_per_task_follows_occurrence_time_and_corrections(da
     earlier = day_start(now.date()) + (now - day_start(now.date())) / 3
     later = day_start(now.date()) + (now - day_start(now.date())) * 2 / 3
 
-    await care.do_log_completion(cara, fluids.id, key="fluids-key-1", occurred_at=later, at=now)
+    await care.do_log_completion(
+        cara, fluids.id, CompletionIn(idempotency_key="fluids-key-1", occurred_at=later), at=now)
     # logged afterwards, but it happened earlier: the later completion stays the latest
-    await care.do_log_completion(cara, fluids.id, key="fluids-key-2", status="not_done", reason="Client declined",
-                                 occurred_at=earlier, at=now)
-    done, _ = await care.do_log_completion(cara, meds.id, key="meds-key-1", occurred_at=earlier, at=now)
-    await care.do_correct_completion(cara, done.id, key="meds-fix-key", status="not_done", reason="Client declined",
-                                     at=now)
+    await care.do_log_completion(
+        cara, fluids.id, CompletionIn(idempotency_key="fluids-key-2", status="not_done", reason="Client declined",
+                                      occurred_at=earlier), at=now)
+    done, _ = await care.do_log_completion(
+        cara, meds.id, CompletionIn(idempotency_key="meds-key-1", occurred_at=earlier), at=now)
+    await care.do_correct_completion(
+        cara, done.id, CompletionIn(idempotency_key="meds-fix-key", status="not_done", reason="Client declined"),
+        at=now)
 
     statuses = await care.latest_statuses([fluids.id, meds.id, shopping.id])
     assert statuses == {fluids.id: "done", meds.id: "not_done"}

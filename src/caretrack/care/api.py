@@ -66,9 +66,7 @@ async def api_today(request: Request, user: User) -> TodayOut:
                       "`replayed` true) and records nothing new.")
 async def api_log(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_log_completion(
-        user, request.path_params["task_id"], key=body.idempotency_key, status=body.status, reason=body.reason,
-        note=body.note, occurred_at=body.occurred_at, client_address=_address(request),
-        at=clock.now(request))
+        user, request.path_params["task_id"], body, client_address=_address(request), at=clock.now(request))
     return _completion_response(completion, created)
 
 
@@ -85,9 +83,7 @@ def _completion_response(completion: TaskCompletion, created: bool) -> Completio
                       "superseded, and the audit trail keeps what it said.")
 async def api_correct(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_correct_completion(
-        user, request.path_params["completion_id"], key=body.idempotency_key, status=body.status,
-        reason=body.reason, note=body.note, occurred_at=body.occurred_at, client_address=_address(request),
-        at=clock.now(request))
+        user, request.path_params["completion_id"], body, client_address=_address(request), at=clock.now(request))
     return _completion_response(completion, created)
 
 

@@ -17,7 +17,7 @@ from caretrack.assessments import service as assessments
 from caretrack.care import service
 from caretrack.care.models import Period
 from caretrack.care.schedule import check_clock, clock
-from caretrack.care.schemas import CarerRef, PackageIn, TaskChange, TaskIn
+from caretrack.care.schemas import CarerRef, CompletionIn, PackageIn, TaskChange, TaskIn
 from caretrack.core import clock as app_clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
@@ -61,18 +61,22 @@ async def carer_today_fragment(request: Request, user: User) -> Response:
 @pages.post("/carer/tasks/{task_id:id}/log", roles=CARER)
 async def log_task(request: Request, user: User, form: FormData) -> Response:
     task_id = request.path_params["task_id"]
-    status = "not_done" if form.get("reason") else "done"
     at = app_clock.now(request)
     try:
-        await service.do_log_completion(user, task_id, key=form.get("key"), status=status,
-                                        reason=form.get("reason"), note=form.get("note"),
-                                        occurred_at=_form_time(form.get("time"), at), client_address=_address(request),
-                                        at=at)
+        command = parse_form(CompletionIn, _completion_form(form, occurred_at=_form_time(form.get("time"), at)))
+        await service.do_log_completion(user, task_id, command, client_address=_address(request), at=at)
     except CareTrackError as exc:
         context = await carer_dashboard_context(request, user)
         return render(request, "dashboards/carer.html", {"user": user, **context}, status_code=exc.status_code,
                       flashes=[("error", exc.message)])
     return redirect(f"/carer#task-{task_id}")
+
+
+def _completion_form(form: FormData, occurred_at: datetime | None = None) -> dict[str, Any]:
+    """The log and correct forms: a reason given means the task was not done."""
+    reason = str(form.get("reason") or "")
+    return {"idempotency_key": str(form.get("key", "")), "status": "not_done" if reason else "done",
+            "reason": reason, "note": str(form.get("note") or ""), "occurred_at": occurred_at}
 
 
 def _form_time(value: Any, at: datetime) -> datetime | None:
@@ -96,11 +100,10 @@ async def carer_task(request: Request, user: User) -> Response:
 
 @pages.post("/carer/completions/{completion_id:id}/correct", roles=CARER)
 async def correct_completion(request: Request, user: User, form: FormData) -> Response:
-    completion_id = request.path_params["completion_id"]
-    status = "not_done" if form.get("reason") else "done"
+    command = parse_form(CompletionIn, _completion_form(form))
     completion, _ = await service.do_correct_completion(
-        user, completion_id, key=form.get("key"), status=status, reason=form.get("reason"), note=form.get("note"),
-        client_address=_address(request), at=app_clock.now(request))
+        user, request.path_params["completion_id"], command, client_address=_address(request),
+        at=app_clock.now(request))
     return redirect(f"/carer/tasks/{completion.task_id}")
 
 

@@ -7,16 +7,26 @@ problem) and for the API (every wrong field). Type errors stay pydantic's, field
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from caretrack.assessments.schemas import CarerId
 from caretrack.care.models import CareTask, Period, TaskCompletion
 from caretrack.care.schedule import check_clock, check_visit_times, clock
 from caretrack.core.errors import ValidationError
-from caretrack.core.validation import Id, check_date, check_text, domain_rule
+from caretrack.core.validation import Id, date_field, domain_rule, has_nul, refuse, text_field, whole_number
 
 PERIODS = ", ".join(p.value for p in Period)
 
@@ -25,41 +35,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-
-
-def has_nul(value: Any) -> bool:
-    """Text holding NUL is refused by the edge (caretrack.http.apikit.parse_model, pagekit.read_form)
-    field by field; the checks below leave it to that rule so every such field is named."""
-    if isinstance(value, str):
-        return "\x00" in value
-    return isinstance(value, list) and any(has_nul(v) for v in value)
-
-
-def _text(what: str, max_length: int, *, required: bool = True) -> Any:
-    @domain_rule
-    def check(value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not has_nul(value)):
-            return check_text(value, what, max_length=max_length, required=required)
-        return value
-    return BeforeValidator(check)
-
-
-def _date(what: str, *, required: bool = True) -> Any:
-    @domain_rule
-    def check(value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not has_nul(value)):
-            return check_date(value, what, required=required)
-        return value
-    return BeforeValidator(check)
-
-
 class PackageIn(Strict):  # create a care package
 
-    client_name: Annotated[str, _text("client's name", 200)] = Field(max_length=200)
-    address: Annotated[str | None, _text("address", 500, required=False)] = Field(None, max_length=500)
-    care_notes: Annotated[str | None, _text("care notes", 4000, required=False)] = Field(None, max_length=4000)
-    starts_on: Annotated[date, _date("start date")]
-    ends_on: Annotated[date | None, _date("end date", required=False)] = None
+    client_name: Annotated[str, text_field("client's name", 200)] = Field(max_length=200)
+    address: Annotated[str | None, text_field("address", 500, required=False)] = Field(None, max_length=500)
+    care_notes: Annotated[str | None, text_field("care notes", 4000, required=False)] = Field(None, max_length=4000)
+    starts_on: Annotated[date, date_field("start date")]
+    ends_on: Annotated[date | None, date_field("end date", required=False)] = None
     visit_times: list[str] = Field(default_factory=list, max_length=12, description="HH:MM, daily")
 
     @field_validator("visit_times", mode="before")
@@ -92,18 +74,6 @@ class CarerOut(BaseModel):
 
 
 @domain_rule
-def _target(value: Any) -> Any:
-    if isinstance(value, str) and not has_nul(value):
-        try:
-            value = int(value)
-        except ValueError:
-            raise ValidationError(f"The target '{value[:20]}' is not a whole number.") from None
-    if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 50:
-        raise ValidationError(f"The target must be between 1 and 50, not {value}.")
-    return value
-
-
-@domain_rule
 def _period(value: Any) -> Any:
     if isinstance(value, str) and not has_nul(value) and value not in {p.value for p in Period}:
         raise ValidationError(f"The period '{value[:20]}' is not one of: {PERIODS}.")
@@ -119,8 +89,8 @@ def _window(what: str, blank: str) -> Any:
     return BeforeValidator(check)
 
 
-Title = Annotated[str, Field(max_length=120), _text("task title", 120)]
-Target = Annotated[int, Field(ge=1, le=50), BeforeValidator(_target)]
+Title = Annotated[str, Field(max_length=120), text_field("task title", 120)]
+Target = Annotated[int, Field(ge=1, le=50), whole_number("target", 1, 50)]
 PeriodName = Annotated[Literal["day", "visit", "week"], BeforeValidator(_period)]
 
 
@@ -243,13 +213,41 @@ class TodayOut(BaseModel):
     tasks: list[TaskProgressOut]
 
 
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@domain_rule
+def _key(value: Any) -> Any:
+    if isinstance(value, str) and not has_nul(value) and not KEY_RE.match(value):
+        raise ValidationError("The idempotency key must be 8 to 64 letters, digits, '-' or '_'.")
+    return value
+
+
+def _reason(value: str | None, info: ValidationInfo) -> str | None:
+    # Only a task not done has a reason, and it must have one.
+    if info.data.get("status") != "not_done":
+        return None
+    if not value:
+        raise refuse("missing", "Say why the task was not done.")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+# Log a task done or not done, or correct a completion (the same fields). How long ago it may
+# have happened depends on the clock, so the service checks `occurred_at` against it.
 class CompletionIn(Strict):
-    idempotency_key: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
-                                 description="Generated by the client; a retry sends the same key and is recorded once")
+    idempotency_key: Annotated[str, BeforeValidator(_key)] = Field(
+        min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="Generated by the client; a retry sends the same key and is recorded once")
     status: Literal["done", "not_done"] = "done"
-    reason: str | None = Field(None, max_length=200, description="Required when not done")
-    note: str | None = Field(None, max_length=2000)
-    occurred_at: datetime | None = Field(None, description="Defaults to now; up to 7 days back")
+    reason: Annotated[str | None, text_field("reason", 200, required=False), AfterValidator(_reason)] = Field(
+        None, max_length=200, description="Required when not done", validate_default=True)
+    note: Annotated[str | None, text_field("note", 2000, required=False)] = Field(None, max_length=2000)
+    occurred_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
+        None, description="Defaults to now; up to 7 days back")
 
 
 class CompletionOut(BaseModel):

@@ -1,7 +1,8 @@
 """What the database can hold, said once: integer types for input models, the `{name:id}`
 path convertor, the rule that text never carries a NUL character, and the generic checks
 for text and dates given as form fields or body values (`check_text`, `check_date`), and how
-a command model's rule says no (`refuse`) and a form or CLI argument list becomes a command
+a command model's rule says no (`refuse`), the field rules command models share (`text_field`,
+`date_field`, `whole_number`), and how a form or CLI argument list becomes a command
 (`parse_command`).
 
 Every id is a Tortoise `IntField` (PostgreSQL `integer`, SQLite accepts the same range), so
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from starlette.convertors import Convertor, register_url_convertor
@@ -145,6 +146,51 @@ def domain_rule(check: Callable[..., Any]) -> Callable[..., Any]:
         except ValidationError as exc:
             raise refuse("invalid", exc.message) from None
     return run
+
+
+def has_nul(value: Any) -> bool:
+    """Text holding NUL is refused by the edge (caretrack.http.apikit.parse_model, pagekit.read_form)
+    field by field; the field rules below leave it to that rule so every such field is named."""
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, list) and any(has_nul(v) for v in value)
+
+
+def text_field(what: str, max_length: int, *, required: bool = True) -> BeforeValidator:
+    """A command's text field checked by `check_text` (stripped, blank is None); other types are
+    left to pydantic."""
+    @domain_rule
+    def check(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not has_nul(value)):
+            return check_text(value, what, max_length=max_length, required=required)
+        return value
+    return BeforeValidator(check)
+
+
+def date_field(what: str, *, required: bool = True) -> BeforeValidator:
+    """A command's date field checked by `check_date`; other types are left to pydantic."""
+    @domain_rule
+    def check(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not has_nul(value)):
+            return check_date(value, what, required=required)
+        return value
+    return BeforeValidator(check)
+
+
+def whole_number(what: str, low: int, high: int) -> BeforeValidator:
+    """A command's whole number from `low` to `high`, given as a number or as a form's text, refused
+    with a sentence naming `what`; other types are left to pydantic."""
+    @domain_rule
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not has_nul(value):
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValidationError(f"The {what} '{value[:20]}' is not a whole number.") from None
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+            raise ValidationError(f"The {what} must be between {low} and {high}, not {value}.")
+        return value
+    return BeforeValidator(check)
 
 
 def parse_command(model: type[C], data: Mapping[str, Any], *, messages: Mapping[str, str] | None = None) -> C:

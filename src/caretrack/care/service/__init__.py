@@ -7,8 +7,7 @@ from caretrack.care.service.completions import (
     FUTURE_GRACE,
     NOT_DONE_REASONS,
     CompletionView,
-    check_completion,
-    check_key,
+    check_when,
     do_correct_completion,
     do_log_completion,
     list_completions,
@@ -43,7 +42,7 @@ from caretrack.care.service.tasks import do_create_task, do_update_task, get_tas
 
 __all__ = [
     "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
-    "can_see_package", "carer_today", "check_completion", "check_key", "check_missed", "check_period",
+    "can_see_package", "carer_today", "check_missed", "check_period", "check_when",
     "client_names", "daily_done", "day_start", "do_assign_carer", "do_correct_completion", "do_create_package",
     "do_create_task", "do_log_completion", "do_unassign_carer", "do_update_task", "done_counts", "expected_in",
     "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",

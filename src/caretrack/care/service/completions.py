@@ -1,18 +1,17 @@
-"""Completions: a carer logs a task done or not done, once per idempotency key; a correction
+"""Completions: a carer logs a task done or not done (a `CompletionIn`), once per idempotency key; a correction
 is a new completion that supersedes the original, which stays, and the audit trail keeps what it
 said. Notes are PHI, sealed on write; reading them is audited."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
 from caretrack.accounts.models import User
 from caretrack.care.models import CareTask, CompletionStatus, TaskCompletion
+from caretrack.care.schemas import CompletionIn
 from caretrack.care.service.tasks import _task_for, task_payload
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
@@ -20,48 +19,21 @@ from caretrack.core.clock import utcnow
 from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.transaction import Tx, atomic
-from caretrack.core.validation import check_text
 
-KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 NOT_DONE_REASONS = ("Client declined", "Client not at home", "Not needed today", "Supplies ran out", "Other")
 # Devices' clocks drift: a completion this far ahead of the server's clock is still "now".
 FUTURE_GRACE = timedelta(minutes=5)
 
 
-def check_completion(status: Any, reason: Any, note: Any, occurred_at: Any, at: datetime) -> dict[str, Any]:
-    try:
-        status = CompletionStatus(str(status or "done"))
-    except ValueError:
-        raise ValidationError(f"The status '{str(status)[:20]}' is not one of: done, not_done.") from None
-    reason = check_text(reason, "reason", max_length=200, required=False)
-    if status == CompletionStatus.NOT_DONE and not reason:
-        raise ValidationError("Say why the task was not done.")
-    note = check_text(note, "note", max_length=2000, required=False)
-    if occurred_at in (None, ""):
-        when = at
-    else:
-        if isinstance(occurred_at, datetime):
-            when = occurred_at
-        else:
-            try:
-                when = datetime.fromisoformat(str(occurred_at))
-            except ValueError:
-                raise ValidationError(f"The time '{str(occurred_at)[:30]}' is not an ISO 8601 date-time.") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        if when > at + FUTURE_GRACE:
-            raise ValidationError("A task cannot be logged as done in the future.")
-        if when < at - timedelta(days=7):
-            raise ValidationError("A completion more than 7 days ago cannot be logged; ask an admin.")
-    return {"status": status, "reason": reason if status == CompletionStatus.NOT_DONE else None,
-            "note": note, "occurred_at": when}
-
-
-def check_key(key: Any) -> str:
-    key = str(key or "")
-    if not KEY_RE.match(key):
-        raise ValidationError("The idempotency key must be 8 to 64 letters, digits, '-' or '_'.")
-    return key
+def check_when(occurred_at: datetime | None, at: datetime) -> datetime:
+    """When a completion happened: now when not given, else from 7 days back up to now."""
+    if occurred_at is None:
+        return at
+    if occurred_at > at + FUTURE_GRACE:
+        raise ValidationError("A task cannot be logged as done in the future.")
+    if occurred_at < at - timedelta(days=7):
+        raise ValidationError("A completion more than 7 days ago cannot be logged; ask an admin.")
+    return occurred_at
 
 
 async def _existing(key: str, carer: User, task_id: int | None = None) -> TaskCompletion | None:
@@ -73,26 +45,25 @@ async def _existing(key: str, carer: User, task_id: int | None = None) -> TaskCo
     return existing
 
 
-async def do_log_completion(carer: User, task_id: int, *, key: Any, status: Any = "done", reason: Any = None,
-                            note: Any = None, occurred_at: Any = None, client_address: str | None = None,
+async def do_log_completion(carer: User, task_id: int, command: CompletionIn, *, client_address: str | None = None,
                             at: datetime | None = None) -> tuple[TaskCompletion, bool]:
     """Record a completion once per idempotency key. Returns (completion, created)."""
     task = await _task_for(carer, task_id, active=True)
-    key = check_key(key)
+    key = command.idempotency_key
     at = at or utcnow()
-    values = check_completion(status, reason, note, occurred_at, at)
+    when = check_when(command.occurred_at, at)
     if (existing := await _existing(key, carer, task.id)) is not None:
         return existing, False
     try:
         async with atomic() as tx:
             completion = await TaskCompletion.create(
                 using_db=tx.conn, task_id=task.id, carer_id=carer.id, idempotency_key=key,
-                status=values["status"], reason=values["reason"], occurred_at=values["occurred_at"],
-                note=crypto.seal(values["note"], "task_completions.note"))
+                status=CompletionStatus(command.status), reason=command.reason, occurred_at=when,
+                note=crypto.seal(command.note, "task_completions.note"))
             actor = Actor(carer.id, client_address)
             await tx.audit(actor, "care.task_logged", "task_completion", completion.id, task_id=task.id,
-                           status=str(values["status"]))
-            if values["note"]:
+                           status=command.status)
+            if command.note:
                 await tx.audit(actor, "phi.write", "task_completion", completion.id, fields=["note"])
             await _emit_completion(tx, carer, task, completion)
     except IntegrityError:
@@ -113,8 +84,8 @@ async def _emit_completion(tx: Tx, carer: User, task: CareTask, completion: Task
                   roles=[Role.ADMIN], users=[carer.id])
 
 
-async def do_correct_completion(carer: User, completion_id: int, *, key: Any, status: Any, reason: Any = None,
-                                note: Any = None, occurred_at: Any = None, client_address: str | None = None,
+async def do_correct_completion(carer: User, completion_id: int, command: CompletionIn, *,
+                                client_address: str | None = None,
                                 at: datetime | None = None) -> tuple[TaskCompletion, bool]:
     """Replace a completion with a corrected one; the original stays, marked superseded, and
     the audit trail records what it said."""
@@ -122,13 +93,13 @@ async def do_correct_completion(carer: User, completion_id: int, *, key: Any, st
     original = await TaskCompletion.get_or_none(id=completion_id)
     if original is None or original.carer_id != carer.id:
         raise NotFound(f"No completion with id {completion_id}.")
-    key = check_key(key)
+    key = command.idempotency_key
     if (existing := await _existing(key, carer, original.task_id)) is not None:
         return existing, False
     if original.superseded_at is not None:
         raise Conflict(f"Completion {completion_id} was already corrected; correct the newest version.")
     task = await _task_for(carer, original.task_id)
-    values = check_completion(status, reason, note, occurred_at or original.occurred_at, at)
+    when = check_when(command.occurred_at or original.occurred_at, at)
     try:
         async with atomic() as tx:
             updated = await TaskCompletion.filter(id=original.id, superseded_at__isnull=True).using_db(
@@ -137,13 +108,13 @@ async def do_correct_completion(carer: User, completion_id: int, *, key: Any, st
                 raise Conflict(f"Completion {completion_id} was already corrected; correct the newest version.")
             completion = await TaskCompletion.create(
                 using_db=tx.conn, task_id=task.id, carer_id=carer.id, idempotency_key=key, corrects_id=original.id,
-                status=values["status"], reason=values["reason"], occurred_at=values["occurred_at"],
-                note=crypto.seal(values["note"], "task_completions.note"))
+                status=CompletionStatus(command.status), reason=command.reason, occurred_at=when,
+                note=crypto.seal(command.note, "task_completions.note"))
             actor = Actor(carer.id, client_address)
             await tx.audit(actor, "care.task_corrected", "task_completion", completion.id, corrects=original.id,
                            original_status=str(original.status), original_reason=original.reason,
                            original_occurred_at=original.occurred_at.isoformat())
-            if values["note"]:
+            if command.note:
                 await tx.audit(actor, "phi.write", "task_completion", completion.id, fields=["note"])
             await _emit_completion(tx, carer, task, completion, corrected=True)
     except IntegrityError:
