@@ -8,6 +8,7 @@ import pyotp
 
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
+from caretrack.assessments.schemas import QuestionIn, SectionIn, TemplateIn
 from caretrack.care import service as care
 from caretrack.care.schemas import PackageIn, TaskIn
 from caretrack.core.roles import Role
@@ -35,21 +36,21 @@ async def package_with_task(admin: User, carer: User, *, title: str = "Medicatio
 
 
 async def template(admin: User, *, skill: str = "Medication", validity_days: int = 365, manual: bool = True):
-    t = await assessments.do_create_template(admin, {"title": f"{skill} check", "skill": skill, "pass_mark": 60,
-                                                     "validity_days": validity_days}, None)
-    section = await assessments.do_add_section(admin, t.id, "Knowledge", None)
-    q1 = await assessments.do_add_question(admin, section.id, {
+    t = await assessments.do_create_template(admin, TemplateIn.model_validate({
+        "title": f"{skill} check", "skill": skill, "pass_mark": 60, "validity_days": validity_days}), None)
+    section = await assessments.do_add_section(admin, t.id, SectionIn(title="Knowledge"), None)
+    q1 = await assessments.do_add_question(admin, section.id, QuestionIn.model_validate({
         "kind": "single", "prompt": "When do you give a PRN dose?", "options": ["Never", "When needed", "Always"],
-        "correct": [1], "points": 2}, None)
-    q2 = await assessments.do_add_question(admin, section.id, {
+        "correct": [1], "points": 2}), None)
+    q2 = await assessments.do_add_question(admin, section.id, QuestionIn.model_validate({
         "kind": "multiple", "prompt": "Which are the five rights?", "options": ["Right person", "Right dose",
                                                                                  "Right colour"],
-        "correct": [0, 1], "points": 2}, None)
+        "correct": [0, 1], "points": 2}), None)
     questions = [q1, q2]
     if manual:
-        practical = await assessments.do_add_section(admin, t.id, "Practice", None)
-        questions.append(await assessments.do_add_question(admin, practical.id, {
-            "kind": "text", "prompt": "Describe how you record a refusal.", "points": 3}, None))
-        questions.append(await assessments.do_add_question(admin, practical.id, {
-            "kind": "practical", "prompt": "Observed: administering from a blister pack.", "points": 3}, None))
+        practical = await assessments.do_add_section(admin, t.id, SectionIn(title="Practice"), None)
+        questions.append(await assessments.do_add_question(admin, practical.id, QuestionIn.model_validate({
+            "kind": "text", "prompt": "Describe how you record a refusal.", "points": 3}), None))
+        questions.append(await assessments.do_add_question(admin, practical.id, QuestionIn.model_validate({
+            "kind": "practical", "prompt": "Observed: administering from a blister pack.", "points": 3}), None))
     return t, questions

@@ -10,6 +10,7 @@ from pypdf import PdfReader
 
 from caretrack.assessments import service
 from caretrack.assessments.models import Attempt, AttemptStatus, Competency
+from caretrack.assessments.schemas import AnswersIn, MarksIn
 from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.outbox import store as outbox
 from caretrack.core.roles import Role
@@ -23,11 +24,12 @@ async def test_choice_questions_score_themselves_and_a_pass_certifies_the_skill(
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     t, (q1, q2) = await template(admin, manual=False)
     attempt = await service.do_assign(admin, t.id, cara.id)
-    saved = await service.do_save_answers(cara, attempt.id, {str(q1.id): 1})
+    saved = await service.do_save_answers(cara, attempt.id, AnswersIn(answers={str(q1.id): 1}))
     assert saved.status == AttemptStatus.IN_PROGRESS and saved.answers == {str(q1.id): 1}
     with pytest.raises(ValidationError, match="1 unanswered"):
-        await service.do_save_answers(cara, attempt.id, {}, submit=True)
-    done = await service.do_save_answers(cara, attempt.id, {str(q2.id): [0, 1]}, submit=True, at=now)
+        await service.do_save_answers(cara, attempt.id, AnswersIn(answers={}, submit=True))
+    done = await service.do_save_answers(cara, attempt.id, AnswersIn(answers={str(q2.id): [0, 1]}, submit=True),
+                                         at=now)
     assert (done.status, done.score, done.passed) == (AttemptStatus.MARKED, 100, True)
     competency = await Competency.get(carer_id=cara.id)
     assert competency.level == 100 and competency.achieved_at == now
@@ -35,7 +37,7 @@ async def test_choice_questions_score_themselves_and_a_pass_certifies_the_skill(
     results = [d.event for d in await outbox.read_history(admin.id, after=0) if d.event.type == "assessment.result"]
     assert len(results) == 1 and results[0].data["score"] == 100 and results[0].data["passed"] is True
     with pytest.raises(Conflict):
-        await service.do_save_answers(cara, attempt.id, {str(q1.id): 0})
+        await service.do_save_answers(cara, attempt.id, AnswersIn(answers={str(q1.id): 0}))
 
 
 async def test_the_assessor_marks_written_and_practical_answers(database):
@@ -47,16 +49,16 @@ async def test_the_assessor_marks_written_and_practical_answers(database):
     with pytest.raises(NotFound):
         await service.get_attempt(carl, attempt.id)
     with pytest.raises(ValidationError, match="not part of this assessment"):
-        await service.do_save_answers(cara, attempt.id, {"999999": "x"})
-    submitted = await service.do_save_answers(cara, attempt.id, {
+        await service.do_save_answers(cara, attempt.id, AnswersIn(answers={"999999": "x"}))
+    submitted = await service.do_save_answers(cara, attempt.id, AnswersIn(answers={
         str(q1.id): 1, str(q2.id): [0], str(text.id): "I write it on the MAR chart", str(practical.id): "Done"},
-        submit=True)
+        submit=True))
     assert submitted.status == AttemptStatus.SUBMITTED and submitted.score is None
     with pytest.raises(ValidationError, match="Sign off"):
-        await service.do_mark(admin, attempt.id, {str(text.id): {"points": 3},
-                                                  str(practical.id): {"points": 3, "signed_off": False}}, None)
-    marked = await service.do_mark(admin, attempt.id, {str(text.id): {"points": 2},
-                                                       str(practical.id): {"points": 3, "signed_off": True}}, None)
+        await service.do_mark(admin, attempt.id, MarksIn.model_validate({"marks": {
+            str(text.id): {"points": 3}, str(practical.id): {"points": 3, "signed_off": False}}}), None)
+    marked = await service.do_mark(admin, attempt.id, MarksIn.model_validate({"marks": {
+        str(text.id): {"points": 2}, str(practical.id): {"points": 3, "signed_off": True}}}), None)
     # 2 (single) + 0 (multiple, half right is wrong) + 2 + 3 = 7 of 10
     assert (marked.status, marked.score, marked.passed) == (AttemptStatus.MARKED, 70, True)
     assert await Competency.exists(carer_id=cara.id, skill_id=t.skill_id)
@@ -67,7 +69,8 @@ async def test_expiry_moves_a_competency_to_due_then_expired_and_assigns_a_renew
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara")
     t, (q1, q2) = await template(admin, manual=False, validity_days=90)
     attempt = await service.do_assign(admin, t.id, cara.id)
-    await service.do_save_answers(cara, attempt.id, {str(q1.id): 1, str(q2.id): [0, 1]}, submit=True, at=now)
+    await service.do_save_answers(cara, attempt.id, AnswersIn(answers={str(q1.id): 1, str(q2.id): [0, 1]}, submit=True),
+                                  at=now)
     competency = await Competency.get(carer_id=cara.id)
     assert service.standing(competency, now) == service.Standing.COMPETENT
     assert await service.check_renewals(now) == 0
@@ -97,9 +100,10 @@ async def test_the_training_record_pdf_lists_standing_and_scores(database):
     t, (q1, q2) = await template(admin, manual=False, skill="Moving and handling")
     await template(admin, manual=False, skill="Food hygiene")
     attempt = await service.do_assign(admin, t.id, cara.id)
-    await service.do_save_answers(cara, attempt.id, {str(q1.id): 1, str(q2.id): [0]}, submit=True)  # 2 of 4
+    await service.do_save_answers(cara, attempt.id,  # 2 of 4
+                                  AnswersIn(answers={str(q1.id): 1, str(q2.id): [0]}, submit=True))
     second = await service.do_assign(admin, t.id, cara.id)
-    await service.do_save_answers(cara, second.id, {str(q1.id): 1, str(q2.id): [0, 1]}, submit=True)
+    await service.do_save_answers(cara, second.id, AnswersIn(answers={str(q1.id): 1, str(q2.id): [0, 1]}, submit=True))
     data = await competency_record_pdf(admin, cara.id, "Sunrise Home Care")
     reader = PdfReader(io.BytesIO(data))
     text = "\n".join(p.extract_text() for p in reader.pages)

@@ -38,14 +38,7 @@ def _address(request: Request) -> str | None:
 @api.post("/assessments/templates", summary="Create an assessment template with its sections and questions",
           roles=ADMIN, body=TemplateIn, response=TemplateOut, status=201)
 async def api_create_template(request: Request, user: User, body: TemplateIn) -> TemplateOut:
-    for section in body.sections:  # validate everything before writing anything
-        for question in section.questions:
-            service.check_question(question.model_dump())
-    template = await service.do_create_template(user, body.model_dump(), _address(request))
-    for section in body.sections:
-        created = await service.do_add_section(user, template.id, section.title, _address(request))
-        for question in section.questions:
-            await service.do_add_question(user, created.id, question.model_dump(), _address(request))
+    template = await service.do_create_template(user, body, _address(request))
     return TemplateOut.of(await service.template_view(template.id))
 
 
@@ -77,17 +70,15 @@ async def api_attempt(request: Request, user: User) -> AttemptOut:
 @api.post("/assessments/attempts/{attempt_id:id}/answers", summary="Save answers (and hand in with submit)",
           roles=CARER, body=AnswersIn, response=AttemptOut, errors=(404, 409))
 async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptOut:
-    attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body.answers,
-                                            submit=body.submit, client_address=_address(request),
-                                            at=clock.now(request))
+    attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body,
+                                            client_address=_address(request), at=clock.now(request))
     return AttemptOut.of(attempt)
 
 
 @api.post("/assessments/attempts/{attempt_id:id}/marks", summary="Mark the free-text and practical questions",
           roles=ADMIN, body=MarksIn, response=AttemptOut, errors=(404, 409))
 async def api_marks(request: Request, user: User, body: MarksIn) -> AttemptOut:
-    marks = {k: v.model_dump() for k, v in body.marks.items()}
-    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], marks, _address(request),
+    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], body, _address(request),
                                                at=clock.now(request)))
 
 

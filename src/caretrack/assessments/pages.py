@@ -13,7 +13,7 @@ from starlette.responses import Response
 from caretrack.accounts.models import User
 from caretrack.assessments import service
 from caretrack.assessments.models import AttemptStatus, QuestionKind, Skill
-from caretrack.assessments.schemas import AssignIn
+from caretrack.assessments.schemas import AnswersIn, AssignIn, MarksIn, QuestionIn, SectionIn, TemplateIn
 from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
@@ -50,7 +50,8 @@ async def admin_assessments(request: Request) -> Response:
 async def admin_create_template(request: Request, user: User, form: FormData) -> Response:
     data = {k: str(form.get(k, "")) for k in ("title", "skill", "pass_mark", "validity_days")}
     try:
-        template = await service.do_create_template(user, data, _address(request))
+        command = parse_form(TemplateIn, data)
+        template = await service.do_create_template(user, command, _address(request))
     except CareTrackError as exc:
         return await _templates_page(request, [("error", exc.message)], exc.status_code, data)
     return redirect(f"/admin/assessments/{template.id}")
@@ -74,7 +75,8 @@ async def admin_template(request: Request) -> Response:
 async def admin_add_section(request: Request, user: User, form: FormData) -> Response:
     template_id = request.path_params["template_id"]
     try:
-        await service.do_add_section(user, template_id, form.get("title"), _address(request))
+        command = parse_form(SectionIn, {"title": str(form.get("title", ""))})
+        await service.do_add_section(user, template_id, command, _address(request))
     except CareTrackError as exc:
         return await _builder(request, template_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/{template_id}")
@@ -103,9 +105,10 @@ async def admin_add_question(request: Request, user: User, form: FormData) -> Re
         section_id = id_from_text(str(form.get("section_id", "")), "section_id")
         if section_id not in {s.id for s, _ in view.sections}:
             raise ValueError
-        await service.do_add_question(user, section_id, {
-            "kind": form.get("kind"), "prompt": form.get("prompt"), "points": form.get("points") or 1,
-            "options": options, "correct": correct}, _address(request))
+        command = parse_form(QuestionIn, {"kind": str(form.get("kind", "")), "prompt": str(form.get("prompt", "")),
+                                          "points": str(form.get("points") or 1), "options": options,
+                                          "correct": correct})
+        await service.do_add_question(user, section_id, command, _address(request))
     except ValueError:
         return await _builder(request, template_id, [("error", "Choose a section of this assessment.")], 422)
     except CareTrackError as exc:
@@ -140,11 +143,14 @@ async def admin_mark(request: Request, user: User, form: FormData) -> Response:
     attempt_id = request.path_params["attempt_id"]
     attempt = await service.get_attempt(user, attempt_id)
     view = await service.template_view(attempt.template_id)
-    marks = {str(q.id): {"points": form.get(f"points_{q.id}"), "signed_off": form.get(f"signed_off_{q.id}") == "on",
-                         "comment": form.get(f"comment_{q.id}")}
-             for q in view.questions if not q.kind.self_scoring}
+    # A question left without points is left out: the service names it ("Give marks for question 2").
+    marks = {str(q.id): {"points": str(form.get(f"points_{q.id}")),
+                         "signed_off": form.get(f"signed_off_{q.id}") == "on",
+                         "comment": str(form.get(f"comment_{q.id}") or "")}
+             for q in view.questions if not q.kind.self_scoring and form.get(f"points_{q.id}")}
     try:
-        await service.do_mark(user, attempt_id, marks, _address(request), at=clock.now(request))
+        command = parse_form(MarksIn, {"marks": marks})
+        await service.do_mark(user, attempt_id, command, _address(request), at=clock.now(request))
     except CareTrackError as exc:
         return await admin_attempt(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/attempts/{attempt_id}")
@@ -189,7 +195,8 @@ async def save_attempt(request: Request, user: User, form: FormData) -> Response
             answers[str(q.id)] = str(form.get(key, ""))
     submit = form.get("action") == "submit"
     try:
-        await service.do_save_answers(user, attempt_id, answers, submit=submit, client_address=_address(request),
+        command = parse_form(AnswersIn, {"answers": answers, "submit": submit})
+        await service.do_save_answers(user, attempt_id, command, client_address=_address(request),
                                       at=clock.now(request))
     except CareTrackError as exc:
         return await take(request, user, [("error", exc.message)], exc.status_code)

@@ -1,14 +1,27 @@
-"""JSON shapes of the assessments API."""
+"""Typed commands and views of assessments: one command per action, parsed once at the edge by
+the API (JSON) and the page (form) alike, and handed to the service as it is. The rules that
+need the template (an answer's range, a mark's maximum) stay in the service."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
-from caretrack.assessments.models import Attempt
-from caretrack.core.validation import Count, Id, check_date, domain_rule, id_from_text, refuse
+from caretrack.assessments.models import Attempt, QuestionKind
+from caretrack.core.errors import ValidationError
+from caretrack.core.validation import (
+    INT32_MAX,
+    Count,
+    Id,
+    check_date,
+    domain_rule,
+    id_from_text,
+    refuse,
+    text_field,
+    whole_number,
+)
 
 
 @domain_rule
@@ -35,24 +48,71 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+KINDS = ", ".join(k.value for k in QuestionKind)
+
+
+@domain_rule
+def _kind(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" not in value and value not in {k.value for k in QuestionKind}:
+        raise ValidationError(f"The question type '{value[:20]}' is not one of: {KINDS}.")
+    return value
+
+
+def _self_scoring(info: ValidationInfo) -> bool | None:
+    kind = info.data.get("kind")
+    return None if kind is None else QuestionKind(kind).self_scoring
+
+
+def _options(value: list[str], info: ValidationInfo) -> list[str]:
+    # Blank options are dropped; only choice questions have options.
+    options = [o.strip() for o in value if o.strip()]
+    scoring = _self_scoring(info)
+    if scoring is False:
+        return []
+    if scoring and not 2 <= len(options) <= 10:
+        raise refuse("invalid", "A choice question needs between 2 and 10 options.")
+    if any(len(o) > 300 for o in options):
+        raise refuse("invalid", "An option is longer than 300 characters.")
+    return options
+
+
+def _correct(value: list[int], info: ValidationInfo) -> list[int]:
+    correct = sorted(set(value))
+    scoring, options = _self_scoring(info), info.data.get("options")
+    if not scoring or options is None:
+        return [] if scoring is False else correct
+    if not correct or any(not 0 <= i < len(options) for i in correct):
+        raise refuse("invalid", f"Mark at least one right answer among the {len(options)} options.")
+    if info.data["kind"] == QuestionKind.SINGLE and len(correct) != 1:
+        raise refuse("invalid", "A single-choice question has exactly one right answer.")
+    return correct
+
+
+# Add a question to a section. Choice questions (single, multiple) need options and their right
+# answers; the others are marked by an assessor and keep neither.
 class QuestionIn(Strict):
-    kind: Literal["single", "multiple", "text", "practical"]
-    prompt: str = Field(max_length=2000)
-    options: list[str] = Field(default_factory=list, max_length=10)
-    correct: list[Count] = Field(default_factory=list, description="0-based indexes of the right options")
-    points: int = Field(1, ge=1, le=100)
+    kind: Annotated[Literal["single", "multiple", "text", "practical"], BeforeValidator(_kind)]
+    prompt: Annotated[str, text_field("question", 2000)] = Field(max_length=2000)
+    options: Annotated[list[str], AfterValidator(_options)] = Field(default_factory=list, max_length=10,
+                                                                     validate_default=True)
+    correct: Annotated[list[Count], AfterValidator(_correct)] = Field(
+        default_factory=list, description="0-based indexes of the right options", validate_default=True)
+    points: Annotated[int, whole_number("points", 1, 100)] = Field(1, ge=1, le=100)
 
 
+# Add a section (with its questions) to a template.
 class SectionIn(Strict):
-    title: str = Field(max_length=150)
+    title: Annotated[str, text_field("section title", 150)] = Field(max_length=150)
     questions: list[QuestionIn] = Field(default_factory=list, max_length=100)
 
 
+# Create a template with its sections and questions; the skill is created if new.
 class TemplateIn(Strict):
-    title: str = Field(max_length=150)
-    skill: str = Field(max_length=100, description="The competency it certifies (created if new)")
-    pass_mark: int = Field(ge=1, le=100, description="Percent")
-    validity_days: int = Field(ge=1, le=3650)
+    title: Annotated[str, text_field("title", 150)] = Field(max_length=150)
+    skill: Annotated[str, text_field("skill", 100)] = Field(
+        max_length=100, description="The competency it certifies (created if new)")
+    pass_mark: Annotated[int, whole_number("pass mark", 1, 100)] = Field(ge=1, le=100, description="Percent")
+    validity_days: Annotated[int, whole_number("validity period in days", 1, 3650)] = Field(ge=1, le=3650)
     sections: list[SectionIn] = Field(default_factory=list, max_length=50)
 
 
@@ -99,9 +159,9 @@ class AnswersIn(Strict):
 
 
 class MarkIn(Strict):
-    points: Count
+    points: Annotated[Count, whole_number("mark", 0, INT32_MAX)]
     signed_off: bool = False
-    comment: str | None = Field(None, max_length=1000)
+    comment: Annotated[str | None, text_field("comment", 1000, required=False)] = Field(None, max_length=1000)
 
 
 class MarksIn(Strict):

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
+from caretrack.assessments.schemas import QuestionIn, SectionIn, TemplateIn
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage
 from caretrack.care.schemas import PackageIn, TaskIn
@@ -28,15 +29,15 @@ async def create_care_demo() -> None:
         await care.do_create_task(admin, package.id, TaskIn.model_validate({
             "carer_id": carer.id, "title": title, "target": target, "period": period, "window_start": start,
             "window_end": end}), "cli")
-    template = await assessments.do_create_template(admin, {"title": "Medication administration", "skill": "Medication",
-                                                            "pass_mark": 80, "validity_days": 365}, "cli")
-    section = await assessments.do_add_section(admin, template.id, "Knowledge", "cli")
-    await assessments.do_add_question(admin, section.id, {
+    template = await assessments.do_create_template(admin, TemplateIn.model_validate({
+        "title": "Medication administration", "skill": "Medication", "pass_mark": 80, "validity_days": 365}), "cli")
+    section = await assessments.do_add_section(admin, template.id, SectionIn(title="Knowledge"), "cli")
+    await assessments.do_add_question(admin, section.id, QuestionIn.model_validate({
         "kind": "single", "prompt": "A client refuses their tablets. What do you do?",
         "options": ["Hide them in food", "Record the refusal and tell the office", "Try again tomorrow"],
-        "correct": [1], "points": 2}, "cli")
-    practice = await assessments.do_add_section(admin, template.id, "Practice", "cli")
-    await assessments.do_add_question(admin, practice.id, {
-        "kind": "practical", "prompt": "Observed: prompting medication from a blister pack.", "points": 3}, "cli")
+        "correct": [1], "points": 2}), "cli")
+    practice = await assessments.do_add_section(admin, template.id, SectionIn(title="Practice"), "cli")
+    await assessments.do_add_question(admin, practice.id, QuestionIn.model_validate({
+        "kind": "practical", "prompt": "Observed: prompting medication from a blister pack.", "points": 3}), "cli")
     await assessments.do_assign(admin, template.id, carer.id, date.today() + timedelta(days=14),
                                 client_address="cli")

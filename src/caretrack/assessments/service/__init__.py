@@ -27,7 +27,6 @@ from caretrack.assessments.service.competencies import (
 )
 from caretrack.assessments.service.templates import (
     TemplateView,
-    check_question,
     do_add_question,
     do_add_section,
     do_create_template,
@@ -38,7 +37,7 @@ from caretrack.assessments.service.templates import (
 
 __all__ = [
     "DUE_WINDOW", "OPEN", "CompetencyRow", "Matrix", "Standing", "TemplateView", "active_carers", "auto_points",
-    "carer_attempts", "carer_competencies", "check_answers", "check_carer", "check_question", "check_renewals",
+    "carer_attempts", "carer_competencies", "check_answers", "check_carer", "check_renewals",
     "do_add_question", "do_add_section", "do_assign", "do_create_template", "do_mark", "do_save_answers",
     "get_attempt", "get_template", "list_attempts_of_template", "list_templates", "score_of", "standing",
     "template_view", "training_matrix", "waiting_for_marking",

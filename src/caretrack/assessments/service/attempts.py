@@ -8,8 +8,9 @@ from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.assessments.models import Attempt, AttemptStatus, Competency, Question, QuestionKind
+from caretrack.assessments.schemas import AnswersIn, MarksIn
 from caretrack.assessments.service.carers import check_carer
-from caretrack.assessments.service.templates import TemplateView, _int, get_template, template_view
+from caretrack.assessments.service.templates import TemplateView, get_template, template_view
 from caretrack.core.audit.service import Actor
 from caretrack.core.clock import utcnow
 from caretrack.core.errors import Conflict, NotFound, ValidationError
@@ -18,6 +19,16 @@ from caretrack.core.transaction import Tx, atomic
 from caretrack.core.validation import check_date, check_text
 
 OPEN = (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS, AttemptStatus.SUBMITTED)
+
+
+def _int(value: Any, what: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"The {what} '{str(value)[:20]}' is not a whole number.") from None
+    if not low <= number <= high:
+        raise ValidationError(f"The {what} must be between {low} and {high}, not {number}.")
+    return number
 
 
 async def do_assign(admin: User | None, template_id: int, carer_id: int, due_on: Any = None, *,
@@ -72,10 +83,12 @@ def check_answers(view: TemplateView, answers: dict[str, Any]) -> dict[str, Any]
     return clean
 
 
-async def do_save_answers(carer: User, attempt_id: int, answers: dict[str, Any], *, submit: bool = False,
-                          client_address: str | None = None, at: datetime | None = None) -> Attempt:
+async def do_save_answers(carer: User, attempt_id: int, command: AnswersIn, *, client_address: str | None = None,
+                          at: datetime | None = None) -> Attempt:
     """Save progress (answers merge into what was saved before); with `submit`, hand it in:
-    choice questions are scored now, anything else waits for the assessor."""
+    choice questions are scored now, anything else waits for the assessor. Each answer is
+    checked against its question here, which the command cannot see."""
+    answers, submit = command.answers, command.submit
     at = at or utcnow()
     attempt = await get_attempt(carer, attempt_id)
     if attempt.carer_id != carer.id:
@@ -118,7 +131,7 @@ def auto_points(question: Question, answer: Any) -> int:
     raise ValueError("not a self-scoring question")
 
 
-async def do_mark(assessor: User, attempt_id: int, marks: dict[str, Any], client_address: str | None,
+async def do_mark(assessor: User, attempt_id: int, command: MarksIn, client_address: str | None,
                   at: datetime | None = None) -> Attempt:
     """The assessor's marks for the free-text and practical questions; a practical earns
     points only with the assessor's sign-off. Marking every such question finishes it."""
@@ -129,17 +142,14 @@ async def do_mark(assessor: User, attempt_id: int, marks: dict[str, Any], client
     manual = [q for q in view.questions if not q.kind.self_scoring]
     clean: dict[str, Any] = {}
     for question in manual:
-        mark = marks.get(str(question.id))
-        if not isinstance(mark, dict) or mark.get("points") in (None, ""):
+        mark = command.marks.get(str(question.id))
+        if mark is None:
             raise ValidationError(f"Give marks for question {question.position} (“{question.prompt[:40]}”).")
-        points = _int(mark.get("points"), f"mark for question {question.position}", 0, question.points)
-        signed_off = bool(mark.get("signed_off"))
-        if question.kind == QuestionKind.PRACTICAL and points > 0 and not signed_off:
+        points = _int(mark.points, f"mark for question {question.position}", 0, question.points)
+        if question.kind == QuestionKind.PRACTICAL and points > 0 and not mark.signed_off:
             raise ValidationError(f"Sign off the practical observation in question {question.position} "
                                   "to award it marks.")
-        clean[str(question.id)] = {"points": points, "signed_off": signed_off,
-                                   "comment": check_text(mark.get("comment"), "comment", max_length=1000,
-                                                         required=False)}
+        clean[str(question.id)] = {"points": points, "signed_off": mark.signed_off, "comment": mark.comment}
     carer = attempt.carer
     async with atomic() as tx:
         updated = await Attempt.filter(id=attempt.id, status=AttemptStatus.SUBMITTED).using_db(tx.conn).update(

@@ -1,10 +1,10 @@
 """Assessment templates: sections and questions, editable until a carer starts one. Choice
-questions score themselves; free-text and practical ones wait for an assessor."""
+questions score themselves; free-text and practical ones wait for an assessor. The actions take
+the commands of caretrack.assessments.schemas, already checked."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.assessments.models import (
@@ -16,35 +16,24 @@ from caretrack.assessments.models import (
     QuestionKind,
     Skill,
 )
+from caretrack.assessments.schemas import QuestionIn, SectionIn, TemplateIn
 from caretrack.core.audit.service import Actor
-from caretrack.core.errors import Conflict, NotFound, ValidationError
-from caretrack.core.transaction import atomic
-from caretrack.core.validation import check_text
+from caretrack.core.errors import Conflict, NotFound
+from caretrack.core.transaction import Tx, atomic
 
 
-def _int(value: Any, what: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"The {what} '{str(value)[:20]}' is not a whole number.") from None
-    if not low <= number <= high:
-        raise ValidationError(f"The {what} must be between {low} and {high}, not {number}.")
-    return number
-
-
-async def do_create_template(admin: User, data: dict[str, Any], client_address: str | None) -> AssessmentTemplate:
-    title = check_text(data.get("title"), "title", max_length=150)
-    skill_name = check_text(data.get("skill"), "skill", max_length=100)
-    pass_mark = _int(data.get("pass_mark"), "pass mark", 1, 100)
-    validity = _int(data.get("validity_days"), "validity period in days", 1, 3650)
+async def do_create_template(admin: User, command: TemplateIn, client_address: str | None) -> AssessmentTemplate:
+    """A template with its sections and questions, in one transaction."""
+    actor = Actor(admin.id, client_address)
     async with atomic() as tx:
-        skill = await Skill.filter(name=skill_name).using_db(tx.conn).first()
+        skill = await Skill.filter(name=command.skill).using_db(tx.conn).first()
         if skill is None:
-            skill = await Skill.create(using_db=tx.conn, name=skill_name)
-        template = await AssessmentTemplate.create(using_db=tx.conn, title=title, skill_id=skill.id,
-                                                   pass_mark=pass_mark, validity_days=validity)
-        await tx.audit(Actor(admin.id, client_address), "assessment.template_created", "assessment_template",
-                       template.id, skill=skill.name)
+            skill = await Skill.create(using_db=tx.conn, name=command.skill)
+        template = await AssessmentTemplate.create(using_db=tx.conn, title=command.title, skill_id=skill.id,
+                                                   pass_mark=command.pass_mark, validity_days=command.validity_days)
+        await tx.audit(actor, "assessment.template_created", "assessment_template", template.id, skill=skill.name)
+        for section in command.sections:
+            await _add_section(tx, actor, template.id, section)
     return template
 
 
@@ -62,57 +51,39 @@ async def _editable(template_id: int) -> AssessmentTemplate:
     return template
 
 
-async def do_add_section(admin: User, template_id: int, title: Any, client_address: str | None) -> AssessmentSection:
+async def do_add_section(admin: User, template_id: int, command: SectionIn,
+                         client_address: str | None) -> AssessmentSection:
     template = await _editable(template_id)
-    title = check_text(title, "section title", max_length=150)
     async with atomic() as tx:
-        position = await AssessmentSection.filter(template_id=template.id).using_db(tx.conn).count() + 1
-        section = await AssessmentSection.create(using_db=tx.conn, template_id=template.id, title=title,
-                                                 position=position)
-        await tx.audit(Actor(admin.id, client_address), "assessment.section_added", "assessment_template",
-                       template.id, section_id=section.id)
+        return await _add_section(tx, Actor(admin.id, client_address), template.id, command)
+
+
+async def _add_section(tx: Tx, actor: Actor, template_id: int, command: SectionIn) -> AssessmentSection:
+    position = await AssessmentSection.filter(template_id=template_id).using_db(tx.conn).count() + 1
+    section = await AssessmentSection.create(using_db=tx.conn, template_id=template_id, title=command.title,
+                                             position=position)
+    await tx.audit(actor, "assessment.section_added", "assessment_template", template_id, section_id=section.id)
+    for question in command.questions:
+        await _add_question(tx, actor, section, question)
     return section
 
 
-def check_question(data: dict[str, Any]) -> dict[str, Any]:
-    try:
-        kind = QuestionKind(str(data.get("kind")))
-    except ValueError:
-        raise ValidationError(
-            f"The question type '{str(data.get('kind'))[:20]}' is not one of: single, multiple, text, practical."
-        ) from None
-    prompt = check_text(data.get("prompt"), "question", max_length=2000)
-    points = _int(data.get("points", 1), "points", 1, 100)
-    options: list[str] = []
-    correct: list[int] = []
-    if kind.self_scoring:
-        options = [str(o).strip() for o in data.get("options") or [] if str(o).strip()]
-        if not 2 <= len(options) <= 10:
-            raise ValidationError("A choice question needs between 2 and 10 options.")
-        if any(len(o) > 300 for o in options):
-            raise ValidationError("An option is longer than 300 characters.")
-        try:
-            correct = sorted({int(i) for i in data.get("correct") or []})
-        except (TypeError, ValueError):
-            raise ValidationError("The right answers must be option numbers.") from None
-        if not correct or any(not 0 <= i < len(options) for i in correct):
-            raise ValidationError(f"Mark at least one right answer among the {len(options)} options.")
-        if kind == QuestionKind.SINGLE and len(correct) != 1:
-            raise ValidationError("A single-choice question has exactly one right answer.")
-    return {"kind": kind, "prompt": prompt, "points": points, "options": options, "correct": correct}
-
-
-async def do_add_question(admin: User, section_id: int, data: dict[str, Any], client_address: str | None) -> Question:
+async def do_add_question(admin: User, section_id: int, command: QuestionIn, client_address: str | None) -> Question:
     section = await AssessmentSection.get_or_none(id=section_id)
     if section is None:
         raise NotFound(f"No assessment section with id {section_id}.")
     await _editable(section.template_id)
-    values = check_question(data)
     async with atomic() as tx:
-        position = await Question.filter(section_id=section.id).using_db(tx.conn).count() + 1
-        question = await Question.create(using_db=tx.conn, section_id=section.id, position=position, **values)
-        await tx.audit(Actor(admin.id, client_address), "assessment.question_added", "assessment_template",
-                       section.template_id, question_id=question.id)
+        return await _add_question(tx, Actor(admin.id, client_address), section, command)
+
+
+async def _add_question(tx: Tx, actor: Actor, section: AssessmentSection, command: QuestionIn) -> Question:
+    position = await Question.filter(section_id=section.id).using_db(tx.conn).count() + 1
+    question = await Question.create(using_db=tx.conn, section_id=section.id, position=position,
+                                     kind=QuestionKind(command.kind), prompt=command.prompt, points=command.points,
+                                     options=command.options, correct=command.correct)
+    await tx.audit(actor, "assessment.question_added", "assessment_template", section.template_id,
+                   question_id=question.id)
     return question
 
 
