@@ -84,7 +84,8 @@ async def admin_add_section(request: Request, user: User, form: FormData) -> Res
 
 def parse_options(text: str) -> tuple[list[str], list[int]]:
     """One option per line; a leading '*' marks a right answer."""
-    options, correct = [], []
+    options: list[str] = []
+    correct: list[int] = []
     for line in (text or "").splitlines():
         line = line.strip()
         if not line:
