@@ -24,15 +24,11 @@ from caretrack.assessments.schemas import (
 from caretrack.core import clock
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 
 api = ApiRouter("assessments")
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
-
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 @api.post("/assessments/templates", summary="Create an assessment template with its sections and questions",
@@ -41,11 +37,11 @@ async def api_create_template(request: Request, user: User, body: TemplateIn) ->
     for section in body.sections:  # validate everything before writing anything
         for question in section.questions:
             service.check_question(question.model_dump())
-    template = await service.do_create_template(user, body.model_dump(), _address(request))
+    template = await service.do_create_template(user, body.model_dump(), address_of(request))
     for section in body.sections:
-        created = await service.do_add_section(user, template.id, section.title, _address(request))
+        created = await service.do_add_section(user, template.id, section.title, address_of(request))
         for question in section.questions:
-            await service.do_add_question(user, created.id, question.model_dump(), _address(request))
+            await service.do_add_question(user, created.id, question.model_dump(), address_of(request))
     return TemplateOut.of(await service.template_view(template.id))
 
 
@@ -59,7 +55,7 @@ async def api_template(request: Request) -> TemplateOut:
           roles=ADMIN, body=AssignIn, response=AttemptOut, status=201, errors=(404, 409))
 async def api_assign(request: Request, user: User, body: AssignIn) -> AttemptOut:
     attempt = await service.do_assign(user, request.path_params["template_id"], body.carer_id, body.due_on,
-                                      client_address=_address(request))
+                                      client_address=address_of(request))
     return AttemptOut.of(await service.get_attempt(user, attempt.id))
 
 
@@ -78,7 +74,7 @@ async def api_attempt(request: Request, user: User) -> AttemptOut:
           roles=CARER, body=AnswersIn, response=AttemptOut, errors=(404, 409))
 async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptOut:
     attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body.answers,
-                                            submit=body.submit, client_address=_address(request),
+                                            submit=body.submit, client_address=address_of(request),
                                             at=clock.now(request))
     return AttemptOut.of(attempt)
 
@@ -87,7 +83,7 @@ async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptO
           roles=ADMIN, body=MarksIn, response=AttemptOut, errors=(404, 409))
 async def api_marks(request: Request, user: User, body: MarksIn) -> AttemptOut:
     marks = {k: v.model_dump() for k, v in body.marks.items()}
-    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], marks, _address(request),
+    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], marks, address_of(request),
                                                at=clock.now(request)))
 
 

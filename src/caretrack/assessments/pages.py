@@ -18,17 +18,13 @@ from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
 
 pages = PageRouter()
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 Flashes = list[tuple[str, str]] | None
-
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 # --- the admin -------------------------------------------------------------------------------
@@ -50,7 +46,7 @@ async def admin_assessments(request: Request) -> Response:
 async def admin_create_template(request: Request, user: User, form: FormData) -> Response:
     data = {k: str(form.get(k, "")) for k in ("title", "skill", "pass_mark", "validity_days")}
     try:
-        template = await service.do_create_template(user, data, _address(request))
+        template = await service.do_create_template(user, data, address_of(request))
     except CareTrackError as exc:
         return await _templates_page(request, [("error", exc.message)], exc.status_code, data)
     return redirect(f"/admin/assessments/{template.id}")
@@ -74,7 +70,7 @@ async def admin_template(request: Request) -> Response:
 async def admin_add_section(request: Request, user: User, form: FormData) -> Response:
     template_id = request.path_params["template_id"]
     try:
-        await service.do_add_section(user, template_id, form.get("title"), _address(request))
+        await service.do_add_section(user, template_id, form.get("title"), address_of(request))
     except CareTrackError as exc:
         return await _builder(request, template_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/{template_id}")
@@ -105,7 +101,7 @@ async def admin_add_question(request: Request, user: User, form: FormData) -> Re
             raise ValueError
         await service.do_add_question(user, section_id, {
             "kind": form.get("kind"), "prompt": form.get("prompt"), "points": form.get("points") or 1,
-            "options": options, "correct": correct}, _address(request))
+            "options": options, "correct": correct}, address_of(request))
     except ValueError:
         return await _builder(request, template_id, [("error", "Choose a section of this assessment.")], 422)
     except CareTrackError as exc:
@@ -120,7 +116,7 @@ async def admin_assign(request: Request, user: User, form: FormData) -> Response
         command = parse_form(AssignIn, {"carer_id": str(form.get("carer_id", "")),
                                          "due_on": str(form.get("due_on", "")) or None})
         await service.do_assign(user, template_id, command.carer_id, command.due_on,
-                                client_address=_address(request))
+                                client_address=address_of(request))
     except CareTrackError as exc:
         return await _builder(request, template_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/{template_id}")
@@ -144,7 +140,7 @@ async def admin_mark(request: Request, user: User, form: FormData) -> Response:
                          "comment": form.get(f"comment_{q.id}")}
              for q in view.questions if not q.kind.self_scoring}
     try:
-        await service.do_mark(user, attempt_id, marks, _address(request), at=clock.now(request))
+        await service.do_mark(user, attempt_id, marks, address_of(request), at=clock.now(request))
     except CareTrackError as exc:
         return await admin_attempt(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/attempts/{attempt_id}")
@@ -189,7 +185,7 @@ async def save_attempt(request: Request, user: User, form: FormData) -> Response
             answers[str(q.id)] = str(form.get(key, ""))
     submit = form.get("action") == "submit"
     try:
-        await service.do_save_answers(user, attempt_id, answers, submit=submit, client_address=_address(request),
+        await service.do_save_answers(user, attempt_id, answers, submit=submit, client_address=address_of(request),
                                       at=clock.now(request))
     except CareTrackError as exc:
         return await take(request, user, [("error", exc.message)], exc.status_code)
