@@ -102,3 +102,48 @@ async def test_demo_topup_and_admin_grant_and_refund(live_server):
         assert "Apology for a dropped call" in PdfReader(io.BytesIO(receipt.content)).pages[0].extract_text()
     check = await ledger.check_ledger()
     assert check.ok, check
+
+
+async def test_the_pages_buy_grant_and_refund_through_the_apis_commands(live_server):
+    """The wallet's buy form and the admin's credits form parse the API's command models:
+    the same rules, said in the page's sentences; a whole reason is stored stripped."""
+    async with signed_in(live_server.url, "page-pat@example.org") as patient:
+        not_a_number = await patient.post("/credits/buy", data={"credits": "ten"})
+        assert not_a_number.status_code == 422
+        assert "Give a whole number of credits." in not_a_number.text
+        too_many = await patient.post("/credits/buy", data={"credits": "1001"})
+        assert too_many.status_code == 422
+        assert "Buy between 1 and 1000 credits at a time." in too_many.text
+        bought = await patient.post("/credits/buy", data={"credits": " 12 "})
+        assert bought.status_code == 200
+        assert "12 credits added." in bought.text
+        patient_id = (await patient.get("/api/v1/me")).json()["id"]
+    assert await ledger.balance(ledger.credits(patient_id)) == 12
+    async with signed_in(live_server.url, "page-boss@example.org", Role.ADMIN) as admin:
+        form = {"email": "Page-Pat@example.org ", "action": "grant", "credits": "3", "reason": "  Goodwill  "}
+        unknown = await admin.post("/admin/credits", data={**form, "email": "nobody@example.org"})
+        assert unknown.status_code == 404
+        assert "No patient with the email nobody@example.org." in unknown.text
+        no_number = await admin.post("/admin/credits", data={**form, "credits": "three"})
+        assert no_number.status_code == 422
+        assert "Give a whole number of credits." in no_number.text
+        too_many = await admin.post("/admin/credits", data={**form, "credits": "100001"})
+        assert too_many.status_code == 422
+        assert "Give between 1 and 100000 credits." in too_many.text
+        short = await admin.post("/admin/credits", data={**form, "reason": "  ok  "})
+        assert short.status_code == 422
+        assert "Give a reason (3 to 300 characters)" in short.text
+        granted = await admin.post("/admin/credits", data=form)
+        assert granted.status_code == 200
+        assert "now has 15 credits." in granted.text
+        refunded = await admin.post("/admin/credits", data={**form, "action": "refund", "credits": "15"})
+        assert "now has 0 credits." in refunded.text
+        blank_reason = await admin.post(f"/api/v1/admin/users/{patient_id}/credits",
+                                        json={"action": "grant", "credits": 5, "reason": "     "})
+        assert blank_reason.status_code == 422
+        assert blank_reason.json()["error"]["fields"] == [{"field": "reason", "message": (
+            "Give a reason (3 to 300 characters); the patient sees it on their statement.")}]
+    grant = (await ledger.entries(ledger.credits(patient_id)))[1]
+    assert (grant.kind, grant.amount, grant.memo) == ("grant", 3, "Goodwill")
+    check = await ledger.check_ledger()
+    assert check.ok, check

@@ -39,7 +39,7 @@ from caretrack.core.roles import Role
 from caretrack.core.settings import Settings
 from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
@@ -59,10 +59,6 @@ async def stop(app: Starlette) -> None:
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 def safe_next(value: str | None, fallback: str) -> str:
@@ -95,10 +91,10 @@ async def _sign_in(request: Request, user: User, next_url: str | None, *, method
     settings = _settings(request)
     old = request.state.session
     if old is not None:  # a new id at every login
-        await service.do_logout(old, _address(request))
-    secret, session = await create_session(user, settings, client_address=_address(request),
+        await service.do_logout(old, address_of(request))
+    secret, session = await create_session(user, settings, client_address=address_of(request),
                                            user_agent=request.headers.get("user-agent"))
-    await service.do_record_login(user, session, _address(request), method=method)
+    await service.do_record_login(user, session, address_of(request), method=method)
     if user.needs_mfa:
         target = "/mfa/verify" if user.totp_enrolled_at else "/mfa/setup"
     else:
@@ -124,7 +120,7 @@ async def login(request: Request, form: FormData) -> Response:
     try:
         command = parse_command(LogIn, _fields(form, "email", "password"))
         user = await service.check_login(_settings(request), _limiter(request), command,
-                                         client_address=_address(request))
+                                         client_address=address_of(request))
     except CareTrackError as exc:
         return _refused(request, "accounts/login.html", exc, {"email": email, "next": next_url})
     return await _sign_in(request, user, next_url)
@@ -139,7 +135,7 @@ async def sign_in_link_page(request: Request) -> Response:
 async def sign_in_with_link(request: Request, form: FormData) -> Response:
     try:
         user = await service.do_sign_in_with_link(parse_command(LinkSignIn, _fields(form, "token")),
-                                                  _address(request))
+                                                  address_of(request))
     except CareTrackError as exc:
         return render(request, "accounts/sign_in_link.html", status_code=exc.status_code,
                       flashes=[("error", exc.message)])
@@ -150,7 +146,7 @@ async def sign_in_with_link(request: Request, form: FormData) -> Response:
 @pages.post("/logout", roles=PUBLIC)
 async def logout(request: Request) -> Response:
     if request.state.session is not None:
-        await service.do_logout(request.state.session, _address(request))
+        await service.do_logout(request.state.session, address_of(request))
     response = redirect("/login")
     response.delete_cookie(cookie_name(_settings(request)), path="/")
     return response
@@ -166,9 +162,9 @@ async def signup(request: Request, form: FormData) -> Response:
     values = _fields(form, "email", "full_name", "role")
     try:
         # Each sign-up may write a row and send an email: a budget per client, like resets.
-        await _limiter(request).count_request("signup", _address(request), "sign-ups")
+        await _limiter(request).count_request("signup", address_of(request), "sign-ups")
         command = parse_command(SignUp, {**values, "password": str(form.get("password", ""))})
-        await service.do_sign_up(_settings(request), _limiter(request), command, client_address=_address(request))
+        await service.do_sign_up(_settings(request), _limiter(request), command, client_address=address_of(request))
     except CareTrackError as exc:
         # A role that is none of ours is shown as the default again.
         shown = values if not values["role"] or values["role"] in ROLES else {**values, "role": "patient"}
@@ -185,7 +181,7 @@ async def verify_email_page(request: Request) -> Response:
 @pages.post("/verify-email", roles=PUBLIC)
 async def verify_email(request: Request, form: FormData) -> Response:
     try:
-        await service.do_verify_email(parse_command(EmailConfirmation, _fields(form, "token")), _address(request))
+        await service.do_verify_email(parse_command(EmailConfirmation, _fields(form, "token")), address_of(request))
     except CareTrackError as exc:
         return render(request, "accounts/verify_email.html", status_code=exc.status_code,
                       flashes=[("error", exc.message)])
@@ -201,12 +197,12 @@ async def forgot_page(request: Request) -> Response:
 @pages.post("/password/forgot", roles=PUBLIC)
 async def forgot(request: Request, form: FormData) -> Response:
     try:
-        await _limiter(request).count_request("reset", _address(request), "password-reset requests")
+        await _limiter(request).count_request("reset", address_of(request), "password-reset requests")
     except CareTrackError as exc:
         return _refused(request, "accounts/forgot.html", exc)
     await service.do_request_password_reset(_settings(request), _limiter(request),
                                             parse_command(PasswordResetRequest, _fields(form, "email")),
-                                            _address(request))
+                                            address_of(request))
     return render(request, "accounts/forgot.html", {"sent": True}, flashes=[(
         "success", "If an account uses that address, we have emailed it a link to choose a new password.")])
 
@@ -220,7 +216,7 @@ async def reset_page(request: Request) -> Response:
 async def reset(request: Request, form: FormData) -> Response:
     try:
         command = parse_command(PasswordReset, _fields(form, "token", "password", "password_again"))
-        await service.do_reset_password(command, _address(request))
+        await service.do_reset_password(command, address_of(request))
     except CareTrackError as exc:
         return render(request, "accounts/reset.html", {"token": form.get("token", "")},
                       status_code=exc.status_code, flashes=[("error", exc.message)])
@@ -239,7 +235,7 @@ async def invitation_page(request: Request) -> Response:
 async def accept_invitation(request: Request, form: FormData) -> Response:
     try:
         command = parse_command(InvitationAcceptance, _fields(form, "token", "password", "password_again"))
-        user = await service.do_accept_invitation(command, _address(request))
+        user = await service.do_accept_invitation(command, address_of(request))
     except CareTrackError as exc:
         return render(request, "accounts/invitation.html", {"token": form.get("token", "")},
                       status_code=exc.status_code, flashes=[("error", exc.message)])
@@ -262,7 +258,7 @@ async def mfa_setup_page(request: Request, user: User) -> Response:
 async def mfa_setup(request: Request, user: User, form: FormData) -> Response:
     try:
         codes = await service.do_confirm_totp(user, parse_command(TotpConfirmation, _fields(form, "code")),
-                                              request.state.session, _address(request))
+                                              request.state.session, address_of(request))
     except CareTrackError as exc:
         secret, uri = await service.start_totp_enrolment(user)
         return render(request, "accounts/mfa_setup.html", {"secret": secret, "uri": uri},
@@ -283,12 +279,12 @@ async def mfa_verify(request: Request, user: User, form: FormData) -> Response:
     try:
         # Counted before the code is checked (parallel guesses get only the free checks); the
         # password's throttles do not apply here: this session has proven the password already.
-        await limiter.attempt(user.email, _address(request), factor="second-factor")
+        await limiter.attempt(user.email, address_of(request), factor="second-factor")
         await service.do_verify_second_factor(user, parse_command(SecondFactor, _fields(form, "code")),
-                                              request.state.session, _address(request))
+                                              request.state.session, address_of(request))
     except CareTrackError as exc:
         return _refused(request, "accounts/mfa_verify.html", exc)
-    await limiter.succeeded(user.email, _address(request), factor="second-factor")
+    await limiter.succeeded(user.email, address_of(request), factor="second-factor")
     return redirect(DASHBOARDS[str(user.role)])
 
 
@@ -297,7 +293,7 @@ async def mfa_verify(request: Request, user: User, form: FormData) -> Response:
 
 @pages.get("/account", roles=None)
 async def account_page(request: Request, user: User) -> Response:
-    profile = await service.get_profile(user, user.id, _address(request))
+    profile = await service.get_profile(user, user.id, address_of(request))
     tokens = await service.list_access_tokens(user)
     return render(request, "accounts/account.html", {"profile": profile, "tokens": tokens})
 
@@ -307,13 +303,13 @@ async def account_save(request: Request, user: User, form: FormData) -> Response
     changes = {k: v.strip() for k, v in _fields(form, "full_name", "time_zone", "date_of_birth", "phone",
                                                     "address").items()}
     try:
-        await service.do_update_profile(user, parse_command(ProfileUpdate, changes), _address(request))
+        await service.do_update_profile(user, parse_command(ProfileUpdate, changes), address_of(request))
         flashes = [("success", "Your profile is saved.")]
         status = 200
     except CareTrackError as exc:
         flashes, status = [("error", exc.message)], exc.status_code
     user = await User.get(id=user.id)
-    profile = await service.get_profile(user, user.id, _address(request))
+    profile = await service.get_profile(user, user.id, address_of(request))
     tokens = await service.list_access_tokens(user)
     return render(request, "accounts/account.html", {"profile": profile, "tokens": tokens},
                   status_code=status, flashes=flashes)
@@ -323,9 +319,9 @@ async def account_save(request: Request, user: User, form: FormData) -> Response
 async def account_password(request: Request, user: User, form: FormData) -> Response:
     try:
         command = parse_command(PasswordChange, _fields(form, "current", "password", "password_again"))
-        await service.do_change_password(user, command, request.state.session, _address(request))
+        await service.do_change_password(user, command, request.state.session, address_of(request))
     except CareTrackError as exc:
-        profile = await service.get_profile(user, user.id, _address(request))
+        profile = await service.get_profile(user, user.id, address_of(request))
         return render(request, "accounts/account.html",
                       {"profile": profile, "tokens": await service.list_access_tokens(user)},
                       status_code=exc.status_code, flashes=[("error", exc.message)])
@@ -334,7 +330,7 @@ async def account_password(request: Request, user: User, form: FormData) -> Resp
 
 @pages.post("/account/logout-everywhere", roles=None)
 async def logout_everywhere(request: Request, user: User) -> Response:
-    await service.do_logout_everywhere(user, _address(request))
+    await service.do_logout_everywhere(user, address_of(request))
     response = redirect("/login")
     response.delete_cookie(cookie_name(_settings(request)), path="/")
     return response
@@ -347,12 +343,12 @@ async def account_token_create(request: Request, user: User, form: FormData) -> 
         # A blank or non-numeric lifetime is no lifetime: the token lasts until revoked.
         command = parse_command(TokenCreate, {"name": str(form.get("name", "")),
                                               "days": int(days) if days.isascii() and days.isdigit() else None})
-        token, secret = await service.do_create_access_token(user, command, _address(request))
+        token, secret = await service.do_create_access_token(user, command, address_of(request))
         flashes = [("success", "Token created. Copy it now: it is not shown again.")]
         new_token, status = secret, 201
     except CareTrackError as exc:
         flashes, new_token, status = [("error", exc.message)], None, exc.status_code
-    profile = await service.get_profile(user, user.id, _address(request))
+    profile = await service.get_profile(user, user.id, address_of(request))
     return render(request, "accounts/account.html",
                   {"profile": profile, "tokens": await service.list_access_tokens(user), "new_token": new_token},
                   status_code=status, flashes=flashes)
@@ -360,7 +356,7 @@ async def account_token_create(request: Request, user: User, form: FormData) -> 
 
 @pages.post("/account/tokens/{token_id:id}/revoke", roles=None)
 async def account_token_revoke(request: Request, user: User) -> Response:
-    await service.do_revoke_access_token(user, request.path_params["token_id"], _address(request))
+    await service.do_revoke_access_token(user, request.path_params["token_id"], address_of(request))
     return redirect("/account")
 
 
@@ -389,7 +385,7 @@ async def admin_invite(request: Request, user: User, form: FormData) -> Response
     try:
         command = parse_command(Invitation, {**_fields(form, "email", "full_name"),
                                              "role": str(form.get("role", "carer"))}, messages=CHOOSE_A_ROLE)
-        invited = await service.do_invite(_settings(request), user, command, client_address=_address(request))
+        invited = await service.do_invite(_settings(request), user, command, client_address=address_of(request))
         flashes = [("success", f"Invitation sent to {invited.email}.")]
         status = 200
     except CareTrackError as exc:
@@ -411,12 +407,12 @@ async def admin_user_change(request: Request, user: User, form: FormData) -> Res
     action = str(form.get("action", ""))
     try:
         if action in ("deactivate", "activate"):
-            await service.do_change_user(user, user_id, UserChange(is_active=action == "activate"), _address(request))
+            await service.do_change_user(user, user_id, UserChange(is_active=action == "activate"), address_of(request))
         elif action == "role":
             change = parse_command(UserChange, {"role": str(form.get("role", ""))}, messages=CHOOSE_A_ROLE)
-            await service.do_change_user(user, user_id, change, _address(request))
+            await service.do_change_user(user, user_id, change, address_of(request))
         elif action == "reset-mfa":
-            await service.do_reset_mfa(user, user_id, _address(request))
+            await service.do_reset_mfa(user, user_id, address_of(request))
         else:
             raise ValidationError(f"Unknown action '{action}'.")
         flashes, status = [("success", "Saved.")], 200

@@ -24,21 +24,18 @@ from caretrack.assessments.schemas import (
 from caretrack.core import clock
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 
 api = ApiRouter("assessments")
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
 
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
-
 
 @api.post("/assessments/templates", summary="Create an assessment template with its sections and questions",
           roles=ADMIN, body=TemplateIn, response=TemplateOut, status=201)
 async def api_create_template(request: Request, user: User, body: TemplateIn) -> TemplateOut:
-    template = await service.do_create_template(user, body, _address(request))
+    template = await service.do_create_template(user, body, address_of(request))
     return TemplateOut.of(await service.template_view(template.id))
 
 
@@ -52,7 +49,7 @@ async def api_template(request: Request) -> TemplateOut:
           roles=ADMIN, body=AssignIn, response=AttemptOut, status=201, errors=(404, 409))
 async def api_assign(request: Request, user: User, body: AssignIn) -> AttemptOut:
     attempt = await service.do_assign(user, request.path_params["template_id"], body.carer_id, body.due_on,
-                                      client_address=_address(request))
+                                      client_address=address_of(request))
     return AttemptOut.of(await service.get_attempt(user, attempt.id))
 
 
@@ -71,14 +68,14 @@ async def api_attempt(request: Request, user: User) -> AttemptOut:
           roles=CARER, body=AnswersIn, response=AttemptOut, errors=(404, 409))
 async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptOut:
     attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body,
-                                            client_address=_address(request), at=clock.now(request))
+                                            client_address=address_of(request), at=clock.now(request))
     return AttemptOut.of(attempt)
 
 
 @api.post("/assessments/attempts/{attempt_id:id}/marks", summary="Mark the free-text and practical questions",
           roles=ADMIN, body=MarksIn, response=AttemptOut, errors=(404, 409))
 async def api_marks(request: Request, user: User, body: MarksIn) -> AttemptOut:
-    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], body, _address(request),
+    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], body, address_of(request),
                                                at=clock.now(request)))
 
 

@@ -18,7 +18,7 @@ from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
 
 pages = PageRouter()
@@ -26,9 +26,6 @@ ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 Flashes = list[tuple[str, str]] | None
 
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 # --- the admin -------------------------------------------------------------------------------
@@ -51,7 +48,7 @@ async def admin_create_template(request: Request, user: User, form: FormData) ->
     data = {k: str(form.get(k, "")) for k in ("title", "skill", "pass_mark", "validity_days")}
     try:
         command = parse_form(TemplateIn, data)
-        template = await service.do_create_template(user, command, _address(request))
+        template = await service.do_create_template(user, command, address_of(request))
     except CareTrackError as exc:
         return await _templates_page(request, [("error", exc.message)], exc.status_code, data)
     return redirect(f"/admin/assessments/{template.id}")
@@ -76,7 +73,7 @@ async def admin_add_section(request: Request, user: User, form: FormData) -> Res
     template_id = request.path_params["template_id"]
     try:
         command = parse_form(SectionIn, {"title": str(form.get("title", ""))})
-        await service.do_add_section(user, template_id, command, _address(request))
+        await service.do_add_section(user, template_id, command, address_of(request))
     except CareTrackError as exc:
         return await _builder(request, template_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/{template_id}")
@@ -109,7 +106,7 @@ async def admin_add_question(request: Request, user: User, form: FormData) -> Re
         command = parse_form(QuestionIn, {"kind": str(form.get("kind", "")), "prompt": str(form.get("prompt", "")),
                                           "points": str(form.get("points") or 1), "options": options,
                                           "correct": correct})
-        await service.do_add_question(user, section_id, command, _address(request))
+        await service.do_add_question(user, section_id, command, address_of(request))
     except ValueError:
         return await _builder(request, template_id, [("error", "Choose a section of this assessment.")], 422)
     except CareTrackError as exc:
@@ -124,7 +121,7 @@ async def admin_assign(request: Request, user: User, form: FormData) -> Response
         command = parse_form(AssignIn, {"carer_id": str(form.get("carer_id", "")),
                                          "due_on": str(form.get("due_on", "")) or None})
         await service.do_assign(user, template_id, command.carer_id, command.due_on,
-                                client_address=_address(request))
+                                client_address=address_of(request))
     except CareTrackError as exc:
         return await _builder(request, template_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/{template_id}")
@@ -151,7 +148,7 @@ async def admin_mark(request: Request, user: User, form: FormData) -> Response:
              for q in view.questions if not q.kind.self_scoring and form.get(f"points_{q.id}")}
     try:
         command = parse_form(MarksIn, {"marks": marks})
-        await service.do_mark(user, attempt_id, command, _address(request), at=clock.now(request))
+        await service.do_mark(user, attempt_id, command, address_of(request), at=clock.now(request))
     except CareTrackError as exc:
         return await admin_attempt(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/attempts/{attempt_id}")
@@ -197,7 +194,7 @@ async def save_attempt(request: Request, user: User, form: FormData) -> Response
     submit = form.get("action") == "submit"
     try:
         command = parse_form(AnswersIn, {"answers": answers, "submit": submit})
-        await service.do_save_answers(user, attempt_id, command, client_address=_address(request),
+        await service.do_save_answers(user, attempt_id, command, client_address=address_of(request),
                                       at=clock.now(request))
     except CareTrackError as exc:
         return await take(request, user, [("error", exc.message)], exc.status_code)

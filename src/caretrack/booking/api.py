@@ -35,7 +35,7 @@ from caretrack.core import clock
 from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 
 api = ApiRouter("booking")
 PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
@@ -43,10 +43,6 @@ PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
 
 def _settings(request: Request):
     return request.app.state.settings
-
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 async def _out(appointment) -> AppointmentOut:
@@ -87,7 +83,7 @@ async def api_hold(request: Request, user: User, body: HoldSlot) -> AppointmentO
 async def api_book(request: Request, user: User, body: BookSlot) -> AppointmentOut:
     appointment = await service.do_book(_settings(request), user, body,
                                         idempotency_key=request.headers.get("idempotency-key"),
-                                        client_address=_address(request), at=clock.now(request))
+                                        client_address=address_of(request), at=clock.now(request))
     return await _out(appointment)
 
 
@@ -108,14 +104,14 @@ async def api_appointment(request: Request, user: User) -> AppointmentOut:
           roles=[Role.PATIENT, Role.DOCTOR], body=CancelRequest, response=AppointmentOut, errors=(404, 409))
 async def api_cancel(request: Request, user: User, body: CancelRequest) -> AppointmentOut:
     return await _out(await service.do_cancel(_settings(request), user, request.path_params["appointment_id"],
-                                              body, client_address=_address(request), at=clock.now(request)))
+                                              body, client_address=address_of(request), at=clock.now(request)))
 
 
 @api.post("/appointments/{appointment_id:id}/reschedule", summary="Move an appointment to another slot",
           roles=[Role.PATIENT, Role.DOCTOR], body=RescheduleRequest, response=AppointmentOut, errors=(404, 409))
 async def api_reschedule(request: Request, user: User, body: RescheduleRequest) -> AppointmentOut:
     return await _out(await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"],
-                                                  body, client_address=_address(request),
+                                                  body, client_address=address_of(request),
                                                   at=clock.now(request)))
 
 
@@ -123,7 +119,7 @@ async def api_reschedule(request: Request, user: User, body: RescheduleRequest) 
           roles=DOCTOR, body=OutcomeRequest, response=AppointmentOut, errors=(404, 409))
 async def api_outcome(request: Request, user: User, body: OutcomeRequest) -> AppointmentOut:
     return await _out(await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
-                                                      body, client_address=_address(request),
+                                                      body, client_address=address_of(request),
                                                       at=clock.now(request)))
 
 
@@ -144,7 +140,7 @@ async def api_applications(request: Request) -> ApplicationList:
 @api.post("/admin/doctor-applications/{doctor_id:id}/decision", summary="Approve or reject an application",
           roles=ADMIN, body=Decision, response=ApplicationOut, errors=(404, 409))
 async def api_decide(request: Request, user: User, body: Decision) -> ApplicationOut:
-    await applications.do_review(_settings(request), user, request.path_params["doctor_id"], body, _address(request),
+    await applications.do_review(_settings(request), user, request.path_params["doctor_id"], body, address_of(request),
                                  at=clock.now(request))
     profile = await applications.get_profile(request.path_params["doctor_id"])
     if profile is None:

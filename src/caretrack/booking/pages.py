@@ -19,10 +19,12 @@ from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, d
 from caretrack.core import clock
 from caretrack.core.errors import CareTrackError, NotFound, ValidationError
 from caretrack.core.roles import Role
+from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, redirect, render
 from caretrack.payments import service as payments
+from caretrack.payments.schemas import PurchaseRequest
 
 pages = PageRouter()
 PATIENT, DOCTOR, ADMIN = [Role.PATIENT], [Role.DOCTOR], [Role.ADMIN]
@@ -31,10 +33,6 @@ Flashes = list[tuple[str, str]]
 
 def _settings(request: Request):
     return request.app.state.settings
-
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 def local(instant: datetime, time_zone: str) -> datetime:
@@ -94,7 +92,7 @@ async def submit_application(request: Request, user: User, form: FormData) -> Re
         return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
     try:
         await applications.do_apply(_settings(request), user, forms.application(values), data,
-                                    _address(request), name, at=clock.now(request))
+                                    address_of(request), name, at=clock.now(request))
     except CareTrackError as exc:
         return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
     return redirect("/doctor")
@@ -171,7 +169,7 @@ async def review_page(request: Request) -> Response:
 async def review(request: Request, user: User, form: FormData) -> Response:
     doctor_id = request.path_params["doctor_id"]
     try:
-        await applications.do_review(_settings(request), user, doctor_id, forms.review(form), _address(request),
+        await applications.do_review(_settings(request), user, doctor_id, forms.review(form), address_of(request),
                                      at=clock.now(request))
         flashes, status = [("success", "Decision saved; the doctor has been told.")], 200
     except CareTrackError as exc:
@@ -235,7 +233,7 @@ async def book(request: Request, user: User, form: FormData) -> Response:
     try:
         appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
-                                            client_address=_address(request), at=clock.now(request))
+                                            client_address=address_of(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return redirect(f"/appointments/{appointment.id}")
@@ -268,7 +266,7 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
 async def cancel(request: Request, user: User, form: FormData) -> Response:
     try:
         await service.do_cancel(_settings(request), user, request.path_params["appointment_id"], forms.cancel(form),
-                                client_address=_address(request), at=clock.now(request))
+                                client_address=address_of(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "The appointment is cancelled.")])
@@ -281,7 +279,7 @@ async def reschedule(request: Request, user: User, form: FormData) -> Response:
         return await appointment_page(request, user, [("error", "Choose a new time.")], 422)
     try:
         await service.do_reschedule(_settings(request), user, request.path_params["appointment_id"], command,
-                                    client_address=_address(request), at=clock.now(request))
+                                    client_address=address_of(request), at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
     return await appointment_page(request, user, [("success", "The appointment has moved.")])
@@ -291,7 +289,7 @@ async def reschedule(request: Request, user: User, form: FormData) -> Response:
 async def outcome(request: Request, user: User, form: FormData) -> Response:
     try:
         await service.do_record_outcome(_settings(request), user, request.path_params["appointment_id"],
-                                        forms.outcome(form), client_address=_address(request),
+                                        forms.outcome(form), client_address=address_of(request),
                                         at=clock.now(request))
     except CareTrackError as exc:
         return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
@@ -319,16 +317,14 @@ async def credits_page(request: Request, user: User) -> Response:
 @pages.post("/credits/buy", roles=[Role.PATIENT])
 async def buy(request: Request, user: User, form: FormData) -> Response:
     try:
-        credits = int(str(form.get("credits", "")).strip() or "0")
+        command = parse_command(PurchaseRequest, {"credits": str(form.get("credits", ""))})
         result = await payments.do_purchase(_settings(request), payments.config_of(request.app),
-                                            payments.provider_of(request.app), user, credits)
-    except ValueError:
-        return await _credits_page(request, user, [("error", "Give a whole number of credits.")], 422)
+                                            payments.provider_of(request.app), user, command)
     except CareTrackError as exc:
         return await _credits_page(request, user, [("error", exc.message)], exc.status_code)
     if result.checkout_url:
         return redirect(result.checkout_url)
-    return await _credits_page(request, user, [("success", f"{credits} credits added.")])
+    return await _credits_page(request, user, [("success", f"{command.credits} credits added.")])
 
 
 # --- calendar feed -------------------------------------------------------------------------------

@@ -31,15 +31,12 @@ from caretrack.care.schemas import (
 from caretrack.core import clock, crypto
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 
 api = ApiRouter("care")
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 # --- the carer -------------------------------------------------------------------------------
@@ -57,7 +54,7 @@ def _today_out(day: service.CarerDay) -> TodayOut:
 @api.get("/care/today", summary="Your visits and tasks today, with progress toward each target", roles=CARER,
          response=TodayOut)
 async def api_today(request: Request, user: User) -> TodayOut:
-    return _today_out(await service.carer_today(user, _address(request), at=clock.now(request)))
+    return _today_out(await service.carer_today(user, address_of(request), at=clock.now(request)))
 
 
 @api.post("/care/tasks/{task_id:id}/completions", summary="Log a task as done or not done", roles=CARER,
@@ -66,7 +63,7 @@ async def api_today(request: Request, user: User) -> TodayOut:
                       "`replayed` true) and records nothing new.")
 async def api_log(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_log_completion(
-        user, request.path_params["task_id"], body, client_address=_address(request), at=clock.now(request))
+        user, request.path_params["task_id"], body, client_address=address_of(request), at=clock.now(request))
     return _completion_response(completion, created)
 
 
@@ -83,14 +80,14 @@ def _completion_response(completion: TaskCompletion, created: bool) -> Completio
                       "superseded, and the audit trail keeps what it said.")
 async def api_correct(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_correct_completion(
-        user, request.path_params["completion_id"], body, client_address=_address(request), at=clock.now(request))
+        user, request.path_params["completion_id"], body, client_address=address_of(request), at=clock.now(request))
     return _completion_response(completion, created)
 
 
 @api.get("/care/tasks/{task_id:id}/completions", summary="A task's completions, newest first",
          roles=[Role.CARER, Role.ADMIN], response=CompletionList, errors=(404,))
 async def api_completions(request: Request, user: User) -> CompletionList:
-    views = await service.list_completions(user, request.path_params["task_id"], _address(request))
+    views = await service.list_completions(user, request.path_params["task_id"], address_of(request))
     return CompletionList(completions=[CompletionOut.of(v.completion, v.note) for v in views])
 
 
@@ -99,7 +96,7 @@ async def api_completions(request: Request, user: User) -> CompletionList:
          description="Carers see their own tasks; admins choose a carer or a package (or see everything).")
 async def api_progress(request: Request, user: User, query: ProgressQuery) -> ProgressOut:
     rows = await service.progress(user, start=query.start, end=query.end, carer_id=query.carer_id,
-                                  package_id=query.package_id, client_address=_address(request))
+                                  package_id=query.package_id, client_address=address_of(request))
     return ProgressOut(start=query.start, end=query.end, rows=[
         ProgressRowOut(task_id=r.task.id, label=r.label, done=r.done, expected=r.expected, percent=r.percent)
         for r in rows])
@@ -111,7 +108,7 @@ async def api_progress(request: Request, user: User, query: ProgressQuery) -> Pr
 @api.get("/care/packages", summary="Care packages (a carer sees their own)", roles=[Role.CARER, Role.ADMIN],
          response=PackageList)
 async def api_packages(request: Request, user: User) -> PackageList:
-    rows = await service.list_packages(user, _address(request))
+    rows = await service.list_packages(user, address_of(request))
     return PackageList(packages=[PackageSummary(id=p.id, client_name=name, starts_on=p.starts_on, ends_on=p.ends_on)
                                  for p, name in rows])
 
@@ -119,31 +116,31 @@ async def api_packages(request: Request, user: User) -> PackageList:
 @api.post("/care/packages", summary="Create a care package", roles=ADMIN, body=PackageIn, response=PackageOut,
           status=201)
 async def api_create_package(request: Request, user: User, body: PackageIn) -> PackageOut:
-    package = await service.do_create_package(user, body, _address(request))
-    return await service.get_package(user, package.id, _address(request))
+    package = await service.do_create_package(user, body, address_of(request))
+    return await service.get_package(user, package.id, address_of(request))
 
 
 @api.get("/care/packages/{package_id:id}", summary="A care package with its client's details",
          roles=[Role.CARER, Role.ADMIN], response=PackageOut, errors=(404,))
 async def api_package(request: Request, user: User) -> PackageOut:
-    return await service.get_package(user, request.path_params["package_id"], _address(request))
+    return await service.get_package(user, request.path_params["package_id"], address_of(request))
 
 
 @api.post("/care/packages/{package_id:id}/carers", summary="Assign a carer to a package", roles=ADMIN,
           body=CarerRef, status=204, errors=(404,))
 async def api_assign(request: Request, user: User, body: CarerRef) -> None:
-    await service.do_assign_carer(user, request.path_params["package_id"], body.carer_id, _address(request))
+    await service.do_assign_carer(user, request.path_params["package_id"], body.carer_id, address_of(request))
 
 
 @api.post("/care/packages/{package_id:id}/tasks", summary="Add a task with a target to a package", roles=ADMIN,
           body=TaskIn, response=TaskOut, status=201, errors=(404,))
 async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskOut:
-    task = await service.do_create_task(user, request.path_params["package_id"], body, _address(request))
+    task = await service.do_create_task(user, request.path_params["package_id"], body, address_of(request))
     return TaskOut.of(task)
 
 
 @api.patch("/care/tasks/{task_id:id}", summary="Change, reassign or end a task", roles=ADMIN, body=TaskChange,
            response=TaskOut, errors=(404,))
 async def api_update_task(request: Request, user: User, body: TaskChange) -> TaskOut:
-    task = await service.do_update_task(user, request.path_params["task_id"], body, _address(request))
+    task = await service.do_update_task(user, request.path_params["task_id"], body, address_of(request))
     return TaskOut.of(task)

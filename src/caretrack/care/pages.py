@@ -23,16 +23,13 @@ from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
 from caretrack.http.charts import Bar, bar_chart, column_chart
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
 
 pages = PageRouter()
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
-
-def _address(request: Request) -> str | None:
-    return client_address(request.scope)
 
 
 def _period(request: Request, default_days: int = 7) -> tuple[date, date]:
@@ -45,7 +42,7 @@ def _period(request: Request, default_days: int = 7) -> tuple[date, date]:
 
 async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any]:
     at = app_clock.now(request)
-    day = await service.carer_today(user, _address(request), at=at)
+    day = await service.carer_today(user, address_of(request), at=at)
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
     return {"day": day, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
             "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts}
@@ -64,7 +61,7 @@ async def log_task(request: Request, user: User, form: FormData) -> Response:
     at = app_clock.now(request)
     try:
         command = parse_form(CompletionIn, _completion_form(form, occurred_at=_form_time(form.get("time"), at)))
-        await service.do_log_completion(user, task_id, command, client_address=_address(request), at=at)
+        await service.do_log_completion(user, task_id, command, client_address=address_of(request), at=at)
     except CareTrackError as exc:
         context = await carer_dashboard_context(request, user)
         return render(request, "dashboards/carer.html", {"user": user, **context}, status_code=exc.status_code,
@@ -92,7 +89,7 @@ def _form_time(value: Any, at: datetime) -> datetime | None:
 @pages.get("/carer/tasks/{task_id:id}", roles=CARER)
 async def carer_task(request: Request, user: User) -> Response:
     task = await service.get_task(user, request.path_params["task_id"])
-    completions = await service.list_completions(user, task.id, _address(request))
+    completions = await service.list_completions(user, task.id, address_of(request))
     return render(request, "care/carer_task.html", {"task": task, "completions": completions,
                                                     "new_key": uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
                                                     "clock": clock})
@@ -102,7 +99,7 @@ async def carer_task(request: Request, user: User) -> Response:
 async def correct_completion(request: Request, user: User, form: FormData) -> Response:
     command = parse_form(CompletionIn, _completion_form(form))
     completion, _ = await service.do_correct_completion(
-        user, request.path_params["completion_id"], command, client_address=_address(request),
+        user, request.path_params["completion_id"], command, client_address=address_of(request),
         at=app_clock.now(request))
     return redirect(f"/carer/tasks/{completion.task_id}")
 
@@ -110,7 +107,7 @@ async def correct_completion(request: Request, user: User, form: FormData) -> Re
 @pages.get("/carer/progress", roles=CARER)
 async def carer_progress(request: Request, user: User) -> Response:
     start, end = _period(request)
-    rows = await service.progress(user, start=start, end=end, client_address=_address(request))
+    rows = await service.progress(user, start=start, end=end, client_address=address_of(request))
     return render(request, "care/progress.html", _progress_context(rows, start, end, "Your progress", None))
 
 
@@ -129,7 +126,7 @@ def _progress_context(rows: Sequence[service.ProgressRow], start: date, end: dat
 @pages.get("/admin/care", roles=ADMIN)
 async def admin_packages(request: Request, user: User) -> Response:
     return render(request, "care/admin_packages.html", {
-        "packages": await service.list_packages(user, _address(request)), "carers": await assessments.active_carers(),
+        "packages": await service.list_packages(user, address_of(request)), "carers": await assessments.active_carers(),
         "today": app_clock.now(request).date()})
 
 
@@ -139,10 +136,10 @@ async def admin_create_package(request: Request, user: User, form: FormData) -> 
                                                "visit_times")}
     try:
         command = parse_form(PackageIn, data)
-        package = await service.do_create_package(user, command, _address(request))
+        package = await service.do_create_package(user, command, address_of(request))
     except CareTrackError as exc:
         return render(request, "care/admin_packages.html", {
-            "packages": await service.list_packages(user, _address(request)),
+            "packages": await service.list_packages(user, address_of(request)),
             "carers": await assessments.active_carers(), "today": app_clock.now(request).date(), "form": data},
             status_code=exc.status_code, flashes=[("error", exc.message)])
     return redirect(f"/admin/care/packages/{package.id}")
@@ -150,7 +147,7 @@ async def admin_create_package(request: Request, user: User, form: FormData) -> 
 
 async def _package_page(request: Request, user: User, package_id: int,
                         flashes: list[tuple[str, str]] | None = None, status_code: int = 200) -> Response:
-    view = await service.get_package(user, package_id, _address(request))
+    view = await service.get_package(user, package_id, address_of(request))
     start, end = _period(request)
     rows = await service.progress(user, start=start, end=end, package_id=package_id)
     daily = await service.daily_done([r.task.id for r in rows], start, end)
@@ -170,7 +167,7 @@ async def admin_assign(request: Request, user: User, form: FormData) -> Response
     package_id = request.path_params["package_id"]
     try:
         command = parse_form(CarerRef, {"carer_id": str(form.get("carer_id", ""))})
-        await service.do_assign_carer(user, package_id, command.carer_id, _address(request))
+        await service.do_assign_carer(user, package_id, command.carer_id, address_of(request))
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/care/packages/{package_id}")
@@ -182,7 +179,7 @@ async def admin_create_task(request: Request, user: User, form: FormData) -> Res
     data = {k: str(form.get(k, "")) for k in ("carer_id", "title", "target", "period", "window_start", "window_end")}
     try:
         command = parse_form(TaskIn, data)
-        await service.do_create_task(user, package_id, command, _address(request))
+        await service.do_create_task(user, package_id, command, address_of(request))
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/care/packages/{package_id}")
@@ -197,7 +194,7 @@ async def admin_update_task(request: Request, user: User, form: FormData) -> Res
         data = {"is_active": False}
     try:
         command = parse_form(TaskChange, data)
-        await service.do_update_task(user, task.id, command, _address(request))
+        await service.do_update_task(user, task.id, command, address_of(request))
     except CareTrackError as exc:
         return await _package_page(request, user, task.package_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/care/packages/{task.package_id}")
@@ -208,7 +205,7 @@ async def admin_progress(request: Request, user: User) -> Response:
     params = request.query_params
     start, end = _period(request)
     carer_id = id_from_text(params.get("carer_id"), "carer_id")
-    rows = await service.progress(user, start=start, end=end, carer_id=carer_id, client_address=_address(request))
+    rows = await service.progress(user, start=start, end=end, carer_id=carer_id, client_address=address_of(request))
     daily = await service.daily_done([r.task.id for r in rows], start, end)
     carers = await assessments.active_carers()
     chosen = next((c for c in carers if c.id == carer_id), None)

@@ -7,6 +7,7 @@ import ipaddress
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from caretrack.core.settings import Settings
@@ -16,9 +17,15 @@ def client_address(scope: Scope) -> str | None:
     """The caller's address as the middleware resolved it (see `resolve_client_address`)."""
     state = scope.get("state") or {}
     if "client_address" in state:
-        return state["client_address"]
+        resolved: str | None = state["client_address"]
+        return resolved
     client = scope.get("client")
     return client[0] if client else None
+
+
+def address_of(request: HTTPConnection) -> str | None:
+    """The caller's address of a request or WebSocket, for audit rows and rate limits."""
+    return client_address(request.scope)
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

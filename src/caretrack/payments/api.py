@@ -11,7 +11,7 @@ from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 from caretrack.http.apikit import PUBLIC, ApiRouter
 from caretrack.http.bodies import read_limited
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.payments import ledger, service
 from caretrack.payments.providers import SIGNATURE_HEADER
 from caretrack.payments.schemas import (
@@ -40,14 +40,13 @@ async def api_statement(request: Request, user: User) -> Statement:
                       "webhook. With the built-in provider: a demo top-up, credited at once.")
 async def api_purchase(request: Request, user: User, body: PurchaseRequest) -> PurchaseOut:
     return await service.do_purchase(request.app.state.settings, service.config_of(request.app),
-                                     service.provider_of(request.app), user, body.credits)
+                                     service.provider_of(request.app), user, body)
 
 
 @api.post("/admin/users/{user_id:id}/credits", summary="Grant or refund a patient's credits, with a reason",
           roles=[Role.ADMIN], body=AdjustRequest, response=AdjustOut, status=201, errors=(402, 404))
 async def api_adjust(request: Request, user: User, body: AdjustRequest) -> AdjustOut:
-    transfer = await service.do_admin_adjust(user, request.path_params["user_id"], body.credits, body.action,
-                                             body.reason, client_address(request.scope))
+    transfer = await service.do_admin_adjust(user, request.path_params["user_id"], body, address_of(request))
     return AdjustOut(transfer_id=transfer, balance=await ledger.balance(ledger.credits(request.path_params["user_id"])))
 
 

@@ -8,11 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts.models import User
-from caretrack.core.errors import CareTrackError, NotFound
+from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
-from caretrack.http.clients import client_address
+from caretrack.core.validation import parse_command
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, render
 from caretrack.payments import ledger, service
+from caretrack.payments.schemas import AdjustRequest
 
 pages = PageRouter()
 
@@ -34,16 +36,11 @@ async def admin_credits(request: Request, flashes: list[tuple[str, str]] | None 
 @pages.post("/admin/credits", roles=[Role.ADMIN])
 async def admin_adjust(request: Request, user: User, form: FormData) -> Response:
     try:
-        email = str(form.get("email", "")).strip().lower()
-        subject = await User.get_or_none(email=email, role=Role.PATIENT)
-        if subject is None:
-            raise NotFound(f"No patient with the email {email[:80]}.")
-        credits = int(str(form.get("credits", "0")).strip() or "0")
-        await service.do_admin_adjust(user, subject.id, credits, str(form.get("action", "")),
-                                      str(form.get("reason", "")), client_address(request.scope))
+        subject = await service.patient_by_email(str(form.get("email", "")))
+        command = parse_command(AdjustRequest, {name: str(form.get(name, "")) for name in ("action", "credits",
+                                                                                           "reason")})
+        await service.do_admin_adjust(user, subject.id, command, address_of(request))
         balance = await ledger.balance(ledger.credits(subject.id))
         return await admin_credits(request, [("success", f"Done: {subject.full_name} now has {balance} credits.")])
-    except ValueError:
-        return await admin_credits(request, [("error", "Give a whole number of credits.")], 422)
     except CareTrackError as exc:
         return await admin_credits(request, [("error", exc.message)], exc.status_code)

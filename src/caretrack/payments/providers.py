@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from caretrack.core.errors import CareTrackError, ServiceUnavailable, ValidationError
+from caretrack.core.errors import CareTrackError, ServiceUnavailable
+from caretrack.core.settings import Settings
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -31,7 +32,7 @@ class PaymentsConfig:
     tolerance_seconds: int = 300
 
     @classmethod
-    def from_settings(cls, settings) -> PaymentsConfig:
+    def from_settings(cls, settings: Settings) -> PaymentsConfig:
         return cls(
             provider=settings.payments_provider,
             demo_topup=(
@@ -116,9 +117,3 @@ class StripeLike:
 
     def verify(self, payload: bytes, header: str | None) -> None:
         verify(self.config.webhook_secret or "", payload, header, self.config.tolerance_seconds)
-
-
-def check_credits(credits: int) -> int:
-    if not 1 <= credits <= 1000:
-        raise ValidationError("Buy between 1 and 1000 credits at a time.")
-    return credits

@@ -19,8 +19,8 @@ from caretrack.core.settings import Settings
 from caretrack.core.transaction import Tx, atomic
 from caretrack.payments import ledger
 from caretrack.payments.models import Checkout, LedgerEntry, PaymentEvent
-from caretrack.payments.providers import PaymentsConfig, StripeLike, check_credits
-from caretrack.payments.schemas import EntryOut, PurchaseOut, Statement
+from caretrack.payments.providers import PaymentsConfig, StripeLike
+from caretrack.payments.schemas import AdjustRequest, EntryOut, PurchaseOut, PurchaseRequest, Statement
 
 
 def now() -> datetime:
@@ -58,13 +58,13 @@ async def balance_of(user: User) -> int:
     return await ledger.balance(ledger.credits(user.id))
 
 
-async def do_demo_topup(config: PaymentsConfig, user: User, credits: int) -> str:
+async def do_demo_topup(config: PaymentsConfig, user: User, command: PurchaseRequest) -> str:
     """The built-in provider: credits at once (demo and embedded installs)."""
     if user.role != Role.PATIENT:
         raise Forbidden("Only patients buy credits.")
     if not config.demo_topup:
         raise Forbidden("Demo top-ups are turned off on this server; pay through the payment provider.")
-    check_credits(credits)
+    credits = command.credits
     async with atomic() as tx:
         moved = await ledger.transfer(tx.conn, ledger.EXTERNAL, ledger.credits(user.id), credits, "purchase",
                                       f"{credits} credits (demo top-up)", reference="builtin", created_by=user.id)
@@ -74,19 +74,19 @@ async def do_demo_topup(config: PaymentsConfig, user: User, credits: int) -> str
 
 
 async def do_purchase(settings: Settings, config: PaymentsConfig, provider: StripeLike | None, user: User,
-                      credits: int) -> PurchaseOut:
+                      command: PurchaseRequest) -> PurchaseOut:
     """With a provider: a hosted checkout (credits arrive with its webhook). Without: a demo top-up."""
     if provider is not None:
-        return PurchaseOut(checkout_url=await do_start_checkout(settings, provider, user, credits), balance=None)
-    await do_demo_topup(config, user, credits)
+        return PurchaseOut(checkout_url=await do_start_checkout(settings, provider, user, command), balance=None)
+    await do_demo_topup(config, user, command)
     return PurchaseOut(checkout_url=None, balance=await balance_of(user))
 
 
-async def do_start_checkout(settings: Settings, provider: StripeLike, user: User, credits: int) -> str:
+async def do_start_checkout(settings: Settings, provider: StripeLike, user: User, command: PurchaseRequest) -> str:
     """Create a hosted checkout session; returns the URL to send the payer to."""
     if user.role != Role.PATIENT:
         raise Forbidden("Only patients buy credits.")
-    check_credits(credits)
+    credits = command.credits
     amount = credits * provider.config.cents_per_credit
     reference = f"ct-{user.id}-{secrets.token_hex(8)}"
     session = await provider.create_checkout(
@@ -146,22 +146,19 @@ async def _complete_checkout(tx: Tx, session: dict[str, Any]) -> None:
     await _changed(tx, checkout.user_id, None)
 
 
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not 3 <= len(reason) <= 300:
-        raise ValidationError("Give a reason (3 to 300 characters); the patient sees it on their statement.")
-    return reason
+async def patient_by_email(email: str) -> User:
+    """The patient an admin names by email (the page's way to say whose credits change)."""
+    email = email.strip().lower()
+    subject = await User.get_or_none(email=email, role=Role.PATIENT)
+    if subject is None:
+        raise NotFound(f"No patient with the email {email[:80]}.")
+    return subject
 
 
-async def do_admin_adjust(admin: User, user_id: int, credits: int, action: str, reason: str,
-                          client_address: str | None = None) -> str:
+async def do_admin_adjust(admin: User, user_id: int, command: AdjustRequest, client_address: str | None = None) -> str:
     """`grant` adds credits; `refund` takes credits out of the wallet because the money went
     back to the payer outside CareTrack (never more than the balance)."""
-    reason = _reason(reason)
-    if action not in ("grant", "refund"):
-        raise ValidationError(f"The action is 'grant' or 'refund', not '{action}'.")
-    if not 1 <= credits <= 100_000:
-        raise ValidationError("Give between 1 and 100000 credits.")
+    action, credits, reason = command.action, command.credits, command.reason
     subject = await User.get_or_none(id=user_id, role=Role.PATIENT)
     if subject is None:
         raise NotFound(f"No patient with id {user_id}.")

@@ -9,7 +9,7 @@ from caretrack.accounts.models import User
 from caretrack.care.service import period_of
 from caretrack.core import clock
 from caretrack.core.roles import Role
-from caretrack.http.clients import client_address
+from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter
 from caretrack.reports import service
 
@@ -28,7 +28,7 @@ async def package_compliance(request: Request, user: User) -> Response:
     params = request.query_params
     start, end = period_of(params.get("start"), params.get("end"), at.date(), default_days=30)
     data = await service.package_compliance_pdf(user, package_id, start, end, request.app.state.settings.agency_name,
-                                                client_address(request.scope), at=at)
+                                                address_of(request), at=at)
     return pdf(data, f"package-{package_id}-compliance-{start}-{end}.pdf")
 
 
