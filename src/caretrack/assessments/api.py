@@ -31,7 +31,6 @@ ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
 
-
 @api.post("/assessments/templates", summary="Create an assessment template with its sections and questions",
           roles=ADMIN, body=TemplateIn, response=TemplateOut, status=201)
 async def api_create_template(request: Request, user: User, body: TemplateIn) -> TemplateOut:

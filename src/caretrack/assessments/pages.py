@@ -27,7 +27,6 @@ CARER = [Role.CARER]
 Flashes = list[tuple[str, str]] | None
 
 
-
 # --- the admin -------------------------------------------------------------------------------
 
 

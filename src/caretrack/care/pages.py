@@ -31,7 +31,6 @@ ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
 
-
 def _period(request: Request, default_days: int = 7) -> tuple[date, date]:
     params = request.query_params
     return service.period_of(params.get("start"), params.get("end"), app_clock.now(request).date(), default_days)
