@@ -551,6 +551,10 @@ class Room:
     def recording(self) -> bool:
         return self._recorder is not None
 
+    def recording_frames(self) -> dict[str, int]:
+        """Frames the running recording has written per track so far (empty when none runs)."""
+        return self._recorder.frame_counts() if self._recorder is not None else {}
+
     async def close(self) -> None:
         if self.closed:
             return

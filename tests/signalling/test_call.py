@@ -160,6 +160,9 @@ async def test_recording_needs_both_consents_and_holds_both_calls_frames(server:
     await patient.send({"type": "recording_consent", "granted": True})
     await host.wait(p.Recording, lambda m: m.on, since=mark)
     assert len(server.hooks.started) == 2
+    # the new recording has written frames (it starts at a keyframe): ending now leaves a file
+    room = server.relay.room("c-rec")
+    assert await wait_for(lambda: sum(room.recording_frames().values()) > 0, timeout=30)
     await host.send({"type": "end"})
     for client in (host, patient):
         assert (await client.wait(p.Ended)).reason == "Dr Ada Host ended the consultation"
