@@ -49,6 +49,19 @@ def _plane_bytes(line_size: int, rows: list[bytes]) -> bytes:
     return b"".join(row.ljust(line_size, b"\x00") for row in rows)
 
 
+class CountingAudioTrack(AudioStreamTrack):
+    """aiortc's 20 ms silence, with the moment each frame was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_times: list[float] = []
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        self.sent_times.append(time.monotonic())
+        return frame
+
+
 class PatternTrack(VideoStreamTrack):
     """30 fps frames of one colour with the frame number in the top-row blocks."""
 
@@ -136,7 +149,7 @@ class Client:
         self.name = name
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.video = PatternTrack(colour) if colour else None
-        self.audio = AudioStreamTrack() if audio else None
+        self.audio = CountingAudioTrack() if audio else None
         self.received: list[Received] = []
         self.track_info: dict[str, dict[str, Any]] = {}
         self.participant: media.Participant | None = None

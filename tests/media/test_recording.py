@@ -37,6 +37,7 @@ async def test_recording_holds_the_frames_sent_during_the_window(tmp_path: Path)
         name: sum(started <= t <= stopped for t in client.video.sent_times)
         for name, client in (("alice", alice), ("bob", bob))
     }
+    audio_sent = sorted(sum(started <= t <= stopped for t in client.audio.sent_times) for client in (alice, bob))
     with av.open(str(path)) as container:
         videos = [s for s in container.streams if s.type == "video"]
         audios = [s for s in container.streams if s.type == "audio"]
@@ -59,7 +60,9 @@ async def test_recording_holds_the_frames_sent_during_the_window(tmp_path: Path)
     for count, expected in zip(video_counts, sorted(sent.values()), strict=True):
         assert expected - 8 <= count <= expected + 1, (video_counts, sent)
     assert sorted(colours.values(), key=sorted) == [{"blue"}, {"red"}], colours
-    # Opus: 20 ms frames, ~150 in 3 s
-    for count in audio_counts:
-        assert 120 <= count <= 155, audio_counts
+    # Opus: 20 ms frames (~150 in 3 s on an idle machine). Counted against what each side
+    # sent in the window, not against the clock: a loaded machine sends fewer. The slack is
+    # the frames in flight when recording starts and stops.
+    for count, expected in zip(sorted(audio_counts), audio_sent, strict=True):
+        assert expected - 10 <= count <= expected + 2, (audio_counts, audio_sent)
     assert sorted(written.values()) == sorted(frames.values())
