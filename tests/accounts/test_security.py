@@ -166,14 +166,14 @@ async def test_a_patient_cannot_read_another_patients_profile(client):
 async def test_phi_is_ciphertext_in_the_database_and_every_access_is_audited(client):
     user = await make_user(Role.PATIENT, "phi@example.org")
     await login(client, "phi@example.org")
-    saved = await client.patch("/api/v1/me/profile", json={"phone": "+44 7700 900123", "address": "1 High St",
+    saved = await client.patch("/api/v1/me/profile", json={"phone": "+44 7911 123456", "address": "1 High St",
                                                            "date_of_birth": "1980-02-29"},
                                headers={"x-csrf-token": await csrf_token(client)})
     assert saved.status_code == 200 and saved.json()["address"] == "1 High St"
     conn = connections.get("default")
     _, rows = await conn.execute_query("SELECT phone, address, date_of_birth FROM users WHERE id = " + str(user.id))
     raw = dict(rows[0])
-    for column, plain in (("phone", "+44 7700 900123"), ("address", "1 High St"), ("date_of_birth", "1980-02-29")):
+    for column, plain in (("phone", "+44 7911 123456"), ("address", "1 High St"), ("date_of_birth", "1980-02-29")):
         assert raw[column].startswith("v1.") and plain not in raw[column]
     assert await AuditEntry.filter(action="phi.write", subject_id=str(user.id)).count() == 1
     assert await AuditEntry.filter(action="phi.read", subject_id=str(user.id)).count() >= 1

@@ -56,7 +56,8 @@ async def api_profile(request: Request, user: User) -> ProfileOut:
 
 @api.patch("/me/profile", summary="Change your profile", roles=None, body=ProfileUpdate, response=ProfileOut)
 async def api_profile_update(request: Request, user: User, body: ProfileUpdate) -> ProfileOut:
-    await service.do_update_profile(user, body, address_of(request))
+    await service.do_update_profile(user, body, address_of(request),
+                                    phone_region=request.app.state.settings.phone_region)
     profile = await service.get_profile(user, user.id, address_of(request))
     return ProfileOut(**profile.__dict__)
 

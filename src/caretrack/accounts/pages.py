@@ -303,7 +303,8 @@ async def account_save(request: Request, user: User, form: FormData) -> Response
     changes = {k: v.strip() for k, v in _fields(form, "full_name", "time_zone", "date_of_birth", "phone",
                                                     "address").items()}
     try:
-        await service.do_update_profile(user, parse_command(ProfileUpdate, changes), address_of(request))
+        await service.do_update_profile(user, parse_command(ProfileUpdate, changes), address_of(request),
+                                        phone_region=request.app.state.settings.phone_region)
         flashes = [("success", "Your profile is saved.")]
         status = 200
     except CareTrackError as exc:

@@ -28,7 +28,7 @@ class Strict(BaseModel):
 # form and a JSON body hear the same sentence; the constraints stay for the OpenAPI schema.
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-PHONE_RE = re.compile(r"\+?[0-9 ()-]{6,20}")
+PHONE_RE = re.compile(r"\+?[0-9 ()-]{3,40}")  # the characters; the number itself: core.phones, in the service
 SELF_SERVICE_ROLES = (Role.PATIENT, Role.DOCTOR)
 
 
@@ -232,7 +232,8 @@ class ProfileUpdate(Strict):
     full_name: str | None = Field(None, min_length=1, max_length=200)
     time_zone: str | None = Field(None, max_length=64)
     date_of_birth: str | None = Field(None, max_length=10, description="YYYY-MM-DD")
-    phone: str | None = Field(None, max_length=20)
+    phone: str | None = Field(None, max_length=40, description="Stored as E.164; a national number is read in "
+                              "the server's region (CARETRACK_PHONE_REGION)")
     address: str | None = Field(None, max_length=500)
 
     @field_validator("full_name", mode="before")

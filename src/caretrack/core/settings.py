@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from caretrack.core import phones
+
 PREFIX = "CARETRACK_"
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 DEFAULT_DATABASE_URL = "sqlite://var/caretrack.sqlite3"
@@ -47,6 +49,14 @@ class Settings:
     smtp_starttls: bool = False
     smtp_tls: bool = False
     mail_from: str = "CareTrack <no-reply@caretrack.invalid>"
+    # Phone numbers: a national number (no +country code) is read in this region.
+    phone_region: str = "GB"
+    # SMS: without a provider ("none"), texts are stored in the database for admins to read.
+    sms_provider: str = "none"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
     # PHI encryption keys: version -> 32-byte AES key. The highest version encrypts.
     phi_keys: Mapping[int, bytes] = dataclasses.field(default_factory=dict)
     # Sessions
@@ -140,6 +150,14 @@ class Settings:
             smtp_starttls=reader.boolean("SMTP_STARTTLS", False),
             smtp_tls=reader.boolean("SMTP_TLS", False),
             mail_from=reader.text("MAIL_FROM", "CareTrack <no-reply@caretrack.invalid>"),
+            phone_region=reader.region("PHONE_REGION", "GB"),
+            sms_provider=reader.choice("SMS_PROVIDER", ("none", "twilio"), "none"),
+            twilio_account_sid=reader.text_or_none("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=reader.text_or_none("TWILIO_AUTH_TOKEN"),
+            twilio_from=reader.text_or_none("TWILIO_FROM"),
+            twilio_api_base=reader.url(
+                "TWILIO_API_BASE", "https://api.twilio.com", schemes=("http", "https")
+            ).rstrip("/"),
             phi_keys=reader.phi_keys("PHI_KEYS", secret_key, environment),
             session_idle_minutes=reader.integer("SESSION_IDLE_MINUTES", 30, minimum=1),
             session_absolute_hours=reader.integer("SESSION_ABSOLUTE_HOURS", 12, minimum=1),
@@ -176,6 +194,13 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}PAYMENTS_PROVIDER=stripe needs {PREFIX}PAYMENTS_SECRET_KEY and "
                 f"{PREFIX}PAYMENTS_WEBHOOK_SECRET."
+            )
+        if settings.sms_provider == "twilio" and not (
+            settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from
+        ):
+            raise SettingsError(
+                f"{PREFIX}SMS_PROVIDER=twilio needs {PREFIX}TWILIO_ACCOUNT_SID, {PREFIX}TWILIO_AUTH_TOKEN "
+                f"and {PREFIX}TWILIO_FROM (the number or sender id texts come from)."
             )
         if (settings.rtc_port_min is None) != (settings.rtc_port_max is None) or (
             settings.rtc_port_min is not None and settings.rtc_port_min > settings.rtc_port_max
@@ -253,6 +278,15 @@ class _Reader:
         if value not in options:
             raise SettingsError(
                 f"{PREFIX}{key} has '{value}'; expected one of: {', '.join(options)}."
+            )
+        return value
+
+    def region(self, key: str, default: str) -> str:
+        value = (self._raw(key) or default).upper()
+        if value not in phones.REGIONS:
+            raise SettingsError(
+                f"{PREFIX}{key} has '{value}', which is not a region phone numbers know; use a "
+                "two-letter country code such as GB, US or IE."
             )
         return value
 
