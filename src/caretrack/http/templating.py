@@ -22,7 +22,7 @@ NAV_LINKS: dict[str, list[tuple[str, str]]] = {
     "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Doctors", "/admin/doctors"),
               ("Credits", "/admin/credits"), ("Activity", "/admin/activity"), ("Care", "/admin/care"),
               ("Assessments", "/admin/assessments"), ("Training", "/admin/training"),
-              ("Emails", "/admin/emails"), ("Profile", "/account")],
+              ("Outbound", "/admin/outbound"), ("Profile", "/account")],
 }
 
 

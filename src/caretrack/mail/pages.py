@@ -1,4 +1,5 @@
-"""Admins read the emails the app has sent (or queued) in the app itself."""
+"""Admins read the emails the app has sent (or queued) in the app itself; the list of them
+is the outbound page (notifications/pages.py), beside the text messages."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.core.errors import NotFound
-from caretrack.http.pagekit import PageRouter, render
+from caretrack.http.pagekit import PageRouter, redirect, render
 from caretrack.mail.models import OutboundEmail
 
 pages = PageRouter()
@@ -14,8 +15,8 @@ pages = PageRouter()
 
 @pages.get("/admin/emails", roles=["admin"])
 async def email_list(request: Request) -> Response:
-    emails = await OutboundEmail.all().order_by("-id").limit(100)
-    return render(request, "admin/emails.html", {"emails": emails})
+    """The list lives on /admin/outbound (notifications), with the text messages."""
+    return redirect("/admin/outbound?channel=email")
 
 
 @pages.get("/admin/emails/{email_id:id}", roles=["admin"])

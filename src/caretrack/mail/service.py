@@ -134,3 +134,15 @@ async def sender_loop(settings: Settings, interval: float = 5.0, stop: asyncio.E
         except TimeoutError:
             pass
         _wake.clear()
+
+
+async def send_again(tx: Tx, original: OutboundEmail) -> OutboundEmail:
+    """A fresh copy of `original`, queued for delivery (an admin's resend); the original
+    keeps its history."""
+    email = await OutboundEmail.create(
+        using_db=tx.conn, to_address=original.to_address, subject=original.subject,
+        text_body=original.text_body, html_body=original.html_body, attachments=original.attachments,
+        status="queued",
+    )
+    tx.after_commit(wake_sender)
+    return email

@@ -43,6 +43,8 @@ DOMAINS = [
     "caretrack.accounts.pages",
     "caretrack.mail.pages",
     "caretrack.mail.jobs",
+    "caretrack.notifications.api",
+    "caretrack.notifications.pages",
     "caretrack.site.dashboards",
     "caretrack.realtime.api",
     "caretrack.realtime.pages",
