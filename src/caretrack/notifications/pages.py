@@ -53,7 +53,8 @@ async def _outbound_page(request: Request, *, status: int = 200,
     try:
         query = parse_command(OutboundQuery, params)
     except CareTrackError as exc:
-        query, status, flashes = OutboundQuery.model_validate({}), exc.status_code, [*(flashes or []), ("error", exc.message)]
+        query, status = OutboundQuery.model_validate({}), exc.status_code
+        flashes = [*(flashes or []), ("error", exc.message)]
     listing = await service.outbound(query)
     return render(request, "admin/outbound.html", {"listing": listing, "query": query}, status_code=status,
                   flashes=flashes)
