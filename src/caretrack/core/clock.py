@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 Clock = Callable[[], datetime]
 
@@ -13,7 +14,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def now(request) -> datetime:
+def now(request: Any) -> datetime:
     """The instant a request acts at: the app's clock (`app.state.clock`, set by tests) or the wall clock."""
-    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return app_now(request.app)
+
+
+def app_now(app: Any) -> datetime:
+    """The app's clock (`app.state.clock`, set by tests) or the wall clock; for the app's own loops."""
+    clock: Clock | None = getattr(app.state, "clock", None)
     return clock() if clock is not None else utcnow()

@@ -61,6 +61,7 @@ DOMAINS = [
     "caretrack.consultations.api",
     "caretrack.site.calls",
     "caretrack.consultations.pages",
+    "caretrack.site.jobs",  # last: the runner starts once everything is up and stops first
 ]
 
 

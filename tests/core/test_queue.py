@@ -1,0 +1,204 @@
+"""The job queue (caretrack.core.queue) on SQLite and PostgreSQL, with a pinned clock: jobs
+commit with their transaction, run when due, retry with backoff until dead, are claimed by one
+runner at a time under a lease, and recurring kinds make one job per tick."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from caretrack.core.queue import JobContext, LeaseLost, Retry, Runner, Skipped
+from caretrack.core.queue.models import Job, JobSchedule
+from caretrack.core.queue.registry import BACKOFF_BASE, Handler, JobError, backoff
+from caretrack.core.transaction import atomic
+
+T0 = datetime(2026, 3, 29, 0, 59, tzinfo=UTC)  # a minute before London's clocks go forward
+
+
+class Calls:
+    """A handler that records each run; `fail` makes the first n runs raise."""
+
+    def __init__(self, fail: int = 0, error: Exception | None = None) -> None:
+        self.runs: list[JobContext] = []
+        self.fail, self.error = fail, error
+
+    async def __call__(self, ctx: JobContext) -> None:
+        self.runs.append(ctx)
+        await asyncio.sleep(0)  # let a racing runner interleave
+        if len(self.runs) <= self.fail:
+            raise self.error or ConnectionError(f"run {len(self.runs)} failed")
+
+
+def runner(database, name: str = "test", lease: timedelta = timedelta(seconds=60), **kinds: Calls) -> Runner:
+    handlers = {f"test.{kind}": Handler(f"test.{kind}", calls, 4, None) for kind, calls in kinds.items()}
+    return Runner(name, database, lease=lease, handlers=handlers)
+
+
+async def defer(kind: str = "test.work", payload: dict | None = None, **options) -> int:
+    async with atomic() as tx:
+        return await tx.defer(kind, payload or {}, **options)
+
+
+async def test_a_job_commits_with_its_transaction_and_not_without_it(database):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with atomic() as tx:
+            await tx.defer("test.work", {"n": 1})
+            raise Boom
+    assert await Job.all().count() == 0
+    job_id = await defer(payload={"n": 2})
+    calls = Calls()
+    assert await runner(database, work=calls).run_due(at=T0) == 1
+    assert [c.payload for c in calls.runs] == [{"n": 2}]
+    job = await Job.get(id=job_id)
+    assert (job.status, job.attempts, job.finished_at) == ("done", 1, T0)
+
+
+async def test_a_job_runs_when_due_and_not_a_second_before(database):
+    await defer(due=T0 + timedelta(hours=1))
+    calls = Calls()
+    jobs = runner(database, work=calls)
+    assert await jobs.run_due(at=T0 + timedelta(minutes=59, seconds=59)) == 0
+    assert await jobs.run_due(at=T0 + timedelta(hours=1)) == 1
+    assert len(calls.runs) == 1 and calls.runs[0].at == T0 + timedelta(hours=1)
+    assert await jobs.run_due(at=T0 + timedelta(days=1)) == 0  # done: never again
+
+
+async def test_a_failing_job_backs_off_then_dies_with_its_last_error(database):
+    job_id = await defer()
+    calls = Calls(fail=99)
+    jobs = runner(database, work=calls)
+    at = T0
+    for attempt in range(1, 5):  # max_attempts=4
+        assert await jobs.run_due(at=at) == 1
+        job = await Job.get(id=job_id)
+        assert job.attempts == attempt
+        if attempt < 4:
+            ceiling = BACKOFF_BASE * 2 ** (attempt - 1)
+            assert job.status == "queued"
+            assert at + ceiling / 2 <= job.due_at <= at + ceiling  # equal jitter
+            assert await jobs.run_due(at=job.due_at - timedelta(seconds=1)) == 0
+            at = job.due_at
+    assert (job.status, job.last_error) == ("dead", "ConnectionError: run 4 failed")
+    assert await jobs.run_due(at=at + timedelta(days=30)) == 0
+
+
+def test_backoff_grows_to_hours_and_stops_at_six():
+    assert backoff(1) <= timedelta(seconds=30)
+    assert timedelta(hours=1, minutes=4) <= backoff(9) <= timedelta(hours=2, minutes=8)
+    assert timedelta(hours=3) <= backoff(40) <= timedelta(hours=6)
+
+
+async def test_retry_after_and_skipped_are_kept(database):
+    later, skip = await defer("test.later"), await defer("test.skip")
+    jobs = runner(database, later=Calls(fail=1, error=Retry("provider busy", after=timedelta(minutes=10))),
+                  skip=Calls(fail=1, error=Skipped("the appointment was cancelled")))
+    assert await jobs.run_due(at=T0) == 2
+    job = await Job.get(id=later)
+    assert (job.status, job.due_at, job.last_error) == ("queued", T0 + timedelta(minutes=10), "provider busy")
+    job = await Job.get(id=skip)
+    assert (job.status, job.last_error) == ("skipped", "the appointment was cancelled")
+
+
+async def test_two_runners_racing_run_a_job_once(database):
+    job_ids = [await defer() for _ in range(6)]
+    calls = Calls()
+    one, other = runner(database, "one", work=calls), runner(database, "other", work=calls)
+    ran = await asyncio.gather(one.run_due(at=T0), other.run_due(at=T0), one.run_due(at=T0))
+    assert sum(ran) == 6
+    assert sorted(c.job_id for c in calls.runs) == job_ids
+
+
+async def test_a_dead_runners_job_is_taken_over_when_its_lease_runs_out(database):
+    job_id = await defer()
+    lease = timedelta(seconds=30)
+    dead = runner(database, "dead", lease=lease, work=Calls())
+    [(claimed, token)] = await dead.claim(T0)  # claimed, then the process "died"
+    calls = Calls()
+    alive = runner(database, "alive", lease=lease, work=calls)
+    assert await alive.run_due(at=T0 + lease - timedelta(seconds=1)) == 0
+    assert await alive.run_due(at=T0 + lease + timedelta(seconds=1)) == 1
+    job = await Job.get(id=job_id)
+    assert (job.status, job.attempts, len(calls.runs)) == ("done", 2, 1)
+    # The first runner comes back to life: it can no longer record anything about the job.
+    stale = JobContext(claimed.id, claimed.kind, {}, T0, 1, database, token)
+    with pytest.raises(LeaseLost):
+        async with atomic() as tx:
+            await stale.finish(tx)
+
+
+async def test_a_job_whose_runner_dies_on_every_attempt_is_dead(database):
+    job_id = await defer()
+    lease = timedelta(seconds=30)
+    at = T0
+    for _ in range(4):
+        assert await runner(database, lease=lease, work=Calls()).claim(at)
+        at += lease + timedelta(seconds=1)
+    assert await runner(database, lease=lease, work=Calls()).run_due(at=at) == 0
+    job = await Job.get(id=job_id)
+    assert (job.status, job.last_error) == ("dead", "its runner stopped during each of 4 attempts")
+
+
+async def test_finishing_inside_the_handlers_transaction_commits_both_or_neither(database):
+    from caretrack.core.queue.models import JobSchedule as Marker  # any small table will do
+
+    async def writes_then_finishes(ctx: JobContext) -> None:
+        async with atomic() as tx:
+            await Marker.create(using_db=tx.conn, name=f"written-by-{ctx.job_id}", next_due=ctx.at)
+            await ctx.finish(tx)
+
+    job_id = await defer()
+    jobs = Runner("test", database, handlers={"test.work": Handler("test.work", writes_then_finishes, 4, None)})
+    assert await jobs.run_due(at=T0) == 1
+    assert (await Job.get(id=job_id)).status == "done"
+    assert await Marker.filter(name=f"written-by-{job_id}").count() == 1
+
+
+async def test_a_recurring_kind_makes_one_job_per_tick_whatever_the_runners(database):
+    calls = Calls()
+    handlers = {"test.tick": Handler("test.tick", calls, 4, timedelta(minutes=5))}
+    one, other = Runner("one", database, handlers=handlers), Runner("other", database, handlers=handlers)
+    await asyncio.gather(one.run_due(at=T0), other.run_due(at=T0))
+    assert len(calls.runs) == 1
+    await asyncio.gather(one.run_due(at=T0 + timedelta(minutes=4)), other.run_due(at=T0 + timedelta(minutes=4)))
+    assert len(calls.runs) == 1
+    await asyncio.gather(one.run_due(at=T0 + timedelta(minutes=5)), other.run_due(at=T0 + timedelta(minutes=5)))
+    assert [c.at for c in calls.runs] == [T0, T0 + timedelta(minutes=5)]
+    assert (await JobSchedule.get(name="test.tick")).next_due == T0 + timedelta(minutes=10)
+
+
+async def test_cancel_by_key_prefix_leaves_other_keys_and_finished_jobs(database):
+    await defer(key="reminder:7:24h", due=T0 + timedelta(hours=1))
+    await defer(key="reminder:7:1h", due=T0 + timedelta(hours=1))
+    await defer(key="reminder:70:1h", due=T0 + timedelta(hours=1))
+    async with atomic() as tx:
+        assert await tx.cancel_jobs("reminder:7:", at=T0) == 2
+    assert sorted(await Job.filter(status="queued").values_list("key", flat=True)) == ["reminder:70:1h"]
+    with pytest.raises(JobError):
+        async with atomic() as tx:
+            await tx.cancel_jobs("")
+
+
+async def test_a_kind_with_no_handler_here_waits_for_a_runner_that_has_one(database):
+    job_id = await defer("test.elsewhere")
+    assert await runner(database, work=Calls()).run_due(at=T0) == 0
+    assert (await Job.get(id=job_id)).status == "queued"
+
+
+def test_bad_kinds_and_naive_due_times_are_refused():
+    from caretrack.core.queue import job
+
+    with pytest.raises(JobError, match="domain.action"):
+        job("NoDot")
+    with pytest.raises(JobError, match="time zone"):
+        asyncio.run(_naive_defer())
+
+
+async def _naive_defer() -> None:
+    from caretrack.core.queue import store
+
+    await store.defer(None, "test.work", due=datetime(2026, 1, 1))  # type: ignore[arg-type]
