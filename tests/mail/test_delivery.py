@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from caretrack.core.queue import Runner
-from caretrack.core.queue.registry import HANDLERS
 from caretrack.core.queue.models import Job
+from caretrack.core.queue.registry import HANDLERS
 from caretrack.core.transaction import atomic
 from caretrack.mail import jobs as mail_jobs  # noqa: F401  (registers mail.deliver)
 from caretrack.mail import service as mail
