@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
                 ('next_due', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'job_schedules', 'app': 'caretrack', 'pk_attr': 'name'},
+            options={'table': 'job_schedules', 'app': 'caretrack', 'pk_attr': 'name', 'table_description': 'When a recurring job next falls due.'},
             bases=['Model'],
         ),
     ]

@@ -49,6 +49,7 @@ DOMAINS = [
     "caretrack.realtime.jobs",
     "caretrack.booking.api",
     "caretrack.booking.pages",
+    "caretrack.booking.jobs",
     "caretrack.payments.api",
     "caretrack.payments.pages",
     "caretrack.care.api",

@@ -35,8 +35,10 @@ class Job(Model):
 
 
 class JobSchedule(Model):
-    """When a recurring job next falls due; runners advance it with a compare-and-set, so
-    one tick makes one job whatever the number of runners."""
+    """When a recurring job next falls due.
+
+    Runners advance it with a compare-and-set, so one tick makes one job whatever the number
+    of runners."""
 
     name = fields.CharField(max_length=64, primary_key=True)
     next_due = fields.DatetimeField()
