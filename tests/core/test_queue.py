@@ -11,7 +11,7 @@ import pytest
 
 from caretrack.core.queue import JobContext, LeaseLost, Retry, Runner, Skipped
 from caretrack.core.queue.models import Job, JobSchedule
-from caretrack.core.queue.registry import BACKOFF_BASE, Handler, JobError, backoff
+from caretrack.core.queue.registry import BACKOFF_BASE, HANDLERS, Handler, JobError, backoff
 from caretrack.core.transaction import atomic
 
 T0 = datetime(2026, 3, 29, 0, 59, tzinfo=UTC)  # a minute before London's clocks go forward
@@ -202,3 +202,16 @@ async def _naive_defer() -> None:
     from caretrack.core.queue import store
 
     await store.defer(None, "test.work", due=datetime(2026, 1, 1))  # type: ignore[arg-type]
+
+
+async def test_finished_jobs_are_pruned_after_thirty_days_and_dead_ones_kept(database):
+    from caretrack.site import jobs as site_jobs
+
+    for status in ("done", "skipped", "cancelled", "dead"):
+        await Job.create(kind="test.work", status=status, created_at=T0, finished_at=T0)
+    await Job.create(kind="test.work", status="done", created_at=T0, finished_at=T0 + timedelta(days=1))
+    prune = Runner("test", database, handlers={"queue.prune": HANDLERS["queue.prune"]})
+    await prune.run_due(at=T0 + timedelta(days=30, seconds=1))
+    left = sorted((j.status, j.finished_at) for j in await Job.filter(kind="test.work"))
+    assert left == [("dead", T0), ("done", T0 + timedelta(days=1))]
+    assert site_jobs.FINISHED_RETENTION == timedelta(days=30)

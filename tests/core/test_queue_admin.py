@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pyotp
 
 from caretrack.core.audit.models import AuditEntry
@@ -11,22 +9,20 @@ from caretrack.core.queue.models import Job
 from caretrack.core.roles import Role
 from tests.helpers import csrf_token, login, make_user
 
-T0 = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
-
-
-async def dead_job(**changes) -> Job:
+async def dead_job(at, **changes) -> Job:
     # A kind no runner here handles: the app's own runner leaves it where the test puts it.
     values = dict(kind="test.unhandled", payload="{}", status="dead", attempts=15, max_attempts=15,
-                  last_error="SMTPConnectError: refused", created_at=T0, finished_at=T0, due_at=T0)
+                  last_error="SMTPConnectError: refused", created_at=at, finished_at=at, due_at=at)
     return await Job.create(**{**values, **changes})
 
 
-async def test_an_admin_sees_dead_jobs_and_retries_one(client):
+async def test_an_admin_sees_dead_jobs_and_retries_one(client, now):
+    """At pinned instants: the app's own runner (pruning finished jobs) runs at that clock too."""
     secret = pyotp.random_base32()
     await make_user(Role.ADMIN, "jobs-admin@example.org", totp_secret=secret)
     await login(client, "jobs-admin@example.org", totp_secret=secret)
-    dead = await dead_job()
-    done = await dead_job(status="done", last_error=None, kind="test.other")
+    dead = await dead_job(now)
+    done = await dead_job(now, status="done", last_error=None, kind="test.other")
     page = await client.get("/admin/jobs")
     assert page.status_code == 200
     assert f"#{dead.id}" in page.text and "SMTPConnectError: refused" in page.text and "15 of 15" in page.text
@@ -48,8 +44,8 @@ async def test_an_admin_sees_dead_jobs_and_retries_one(client):
     assert unknown.status_code == 422 and "Unknown job status" in unknown.text
 
 
-async def test_the_queue_is_for_admins_only_and_forms_need_their_token(client):
-    dead = await dead_job()
+async def test_the_queue_is_for_admins_only_and_forms_need_their_token(client, now):
+    dead = await dead_job(now)
     await make_user(Role.CARER, "jobs-carer@example.org")
     await login(client, "jobs-carer@example.org")
     assert (await client.get("/admin/jobs")).status_code in (403, 404)

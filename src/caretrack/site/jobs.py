@@ -15,12 +15,19 @@ from caretrack.accounts.models import User
 from caretrack.core import clock
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, ValidationError
-from caretrack.core.queue import Runner
+from caretrack.core.queue import JobContext, Runner, job
 from caretrack.core.queue import admin as queue_admin
 from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
+FINISHED_RETENTION = timedelta(days=30)
+
+
+@job("queue.prune", every=timedelta(hours=1))
+async def prune_finished(ctx: JobContext) -> None:
+    """Jobs that ended well (done, skipped, cancelled) are kept 30 days; dead ones until an admin acts."""
+    await queue_admin.prune_finished(ctx.at - FINISHED_RETENTION)
 
 
 def runner_for(app: Starlette, name: str) -> Runner:

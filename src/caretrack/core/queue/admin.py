@@ -54,3 +54,8 @@ async def do_retry(actor: Actor, job_id: int, *, at: datetime) -> Job:
         tx.after_commit(store.wake)
     await job.refresh_from_db()
     return job
+
+
+async def prune_finished(before: datetime) -> int:
+    """Delete the jobs that finished (other than dead) before `before`."""
+    return await Job.filter(status__in=("done", "skipped", "cancelled"), finished_at__lt=before).delete()
