@@ -9,6 +9,7 @@ from caretrack.core.queue.models import Job
 from caretrack.core.roles import Role
 from tests.helpers import csrf_token, login, make_user
 
+
 async def dead_job(at, **changes) -> Job:
     # A kind no runner here handles: the app's own runner leaves it where the test puts it.
     values = dict(kind="test.unhandled", payload="{}", status="dead", attempts=15, max_attempts=15,
