@@ -202,3 +202,58 @@ async def _naive_defer() -> None:
     from caretrack.core.queue import store
 
     await store.defer(None, "test.work", due=datetime(2026, 1, 1))  # type: ignore[arg-type]
+
+
+async def test_a_running_runner_keeps_its_free_slots_busy_while_one_job_is_slow(database):
+    """`batch` is how many jobs run at once: a slow job holds one slot, not the whole runner
+    (a job stuck in an SMTP exchange used to stop a worker from claiming anything else)."""
+    release, slow_started, fast_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    running, most, runs = 0, 0, 0
+
+    async def slow(ctx: JobContext) -> None:
+        slow_started.set()
+        await release.wait()
+
+    async def fast(ctx: JobContext) -> None:
+        nonlocal running, most, runs
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running, runs = running - 1, runs + 1
+        if runs == 6:
+            fast_done.set()
+
+    handlers = {"test.slow": Handler("test.slow", slow, 4, None), "test.fast": Handler("test.fast", fast, 4, None)}
+    jobs = Runner("loop", database, clock=lambda: T0, batch=3, handlers=handlers).start()
+    try:
+        slow_id = await defer("test.slow")
+        await asyncio.wait_for(slow_started.wait(), 10)
+        fast_ids = [await defer("test.fast") for _ in range(6)]  # each commit wakes the runner
+        await asyncio.wait_for(fast_done.wait(), 10)
+        assert (await Job.get(id=slow_id)).status == "running"
+    finally:
+        release.set()
+        await jobs.stop()
+    assert most <= 2  # the slow job kept one of the three slots
+    assert {job.status for job in await Job.filter(id__in=[slow_id, *fast_ids])} == {"done"}
+
+
+async def test_a_job_still_running_when_the_stop_grace_runs_out_is_handed_back_at_once(database):
+    started, finished = asyncio.Event(), Calls()
+
+    async def stuck(ctx: JobContext) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never ends by itself
+
+    handlers = {"test.stuck": Handler("test.stuck", stuck, 4, None)}
+    jobs = Runner("loop", database, clock=lambda: T0, batch=2, handlers=handlers).start()
+    stuck_id = await defer("test.stuck")
+    await asyncio.wait_for(started.wait(), 10)
+    assert (await Job.get(id=stuck_id)).attempts == 1
+    await jobs.stop(grace=0.2)
+    job = await Job.get(id=stuck_id)
+    # Queued and due as it was, its interrupted attempt not counted, no lease: any runner may take it now.
+    assert (job.status, job.attempts, job.lease_token, job.lease_until, job.due_at) == ("queued", 0, None, None, None)
+    assert await Runner("next", database, handlers={"test.stuck": Handler("test.stuck", finished, 4, None)}).run_due(
+        at=T0) == 1
+    assert (await Job.get(id=stuck_id)).status == "done"
