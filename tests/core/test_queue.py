@@ -5,6 +5,7 @@ runner at a time under a lease, and recurring kinds make one job per tick."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -257,3 +258,49 @@ async def test_a_job_still_running_when_the_stop_grace_runs_out_is_handed_back_a
     assert await Runner("next", database, handlers={"test.stuck": Handler("test.stuck", finished, 4, None)}).run_due(
         at=T0) == 1
     assert (await Job.get(id=stuck_id)).status == "done"
+
+
+@dataclass
+class BlippingRunner(Runner):
+    """A runner whose first lease extension fails, as when the database drops a connection."""
+
+    extensions: int = 0
+    extended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _extend(self, job_id: int, token: str) -> bool:
+        self.extensions += 1
+        if self.extensions == 1:
+            raise ConnectionResetError("the database went away for a moment")
+        held = await super()._extend(job_id, token)
+        self.extended.set()
+        return held
+
+
+async def test_a_failed_lease_extension_does_not_end_the_heartbeat(database):
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def long(ctx: JobContext) -> None:
+        started.set()
+        await release.wait()
+
+    now = [T0]
+    lease = timedelta(seconds=0.3)  # a beat every 0.1 s of real time; the lease's end follows `now`
+    handlers = {"test.long": Handler("test.long", long, 4, None)}
+    holder = BlippingRunner("holder", database, clock=lambda: now[0], lease=lease, handlers=handlers)
+    job_id = await defer("test.long")
+    run = asyncio.create_task(holder.run_due(at=T0))
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(holder.extended.wait(), 10)  # the beat after the failed one
+        now[0] = T0 + timedelta(seconds=10)
+        holder.extended.clear()
+        await asyncio.wait_for(holder.extended.wait(), 10)
+        # The lease reaches past 10 s: another runner does not take the job that is still running.
+        other = Runner("other", database, lease=lease, handlers={"test.long": Handler("test.long", Calls(), 4, None)})
+        assert await other.run_due(at=T0 + timedelta(seconds=10.2)) == 0
+        assert (await Job.get(id=job_id)).locked_by == "holder"
+    finally:
+        release.set()
+        await asyncio.wait_for(run, 10)
+    job = await Job.get(id=job_id)
+    assert (job.status, job.attempts, holder.extensions >= 3) == ("done", 1, True)

@@ -175,12 +175,22 @@ class Runner:
             await asyncio.gather(heartbeat, return_exceptions=True)
 
     async def _heartbeat(self, job_id: int, token: str) -> None:
+        """Extend the lease every third of it while the handler runs. A failed extension (the
+        database blipped) is tried again at the next beat: were the heartbeat to end, the
+        lease would run out under a job still running, and another runner would start it too."""
         interval = max(self.lease.total_seconds() / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            held = await Job.filter(id=job_id, lease_token=token).update(lease_until=self.clock() + self.lease)
+            try:
+                held = await self._extend(job_id, token)
+            except Exception as exc:
+                log.warning("job lease not extended", job_id=job_id, error=type(exc).__name__)
+                continue
             if not held:
                 return
+
+    async def _extend(self, job_id: int, token: str) -> bool:
+        return bool(await Job.filter(id=job_id, lease_token=token).update(lease_until=self.clock() + self.lease))
 
     async def _finish(self, job: Job, token: str, status: str, at: datetime, error: str | None) -> None:
         await Job.filter(id=job.id, lease_token=token).update(
