@@ -5,6 +5,7 @@ runner at a time under a lease, and recurring kinds make one job per tick."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -215,3 +216,104 @@ async def test_finished_jobs_are_pruned_after_thirty_days_and_dead_ones_kept(dat
     left = sorted((j.status, j.finished_at) for j in await Job.filter(kind="test.work"))
     assert left == [("dead", T0), ("done", T0 + timedelta(days=1))]
     assert site_jobs.FINISHED_RETENTION == timedelta(days=30)
+
+
+async def test_a_running_runner_keeps_its_free_slots_busy_while_one_job_is_slow(database):
+    """`batch` is how many jobs run at once: a slow job holds one slot, not the whole runner
+    (a job stuck in an SMTP exchange used to stop a worker from claiming anything else)."""
+    release, slow_started, fast_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    running, most, runs = 0, 0, 0
+
+    async def slow(ctx: JobContext) -> None:
+        slow_started.set()
+        await release.wait()
+
+    async def fast(ctx: JobContext) -> None:
+        nonlocal running, most, runs
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running, runs = running - 1, runs + 1
+        if runs == 6:
+            fast_done.set()
+
+    handlers = {"test.slow": Handler("test.slow", slow, 4, None), "test.fast": Handler("test.fast", fast, 4, None)}
+    jobs = Runner("loop", database, clock=lambda: T0, batch=3, handlers=handlers).start()
+    try:
+        slow_id = await defer("test.slow")
+        await asyncio.wait_for(slow_started.wait(), 10)
+        fast_ids = [await defer("test.fast") for _ in range(6)]  # each commit wakes the runner
+        await asyncio.wait_for(fast_done.wait(), 10)
+        assert (await Job.get(id=slow_id)).status == "running"
+    finally:
+        release.set()
+        await jobs.stop()
+    assert most <= 2  # the slow job kept one of the three slots
+    assert {job.status for job in await Job.filter(id__in=[slow_id, *fast_ids])} == {"done"}
+
+
+async def test_a_job_still_running_when_the_stop_grace_runs_out_is_handed_back_at_once(database):
+    started, finished = asyncio.Event(), Calls()
+
+    async def stuck(ctx: JobContext) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never ends by itself
+
+    handlers = {"test.stuck": Handler("test.stuck", stuck, 4, None)}
+    jobs = Runner("loop", database, clock=lambda: T0, batch=2, handlers=handlers).start()
+    stuck_id = await defer("test.stuck")
+    await asyncio.wait_for(started.wait(), 10)
+    assert (await Job.get(id=stuck_id)).attempts == 1
+    await jobs.stop(grace=0.2)
+    job = await Job.get(id=stuck_id)
+    # Queued and due as it was, its interrupted attempt not counted, no lease: any runner may take it now.
+    assert (job.status, job.attempts, job.lease_token, job.lease_until, job.due_at) == ("queued", 0, None, None, None)
+    assert await Runner("next", database, handlers={"test.stuck": Handler("test.stuck", finished, 4, None)}).run_due(
+        at=T0) == 1
+    assert (await Job.get(id=stuck_id)).status == "done"
+
+
+@dataclass
+class BlippingRunner(Runner):
+    """A runner whose first lease extension fails, as when the database drops a connection."""
+
+    extensions: int = 0
+    extended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _extend(self, job_id: int, token: str) -> bool:
+        self.extensions += 1
+        if self.extensions == 1:
+            raise ConnectionResetError("the database went away for a moment")
+        held = await super()._extend(job_id, token)
+        self.extended.set()
+        return held
+
+
+async def test_a_failed_lease_extension_does_not_end_the_heartbeat(database):
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def long(ctx: JobContext) -> None:
+        started.set()
+        await release.wait()
+
+    now = [T0]
+    lease = timedelta(seconds=0.3)  # a beat every 0.1 s of real time; the lease's end follows `now`
+    handlers = {"test.long": Handler("test.long", long, 4, None)}
+    holder = BlippingRunner("holder", database, clock=lambda: now[0], lease=lease, handlers=handlers)
+    job_id = await defer("test.long")
+    run = asyncio.create_task(holder.run_due(at=T0))
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(holder.extended.wait(), 10)  # the beat after the failed one
+        now[0] = T0 + timedelta(seconds=10)
+        holder.extended.clear()
+        await asyncio.wait_for(holder.extended.wait(), 10)
+        # The lease reaches past 10 s: another runner does not take the job that is still running.
+        other = Runner("other", database, lease=lease, handlers={"test.long": Handler("test.long", Calls(), 4, None)})
+        assert await other.run_due(at=T0 + timedelta(seconds=10.2)) == 0
+        assert (await Job.get(id=job_id)).locked_by == "holder"
+    finally:
+        release.set()
+        await asyncio.wait_for(run, 10)
+    job = await Job.get(id=job_id)
+    assert (job.status, job.attempts, holder.extensions >= 3) == ("done", 1, True)

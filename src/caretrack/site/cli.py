@@ -226,10 +226,10 @@ def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= args.concurrency <= 100:
         raise CommandError(f"--concurrency must be between 1 and 100, got {args.concurrency}")
-    if settings.jobs_mode != "workers":
+    _preflight(settings)
+    if settings.jobs_mode != "workers":  # after the checks: a refusal stays one line
         print("note: CARETRACK_JOBS_MODE is not 'workers', so web processes run jobs too; "
               "set it for them when jobs should run only in workers.", file=sys.stderr, flush=True)
-    _preflight(settings)
     from caretrack.site import jobworker, serving
 
     try:

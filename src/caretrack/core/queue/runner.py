@@ -118,14 +118,16 @@ class Runner:
                     queued += 1
         return queued
 
-    async def claim(self, at: datetime) -> list[tuple[Job, str]]:
+    async def claim(self, at: datetime, limit: int | None = None) -> list[tuple[Job, str]]:
+        """Take up to `limit` (default `batch`) due jobs under a fresh lease."""
         kinds = list(self.handlers)
-        if not kinds:
+        if not kinds or (limit is not None and limit < 1):
             return []
         token = secrets.token_hex(16)
         async with in_transaction() as conn:
             await self._bury_exhausted(conn, at)
-            pick = Job.filter(_due(at), kind__in=kinds).using_db(conn).order_by("due_at", "id").limit(self.batch)
+            pick = Job.filter(_due(at), kind__in=kinds).using_db(conn).order_by("due_at", "id").limit(
+                limit or self.batch)
             if conn.capabilities.dialect == "postgres":
                 pick = pick.select_for_update(skip_locked=True)
             ids = await pick.values_list("id", flat=True)
@@ -173,12 +175,22 @@ class Runner:
             await asyncio.gather(heartbeat, return_exceptions=True)
 
     async def _heartbeat(self, job_id: int, token: str) -> None:
+        """Extend the lease every third of it while the handler runs. A failed extension (the
+        database blipped) is tried again at the next beat: were the heartbeat to end, the
+        lease would run out under a job still running, and another runner would start it too."""
         interval = max(self.lease.total_seconds() / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            held = await Job.filter(id=job_id, lease_token=token).update(lease_until=self.clock() + self.lease)
+            try:
+                held = await self._extend(job_id, token)
+            except Exception as exc:
+                log.warning("job lease not extended", job_id=job_id, error=type(exc).__name__)
+                continue
             if not held:
                 return
+
+    async def _extend(self, job_id: int, token: str) -> bool:
+        return bool(await Job.filter(id=job_id, lease_token=token).update(lease_until=self.clock() + self.lease))
 
     async def _finish(self, job: Job, token: str, status: str, at: datetime, error: str | None) -> None:
         await Job.filter(id=job.id, lease_token=token).update(
@@ -214,17 +226,56 @@ class Runner:
         await stop_loops([self._task] if self._task else [], self._stopping, grace)
 
     async def _loop(self) -> None:
+        """Keep up to `batch` jobs running: claim for the free slots whenever one frees up,
+        the runner is woken or the poll comes round, never waiting for the slowest job of a
+        pass (one job stuck in an SMTP exchange must not stop the others). On stop, the
+        running jobs may finish; cancelled (the grace ran out), they are handed back."""
         assert self._wake is not None
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                ran = await self.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database went away: try again at the next tick
-                log.exception("job pass failed")
-                ran = 0
-            if ran or self._stopping.is_set():
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                claimed = 0
+                if len(running) < self.batch:
+                    claimed = await self._claim_into(running)
+                if self._stopping.is_set():
+                    break
+                if claimed and len(running) < self.batch:
+                    continue  # there may be more due
+                woken = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({woken, *running}, timeout=self.poll_seconds,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                self._reap(running)
+            if running:
+                await asyncio.wait(running)
+            self._reap(running)
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+
+    async def _claim_into(self, running: set[asyncio.Task[None]]) -> int:
+        """One pass for the free slots: tick the schedules, claim, start each job's task."""
+        try:
+            at = self.clock()
+            await self.tick_schedules(at)
+            claimed = await self.claim(at, limit=self.batch - len(running))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database went away: try again at the next tick
+            log.exception("job pass failed")
+            return 0
+        for job, token in claimed:
+            running.add(asyncio.create_task(self._run(job, token, at), name=f"job-{job.id}"))
+        return len(claimed)
+
+    @staticmethod
+    def _reap(running: set[asyncio.Task[None]]) -> None:
+        for task in [task for task in running if task.done()]:
+            running.discard(task)
+            if not task.cancelled() and task.exception() is not None:  # recording its outcome failed
+                log.error("job outcome not recorded", task=task.get_name(), error=repr(task.exception()))
