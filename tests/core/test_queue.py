@@ -317,3 +317,30 @@ async def test_a_failed_lease_extension_does_not_end_the_heartbeat(database):
         await asyncio.wait_for(run, 10)
     job = await Job.get(id=job_id)
     assert (job.status, job.attempts, holder.extensions >= 3) == ("done", 1, True)
+
+
+async def test_a_job_whose_lease_is_taken_over_is_stopped_where_it_runs(database):
+    """A runner that stalled past its lease: once its heartbeat finds the job taken, the
+    handler still running there is cancelled rather than left to repeat the other's work."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def long_job(ctx: JobContext) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    job_id = await defer()
+    stalled = Runner("stalled", database, lease=timedelta(seconds=0.3),
+                     handlers={"test.work": Handler("test.work", long_job, 4, None)})
+    run = asyncio.create_task(stalled.run_due(at=T0))
+    await started.wait()
+    await Job.filter(id=job_id).update(lease_token="someone-else")  # the takeover
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert await run == 1
+    assert (await Job.get(id=job_id)).lease_token == "someone-else"  # nothing recorded over it
+    ctx = JobContext(job_id, "test.work", {}, T0, 1, database, "stale-token")
+    with pytest.raises(LeaseLost):
+        await ctx.check_lease()

@@ -86,6 +86,7 @@ async def deliver(ctx: JobContext) -> None:
             await OutboundEmail.filter(id=email.id).using_db(tx.conn).update(status="stored")
             await ctx.finish(tx)
         return
+    await ctx.check_lease()
     try:
         await aiosmtplib.send(
             build_message(email, settings), hostname=settings.smtp_host, port=settings.smtp_port,

@@ -63,6 +63,13 @@ class JobContext:
             raise LeaseLost(f"job {self.job_id} was taken over by another runner")
         self.finished = True
 
+    async def check_lease(self) -> None:
+        """Raise LeaseLost unless this runner still holds the job: call it just before an
+        effect outside the database (an SMTP send), so a runner that stalled past its lease
+        and woke up does not repeat what the runner that took over is doing."""
+        if not await Job.filter(id=self.job_id, lease_token=self._token).exists():
+            raise LeaseLost(f"job {self.job_id} was taken over by another runner")
+
 
 def _due(at: datetime) -> Q:
     return (Q(status="queued") & (Q(due_at__isnull=True) | Q(due_at__lte=at))) | Q(status="running", lease_until__lt=at)
@@ -152,9 +159,17 @@ class Runner:
         handler = self.handlers[job.kind]
         ctx = JobContext(job.id, job.kind, json.loads(job.payload), at, job.attempts, self.settings, token)
         heartbeat = asyncio.create_task(self._heartbeat(job.id, token), name=f"job-{job.id}-lease")
+        work = asyncio.create_task(handler.run(ctx), name=f"job-{job.id}")
         try:
-            await handler.run(ctx)
+            await asyncio.wait({work, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():  # the heartbeat ended: another runner holds the job now
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                raise LeaseLost(f"job {job.id} was taken over by another runner; stopped it here")
+            work.result()
         except asyncio.CancelledError:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
             await self._release(job, token)
             raise
         except LeaseLost:
