@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from caretrack.core.queue.runner import JobContext
@@ -17,7 +17,7 @@ KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # "<domain>.<action
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 
-Run = Callable[["JobContext"], Awaitable[None]]
+Run = Callable[["JobContext"], Coroutine[Any, Any, None]]
 
 
 class JobError(Exception):

@@ -159,7 +159,7 @@ class Runner:
         handler = self.handlers[job.kind]
         ctx = JobContext(job.id, job.kind, json.loads(job.payload), at, job.attempts, self.settings, token)
         heartbeat = asyncio.create_task(self._heartbeat(job.id, token), name=f"job-{job.id}-lease")
-        work = asyncio.create_task(handler.run(ctx), name=f"job-{job.id}")
+        work: asyncio.Task[None] = asyncio.create_task(handler.run(ctx), name=f"job-{job.id}")
         try:
             await asyncio.wait({work, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
             if not work.done():  # the heartbeat ended: another runner holds the job now
