@@ -118,8 +118,9 @@ async def plan_visit_reminders(at: datetime) -> int:
         if tx.conn.capabilities.dialect == "postgres":  # two planners at once: the second waits
             await tx.conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_PLAN_LOCK])
         keys = [c.key for c in candidates]
-        taken = set(await Job.filter(key__in=keys).exclude(status="cancelled").using_db(tx.conn)
-                    .values_list("key", flat=True))
+        rows: list[Any] = await Job.filter(key__in=keys).exclude(status="cancelled").using_db(tx.conn).values_list(
+            "key", flat=True)
+        taken = {str(key) for key in rows}
         fresh = [c for c in candidates if c.key not in taken]
         for planned in fresh:
             await tx.defer(REMIND, planned.payload, due=planned.due, key=planned.key)
@@ -144,12 +145,12 @@ async def send_visit_reminder(ctx: JobContext) -> None:
         raise Skipped(f"carer {payload['carer_id']} is no longer on package {package.id}")
     visit = visit_at(day, hhmm)
     async with atomic() as tx:
-        client = crypto.unseal(package.client_name, "care_packages.client_name")
+        client = crypto.unseal(package.client_name, "care_packages.client_name") or ""
         await tx.audit(SYSTEM, "phi.read", "care_package", package.id, fields=["client_name"],
                        purpose="visit reminder", carer_id=carer.id)
         await notify(tx, carer, KIND, email=("visit_reminder", {
             "name": carer.full_name, "client": initials(client), "when": local_when(visit, carer.time_zone),
-            "minutes": int(REMINDER_LEAD.total_seconds() // 60), "link": f"{ctx.settings.base_url}/carer"}))
+            "minutes": max(int((visit - ctx.at).total_seconds() // 60), 0), "link": f"{ctx.settings.base_url}/carer"}))
         await ctx.finish(tx)
 
 
