@@ -113,8 +113,8 @@ async def test_a_reminder_is_planned_once_however_often_the_planner_runs(databas
     assert await reminders.plan_visit_reminders(TEN_TO_MIDNIGHT - timedelta(hours=6)) == 0
     # Two planners at once (the second waits for the first on PostgreSQL).
     racing = await asyncio.gather(*(reminders.plan_visit_reminders(HALF_SEVEN - timedelta(hours=5))
-                                    for _ in range(3)))
-    assert sorted(racing) == [0, 0, 2]
+                                    for _ in range(6)))
+    assert sorted(racing) == [0, 0, 0, 0, 0, 2]
     # The recurring job too, tick after tick over the same hours.
     runner = reminder_runner(database)
     for minutes in range(0, 6 * 60, 15):
