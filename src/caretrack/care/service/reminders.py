@@ -36,6 +36,7 @@ REMINDER_GRACE = timedelta(minutes=10)  # later than this after its moment, a re
 PLAN_EVERY = timedelta(minutes=15)
 PLAN_HORIZON = timedelta(hours=6)  # reminders due within this are planned (many planning runs ahead)
 HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "sir", "dame", "prof", "rev"})
+_KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 _PLAN_LOCK = 0x63617265  # PostgreSQL advisory lock held while a planner reads and writes keys
 
 
@@ -118,9 +119,11 @@ async def plan_visit_reminders(at: datetime) -> int:
         if tx.conn.capabilities.dialect == "postgres":  # two planners at once: the second waits
             await tx.conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_PLAN_LOCK])
         keys = [c.key for c in candidates]
-        rows: list[Any] = await Job.filter(key__in=keys).exclude(status="cancelled").using_db(tx.conn).values_list(
-            "key", flat=True)
-        taken = {str(key) for key in rows}
+        taken: set[str] = set()
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            rows: list[Any] = await Job.filter(key__in=keys[start:start + _KEYS_PER_QUERY]).exclude(
+                status="cancelled").using_db(tx.conn).values_list("key", flat=True)
+            taken.update(str(key) for key in rows)
         fresh = [c for c in candidates if c.key not in taken]
         for planned in fresh:
             await tx.defer(REMIND, planned.payload, due=planned.due, key=planned.key)
