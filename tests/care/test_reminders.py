@@ -20,6 +20,8 @@ from caretrack.core.queue import Runner
 from caretrack.core.queue.models import Job
 from caretrack.core.queue.registry import HANDLERS
 from caretrack.core.roles import Role
+from caretrack.mail import jobs as mail_jobs  # noqa: F401  (registers mail.deliver)
+from caretrack.mail import service as mail_service
 from caretrack.mail.models import OutboundEmail
 from tests.care.helpers import LONG_AGO, admin_user
 from tests.helpers import make_user
@@ -215,3 +217,17 @@ async def test_two_runners_racing_send_each_reminder_once(database, people):
     for later in (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)):
         await asyncio.gather(one.run_due(at=HALF_SEVEN + later), other.run_due(at=HALF_SEVEN + later))
     assert len(await emails_to(london.email)) == 1 and len(await emails_to(utc.email)) == 1
+
+
+async def test_the_reminder_reaches_the_carers_mailbox(database, people, smtp_server):
+    admin, london, _ = people
+    await package_for(admin, london, visit_times="08:00")
+    smtp = database.replace(smtp_host=smtp_server.host, smtp_port=smtp_server.port)
+    runner = Runner("test", smtp, handlers={kind: HANDLERS[kind] for kind in (
+        reminders.PLAN, reminders.REMIND, mail_service.DELIVER)})
+    for at in (HALF_SEVEN - timedelta(hours=1), HALF_SEVEN, HALF_SEVEN):
+        await runner.run_due(at=at)
+    [message] = smtp_server.messages
+    assert message["To"] == london.email
+    assert message["Subject"] == "Visit reminder: 09:00 on Sunday 29 March (BST, Europe/London)"
+    assert "visit to I. C. at 09:00" in message.get_body(("plain",)).get_content()
