@@ -20,7 +20,7 @@ from caretrack.mail.models import OutboundEmail
 from tests.care.helpers import admin_user
 from tests.helpers import make_user
 
-AT = datetime(2026, 3, 28, 23, 50, tzinfo=UTC)
+AT = datetime(2026, 3, 29, 7, 0, tzinfo=UTC)  # the digest's hour, on London's spring-forward day
 
 
 def digest_runner(settings, name: str = "test") -> Runner:
@@ -41,7 +41,7 @@ async def test_each_active_admin_gets_the_lapsed_and_lapsing_competencies(databa
     carl = await make_user(Role.CARER, "carl@example.org", name="Carl Carer")
     left = await make_user(Role.CARER, "left@example.org", name="Lee Left", is_active=False)
     meds, hoist, food = [await Skill.create(name=n) for n in ("Medication", "Hoisting", "Food hygiene")]
-    expired = AT - timedelta(days=3)  # 25 March 23:50 UTC
+    expired = AT - timedelta(days=3)  # 26 March 07:00 UTC
     lapsing = datetime(2026, 4, 10, 23, 30, tzinfo=UTC)  # 11 April in London, 10 April in New York
     await competency(cara, meds, expired)
     await competency(carl, hoist, lapsing)
@@ -55,11 +55,11 @@ async def test_each_active_admin_gets_the_lapsed_and_lapsing_competencies(databa
         ("expired", expired.astimezone(ZoneInfo("Europe/London"))),
         ("london", lapsing.astimezone(ZoneInfo("Europe/London"))),
         ("new_york", lapsing.astimezone(ZoneInfo("America/New_York"))))}
-    assert day == {"expired": "Wednesday 25 March 2026", "london": "Saturday 11 April 2026",
+    assert day == {"expired": "Thursday 26 March 2026", "london": "Saturday 11 April 2026",
                    "new_york": "Friday 10 April 2026"}
     london, new_york = emails["boss@example.org"], emails["ny@example.org"]
     assert london.subject == "Competencies: 1 expired, 1 expiring within 30 days"
-    assert "Expired:\n- Cara Carer: Medication, expired Wednesday 25 March 2026\n" in london.text_body
+    assert "Expired:\n- Cara Carer: Medication, expired Thursday 26 March 2026\n" in london.text_body
     assert "Expiring within 30 days:\n- Carl Carer: Hoisting, expires Saturday 11 April 2026\n" in london.text_body
     assert "- Carl Carer: Hoisting, expires Friday 10 April 2026\n" in new_york.text_body
     assert "Hello Nia York" in new_york.text_body and "http://testserver/admin/training" in new_york.text_body

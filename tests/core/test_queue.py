@@ -344,3 +344,22 @@ async def test_a_job_whose_lease_is_taken_over_is_stopped_where_it_runs(database
     ctx = JobContext(job_id, "test.work", {}, T0, 1, database, "stale-token")
     with pytest.raises(LeaseLost):
         await ctx.check_lease()
+
+
+async def test_a_recurring_kind_with_an_offset_runs_on_its_grid_not_from_start_up(database):
+    calls = Calls()
+    handlers = {"test.daily": Handler("test.daily", calls, 4, timedelta(days=1), timedelta(hours=7))}
+    jobs = Runner("one", database, handlers=handlers)
+    started = datetime(2026, 10, 24, 23, 59, tzinfo=UTC)  # the night London's clocks go back
+    for minutes in range(0, 3 * 24 * 60, 30):  # every half hour for three days
+        await jobs.run_due(at=started + timedelta(minutes=minutes))
+    assert [c.at for c in calls.runs] == [datetime(2026, 10, d, 7, 29, tzinfo=UTC) for d in (25, 26, 27)]
+
+
+def test_an_offset_needs_a_period_and_must_lie_within_it():
+    from caretrack.core.queue import job
+
+    with pytest.raises(JobError, match="within one period"):
+        job("test.bad", every=timedelta(hours=1), offset=timedelta(hours=2))
+    with pytest.raises(JobError, match="within one period"):
+        job("test.bad", offset=timedelta(hours=2))

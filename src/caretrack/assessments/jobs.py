@@ -23,4 +23,4 @@ async def assign_renewals(ctx: JobContext) -> None:
 
 # A failed send is retried with backoff; a retry past the grace is skipped, never sent late.
 job(reminders.REMIND, max_attempts=5)(reminders.send_due_reminder)
-job(reminders.DIGEST, every=reminders.DIGEST_EVERY)(reminders.send_competency_digest)
+job(reminders.DIGEST, every=reminders.DIGEST_EVERY, offset=reminders.DIGEST_AT)(reminders.send_competency_digest)

@@ -25,6 +25,7 @@ DIGEST = "assessments.competency_digest"
 REMINDER_KIND = "assessment_reminder"  # notification kinds (a user's preference, once notifications exist)
 DIGEST_KIND = "competency_digest"
 DIGEST_EVERY = timedelta(hours=24)
+DIGEST_AT = timedelta(hours=7)  # daily at 07:00 UTC, before the office opens in Europe
 DIGEST_WINDOW = timedelta(days=30)
 DUE_GRACE = timedelta(hours=1)
 # (name, days before the due date, local time of day): the evening's notice and the morning's.

@@ -7,13 +7,14 @@ import random
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from caretrack.core.queue.runner import JobContext
 
 KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # "<domain>.<action>"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 
@@ -42,15 +43,36 @@ class Handler:
     run: Run
     max_attempts: int
     every: timedelta | None  # recurring: one job per tick
+    offset: timedelta | None = None  # ticks fall on a grid: UTC midnight 1970 + offset + k * every
+
+    def first_tick(self, at: datetime) -> datetime:
+        """When a recurring kind first runs: at once, or at its grid's next tick."""
+        if self.offset is None:
+            return at
+        return self.next_tick(at - timedelta(microseconds=1))
+
+    def next_tick(self, after: datetime) -> datetime:
+        """The tick after `after`: `every` later, or the grid's next one (never catching up on
+        ticks missed while no runner ran)."""
+        assert self.every is not None
+        if self.offset is None:
+            return after + self.every
+        base = EPOCH + self.offset
+        return base + self.every * ((after - base) // self.every + 1)
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def job(kind: str, *, max_attempts: int = 10, every: timedelta | None = None) -> Callable[[Run], Run]:
-    """Register `run` as the handler of `kind` (recurring every `every` when given)."""
+def job(kind: str, *, max_attempts: int = 10, every: timedelta | None = None,
+        offset: timedelta | None = None) -> Callable[[Run], Run]:
+    """Register `run` as the handler of `kind`: recurring every `every` when given, and with
+    `offset`, on a fixed grid (`every=timedelta(days=1), offset=timedelta(hours=7)`: daily at
+    07:00 UTC) rather than from whenever the first runner started."""
     if not KIND.match(kind):
         raise JobError(f"Job kind {kind!r} must look like 'domain.action' (lower case).")
+    if offset is not None and (every is None or not timedelta(0) <= offset < every):
+        raise JobError(f"Job {kind!r}: an offset needs `every` and must lie within one period.")
     if max_attempts < 1:
         raise JobError(f"Job {kind!r}: max_attempts must be at least 1.")
 
@@ -58,7 +80,7 @@ def job(kind: str, *, max_attempts: int = 10, every: timedelta | None = None) ->
         existing = HANDLERS.get(kind)
         if existing is not None and existing.run is not run:
             raise JobError(f"Job kind {kind!r} already has a handler ({existing.run.__qualname__}).")
-        HANDLERS[kind] = Handler(kind, run, max_attempts, every)
+        HANDLERS[kind] = Handler(kind, run, max_attempts, every, offset)
         return run
 
     return register

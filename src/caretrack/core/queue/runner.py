@@ -107,19 +107,21 @@ class Runner:
         """For each recurring kind whose tick has come, advance its schedule and queue one job,
         in one transaction; a runner that loses the compare-and-set queues nothing."""
         queued = 0
-        for handler in self.handlers.values():
-            if handler.every is None:
-                continue
-            schedule = await JobSchedule.get_or_none(name=handler.kind)
+        recurring = [handler for handler in self.handlers.values() if handler.every is not None]
+        if not recurring:
+            return 0
+        schedules = {s.name: s for s in await JobSchedule.filter(name__in=[h.kind for h in recurring])}
+        for handler in recurring:
+            schedule = schedules.get(handler.kind)
             if schedule is None:
                 with contextlib.suppress(IntegrityError):
-                    await JobSchedule.create(name=handler.kind, next_due=at)
+                    await JobSchedule.create(name=handler.kind, next_due=handler.first_tick(at))
                 schedule = await JobSchedule.get_or_none(name=handler.kind)
             if schedule is None or schedule.next_due > at:
                 continue
             async with in_transaction() as conn:
                 advanced = await JobSchedule.filter(name=handler.kind, next_due=schedule.next_due).using_db(
-                    conn).update(next_due=at + handler.every)
+                    conn).update(next_due=handler.next_tick(at))
                 if advanced:
                     await store.defer(conn, handler.kind, {}, due=at, key=f"every:{handler.kind}", created=at)
                     queued += 1
