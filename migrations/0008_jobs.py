@@ -1,8 +1,17 @@
-"""The job queue: deferred work (caretrack.core.jobs) and the recurring schedules."""
+"""The job queue: deferred work (caretrack.core.queue) and the recurring schedules."""
 
 from tortoise import fields, migrations
 from tortoise.indexes import Index
 from tortoise.migrations import operations as ops
+
+from caretrack.core.dbops import per_dialect
+
+QUEUED_EMAILS = """
+UPDATE outbound_emails SET status = 'queued' WHERE status = 'sending';
+INSERT INTO jobs (kind, payload, key, status, attempts, max_attempts, created_at)
+SELECT 'mail.deliver', '{{"email_id": ' || id || '}}', 'mail:' || id, 'queued', 0, 15, {now}
+FROM outbound_emails WHERE status = 'queued';
+"""
 
 
 class Migration(migrations.Migration):
@@ -41,4 +50,8 @@ class Migration(migrations.Migration):
             options={'table': 'job_schedules', 'app': 'caretrack', 'pk_attr': 'name', 'table_description': 'When a recurring job next falls due.'},
             bases=['Model'],
         ),
+        # Emails queued by the sender loop this replaces get their delivery job (one left
+        # `sending` by a process that stopped mid-delivery too).
+        per_dialect(postgres=[QUEUED_EMAILS.format(now="NOW()")],
+                    sqlite=[QUEUED_EMAILS.format(now="strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')")]),
     ]

@@ -8,6 +8,7 @@ from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
 from caretrack.booking.models import default_reminder_offsets
+from caretrack.core.dbops import everywhere
 
 
 class Migration(migrations.Migration):
@@ -28,4 +29,7 @@ class Migration(migrations.Migration):
             options={'table': 'reminder_policy', 'app': 'caretrack', 'pk_attr': 'id', 'table_description': 'When patients and doctors are reminded of a consultation (one row, set by admins):'},
             bases=['Model'],
         ),
+        # The one policy row, with the defaults: bookings lock it (FOR SHARE) while they plan.
+        everywhere(["INSERT INTO reminder_policy (id, offsets, grace_minutes) VALUES (1, '[1440,60]', 15);"],
+                   reverse=["DELETE FROM reminder_policy;"]),
     ]

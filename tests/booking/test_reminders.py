@@ -138,3 +138,44 @@ def test_a_policy_out_of_bounds_is_refused_with_the_rule(offsets, message):
 
     with pytest.raises(ValidationError, match=message):
         ReminderPolicyIn(offsets=offsets)
+
+
+async def test_re_plans_racing_on_postgresql_leave_one_set_of_reminders(pg_database_url, now):
+    """Two re-plans of one booking in overlapping transactions (two policy saves, or one and a
+    reschedule): the second waits for the first's row lock, then sees its reminders and
+    replaces them, so each reminder is queued once, not once per re-plan."""
+    from caretrack.core import db
+    from caretrack.core.transaction import atomic
+    from tests.conftest import base_settings
+
+    settings = base_settings(database_url=pg_database_url)
+    await db.start(settings)
+    try:
+        appointment, doctor, patient, start = await booked(settings, now)
+
+        go = asyncio.Event()
+
+        async def replan_alone() -> None:
+            await go.wait()
+            async with atomic() as tx:
+                await reminders.replan(tx, appointment, at=now)
+
+        # Started outside the first transaction: a task started inside would inherit it.
+        second = asyncio.create_task(replan_alone())
+        async with atomic() as first:
+            await reminders.replan(first, appointment, at=now)
+            go.set()
+            for _ in range(500):  # until the second re-plan waits on the row lock
+                _, rows = await first.conn.execute_query(  # live, unlike pg_stat_activity in a transaction
+                    "SELECT count(*) AS n FROM pg_locks WHERE NOT granted")
+                if rows[0]["n"]:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the second re-plan never waited for the first")
+        await second
+        keys = await Job.filter(kind=reminders.REMIND, status="queued").values_list("key", flat=True)
+        assert sorted(keys) == sorted(f"reminder:{appointment.id}:{who.id}:{m}" for who in (patient, doctor)
+                                      for m in (1440, 60))
+    finally:
+        await db.stop()

@@ -280,11 +280,11 @@ class BlippingRunner(Runner):
     extensions: int = 0
     extended: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def _extend(self, job_id: int, token: str) -> bool:
+    async def _extend(self, job_id: int, token: str, until: datetime) -> bool:
         self.extensions += 1
         if self.extensions == 1:
             raise ConnectionResetError("the database went away for a moment")
-        held = await super()._extend(job_id, token)
+        held = await super()._extend(job_id, token, until)
         self.extended.set()
         return held
 
@@ -363,3 +363,30 @@ def test_an_offset_needs_a_period_and_must_lie_within_it():
         job("test.bad", every=timedelta(hours=1), offset=timedelta(hours=2))
     with pytest.raises(JobError, match="within one period"):
         job("test.bad", offset=timedelta(hours=2))
+
+
+async def test_on_postgresql_the_claim_skips_rows_another_runner_has_locked(pg_database_url, monkeypatch):
+    """Tortoise's values_list drops the lock clause; the claim must keep it, or runners queue
+    up behind each other's claims."""
+    from tortoise.backends.asyncpg.client import AsyncpgDBClient
+
+    from caretrack.core import db
+    from tests.conftest import base_settings
+
+    settings = base_settings(database_url=pg_database_url)
+    await db.start(settings)
+    try:
+        statements: list[str] = []
+        original = AsyncpgDBClient.execute_query
+
+        async def recording(self, query, values=None):
+            statements.append(query)
+            return await original(self, query, values)
+
+        monkeypatch.setattr(AsyncpgDBClient, "execute_query", recording)
+        await defer()
+        assert len(await runner(settings, work=Calls()).claim(T0)) == 1
+        [pick] = [s for s in statements if s.startswith('SELECT "id"') and '"jobs"' in s]
+        assert pick.endswith("FOR UPDATE SKIP LOCKED")
+    finally:
+        await db.stop()

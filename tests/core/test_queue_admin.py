@@ -41,6 +41,9 @@ async def test_an_admin_sees_dead_jobs_and_retries_one(client, now):
     assert again.status_code == 422 and "Only a dead job can be retried" in again.text
     missing = await client.post("/admin/jobs/999999/retry", data={"csrf_token": token})
     assert missing.status_code == 404
+    for page in ("abc", "0", "²", "9" * 30):
+        response = await client.get(f"/admin/jobs?page={page}")
+        assert response.status_code == 422 and "The page number starts at 1" in response.text, page
     unknown = await client.get("/admin/jobs?status=exploded")
     assert unknown.status_code == 422 and "Unknown job status" in unknown.text
 

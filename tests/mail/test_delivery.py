@@ -71,3 +71,28 @@ async def test_an_email_that_never_gets_through_is_failed_and_its_job_dead(datab
     row, job = await OutboundEmail.get(id=email.id), await Job.get(key=f"mail:{email.id}")
     assert (row.status, row.attempts, job.status) == ("failed", mail.MAX_ATTEMPTS, "dead")
     assert timedelta(hours=16) <= at - T0 <= timedelta(hours=34)  # retried for most of a day and more
+
+
+async def test_emails_queued_before_the_job_queue_get_their_delivery_job(database):
+    """Migration 0008's data step: emails the old sender loop left queued (or mid-send) are
+    delivered by the queue after the upgrade."""
+    import importlib
+
+    from tortoise import connections
+
+    upgrade = importlib.import_module("caretrack.migrations.0008_jobs")
+    waiting = await OutboundEmail.create(to_address="old@example.test", subject="s", text_body="t", html_body="h",
+                                         status="queued")
+    stuck = await OutboundEmail.create(to_address="stuck@example.test", subject="s", text_body="t", html_body="h",
+                                       status="sending")
+    sent = await OutboundEmail.create(to_address="done@example.test", subject="s", text_body="t", html_body="h",
+                                      status="sent")
+    conn = connections.get("default")
+    now = "NOW()" if conn.capabilities.dialect == "postgres" else "strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')"
+    await conn.execute_script(upgrade.QUEUED_EMAILS.format(now=now))
+    assert sorted(await Job.filter(kind=mail.DELIVER).values_list("key", flat=True)) == sorted(
+        [f"mail:{waiting.id}", f"mail:{stuck.id}"])
+    assert await mail_runner(database).run_due(at=T0) == 2
+    statuses = {e.to_address: e.status for e in await OutboundEmail.all()}
+    assert statuses == {"old@example.test": "stored", "stuck@example.test": "stored", "done@example.test": "sent"}
+    assert sent.id

@@ -96,8 +96,10 @@ async def deliver(ctx: JobContext) -> None:
     except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
         last = ctx.attempt >= MAX_ATTEMPTS
-        await OutboundEmail.filter(id=email.id).update(status="failed" if last else "queued",
-                                                        attempts=ctx.attempt, last_error=error)
+        # Conditional: a runner that stalled here past its lease must not mark as undelivered an
+        # email the runner that took over has sent meanwhile.
+        await OutboundEmail.filter(id=email.id, status__in=("queued", "failed")).update(
+            status="failed" if last else "queued", attempts=ctx.attempt, last_error=error)
         log.warning("email delivery failed", email_id=email.id, attempts=ctx.attempt, error=type(exc).__name__)
         raise Retry(error) from None
     async with atomic() as tx:

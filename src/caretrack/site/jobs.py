@@ -4,6 +4,7 @@ default) and the admin's view of the queue, /admin/jobs."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ from caretrack.http.pagekit import PageRouter, redirect, render
 
 pages = PageRouter()
 FINISHED_RETENTION = timedelta(days=30)
+PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")  # ASCII digits only: "²".isdigit() is true
 
 
 @job("queue.prune", every=timedelta(hours=1))
@@ -51,7 +53,7 @@ async def job_list(request: Request) -> Response:
     status = request.query_params.get("status") or None
     page = request.query_params.get("page", "1")
     try:
-        view = await queue_admin.queue_view(status, int(page) if page.isdigit() else 0)
+        view = await queue_admin.queue_view(status, int(page) if PAGE_NUMBER.fullmatch(page) else 0)
     except CareTrackError as exc:
         view = await queue_admin.queue_view(None)
         return render(request, "admin/jobs.html", {"view": view}, status_code=exc.status_code,

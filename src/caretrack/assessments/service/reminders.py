@@ -27,6 +27,7 @@ DIGEST_KIND = "competency_digest"
 DIGEST_EVERY = timedelta(hours=24)
 DIGEST_AT = timedelta(hours=7)  # daily at 07:00 UTC, before the office opens in Europe
 DIGEST_WINDOW = timedelta(days=30)
+DIGEST_GRACE = timedelta(hours=6)
 DUE_GRACE = timedelta(hours=1)
 # (name, days before the due date, local time of day): the evening's notice and the morning's.
 DUE_REMINDERS = (("before", 1, time(9, 0)), ("day", 0, time(8, 0)))
@@ -106,7 +107,12 @@ async def competency_digest(at: datetime) -> tuple[list[Lapse], list[Lapse]]:
 
 async def send_competency_digest(ctx: JobContext) -> None:
     """The daily `assessments.competency_digest` job: one email to each active admin, or none when
-    nothing has lapsed or lapses soon. All of them commit with the job's completion."""
+    nothing has lapsed or lapses soon. All of them commit with the job's completion. A morning's
+    digest that no runner could send by the afternoon (the platform was down) is skipped: the
+    next morning's says the same, and up to date."""
+    tick = datetime.fromisoformat(ctx.payload.get("tick") or ctx.at.isoformat())
+    if ctx.at - tick > DIGEST_GRACE:
+        raise Skipped(f"the digest for {tick:%Y-%m-%d %H:%M} UTC is {ctx.at - tick} late")
     expired, expiring = await competency_digest(ctx.at)
     if not expired and not expiring:
         return

@@ -28,8 +28,14 @@ def _key(appointment_id: int) -> str:
     return f"reminder:{appointment_id}:"
 
 
-async def current_policy(tx: Tx | None = None) -> ReminderPolicy:
-    """The admins' policy, or the default (a day and an hour before; 15 minutes' grace)."""
+async def current_policy(tx: Tx | None = None, *, lock: str | None = None) -> ReminderPolicy:
+    """The admins' policy, or the default (a day and an hour before; 15 minutes' grace).
+    `lock` ("share" or "update", PostgreSQL) holds its row to the end of `tx`: a booking that
+    plans with the policy shares it, and a change waits for those bookings to commit, so the
+    re-plan that follows the change sees every one of them (migration 0011 seeds the row)."""
+    if tx is not None and lock is not None and tx.conn.capabilities.dialect == "postgres":
+        clause = "FOR SHARE" if lock == "share" else "FOR UPDATE"
+        await tx.conn.execute_query(f"SELECT 1 FROM reminder_policy WHERE id = $1 {clause}", [POLICY_ID])
     query = ReminderPolicy.filter(id=POLICY_ID)
     policy = await (query.using_db(tx.conn) if tx else query).first()
     return policy or ReminderPolicy(id=POLICY_ID)
@@ -38,7 +44,7 @@ async def current_policy(tx: Tx | None = None) -> ReminderPolicy:
 async def plan(tx: Tx, appointment: Appointment, *, at: datetime) -> int:
     """Queue the reminders of a booked appointment; a reminder whose moment has already passed
     (booked within the hour for a one-hour reminder) is not sent: the confirmation is."""
-    policy, starts, planned = await current_policy(tx), utc(appointment.starts_at), 0
+    policy, starts, planned = await current_policy(tx, lock="share"), utc(appointment.starts_at), 0
     for offset in policy.offsets:
         moment = starts - timedelta(minutes=offset)
         if moment <= at:
@@ -56,14 +62,20 @@ async def unplan(tx: Tx, appointment_id: int, *, at: datetime) -> int:
 
 
 async def replan(tx: Tx, appointment: Appointment, *, at: datetime) -> int:
+    """Cancel and plan again, holding the appointment's row: two re-plans of one booking (two
+    policy saves, or one racing a reschedule) run one after the other, each seeing what the
+    other committed, so one set of reminders is left, for the time the booking has now."""
+    current = await Appointment.filter(id=appointment.id).using_db(tx.conn).select_for_update().first()
     await unplan(tx, appointment.id, at=at)
-    return await plan(tx, appointment, at=at)
+    if current is None or current.status != AppointmentStatus.BOOKED:
+        return 0
+    return await plan(tx, current, at=at)
 
 
 async def do_set_policy(actor: Actor, command: ReminderPolicyIn, *, at: datetime) -> ReminderPolicy:
     """Save the policy and re-plan the reminders of every upcoming booking (as a job)."""
     async with atomic() as tx:
-        policy = await current_policy(tx)
+        policy = await current_policy(tx, lock="update")
         previous = {"offsets": list(policy.offsets), "grace_minutes": policy.grace_minutes}
         policy.offsets, policy.grace_minutes = command.offsets, command.grace_minutes
         policy.updated_at, policy.updated_by_id = at, actor.user_id
@@ -86,24 +98,28 @@ async def replan_upcoming(ctx: JobContext) -> None:
 
 
 async def send_reminder(ctx: JobContext) -> None:
-    """The `booking.remind` job: one reminder to one person, or a reason it is skipped."""
+    """The `booking.remind` job: one reminder to one person, or a reason it is skipped. The
+    appointment is read locked in the sending transaction, so a cancel or a move either
+    commits first (and the reminder is skipped) or waits until the reminder is queued."""
     payload = ctx.payload
-    appointment = await Appointment.get_or_none(id=payload["appointment_id"]).prefetch_related("doctor", "patient")
-    if appointment is None or appointment.status != AppointmentStatus.BOOKED:
-        raise Skipped(f"the appointment is {appointment.status if appointment else 'gone'}")
-    starts = utc(appointment.starts_at)
-    if starts.isoformat() != payload["starts_at"]:
-        raise Skipped("the appointment has moved; its new reminders are planned")
-    moment = starts - timedelta(minutes=payload["offset"])
-    grace = timedelta(minutes=(await current_policy()).grace_minutes)
-    if ctx.at > moment + grace or ctx.at >= starts:
-        raise Skipped(f"{ctx.at - moment} late, past the {grace} grace: not sent late")
-    doctor, patient = appointment.doctor, appointment.patient
-    person, other = (doctor, patient) if payload["user_id"] == doctor.id else (patient, doctor)
-    if person.id != payload["user_id"] or not person.is_active:
-        raise Skipped("the recipient is no longer on this appointment or is deactivated")
-    settings = ctx.settings
     async with atomic() as tx:
+        appointment = await Appointment.filter(id=payload["appointment_id"]).using_db(tx.conn) \
+            .select_for_update().first()
+        if appointment is None or appointment.status != AppointmentStatus.BOOKED:
+            raise Skipped(f"the appointment is {appointment.status if appointment else 'gone'}")
+        starts = utc(appointment.starts_at)
+        if starts.isoformat() != payload["starts_at"]:
+            raise Skipped("the appointment has moved; its new reminders are planned")
+        moment = starts - timedelta(minutes=payload["offset"])
+        grace = timedelta(minutes=(await current_policy(tx)).grace_minutes)
+        if ctx.at > moment + grace or ctx.at >= starts:
+            raise Skipped(f"{ctx.at - moment} late, past the {grace} grace: not sent late")
+        doctor = await User.filter(id=appointment.doctor_id).using_db(tx.conn).get()
+        patient = await User.filter(id=appointment.patient_id).using_db(tx.conn).get()
+        person, other = (doctor, patient) if payload["user_id"] == doctor.id else (patient, doctor)
+        if person.id != payload["user_id"] or not person.is_active:
+            raise Skipped("the recipient is no longer on this appointment or is deactivated")
+        settings = ctx.settings
         await _send(tx, person, {
             "name": person.full_name, "other": other.full_name, "when": format_local(starts, person.time_zone),
             "in": _lead(payload["offset"]), "minutes": int((appointment.ends_at - appointment.starts_at)

@@ -44,6 +44,7 @@ class Handler:
     max_attempts: int
     every: timedelta | None  # recurring: one job per tick
     offset: timedelta | None = None  # ticks fall on a grid: UTC midnight 1970 + offset + k * every
+    timeout: timedelta = timedelta(minutes=15)  # a run that takes longer is stopped and retried
 
     def first_tick(self, at: datetime) -> datetime:
         """When a recurring kind first runs: at once, or at its grid's next tick."""

@@ -15,14 +15,16 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
+from tortoise.functions import Coalesce
 from tortoise.transactions import in_transaction
 
 from caretrack.core.clock import Clock, utcnow
@@ -52,6 +54,7 @@ class JobContext:
     attempt: int
     settings: Settings
     _token: str
+    now: Clock = utcnow  # the job's clock: `at`, plus the time it has run since
     finished: bool = False
 
     async def finish(self, tx: Any) -> None:
@@ -67,8 +70,17 @@ class JobContext:
         """Raise LeaseLost unless this runner still holds the job: call it just before an
         effect outside the database (an SMTP send), so a runner that stalled past its lease
         and woke up does not repeat what the runner that took over is doing."""
-        if not await Job.filter(id=self.job_id, lease_token=self._token).exists():
-            raise LeaseLost(f"job {self.job_id} was taken over by another runner")
+        held = await Job.filter(id=self.job_id, lease_token=self._token, lease_until__gt=self.now()).exists()
+        if not held:
+            raise LeaseLost(f"job {self.job_id}'s lease has run out or was taken over by another runner")
+
+
+def _clock_from(at: datetime) -> Clock:
+    """A job's clock: the instant it was claimed at (the runner's clock, or an instant a test
+    gave `run_due`) moved on by the time elapsed since. `check_lease` reads the lease's end
+    against it, which the claim set from that same instant."""
+    started = time.monotonic()
+    return lambda: at + timedelta(seconds=time.monotonic() - started)
 
 
 def _due(at: datetime) -> Q:
@@ -96,7 +108,7 @@ class Runner:
     async def run_due(self, at: datetime | None = None) -> int:
         """Tick the recurring schedules, then claim and run what is due at `at`; returns how
         many jobs ran (whatever their outcome)."""
-        at = at or self.clock()
+        at = (at or self.clock()).astimezone(UTC)  # SQLite compares the stored UTC text
         await self.tick_schedules(at)
         claimed = await self.claim(at)
         if claimed:
@@ -122,8 +134,9 @@ class Runner:
             async with in_transaction() as conn:
                 advanced = await JobSchedule.filter(name=handler.kind, next_due=schedule.next_due).using_db(
                     conn).update(next_due=handler.next_tick(at))
-                if advanced:
-                    await store.defer(conn, handler.kind, {}, due=at, key=f"every:{handler.kind}", created=at)
+                if advanced:  # the tick it is for: a handler may decide it is too late for it
+                    await store.defer(conn, handler.kind, {"tick": schedule.next_due.isoformat()}, due=at,
+                                      key=f"every:{handler.kind}", created=at)
                     queued += 1
         return queued
 
@@ -135,11 +148,14 @@ class Runner:
         token = secrets.token_hex(16)
         async with in_transaction() as conn:
             await self._bury_exhausted(conn, at)
-            pick = Job.filter(_due(at), kind__in=kinds).using_db(conn).order_by("due_at", "id").limit(
-                limit or self.batch)
+            # Jobs due "at once" (no due time) sort by when they were queued, among the dated ones
+            # (PostgreSQL would put NULLs last). `only` keeps the lock clause, which Tortoise's
+            # values_list drops.
+            pick = Job.filter(_due(at), kind__in=kinds).using_db(conn) \
+                .annotate(due=Coalesce("due_at", F("created_at"))).order_by("due", "id").limit(limit or self.batch)
             if conn.capabilities.dialect == "postgres":
                 pick = pick.select_for_update(skip_locked=True)
-            ids = await pick.values_list("id", flat=True)
+            ids = [job.id for job in await pick.only("id")]
             if not ids:
                 return []
             await Job.filter(_due(at), id__in=ids).using_db(conn).update(
@@ -159,15 +175,19 @@ class Runner:
 
     async def _run(self, job: Job, token: str, at: datetime) -> None:
         handler = self.handlers[job.kind]
-        ctx = JobContext(job.id, job.kind, json.loads(job.payload), at, job.attempts, self.settings, token)
+        now = _clock_from(at)
+        ctx = JobContext(job.id, job.kind, json.loads(job.payload), at, job.attempts, self.settings, token, now)
         heartbeat = asyncio.create_task(self._heartbeat(job.id, token), name=f"job-{job.id}-lease")
         work: asyncio.Task[None] = asyncio.create_task(handler.run(ctx), name=f"job-{job.id}")
         try:
-            await asyncio.wait({work, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():  # the heartbeat ended: another runner holds the job now
+            await asyncio.wait({work, heartbeat}, timeout=handler.timeout.total_seconds(),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
-                raise LeaseLost(f"job {job.id} was taken over by another runner; stopped it here")
+                if heartbeat.done():  # the heartbeat ended: another runner holds the job now
+                    raise LeaseLost(f"job {job.id} was taken over by another runner; stopped it here")
+                raise TimeoutError(f"the job ran longer than its {handler.timeout} limit; stopped")
             work.result()
         except asyncio.CancelledError:
             work.cancel()
@@ -199,15 +219,15 @@ class Runner:
         while True:
             await asyncio.sleep(interval)
             try:
-                held = await self._extend(job_id, token)
+                held = await self._extend(job_id, token, self.clock() + self.lease)
             except Exception as exc:
                 log.warning("job lease not extended", job_id=job_id, error=type(exc).__name__)
                 continue
             if not held:
                 return
 
-    async def _extend(self, job_id: int, token: str) -> bool:
-        return bool(await Job.filter(id=job_id, lease_token=token).update(lease_until=self.clock() + self.lease))
+    async def _extend(self, job_id: int, token: str, until: datetime) -> bool:
+        return bool(await Job.filter(id=job_id, lease_token=token).update(lease_until=until))
 
     async def _finish(self, job: Job, token: str, status: str, at: datetime, error: str | None) -> None:
         await Job.filter(id=job.id, lease_token=token).update(
@@ -278,7 +298,7 @@ class Runner:
     async def _claim_into(self, running: set[asyncio.Task[None]]) -> int:
         """One pass for the free slots: tick the schedules, claim, start each job's task."""
         try:
-            at = self.clock()
+            at = self.clock().astimezone(UTC)
             await self.tick_schedules(at)
             claimed = await self.claim(at, limit=self.batch - len(running))
         except asyncio.CancelledError:
