@@ -9,9 +9,9 @@ import re
 
 from tortoise import connections
 
+from caretrack.booking.models import AppointmentStatus
 from caretrack.core import crypto
 from caretrack.core.audit.models import AuditEntry
-from caretrack.booking.models import AppointmentStatus
 from caretrack.core.roles import Role
 from tests.messaging.conftest import T0, booked, person
 

@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from caretrack.accounts.models import User
-from caretrack.booking import service as booking
 from caretrack.core import clock
-from caretrack.core.errors import CareTrackError, ValidationError
+from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
 from caretrack.http.clients import address_of
@@ -60,15 +59,12 @@ async def start_thread(request: Request, user: User, form: FormData) -> Response
     try:
         appointment_id = id_from_text(str(form.get("appointment_id") or ""), "appointment_id")
         if appointment_id is not None:
-            appointment = await booking.get_appointment(user, appointment_id)  # 404 unless it is yours
-            if user.id not in (appointment.patient_id, appointment.doctor_id):
-                raise ValidationError("Only the appointment's patient and doctor message each other from it.")
-            other = appointment.doctor_id if user.id == appointment.patient_id else appointment.patient_id
-            command = ThreadStart(with_user_id=other)
+            thread = await service.do_start_from_appointment(user, appointment_id, at=clock.now(request),
+                                                             client_address=address_of(request))
         else:
             command = parse_form(ThreadStart, {k: v for k, v in form.items() if k == "with_user_id" and v})
-        thread = await service.do_start_thread(user, command, at=clock.now(request),
-                                               client_address=address_of(request))
+            thread = await service.do_start_thread(user, command, at=clock.now(request),
+                                                   client_address=address_of(request))
     except CareTrackError as exc:
         if exc.status_code == 404:
             raise

@@ -26,7 +26,7 @@ class ThreadStart(BaseModel):
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Annotated[str | None, text_field("message", MAX_MESSAGE_LENGTH, required=False)] = Field(
-        None, description=f"Up to {MAX_MESSAGE_LENGTH} characters; may be left out when the page's form attaches files.")
+        None, description=f"Up to {MAX_MESSAGE_LENGTH} characters; left out when the page's form attaches files.")
 
 
 class ThreadQuery(BaseModel):

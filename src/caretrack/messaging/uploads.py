@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def check_attachment(upload: Upload) -> str:
                           "attach one of those.")
 
 
-def check_attachments(uploads: list[Upload]) -> list[str]:
+def check_attachments(uploads: Sequence[Upload]) -> list[str]:
     if len(uploads) > MAX_ATTACHMENTS:
         raise ValidationError(f"Attach at most {MAX_ATTACHMENTS} files to one message, not {len(uploads)}.")
     return [check_attachment(upload) for upload in uploads]

@@ -15,6 +15,7 @@ from caretrack.messaging.service.threads import (
     do_block,
     do_close,
     do_reopen,
+    do_start_from_appointment,
     do_start_thread,
     do_unblock,
     list_threads,
@@ -24,6 +25,7 @@ from caretrack.messaging.service.threads import (
 )
 
 __all__ = [
-    "check_can_send", "contacts", "do_block", "do_close", "do_reopen", "do_send", "do_start_thread", "do_unblock",
-    "list_threads", "message_view", "open_attachment", "read_thread", "thread_for", "thread_summary", "unread_total",
+    "check_can_send", "contacts", "do_block", "do_close", "do_reopen", "do_send", "do_start_from_appointment",
+    "do_start_thread", "do_unblock", "list_threads", "message_view", "open_attachment", "read_thread", "thread_for",
+    "thread_summary", "unread_total",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -52,7 +52,8 @@ def side_of(user: User, thread: Thread) -> str:
 def recipient_of(user: User, thread: Thread) -> int | None:
     """Whom `user`'s message in `thread` is to: the other member, or None for the office."""
     if thread.kind == ThreadKind.CARE:
-        return thread.doctor_id if user.id == thread.patient_id else thread.patient_id
+        other: int | None = thread.doctor_id if user.id == thread.patient_id else thread.patient_id
+        return other
     return thread.carer_id if user.role == Role.ADMIN else None
 
 
@@ -81,9 +82,12 @@ async def thread_for(user: User, thread_id: int, conn: Any = None) -> Thread:
 
 
 def other_name(user: User, thread: Thread) -> str:
+    """The other side's name (the thread is read with its patient, doctor and carer)."""
     if thread.kind == ThreadKind.OFFICE:
-        return thread.carer.full_name if user.role == Role.ADMIN else THE_OFFICE
-    return thread.doctor.full_name if user.id == thread.patient_id else thread.patient.full_name
+        other = thread.carer if user.role == Role.ADMIN else None
+    else:
+        other = thread.doctor if user.id == thread.patient_id else thread.patient
+    return str(other.full_name) if other is not None else THE_OFFICE
 
 
 def send_refusal(user: User, thread: Thread) -> str | None:
@@ -100,7 +104,7 @@ def send_refusal(user: User, thread: Thread) -> str | None:
     return None
 
 
-def state_of(thread: Thread) -> str:
+def state_of(thread: Thread) -> Literal["open", "closed", "blocked"]:
     if thread.closed_at is not None:
         return "closed"
     return "blocked" if thread.blocked_by_id is not None else "open"
@@ -120,8 +124,8 @@ async def thread_summary(user: User, thread: Thread) -> ThreadSummary:
 
 
 async def unread_by_thread(user: User) -> Counter[int]:
-    ids = await Message.filter(received_by(user), read_at__isnull=True).values_list("thread_id", flat=True)
-    return Counter(int(i) for i in ids)
+    rows = await Message.filter(received_by(user), read_at__isnull=True).values("thread_id")
+    return Counter(int(row["thread_id"]) for row in rows)
 
 
 async def unread_total(user: User) -> int:
@@ -213,6 +217,16 @@ async def do_start_thread(user: User, command: ThreadStart, *, at: datetime,
         except IntegrityError:  # started by the other side at the same moment
             existing = await Thread.get(**where)
     return await thread_for(user, existing.id)
+
+
+async def do_start_from_appointment(user: User, appointment_id: int, *, at: datetime,
+                                    client_address: str | None = None) -> Thread:
+    """The thread between an appointment's patient and doctor, opened by either of them."""
+    rows = await Appointment.filter(id=appointment_id).values("patient_id", "doctor_id")
+    if not rows or user.id not in (rows[0]["patient_id"], rows[0]["doctor_id"]):
+        raise NotFound(f"No appointment with id {appointment_id}.")
+    other = rows[0]["doctor_id"] if user.id == rows[0]["patient_id"] else rows[0]["patient_id"]
+    return await do_start_thread(user, ThreadStart(with_user_id=other), at=at, client_address=client_address)
 
 
 # --- closing and blocking ----------------------------------------------------------------------
