@@ -13,7 +13,7 @@ from caretrack.accounts.models import User
 from caretrack.accounts.sessions import cookie_name, create_session
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.core.roles import Role
-from tests.conftest import TEST_BASE_URL
+from tests.conftest import TEST_BASE_URL, base_settings
 
 # The instant the app acts at in these tests (the clock is pinned; sessions keep the wall clock).
 T0 = datetime(2026, 3, 8, 23, 59, tzinfo=UTC)
@@ -35,6 +35,12 @@ async def booked(patient: User, doctor: User, *, status: AppointmentStatus = App
                                     ends_at=starts + timedelta(minutes=30), blocked_from=starts,
                                     blocked_until=starts + timedelta(minutes=30), time_zone="UTC",
                                     booked_at=booked_at, active=status != AppointmentStatus.CANCELLED)
+
+
+@pytest.fixture
+def settings(database_url, tmp_path):
+    """Attachments go to this test's own data directory."""
+    return base_settings(database_url=database_url, data_dir=tmp_path / "data")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
 from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
+from caretrack.http.templating import NAV_BADGES_STATE
 from caretrack.messaging import service, uploads
 from caretrack.messaging.schemas import MessageIn, ThreadStart
 
@@ -78,6 +79,8 @@ async def _thread_page(request: Request, user: User, flashes: Flashes | None = N
     before = id_from_text(request.query_params.get("before"), "before")
     page = await service.read_thread(user, thread_id, before=before, at=clock.now(request),
                                      client_address=address_of(request))
+    # The badge was counted before this read marked the thread read: count again.
+    request.state._state[NAV_BADGES_STATE] = {"/messages": await service.unread_total(user)}
     return render(request, "messaging/thread.html", {
         "page": page, "thread": page.thread, "show": local_time(user), "text": text, "user": user,
         "can_block": page.thread.kind == "care", "max_files": uploads.MAX_ATTACHMENTS,
