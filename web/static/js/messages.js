@@ -83,7 +83,8 @@ if (root) {
     if (running) { again = true; return running; }
     running = (async () => {
       try {
-        const url = `/api/v1/messages/threads/${threadId}?after=${last}&limit=100`;
+        // Nothing shown yet: the newest page (ids start at 1, so there is no "after 0").
+        const url = `/api/v1/messages/threads/${threadId}?limit=100${last ? `&after=${last}` : ""}`;
         const response = await fetch(url, { headers: { accept: "application/json" }, credentials: "same-origin" });
         if (!response.ok) return;
         const page = await response.json();
