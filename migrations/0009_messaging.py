@@ -10,7 +10,7 @@ from caretrack.messaging.models import ThreadKind
 
 
 class Migration(migrations.Migration):
-    dependencies = [('caretrack', '0007_pending_sign_up')]
+    dependencies = [('caretrack', '0008_jobs')]
 
     initial = False
 

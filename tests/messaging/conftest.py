@@ -14,6 +14,7 @@ from caretrack.accounts.sessions import cookie_name, create_session
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.core.roles import Role
 from tests.conftest import TEST_BASE_URL, base_settings
+from tests.realtime.conftest import server as server  # the app on hypercorn, for /ws/events tests
 
 # The instant the app acts at in these tests (the clock is pinned; sessions keep the wall clock).
 T0 = datetime(2026, 3, 8, 23, 59, tzinfo=UTC)

@@ -65,12 +65,14 @@ async def test_members_download_what_was_attached_and_outsiders_get_404(clients,
 
 async def test_a_file_that_is_not_pdf_png_or_jpeg_is_refused_by_its_content(clients, cast):
     patient, doctor, thread_id = await care_thread(clients, cast)
-    fake = await post_files(patient, thread_id, [("attachments", ("report.pdf", b"MZ\x90\x00 not a pdf", "application/pdf"))])
+    fake = await post_files(patient, thread_id,
+                            [("attachments", ("report.pdf", b"MZ\x90\x00 not a pdf", "application/pdf"))])
     assert fake.status_code == 422
     assert "is not a PDF, PNG or JPEG file (judged by its content)" in fake.text
     broken = await post_files(patient, thread_id, [("attachments", ("x.pdf", b"%PDF-1.4 garbage", "application/pdf"))])
     assert broken.status_code == 422 and "cannot be read" in broken.text
-    four = await post_files(patient, thread_id, [("attachments", (f"{n}.png", png_bytes(), "image/png")) for n in range(4)])
+    four = await post_files(patient, thread_id,
+                            [("attachments", (f"{n}.png", png_bytes(), "image/png")) for n in range(4)])
     assert four.status_code == 422 and "Attach at most 3 files" in four.text
     assert (await doctor.get("/api/v1/messages/unread")).json() == {"unread": 0}  # nothing was sent
     assert await Attachment.all().count() == 0

@@ -9,7 +9,7 @@ from caretrack.core.roles import Role
 from caretrack.messaging import service
 from caretrack.messaging.schemas import MessageIn, ThreadStart
 from tests.messaging.conftest import T0, booked
-from tests.realtime.conftest import connect, make_user, sentinel, server, sign_in  # noqa: F401 - server is a fixture
+from tests.realtime.conftest import connect, make_user, sentinel, sign_in
 
 TEXT = "The swelling is worse since Monday"
 

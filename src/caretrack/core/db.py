@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "caretrack.core.audit.models",
     "caretrack.mail.models",
     "caretrack.core.outbox.models",
+    "caretrack.core.queue.models",
     "caretrack.booking.models",
     "caretrack.payments.models",
     "caretrack.care.models",

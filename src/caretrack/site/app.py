@@ -51,6 +51,7 @@ DOMAINS = [
     "caretrack.realtime.jobs",
     "caretrack.booking.api",
     "caretrack.booking.pages",
+    "caretrack.booking.jobs",
     "caretrack.payments.api",
     "caretrack.payments.pages",
     "caretrack.care.api",
@@ -65,6 +66,8 @@ DOMAINS = [
     "caretrack.consultations.pages",
     "caretrack.messaging.api",
     "caretrack.messaging.pages",
+    "caretrack.messaging.jobs",
+    "caretrack.site.jobs",  # last: the runner starts once everything is up and stops first
 ]
 
 

@@ -16,6 +16,7 @@ from caretrack.core.transaction import Tx, atomic
 from caretrack.messaging import uploads
 from caretrack.messaging.models import Attachment, Message, Thread
 from caretrack.messaging.schemas import PAGE_SIZE, AttachmentView, MessageIn, MessageView, ThreadPage
+from caretrack.messaging.service import nudge
 from caretrack.messaging.service.threads import (
     audience,
     received_by,
@@ -64,6 +65,7 @@ async def do_send(settings: Settings, user: User, thread_id: int, command: Messa
                            attachments=len(files))
             await tx.emit("message.sent", actor_id=user.id, subject=("thread", thread.id),
                           data={"thread_id": thread.id, "message_id": message.id}, **audience(thread))
+            await nudge.plan(tx, settings, message, at=at)
     except BaseException:
         uploads.remove(settings, stored)
         raise
