@@ -79,12 +79,13 @@ async def test_patient_and_doctor_exchange_messages_live(live_server, browser):
     await reply.locator("[data-receipt]").get_by_text(re.compile(r"^Read ")).wait_for(timeout=10000)
     assert await patient.locator("#unread-badge").is_hidden()
 
-    # a message while the doctor is elsewhere shows on the badge of any page
-    await doctor.goto(base + "/account")
+    # a message while the doctor is on the list of conversations: the list and the badge update
+    await doctor.goto(base + "/messages")
     await live_ready(doctor)
     await patient.get_by_label("Message", exact=True).fill("Sending it now")
     await patient.get_by_role("button", name="Send").click()
     await doctor.locator("#unread-badge").get_by_text("1").wait_for(timeout=10000)
+    await doctor.locator("#threads li").filter(has_text="Pat Patient").get_by_text("1 unread").wait_for(timeout=10000)
 
     stranger = await sign_in(browser, base, "sam@example.org")
     await stranger.wait_for_url("**/patient")

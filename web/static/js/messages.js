@@ -6,6 +6,26 @@ import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
 const root = document.getElementById("thread");
+const threadList = document.querySelector("[data-thread-list]");
+
+// The list of conversations (/messages): refetched from the server when one of them changes.
+if (threadList) {
+  let timer = null;
+  const refresh = async () => {
+    timer = null;
+    try {
+      const response = await fetch(location.pathname, { headers: { accept: "text/html" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("[data-thread-list]");
+      if (fresh) threadList.innerHTML = fresh.innerHTML;
+    } catch (err) {
+      console.warn("conversation list refresh failed", err);
+    }
+  };
+  const soon = () => { if (!timer) timer = setTimeout(refresh, 50); };
+  for (const type of ["message.sent", "message.read", "message.thread_changed"]) live.on(type, soon);
+  live.onResync(soon);
+}
 
 function formatter(zone) {
   try {
