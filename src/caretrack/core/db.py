@@ -30,6 +30,7 @@ MODEL_MODULES = [
     "caretrack.care.models",
     "caretrack.assessments.models",
     "caretrack.consultations.models",
+    "caretrack.messaging.models",
 ]
 MIGRATE_COMMAND = "caretrack migrate"
 

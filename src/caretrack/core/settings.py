@@ -72,6 +72,8 @@ class Settings:
     job_lease_seconds: int = 60
     # Live updates
     event_retention_days: int = 7
+    # Messaging: a message still unread this long after it was sent nudges its recipient.
+    message_nudge_minutes: int = 60
     # Payments: the built-in provider (demo top-up) or a Stripe-like hosted checkout.
     payments_provider: str = "builtin"
     payments_demo_topup: bool | None = None  # None: on outside production
@@ -161,6 +163,7 @@ class Settings:
             jobs_mode=reader.choice("JOBS_MODE", ("inprocess", "workers"), "inprocess"),
             job_lease_seconds=reader.integer("JOB_LEASE_SECONDS", 60, minimum=2, maximum=3600),
             event_retention_days=reader.integer("EVENT_RETENTION_DAYS", 7, minimum=1),
+            message_nudge_minutes=reader.integer("MESSAGE_NUDGE_MINUTES", 60, minimum=1),
             payments_provider=reader.choice("PAYMENTS_PROVIDER", ("builtin", "stripe"), "builtin"),
             payments_demo_topup=reader.boolean("PAYMENTS_DEMO_TOPUP", environment != "production"),
             payments_api_base=reader.url(
