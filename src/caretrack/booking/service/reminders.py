@@ -32,7 +32,7 @@ async def current_policy(tx: Tx | None = None, *, lock: str | None = None) -> Re
     """The admins' policy, or the default (a day and an hour before; 15 minutes' grace).
     `lock` ("share" or "update", PostgreSQL) holds its row to the end of `tx`: a booking that
     plans with the policy shares it, and a change waits for those bookings to commit, so the
-    re-plan that follows the change sees every one of them (migration 0011 seeds the row)."""
+    re-plan that follows the change sees every one of them (migration 0010 seeds the row)."""
     if tx is not None and lock is not None and tx.conn.capabilities.dialect == "postgres":
         clause = "FOR SHARE" if lock == "share" else "FOR UPDATE"
         await tx.conn.execute_query(f"SELECT 1 FROM reminder_policy WHERE id = $1 {clause}", [POLICY_ID])

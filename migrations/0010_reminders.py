@@ -12,7 +12,7 @@ from caretrack.core.dbops import everywhere
 
 
 class Migration(migrations.Migration):
-    dependencies = [('caretrack', '0008_jobs')]
+    dependencies = [('caretrack', '0009_messaging')]
 
     initial = False
 
