@@ -390,3 +390,15 @@ async def test_on_postgresql_the_claim_skips_rows_another_runner_has_locked(pg_d
         assert pick.endswith("FOR UPDATE SKIP LOCKED")
     finally:
         await db.stop()
+
+
+async def test_a_job_that_outruns_its_time_limit_is_stopped_and_retried(database):
+    async def hangs(ctx: JobContext) -> None:
+        await asyncio.Event().wait()
+
+    job_id = await defer("test.hang")
+    handlers = {"test.hang": Handler("test.hang", hangs, 4, None, None, timedelta(seconds=0.2))}
+    assert await Runner("test", database, handlers=handlers).run_due(at=T0) == 1
+    job = await Job.get(id=job_id)
+    assert job.status == "queued" and job.due_at > T0
+    assert "ran longer than its 0:00:00.200000 limit" in job.last_error

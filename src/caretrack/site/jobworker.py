@@ -16,7 +16,7 @@ from caretrack.core.logs import get_logger
 from caretrack.core.queue import Runner
 from caretrack.core.queue.registry import HANDLERS
 from caretrack.core.settings import Settings
-from caretrack.site import startup
+from caretrack.site import serving, startup
 from caretrack.site.app import DOMAINS
 
 log = get_logger("caretrack.worker")
@@ -35,6 +35,10 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class WorkerDied(serving.StartupError):
+    """The runner's loop ended without being asked to: exit non-zero, for the supervisor."""
+
+
 async def serve(settings: Settings, worker_id: str, concurrency: int) -> None:
     kinds = load_handlers()
     stop = asyncio.Event()
@@ -46,7 +50,12 @@ async def serve(settings: Settings, worker_id: str, concurrency: int) -> None:
                         batch=concurrency).start()
         print(f"CareTrack job worker {worker_id} running {len(kinds)} job kinds", flush=True)
         log.info("job worker started", worker=worker_id, kinds=kinds)
-        await stop.wait()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopping, runner.task}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if runner.task.done() and not stop.is_set():  # a worker doing nothing must not look alive
+            error = runner.task.exception() if not runner.task.cancelled() else None
+            raise WorkerDied(f"job worker {worker_id}: its runner stopped unexpectedly ({error!r})")
         log.info("job worker stopping", worker=worker_id)
         await runner.stop(grace=STOP_GRACE_SECONDS)
     print(f"CareTrack job worker {worker_id} stopped", flush=True)

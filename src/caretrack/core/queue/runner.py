@@ -251,6 +251,12 @@ class Runner:
 
     # --- the loop -----------------------------------------------------------------------------
 
+    @property
+    def task(self) -> asyncio.Task[None]:
+        """The loop's task, once started."""
+        assert self._task is not None, "the runner has not been started"
+        return self._task
+
     def start(self) -> Runner:
         self._wake = store.waker()
         self._task = asyncio.create_task(self._loop(), name=f"jobs-{self.name}")
