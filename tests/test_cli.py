@@ -27,7 +27,7 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float 
     return process.returncode, out.decode(), err.decode()
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["media"], ["migrate"], ["demo"], ["createadmin"],
+@pytest.mark.parametrize("command", [[], ["serve"], ["media"], ["worker"], ["migrate"], ["demo"], ["createadmin"],
                                      ["audit", "verify"]])
 async def test_every_command_has_help(command):
     code, out, _ = await run_cli(*command, "--help")
@@ -78,6 +78,48 @@ async def test_serve_refuses_an_unmigrated_database(tmp_path):
     code, _, err = await run_cli("serve", env={"CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3"})
     assert code == 1
     assert "caretrack migrate" in err
+
+
+@pytest.mark.parametrize("concurrency", ["0", "101"])
+async def test_a_job_worker_concurrency_out_of_range_is_one_clear_line(concurrency, tmp_path):
+    code, out, err = await run_cli("worker", "--concurrency", concurrency, env={
+        "CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3", "CARETRACK_JOBS_MODE": "workers"})
+    assert (code, out) == (1, "")
+    assert err == f"caretrack: error: --concurrency must be between 1 and 100, got {concurrency}\n"
+
+
+# Whatever CARETRACK_JOBS_MODE says: the note about it comes only once the worker can start.
+@pytest.mark.parametrize("jobs_mode", ["workers", "inprocess"])
+async def test_a_job_worker_without_its_database_is_one_clear_line(jobs_mode, tmp_path):
+    code, out, err = await run_cli("worker", env={
+        "CARETRACK_DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere", "CARETRACK_JOBS_MODE": jobs_mode})
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith("caretrack: error: cannot reach the database at 127.0.0.1:1/nowhere")
+    code, out, err = await run_cli("worker", env={
+        "CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3", "CARETRACK_JOBS_MODE": jobs_mode})
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith("caretrack: error: the database is ")
+    assert err.rstrip().endswith("apply them with `caretrack migrate`") and "0008_jobs" in err
+
+
+async def test_a_job_worker_without_redis_is_one_clear_line_and_one_with_it_stops_on_sigterm(tmp_path, redis_url):
+    env = {**os.environ, "CARETRACK_ENVIRONMENT": "test", "CARETRACK_DATABASE_URL": f"sqlite://{tmp_path}/x.sqlite3",
+           "CARETRACK_JOBS_MODE": "workers", "CARETRACK_REDIS_URL": "redis://127.0.0.1:1/0"}
+    assert (await run_cli("migrate", env=env))[0] == 0
+    code, out, err = await run_cli("worker", env=env)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith("caretrack: error: cannot reach Redis at CARETRACK_REDIS_URL")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "caretrack", "worker", "--id", "cli-1", env={**env, "CARETRACK_REDIS_URL": redis_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        banner = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert banner.startswith("CareTrack job worker cli-1 running") and "job kinds" in banner
+    finally:
+        process.terminate()
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert out.decode() == "CareTrack job worker cli-1 stopped\n" and "Traceback" not in err.decode()
 
 
 async def test_migrate_then_check(tmp_path):

@@ -5,13 +5,12 @@ for 10 s)."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
-from caretrack.assessments import jobs as assessment_jobs
-from caretrack.care import jobs as care_routes
 from caretrack.core.outbox import store as outbox
-from caretrack.mail import jobs as mail_routes
-from caretrack.mail import service as mail
+from caretrack.core.queue import Runner
+from caretrack.core.queue.models import Job
+from caretrack.core.queue.registry import Handler
+from caretrack.core.transaction import atomic
 from caretrack.realtime.bus import Bus
 from tests.realtime.conftest import FAST
 
@@ -54,30 +53,24 @@ async def test_a_relay_pass_in_progress_at_shutdown_finishes_instead_of_being_ca
     assert all(task.done() for task in bus._tasks)
 
 
-async def test_a_mail_pass_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
+async def test_a_job_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
     slow = SlowPass()
-    monkeypatch.setattr(mail, "deliver_pending", slow)
-    app = SimpleNamespace(state=SimpleNamespace(settings=database))
-    await mail_routes.start(app)
-    await slow.stop_during_pass(mail_routes.stop(app))
-    assert app.state.mail_sender.done()
+    runner = Runner("shutdown-test", database, handlers={"test.slow": Handler("test.slow", slow, 3, None)})
+    async with atomic() as tx:
+        job_id = await tx.defer("test.slow", {})
+    runner.start()
+    await slow.stop_during_pass(runner.stop())
+    assert (await Job.get(id=job_id)).status == "done"
 
 
-async def test_a_care_check_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
+async def test_a_job_that_overruns_the_grace_is_handed_back_not_lost(database):
     slow = SlowPass()
-    monkeypatch.setattr(care_routes, "periodic_check", slow)
-    monkeypatch.setattr(care_routes, "FIRST_CHECK_SECONDS", 0)
-    app = SimpleNamespace(state=SimpleNamespace())
-    await care_routes.start(app)
-    await slow.stop_during_pass(care_routes.stop(app))
-    assert app.state.care_check.done()
-
-
-async def test_a_renewal_pass_in_progress_at_shutdown_finishes_instead_of_being_cancelled(database, monkeypatch):
-    slow = SlowPass()
-    monkeypatch.setattr(assessment_jobs, "assign_renewals", slow)
-    monkeypatch.setattr(assessment_jobs, "FIRST_CHECK_SECONDS", 0)
-    app = SimpleNamespace(state=SimpleNamespace())
-    await assessment_jobs.start(app)
-    await slow.stop_during_pass(assessment_jobs.stop(app))
-    assert app.state.renewals_check.done()
+    runner = Runner("shutdown-test", database, handlers={"test.slow": Handler("test.slow", slow, 3, None)})
+    async with atomic() as tx:
+        job_id = await tx.defer("test.slow", {})
+    runner.start()
+    await slow.started.wait()
+    await runner.stop(grace=0.05)
+    assert slow.ended == ["cancelled"]
+    job = await Job.get(id=job_id)
+    assert (job.status, job.attempts, job.lease_token) == ("queued", 0, None)  # at once, not when the lease ends

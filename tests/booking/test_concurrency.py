@@ -4,7 +4,7 @@ patient's balance, one idempotency key."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -86,13 +86,14 @@ async def test_overlaps_through_buffers_are_refused(database):
     doctor = await make_doctor(buffer_after_minutes=10, buffer_before_minutes=5, weekly=[
         {"weekday": d, "start": "08:00", "end": "18:00"} for d in range(7)])
     a, b = await make_patient(credits=50), await make_patient(credits=50)
-    slots = await service.list_slots(doctor.id, days=3)
+    at = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)  # before the day's hours: its first slots are free
+    slots = await service.list_slots(doctor.id, at=at, days=3)
     first = slots[0]
     assert slots[1].starts_at - first.starts_at == timedelta(minutes=45)
-    await service.do_book(database, a, BookSlot(doctor_id=doctor.id, starts_at=first.starts_at))
+    await service.do_book(database, a, BookSlot(doctor_id=doctor.id, starts_at=first.starts_at), at=at)
     with pytest.raises(service.SlotTaken):
-        await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=first.starts_at))
-    await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=slots[1].starts_at))
+        await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=first.starts_at), at=at)
+    await service.do_book(database, b, BookSlot(doctor_id=doctor.id, starts_at=slots[1].starts_at), at=at)
     await _no_overlaps(doctor.id)
 
 

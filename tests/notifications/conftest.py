@@ -97,4 +97,5 @@ async def fake_twilio():
 @pytest.fixture
 def twilio_settings(database_url, fake_twilio):
     return base_settings(database_url=database_url, sms_provider="twilio", twilio_account_sid=ACCOUNT_SID,
-                         twilio_auth_token=AUTH_TOKEN, twilio_from=FROM_NUMBER, twilio_api_base=fake_twilio.url)
+                         twilio_auth_token=AUTH_TOKEN, twilio_from=FROM_NUMBER, twilio_api_base=fake_twilio.url,
+                         jobs_mode="workers")  # tests run the jobs themselves, at pinned instants

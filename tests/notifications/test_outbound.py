@@ -110,3 +110,23 @@ async def test_resend_of_a_failed_email_queues_a_fresh_copy_and_is_audited(clien
     assert missing.status_code == 404
     nowhere = await client.post(f"/admin/outbound/fax/{original.id}/resend", data={"csrf_token": token})
     assert nowhere.status_code == 404
+
+
+async def test_resend_of_a_stored_text_queues_a_fresh_one_with_its_job(client):
+    from caretrack.core.queue.models import Job
+
+    await _admin(client)
+    original = await OutboundSms.create(to_number="+447911123456", body="CareTrack: a reminder", status="stored",
+                                        created_at=AT)
+    delivered = await OutboundSms.create(to_number="+447911123456", body="x", status="delivered", created_at=AT)
+    token = await csrf_token(client, "/admin/outbound")
+    resent = await client.post(f"/admin/outbound/sms/{original.id}/resend", data={"csrf_token": token})
+    assert resent.status_code == 200 and "Text message to +447911123456 queued again" in resent.text
+    copy = await OutboundSms.filter(id__gt=delivered.id).get()
+    assert (copy.to_number, copy.body) == ("+447911123456", "CareTrack: a reminder")
+    assert await Job.filter(kind="sms.deliver", key=f"sms:{copy.id}").count() == 1
+    assert (await OutboundSms.get(id=original.id)).status == "stored"
+    entry = await AuditEntry.get(action="outbound.resend")
+    assert (entry.subject_type, entry.subject_id) == ("sms", str(original.id))
+    refused = await client.post(f"/admin/outbound/sms/{delivered.id}/resend", data={"csrf_token": token})
+    assert refused.status_code == 409 and "this one is delivered" in refused.text

@@ -120,7 +120,8 @@ async def test_a_4xx_is_a_permanent_failure_with_the_providers_message(live_serv
     assert stored.status == "failed" and stored.attempts == 1
     assert "The 'To' number +12025550143 is not a valid phone number" in stored.last_error
     # A refused message is done: running its job again sends nothing.
-    assert await sms.deliver(text.id, provider_for(live_server.settings), at=AT, final=False) == "failed"
+    with pytest.raises(sms.DeliveryRefused, match="already failed"):
+        await sms.deliver(text.id, provider_for(live_server.settings), at=AT, final=False)
     assert fake_twilio.received == []
 
 

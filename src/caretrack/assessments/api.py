@@ -48,7 +48,7 @@ async def api_template(request: Request) -> TemplateOut:
           roles=ADMIN, body=AssignIn, response=AttemptOut, status=201, errors=(404, 409))
 async def api_assign(request: Request, user: User, body: AssignIn) -> AttemptOut:
     attempt = await service.do_assign(user, request.path_params["template_id"], body.carer_id, body.due_on,
-                                      client_address=address_of(request))
+                                      client_address=address_of(request), at=clock.now(request))
     return AttemptOut.of(await service.get_attempt(user, attempt.id))
 
 

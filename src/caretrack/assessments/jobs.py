@@ -1,33 +1,26 @@
-"""The periodic renewal check, started in the app's lifespan (caretrack.site.app): each carer
-whose competency lapses within 30 days is assigned a renewal. Pages and the API only read."""
+"""Assessments' jobs: each carer whose competency lapses within 30 days is assigned a renewal;
+carers are reminded of due dates; admins get a daily digest of lapsing competencies. Pages and
+the API only read."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from starlette.applications import Starlette
+from datetime import timedelta
 
 from caretrack.assessments import service
+from caretrack.assessments.service import reminders
 from caretrack.core.logs import get_logger
-from caretrack.core.loops import Periodic
+from caretrack.core.queue import JobContext, job
 
-CHECK_SECONDS = 300
-FIRST_CHECK_SECONDS = 30.0  # after start-up settles
 log = get_logger("caretrack.assessments")
 
 
-async def assign_renewals(at: datetime | None = None) -> int:
-    """One pass: assign the renewals that are due at `at` (now by default)."""
-    renewals = await service.check_renewals(at)
+@job("assessments.assign_renewals", every=timedelta(minutes=5))
+async def assign_renewals(ctx: JobContext) -> None:
+    renewals = await service.check_renewals(ctx.at)
     if renewals:
         log.info("renewal check", renewals=renewals)
-    return renewals
 
 
-async def start(app: Starlette) -> None:
-    app.state.renewals_check = Periodic("renewals-check", lambda: assign_renewals(), every=CHECK_SECONDS,
-                                        first=FIRST_CHECK_SECONDS, log=log).start()
-
-
-async def stop(app: Starlette) -> None:
-    await app.state.renewals_check.stop()
+# A failed send is retried with backoff; a retry past the grace is skipped, never sent late.
+job(reminders.REMIND, max_attempts=5)(reminders.send_due_reminder)
+job(reminders.DIGEST, every=reminders.DIGEST_EVERY, offset=reminders.DIGEST_AT)(reminders.send_competency_digest)

@@ -120,7 +120,7 @@ async def admin_assign(request: Request, user: User, form: FormData) -> Response
         command = parse_form(AssignIn, {"carer_id": str(form.get("carer_id", "")),
                                          "due_on": str(form.get("due_on", "")) or None})
         await service.do_assign(user, template_id, command.carer_id, command.due_on,
-                                client_address=address_of(request))
+                                client_address=address_of(request), at=clock.now(request))
     except CareTrackError as exc:
         return await _builder(request, template_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/assessments/{template_id}")

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from caretrack.accounts.models import User
 from caretrack.booking import applications, calendar, service
 from caretrack.booking import slots as slotlib
-from caretrack.booking.models import ApplicationStatus
+from caretrack.booking.models import ApplicationStatus, ReminderPolicy
 from caretrack.booking.schemas import (
     ApplicationList,
     ApplicationOut,
@@ -26,12 +26,16 @@ from caretrack.booking.schemas import (
     DoctorQuery,
     HoldSlot,
     OutcomeRequest,
+    ReminderPolicyIn,
+    ReminderPolicyOut,
     RescheduleRequest,
     SlotList,
     SlotOut,
     SlotQuery,
 )
+from caretrack.booking.service import reminders
 from caretrack.core import clock
+from caretrack.core.audit.service import Actor
 from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
@@ -159,3 +163,22 @@ async def api_feed_off(request: Request, user: User) -> Response:
     await calendar.do_revoke_feed(user)
     return Response(status_code=204)
 
+
+
+def _policy_out(policy: ReminderPolicy) -> ReminderPolicyOut:
+    return ReminderPolicyOut(offsets=list(policy.offsets), grace_minutes=policy.grace_minutes,
+                             updated_at=policy.updated_at)
+
+
+@api.get("/admin/reminder-policy", summary="When consultation reminders go out", roles=ADMIN,
+         response=ReminderPolicyOut)
+async def api_reminder_policy(request: Request) -> ReminderPolicyOut:
+    return _policy_out(await reminders.current_policy())
+
+
+@api.put("/admin/reminder-policy", summary="Change when consultation reminders go out", roles=ADMIN,
+         body=ReminderPolicyIn, response=ReminderPolicyOut,
+         description="Offsets are minutes before the start. Upcoming bookings' reminders are re-planned.")
+async def api_set_reminder_policy(request: Request, user: User, body: ReminderPolicyIn) -> ReminderPolicyOut:
+    policy = await reminders.do_set_policy(Actor(user.id, address_of(request)), body, at=clock.now(request))
+    return _policy_out(policy)

@@ -4,6 +4,7 @@ the same model from a page as from the API."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -20,12 +21,13 @@ from caretrack.booking.schemas import (
     ExceptionIn,
     HoldSlot,
     OutcomeRequest,
+    ReminderPolicyIn,
     RescheduleRequest,
     WeeklyWindow,
 )
 from caretrack.booking.service import LIMITS, check_limit, limit_label
 from caretrack.core.errors import ValidationError
-from caretrack.core.validation import id_from_text
+from caretrack.core.validation import id_from_text, parse_command
 
 APPLICATION_FIELDS = ("licence_number", "licence_body", "licence_expires_on", "specialty", "languages",
                       "biography", "fee_credits")
@@ -135,3 +137,27 @@ def outcome(form: FormData) -> OutcomeRequest:
     if value not in ("completed", "no_show"):
         raise ValidationError(f"The outcome is 'completed' or 'no_show', not '{value}'.")
     return OutcomeRequest(outcome=value)
+
+
+DURATION = re.compile(r"^(\d{1,5})\s*(d|h|m|min|mins|minutes?|hours?|days?)$")
+UNIT_MINUTES = {"d": 1440, "h": 60, "m": 1}
+
+
+def describe_offset(minutes: int) -> str:
+    """1440 -> '1d', 90 -> '90m': how the reminders form shows an offset."""
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
+
+
+def reminder_policy(form: FormData) -> ReminderPolicyIn:
+    """'1d, 1h, 30m' (before the start) and the grace in minutes."""
+    offsets = []
+    for part in [p.strip().lower() for p in re.split(r"[,;]", _text(form, "offsets")) if p.strip()]:
+        match = DURATION.match(part)
+        if not match:
+            raise ValidationError(f"Reminder times: '{part[:20]}' is not a duration; write for example "
+                                  "'1d, 1h, 30m' (days, hours, minutes before the start).")
+        offsets.append(int(match.group(1)) * UNIT_MINUTES[match.group(2)[0]])
+    return parse_command(ReminderPolicyIn, {"offsets": offsets, "grace_minutes": _text(form, "grace_minutes").strip()})

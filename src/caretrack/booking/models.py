@@ -4,9 +4,13 @@ per-doctor lock rows, calendar feeds."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from caretrack.accounts.models import User
 
 
 class ApplicationStatus(StrEnum):
@@ -101,6 +105,8 @@ class Appointment(Model):
     id = fields.IntField(primary_key=True)
     doctor = fields.ForeignKeyField("caretrack.User", related_name="doctor_appointments", on_delete=fields.RESTRICT)
     patient = fields.ForeignKeyField("caretrack.User", related_name="patient_appointments", on_delete=fields.RESTRICT)
+    doctor_id: int  # the key columns, for the type checker
+    patient_id: int
     status = fields.CharEnumField(AppointmentStatus, max_length=16, db_index=True)
     active = fields.BooleanField(default=True)
     starts_at = fields.DatetimeField(db_index=True)
@@ -153,3 +159,24 @@ class CalendarFeed(Model):
 
     class Meta:
         table = "calendar_feeds"
+
+
+def default_reminder_offsets() -> list[int]:
+    return [24 * 60, 60]  # a day before, and an hour before
+
+
+class ReminderPolicy(Model):
+    """When patients and doctors are reminded of a consultation (one row, set by admins):
+    `offsets` minutes before its start (JSON list), and a reminder that could not go out by
+    `grace_minutes` after its moment (the platform was down) is skipped, never sent late."""
+
+    id = fields.IntField(primary_key=True)  # always 1
+    offsets: fields.JSONField[list[int]] = fields.JSONField(default=default_reminder_offsets)
+    grace_minutes = fields.IntField(default=15)
+    updated_at = fields.DatetimeField(null=True)
+    updated_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="reminder_policy_changes", null=True, on_delete=fields.SET_NULL)
+    updated_by_id: int | None
+
+    class Meta:
+        table = "reminder_policy"

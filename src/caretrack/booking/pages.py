@@ -15,8 +15,10 @@ from caretrack.accounts.models import User
 from caretrack.booking import applications, calendar, forms, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
+from caretrack.booking.service import reminders
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
 from caretrack.core import clock
+from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.validation import parse_command
@@ -179,6 +181,34 @@ async def review(request: Request, user: User, form: FormData) -> Response:
         raise NotFound(f"No doctor application with id {doctor_id}.")
     return render(request, "booking/admin_application.html", {"profile": profile}, status_code=status,
                   flashes=flashes)
+
+
+# --- admin: reminders -------------------------------------------------------------------------
+
+
+async def _reminders_page(request: Request, flashes: Flashes | None = None, status: int = 200,
+                          offsets: str | None = None, grace: str | None = None) -> Response:
+    policy = await reminders.current_policy()
+    return render(request, "booking/admin_reminders.html", {
+        "offsets": offsets if offsets is not None else ", ".join(forms.describe_offset(m) for m in policy.offsets),
+        "grace": grace if grace is not None else str(policy.grace_minutes), "policy": policy,
+    }, status_code=status, flashes=flashes)
+
+
+@pages.get("/admin/reminders", roles=ADMIN)
+async def reminder_settings(request: Request) -> Response:
+    return await _reminders_page(request)
+
+
+@pages.post("/admin/reminders", roles=ADMIN)
+async def save_reminder_settings(request: Request, user: User, form: FormData) -> Response:
+    try:
+        await reminders.do_set_policy(Actor(user.id, address_of(request)), forms.reminder_policy(form),
+                                      at=clock.now(request))
+    except CareTrackError as exc:
+        return await _reminders_page(request, [("error", exc.message)], exc.status_code,
+                                     str(form.get("offsets", ""))[:200], str(form.get("grace_minutes", ""))[:10])
+    return await _reminders_page(request, [("success", "Saved; upcoming bookings' reminders follow the new times.")])
 
 
 # --- patient: find, hold, book ----------------------------------------------------------------

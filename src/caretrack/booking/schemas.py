@@ -4,11 +4,11 @@ service receives them) and the JSON shapes of its API."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from caretrack.core.validation import Count, Id, Int32
+from caretrack.core.validation import Count, Id, Int32, whole_number
 
 
 class Strict(BaseModel):
@@ -210,3 +210,32 @@ class Decision(Strict):
 
 class CalendarFeedOut(BaseModel):
     url: str
+
+
+MAX_REMINDERS = 4
+MIN_OFFSET_MINUTES, MAX_OFFSET_MINUTES = 5, 14 * 24 * 60
+
+
+ReminderOffset = Annotated[int, Field(ge=MIN_OFFSET_MINUTES, le=MAX_OFFSET_MINUTES),
+                          whole_number("reminder time (minutes before the start)", MIN_OFFSET_MINUTES,
+                                       MAX_OFFSET_MINUTES)]
+GraceMinutes = Annotated[int, Field(ge=1, le=240), whole_number("grace in minutes", 1, 240)]
+
+
+class ReminderPolicyIn(Strict):
+    """When reminders go out: minutes before the start (at most 4, from 5 minutes to 14 days;
+    an empty list sends none) and the grace after which one that could not go out is skipped."""
+
+    offsets: list[ReminderOffset] = Field(max_length=MAX_REMINDERS)
+    grace_minutes: GraceMinutes = 15
+
+    @field_validator("offsets")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        return sorted(set(value), reverse=True)
+
+
+class ReminderPolicyOut(BaseModel):
+    offsets: list[int]
+    grace_minutes: int
+    updated_at: datetime | None

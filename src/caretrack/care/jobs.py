@@ -1,31 +1,31 @@
-"""The periodic check for missed tasks, started in the app's lifespan (caretrack.site.app)."""
+"""Care's jobs: the missed-task check, and carers' visit reminders (planned by a recurring job,
+each sent by its own job at its moment)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from starlette.applications import Starlette
+from datetime import timedelta
 
 from caretrack.care import service
+from caretrack.care.service import reminders
 from caretrack.core.logs import get_logger
-from caretrack.core.loops import Periodic
+from caretrack.core.queue import JobContext, job
 
-CHECK_SECONDS = 300
-FIRST_CHECK_SECONDS = 30.0  # after start-up settles
 log = get_logger("caretrack.care")
 
 
-async def periodic_check(at: datetime | None = None) -> None:
-    missed = await service.check_missed(at)
+@job("care.check_missed", every=timedelta(minutes=5))
+async def check_missed(ctx: JobContext) -> None:
+    missed = await service.check_missed(ctx.at)
     if missed:
         log.info("care check", missed=missed)
 
 
-async def start(app: Starlette) -> None:
-    # The pass is looked up when it runs (a test may replace it), the first delay at start.
-    app.state.care_check = Periodic("care-check", lambda: periodic_check(), every=CHECK_SECONDS,
-                                    first=FIRST_CHECK_SECONDS, log=log).start()
+@job(reminders.PLAN, every=reminders.PLAN_EVERY)
+async def plan_visit_reminders(ctx: JobContext) -> None:
+    planned = await reminders.plan_visit_reminders(ctx.at)
+    if planned:
+        log.info("visit reminders planned", planned=planned)
 
 
-async def stop(app: Starlette) -> None:
-    await app.state.care_check.stop()
+# A failed send is retried with backoff; a retry past the grace is skipped, never sent late.
+job(reminders.REMIND, max_attempts=5)(reminders.send_visit_reminder)

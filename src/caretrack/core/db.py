@@ -24,11 +24,13 @@ MODEL_MODULES = [
     "caretrack.core.audit.models",
     "caretrack.mail.models",
     "caretrack.core.outbox.models",
+    "caretrack.core.queue.models",
     "caretrack.booking.models",
     "caretrack.payments.models",
     "caretrack.care.models",
     "caretrack.assessments.models",
     "caretrack.consultations.models",
+    "caretrack.messaging.models",
     "caretrack.notifications.models",
 ]
 MIGRATE_COMMAND = "caretrack migrate"

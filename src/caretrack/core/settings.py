@@ -75,8 +75,15 @@ class Settings:
     # Media relay: in each web process ("embedded"), or in `caretrack media` workers that
     # web processes find through Redis ("workers").
     media_mode: str = "embedded"
+    # Deferred work (caretrack.core.queue): run in each web process ("inprocess"), or only in
+    # `caretrack worker` processes ("workers"). A job's lease is renewed while it runs; a
+    # runner that dies loses it after this long, and another runner takes the job over.
+    jobs_mode: str = "inprocess"
+    job_lease_seconds: int = 60
     # Live updates
     event_retention_days: int = 7
+    # Messaging: a message still unread this long after it was sent nudges its recipient.
+    message_nudge_minutes: int = 60
     # Payments: the built-in provider (demo top-up) or a Stripe-like hosted checkout.
     payments_provider: str = "builtin"
     payments_demo_topup: bool | None = None  # None: on outside production
@@ -171,7 +178,10 @@ class Settings:
             rtc_port_max=reader.integer_or_none("RTC_PORT_MAX", minimum=1024, maximum=65535),
             rtc_allowed_networks=tuple(reader.networks("RTC_ALLOWED_NETWORKS")),
             media_mode=reader.choice("MEDIA_MODE", ("embedded", "workers"), "embedded"),
+            jobs_mode=reader.choice("JOBS_MODE", ("inprocess", "workers"), "inprocess"),
+            job_lease_seconds=reader.integer("JOB_LEASE_SECONDS", 60, minimum=2, maximum=3600),
             event_retention_days=reader.integer("EVENT_RETENTION_DAYS", 7, minimum=1),
+            message_nudge_minutes=reader.integer("MESSAGE_NUDGE_MINUTES", 60, minimum=1),
             payments_provider=reader.choice("PAYMENTS_PROVIDER", ("builtin", "stripe"), "builtin"),
             payments_demo_topup=reader.boolean("PAYMENTS_DEMO_TOPUP", environment != "production"),
             payments_api_base=reader.url(

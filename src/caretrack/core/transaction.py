@@ -1,6 +1,6 @@
-"""One unit of work: rows, audit rows and outbox events commit together, with whatever else
+"""One unit of work: rows, audit rows, outbox events and jobs commit together, with whatever else
 a domain writes on `tx.conn` (an email: `mail.send(tx, ...)`); work that must follow the
-commit (waking the event relay, the mail sender) runs only after it.
+commit (waking the event relay, the job runner) runs only after it.
 
     async with atomic() as tx:
         user = await User.create(using_db=tx.conn, ...)
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -26,6 +27,7 @@ from caretrack.core import audit as audit_log
 from caretrack.core.audit.service import Actor
 from caretrack.core.logs import get_logger
 from caretrack.core.outbox import store as outbox
+from caretrack.core.queue import store as jobs
 
 log = get_logger("caretrack.core.transaction")
 
@@ -50,6 +52,17 @@ class Tx:
         await outbox.write_event(self.conn, event_type, actor_id=actor_id, subject=subject,
                                  data=data or {}, users=users, roles=roles)
         self.after_commit(outbox.wake_relay)
+
+    async def defer(self, kind: str, payload: dict[str, Any] | None = None, *, due: datetime | None = None,
+                    key: str | None = None) -> int:
+        """Queue a job (caretrack.core.queue) due at `due` (None: at once); returns its id."""
+        job = await jobs.defer(self.conn, kind, payload, due=due, key=key)
+        self.after_commit(jobs.wake)
+        return int(job.id)
+
+    async def cancel_jobs(self, key_prefix: str, *, at: datetime | None = None) -> int:
+        """Cancel the queued jobs whose key starts with `key_prefix`."""
+        return await jobs.cancel(self.conn, key_prefix, at=at)
 
 
 @contextlib.asynccontextmanager

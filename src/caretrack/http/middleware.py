@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from starlette.datastructures import MutableHeaders
@@ -14,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from caretrack.core import db, metrics
 from caretrack.core.logs import get_logger
 from caretrack.http import web_errors
+from caretrack.http.templating import NAV_BADGES_STATE
 
 log = get_logger("caretrack.http")
 
@@ -155,3 +158,24 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+NavBadges = Callable[[Any], Awaitable[dict[str, int]]]  # the signed-in user -> {nav href: count}
+
+
+class NavBadgesMiddleware:
+    """Counts beside navigation links on every page a signed-in user opens (the unread
+    messages): computed here, before the page renders, because templates render synchronously.
+    Runs inside the auth middleware, which has put the user in the scope's state; API calls,
+    static files and WebSockets are left alone."""
+
+    def __init__(self, app: ASGIApp, badges: NavBadges) -> None:
+        self.app = app
+        self.badges = badges
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state") or {}
+        if (scope["type"] == "http" and state.get("user") is not None and not web_errors.is_api(scope)
+                and not scope["path"].startswith("/static/")):
+            state[NAV_BADGES_STATE] = await self.badges(state["user"])
+        await self.app(scope, receive, send)

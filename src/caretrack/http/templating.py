@@ -15,15 +15,18 @@ STATIC_DIR = WEB_DIR / "static"
 
 NAV_LINKS: dict[str, list[tuple[str, str]]] = {
     "patient": [("Dashboard", "/patient"), ("Find a doctor", "/doctors"), ("Credits", "/credits"),
-                ("Profile", "/account")],
-    "doctor": [("Dashboard", "/doctor"), ("Earnings", "/credits"), ("Profile", "/account")],
+                ("Messages", "/messages"), ("Profile", "/account")],
+    "doctor": [("Dashboard", "/doctor"), ("Earnings", "/credits"), ("Messages", "/messages"), ("Profile", "/account")],
     "carer": [("Dashboard", "/carer"), ("Progress", "/carer/progress"), ("Training", "/carer/record"),
-              ("Profile", "/account")],
+              ("Messages", "/messages"), ("Profile", "/account")],
     "admin": [("Dashboard", "/admin"), ("Users", "/admin/users"), ("Doctors", "/admin/doctors"),
               ("Credits", "/admin/credits"), ("Activity", "/admin/activity"), ("Care", "/admin/care"),
               ("Assessments", "/admin/assessments"), ("Training", "/admin/training"),
-              ("Outbound", "/admin/outbound"), ("Profile", "/account")],
+              ("Outbound", "/admin/outbound"), ("Messages", "/messages"), ("Profile", "/account")],
 }
+# Counts shown beside a navigation link ({href: count}), put in the request's state by
+# http.middleware.NavBadgesMiddleware from what site gives it (the unread messages).
+NAV_BADGES_STATE = "nav_badges"
 
 
 def _page_context(request: Request) -> dict[str, Any]:
@@ -33,6 +36,7 @@ def _page_context(request: Request) -> dict[str, Any]:
         "current_user": user,
         "csrf_token": session.csrf_token if session is not None else None,
         "nav_links": NAV_LINKS.get(str(user.role), []) if user is not None else [],
+        "nav_badges": request.state._state.get(NAV_BADGES_STATE) or {},
     }
 
 

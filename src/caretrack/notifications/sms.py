@@ -12,11 +12,12 @@ callbacks arriving late or out of order) leaves one message with one final state
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from caretrack.core.errors import ValidationError
 from caretrack.core.logs import get_logger
-from caretrack.core.transaction import Tx
+from caretrack.core.transaction import Tx, atomic
 from caretrack.notifications.models import OutboundSms
 from caretrack.notifications.providers import ProviderRefused, ProviderUnavailable, Twilio
 
@@ -62,20 +63,29 @@ async def send(tx: Tx, to_number: str, body: str, *, at: datetime, user_id: int 
     return sms
 
 
-async def deliver(sms_id: int, provider: Twilio | None, *, at: datetime, final: bool) -> str:
+async def deliver(sms_id: int, provider: Twilio | None, *, at: datetime, final: bool,
+                  before_send: Callable[[], Awaitable[None]] | None = None,
+                  finish: Callable[[Tx], Awaitable[None]] | None = None) -> str:
     """Hand one queued message to the provider (or store it, without one); its new status.
     Raises DeliveryDeferred to be retried (on the `final` attempt the message is `failed`
-    instead) and DeliveryRefused when the provider refuses it for good."""
+    instead) and DeliveryRefused when the provider refuses it for good. The job passes
+    `before_send` (its lease check, just before the provider is called) and `finish` (its
+    completion, committed with the stored or sent mark)."""
     sms = await OutboundSms.get_or_none(id=sms_id)
     if sms is None:
         raise DeliveryRefused(f"Text message {sms_id} no longer exists.")
     if sms.status not in ("queued", "sending"):
-        return sms.status  # already handled: a job that ran again after its commit
-    await OutboundSms.filter(id=sms.id).update(status="sending")
+        raise DeliveryRefused(f"Text message {sms_id} is already {sms.status}.")
     if provider is None:
-        await OutboundSms.filter(id=sms.id).update(status="stored")
+        async with atomic() as tx:
+            await OutboundSms.filter(id=sms.id).using_db(tx.conn).update(status="stored")
+            if finish is not None:
+                await finish(tx)
         return "stored"
+    await OutboundSms.filter(id=sms.id).update(status="sending")
     attempts = sms.attempts + 1
+    if before_send is not None:
+        await before_send()
     try:
         accepted = await provider.send(sms.to_number, sms.body)
     except ProviderRefused as exc:
@@ -88,8 +98,11 @@ async def deliver(sms_id: int, provider: Twilio | None, *, at: datetime, final: 
         log.warning("sms delivery failed", sms_id=sms.id, attempts=attempts, final=final, error=str(exc)[:200])
         raise DeliveryDeferred(str(exc)) from None
     status = _PROVIDER_STATUS.get(accepted.status) or "sent"
-    await OutboundSms.filter(id=sms.id).update(status=status, provider_sid=accepted.sid, attempts=attempts,
-                                               sent_at=at, last_error=None)
+    async with atomic() as tx:
+        await OutboundSms.filter(id=sms.id).using_db(tx.conn).update(
+            status=status, provider_sid=accepted.sid, attempts=attempts, sent_at=at, last_error=None)
+        if finish is not None:
+            await finish(tx)
     return status
 
 

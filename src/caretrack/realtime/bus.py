@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from caretrack.core.logs import get_logger
@@ -42,7 +41,6 @@ class BusConfig:
     relay_poll_seconds: float = 1.0  # catches events whose committer died before waking a relay
     cursor_check_seconds: float = 5.0  # compare every socket with its user's cursor
     auth_sweep_seconds: float = 30.0  # re-check every socket's session (expiry, idle timeout)
-    prune_seconds: float = 3600.0
     ping_seconds: float = 20.0
     pong_timeout_seconds: float = 45.0
     resume_timeout_seconds: float = 10.0
@@ -87,7 +85,7 @@ class Bus:
         # Background loops must not inherit a caller's transaction (the Tortoise pitfall).
         spawn = _spawner(self._loop)
         self._tasks = [spawn(self._relay_loop(), "relay"), spawn(self._auth_loop(), "auth"),
-                       spawn(self._cursor_loop(), "cursor-check"), spawn(self._prune_loop(), "prune"),
+                       spawn(self._cursor_loop(), "cursor-check"),
                        spawn(self._heartbeat_loop(), "heartbeat")]
         if self.redis is not None:
             self._subscriber = spawn(self._subscriber_loop(), "subscriber")
@@ -323,17 +321,6 @@ class Bus:
                 await check_connections(conns, self.settings)
             except Exception as exc:
                 log.warning("auth check failed", error=str(exc) or type(exc).__name__)
-
-    async def _prune_loop(self) -> None:
-        retention = timedelta(days=self.settings.event_retention_days)
-        while not self._stopping.is_set():
-            try:
-                removed = await outbox.prune(retention)
-                if removed:
-                    log.info("pruned old events", count=removed)
-            except Exception as exc:
-                log.warning("pruning events failed", error=str(exc) or type(exc).__name__)
-            await self._pause(self.config.prune_seconds)
 
 
 _BROADCAST_MARK = -1

@@ -19,6 +19,7 @@ KINDS: dict[str, str] = {
     "task": "Task completions",
     "assessment": "Assessments",
     "security": "Security",
+    "message": "Messages",
 }
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -72,6 +73,9 @@ LINES: dict[str, Line] = {
         + (" — corrected" if d.get("corrected") else "")),
     "task.missed": lambda a, s, d: f"The task “{_text(d.get('title'), s)}” was missed"
                                    + (f" by {d['carer_name']}" if d.get("carer_name") else ""),
+    "message.sent": lambda a, s, d: f"{a} sent a message",
+    "message.read": lambda a, s, d: f"{a} read their messages",
+    "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",
     "assessment.result": lambda a, s, d: _assessment(a, s, d),
     "assessment.completed": lambda a, s, d: _assessment(a, s, d),
 }

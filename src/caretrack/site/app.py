@@ -17,15 +17,17 @@ from starlette.staticfiles import StaticFiles
 from caretrack import __version__
 from caretrack.accounts import sessions
 from caretrack.accounts.guard import AuthMiddleware, require_user
+from caretrack.accounts.models import User
 from caretrack.booking.service import doctor_has_patient
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.http import guard as http_guard
 from caretrack.http import health
 from caretrack.http.apikit import PREFIX, openapi_document
-from caretrack.http.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from caretrack.http.middleware import NavBadgesMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from caretrack.http.templating import STATIC_DIR
 from caretrack.http.web_errors import EXCEPTION_HANDLERS
+from caretrack.messaging import service as messaging
 from caretrack.site import startup
 from caretrack.site.serving import StartupError
 
@@ -45,12 +47,14 @@ DOMAINS = [
     "caretrack.mail.jobs",
     "caretrack.notifications.api",
     "caretrack.notifications.pages",
+    "caretrack.notifications.jobs",
     "caretrack.site.dashboards",
     "caretrack.realtime.api",
     "caretrack.realtime.pages",
     "caretrack.realtime.jobs",
     "caretrack.booking.api",
     "caretrack.booking.pages",
+    "caretrack.booking.jobs",
     "caretrack.payments.api",
     "caretrack.payments.pages",
     "caretrack.care.api",
@@ -63,7 +67,16 @@ DOMAINS = [
     "caretrack.consultations.api",
     "caretrack.site.calls",
     "caretrack.consultations.pages",
+    "caretrack.messaging.api",
+    "caretrack.messaging.pages",
+    "caretrack.messaging.jobs",
+    "caretrack.site.jobs",  # last: the runner starts once everything is up and stops first
 ]
+
+
+async def nav_badges(user: User) -> dict[str, int]:
+    """The counts beside navigation links: unread messages beside "Messages"."""
+    return {"/messages": await messaging.unread_total(user)}
 
 
 def _domains() -> list[ModuleType]:
@@ -110,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(RequestContextMiddleware),
             Middleware(AuthMiddleware, settings=settings),
+            Middleware(NavBadgesMiddleware, badges=nav_badges),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

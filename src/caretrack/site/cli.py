@@ -1,4 +1,4 @@
-"""The `caretrack` command: serve, media, migrate, demo, createadmin, audit verify, makemigrations.
+"""The `caretrack` command: serve, media, worker, migrate, demo, createadmin, audit verify, makemigrations.
 
 Operators see one clear line for a bad setting or an unreachable service, never a traceback.
 
@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default ws://HOST:PORT/signal)")
     media.add_argument("--id", dest="worker_id", help="this worker's id in the directory (default hostname:port)")
     media.set_defaults(handler=cmd_media)
+
+    worker = sub.add_parser("worker", help="run a job worker (CARETRACK_JOBS_MODE=workers)",
+                            description="Run one job worker: it runs deferred work (email and SMS delivery, "
+                            "reminders, checks) from the job table. Run any number; a job is run by one of "
+                            "them at a time, and the jobs of a worker that dies are taken over by another.")
+    worker.add_argument("--id", dest="worker_id", help="this worker's name in the job table (default hostname:pid)")
+    worker.add_argument("--concurrency", type=int, default=8, help="jobs run at once (default 8)")
+    worker.set_defaults(handler=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations",
                              description="Apply every pending migration to CARETRACK_DATABASE_URL.")
@@ -212,6 +220,21 @@ def cmd_media(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return worker.run(settings, args.host, args.port, args.worker_id, args.advertise)
     except serving.ServeError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if not 1 <= args.concurrency <= 100:
+        raise CommandError(f"--concurrency must be between 1 and 100, got {args.concurrency}")
+    _preflight(settings)
+    if settings.jobs_mode != "workers":  # after the checks: a refusal stays one line
+        print("note: CARETRACK_JOBS_MODE is not 'workers', so web processes run jobs too; "
+              "set it for them when jobs should run only in workers.", file=sys.stderr, flush=True)
+    from caretrack.site import jobworker, serving
+
+    try:
+        return jobworker.run(settings, args.worker_id, args.concurrency)
+    except serving.StartupError as exc:
         raise CommandError(str(exc)) from None
 
 

@@ -11,3 +11,4 @@ if (tokenInput && location.hash.length > 1) {
   const form = tokenInput.form;
   if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
 }
+import "./unread-badge.js"; // the unread-messages count in the navigation

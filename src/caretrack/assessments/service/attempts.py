@@ -10,6 +10,7 @@ from caretrack.accounts.models import User
 from caretrack.assessments.models import Attempt, AttemptStatus, Competency, Question, QuestionKind
 from caretrack.assessments.schemas import AnswersIn, MarksIn
 from caretrack.assessments.service.carers import check_carer
+from caretrack.assessments.service.reminders import due_key_prefix, plan_due_reminders
 from caretrack.assessments.service.templates import TemplateView, get_template, template_view
 from caretrack.core.audit.service import Actor
 from caretrack.core.clock import utcnow
@@ -32,7 +33,10 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
 
 
 async def do_assign(admin: User | None, template_id: int, carer_id: int, due_on: Any = None, *,
-                    reason: str = "assigned", client_address: str | None = None) -> Attempt:
+                    reason: str = "assigned", client_address: str | None = None,
+                    at: datetime | None = None) -> Attempt:
+    """Assign an assessment to a carer, with the reminders of its due date."""
+    at = at or utcnow()
     template = await get_template(template_id)
     view = await template_view(template.id)
     if not view.questions:
@@ -50,6 +54,7 @@ async def do_assign(admin: User | None, template_id: int, carer_id: int, due_on:
                       subject=("assessment_attempt", attempt.id),
                       data={"attempt_id": attempt.id, "title": template.title, "reason": reason,
                             "due_on": due.isoformat() if due else None}, users=[carer.id])
+        await plan_due_reminders(tx, attempt, carer, at)
     return attempt
 
 
@@ -114,6 +119,7 @@ async def do_save_answers(carer: User, attempt_id: int, command: AnswersIn, *, c
         await attempt.refresh_from_db(using_db=tx.conn)
         if submit:
             await tx.audit(Actor(carer.id, client_address), "assessment.submitted", "assessment_attempt", attempt.id)
+            await tx.cancel_jobs(due_key_prefix(attempt.id), at=at)
             if all(q.kind.self_scoring for q in view.questions):
                 await _finish(tx, attempt, view, carer, None, at)
             else:

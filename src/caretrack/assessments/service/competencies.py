@@ -58,7 +58,8 @@ async def check_renewals(at: datetime | None = None, carer_id: int | None = None
         if template is None or not await Question.exists(section__template_id=template.id):
             continue
         try:
-            await do_assign(None, template.id, competency.carer_id, competency.expires_at.date(), reason="renewal")
+            await do_assign(None, template.id, competency.carer_id, competency.expires_at.date(), reason="renewal",
+                            at=at)
         except Conflict:  # assigned by a parallel check
             continue
         assigned += 1

@@ -9,6 +9,7 @@ from tortoise.exceptions import IntegrityError
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.schemas import BookSlot, HoldSlot
+from caretrack.booking.service import reminders
 from caretrack.booking.service.checks import check_free, check_slot, is_overlap, serialise
 from caretrack.booking.service.common import SlotTaken, announce, now, require_patient, utc
 from caretrack.core.audit.service import Actor
@@ -100,6 +101,7 @@ async def do_book(settings: Settings, patient: User, command: BookSlot, *, idemp
                                   created_by=patient.id)
             await announce(tx, settings, "booking.created", appointment, doctor, patient, actor=patient,
                             email="booking_confirmed")
+            await reminders.plan(tx, appointment, at=at)
             # Last: the audit chain's head row is one lock for every writer; hold it briefly.
             await tx.audit(Actor(patient.id, client_address), "booking.created", "appointment", appointment.id,
                            doctor_id=doctor_id, fee=fee)

@@ -11,6 +11,7 @@ from tortoise.expressions import F
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.schemas import NO_REASON, CancelRequest, OutcomeRequest, RescheduleRequest
+from caretrack.booking.service import reminders
 from caretrack.booking.service.checks import check_free, check_slot, is_overlap, serialise
 from caretrack.booking.service.common import SlotTaken, announce, appointment_data, format_local, now, utc
 from caretrack.booking.service.reading import get_appointment
@@ -59,6 +60,7 @@ async def do_cancel(settings: Settings, user: User, appointment_id: int, command
             await _pay_doctor(tx, settings, appointment, kept, "Late cancellation fee")
         await tx.audit(Actor(user.id, client_address), "booking.cancelled", "appointment", appointment.id,
                        refund=refund, by=("doctor" if by_doctor else "patient"))
+        await reminders.unplan(tx, appointment.id, at=at)
         appointment = await Appointment.get(id=appointment.id).using_db(tx.conn)
         await announce(tx, settings, "booking.cancelled", appointment, doctor, patient, actor=user,
                         email="booking_cancelled", extra={"refund": refund, "cancelled_by": user.full_name})
@@ -96,6 +98,7 @@ async def do_reschedule(settings: Settings, user: User, appointment_id: int, com
                 await User.get(id=appointment.patient_id).using_db(tx.conn)
             await tx.audit(Actor(user.id, client_address), "booking.rescheduled", "appointment", appointment.id,
                            old=old_start.isoformat(), new=new_start.isoformat())
+            await reminders.replan(tx, appointment, at=at)
             await announce(tx, settings, "booking.rescheduled", appointment, doctor, patient, actor=user,
                             email="booking_rescheduled",
                             extra={"previous": format_local(old_start, "UTC")})
@@ -141,6 +144,7 @@ async def do_record_outcome(settings: Settings, doctor: User, appointment_id: in
             await _pay_doctor(tx, settings, appointment, appointment.fee_credits,
                               "Consultation" if outcome == "completed" else "Missed consultation (no-show)")
         await tx.audit(Actor(doctor.id, client_address), f"booking.{outcome}", "appointment", appointment.id)
+        await reminders.unplan(tx, appointment.id, at=at)
         appointment = await Appointment.get(id=appointment.id).using_db(tx.conn)
         patient = await User.get(id=appointment.patient_id).using_db(tx.conn)
         await tx.emit(f"booking.{outcome}", actor_id=doctor.id, subject=("appointment", appointment.id),

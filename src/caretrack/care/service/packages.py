@@ -9,6 +9,7 @@ from caretrack.assessments.service import check_carer
 from caretrack.care.models import CarePackage, CareTask, PackageCarer
 from caretrack.care.schedule import visit_times
 from caretrack.care.schemas import CarerOut, PackageIn, PackageOut, TaskOut
+from caretrack.care.service.reminders import key_prefix
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Conflict, NotFound
@@ -109,5 +110,6 @@ async def do_unassign_carer(admin: User, package_id: int, carer_id: int, client_
             raise NotFound(f"Carer {carer_id} is not assigned to this package.")
         await tx.audit(Actor(admin.id, client_address), "care.carer_unassigned", "care_package", package.id,
                        carer_id=carer_id)
+        await tx.cancel_jobs(key_prefix(package.id, carer_id))  # their visit reminders
         await tx.emit("care.package_unassigned", actor_id=admin.id, subject=("care_package", package.id),
                       data={"package_id": package.id}, users=[carer_id])

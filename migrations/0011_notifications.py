@@ -1,8 +1,8 @@
 """Notifications: text messages (stored on the embedded default, sent through a provider
 otherwise) and each user's channel for each kind of notification.
 
-It depends on 0007 for now; the messaging and jobs migrations (0008, 0009) land on main in
-parallel, and this one is re-chained after them at merge."""
+It follows 0010_reminders (main's jobs, messaging and reminders migrations came first; the
+brief's number 0010 was taken by then)."""
 
 from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
@@ -10,7 +10,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('caretrack', '0007_pending_sign_up')]
+    dependencies = [('caretrack', '0010_reminders')]
 
     initial = False
 
