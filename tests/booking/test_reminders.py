@@ -179,3 +179,25 @@ async def test_re_plans_racing_on_postgresql_leave_one_set_of_reminders(pg_datab
                                       for m in (1440, 60))
     finally:
         await db.stop()
+
+
+async def test_each_person_is_reminded_on_the_channels_they_chose(database, now):
+    """The patient chose SMS (their text names a time and a link, never the doctor); the doctor
+    opted out of reminders: nothing goes to them."""
+    from caretrack.core import crypto
+    from caretrack.notifications.models import NotificationPreference, OutboundSms
+
+    appointment, doctor, patient, start = await booked(database, now)
+    patient.phone = crypto.seal("+447911123456", "users.phone")
+    await patient.save()
+    for who, channel in ((patient, "sms"), (doctor, "none")):
+        await NotificationPreference.create(user_id=who.id, kind="appointment_reminder", channel=channel,
+                                            updated_at=now)
+    assert await reminder_runner(database).run_due(at=start - timedelta(hours=1)) == 4  # the day's: too late
+    assert await reminder_emails() == []
+    [text] = await OutboundSms.all()
+    local = start.astimezone(ZoneInfo("Europe/London"))
+    assert text.to_number == "+447911123456"
+    assert text.body == (f"CareTrack: your video consultation is at {local:%H:%M} on {local:%d %b}. "
+                         f"Join: http://testserver/appointments/{appointment.id}")
+    assert doctor.full_name not in text.body and patient.full_name not in text.body

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.assessments.models import Attempt, AttemptStatus, Competency
@@ -18,12 +17,13 @@ from caretrack.core.clock import in_zone, zone_of
 from caretrack.core.queue import JobContext, Skipped
 from caretrack.core.roles import Role
 from caretrack.core.transaction import Tx, atomic
-from caretrack.mail import service as mail
+from caretrack.notifications.schemas import Kind
+from caretrack.notifications.service import notify
 
 REMIND = "assessments.due_reminder"
 DIGEST = "assessments.competency_digest"
-REMINDER_KIND = "assessment_reminder"  # notification kinds (a user's preference, once notifications exist)
-DIGEST_KIND = "competency_digest"
+REMINDER_KIND = Kind.CARE_REMINDER  # the users' channel choices (caretrack.notifications)
+DIGEST_KIND = Kind.COMPETENCY_DIGEST
 DIGEST_EVERY = timedelta(hours=24)
 DIGEST_AT = timedelta(hours=7)  # daily at 07:00 UTC, before the office opens in Europe
 DIGEST_WINDOW = timedelta(days=30)
@@ -81,10 +81,12 @@ async def send_due_reminder(ctx: JobContext) -> None:
     if not carer.is_active:
         raise Skipped(f"carer {carer.id} is no longer active")
     async with atomic() as tx:
-        await notify(tx, carer, REMINDER_KIND, email=("assessment_due", {
+        link = f"{ctx.settings.base_url}/carer/assessments/{attempt.id}"
+        when = "today" if payload["reminder"] == "day" else f"on {long_date(attempt.due_on)}"
+        await notify(tx, carer, REMINDER_KIND, at=ctx.at, email=("assessment_due", {
             "name": carer.full_name, "title": attempt.template.title, "due": long_date(attempt.due_on),
-            "today": payload["reminder"] == "day",
-            "link": f"{ctx.settings.base_url}/carer/assessments/{attempt.id}"}))
+            "today": payload["reminder"] == "day", "link": link}, ()),
+            sms_text=f"CareTrack: an assessment is due {when}. Details: {link}")
         await ctx.finish(tx)
 
 
@@ -124,15 +126,10 @@ async def send_competency_digest(ctx: JobContext) -> None:
 
     async with atomic() as tx:
         for admin in admins:
-            await notify(tx, admin, DIGEST_KIND, email=("competency_digest", {
+            await notify(tx, admin, DIGEST_KIND, at=ctx.at, email=("competency_digest", {
                 "name": admin.full_name, "expired": rows(expired, admin), "expiring": rows(expiring, admin),
-                "days": DIGEST_WINDOW.days, "link": f"{ctx.settings.base_url}/admin/training"}))
+                "days": DIGEST_WINDOW.days, "link": f"{ctx.settings.base_url}/admin/training"}, ()),
+                sms_text=f"CareTrack: {len(expired)} competencies expired, {len(expiring)} expire within "
+                         f"{DIGEST_WINDOW.days} days. Details: {ctx.settings.base_url}/admin/training")
         await ctx.finish(tx)
 
-
-async def notify(tx: Tx, user: User, kind: str, *, email: tuple[str, dict[str, Any]]) -> None:
-    """The one place assessments send a reminder or the digest: by email today. When
-    caretrack.notifications lands, this becomes `notifications.notify(tx, user, kind, email=...,
-    sms_text=...)`, which honours the user's channel choice for `kind`."""
-    template, context = email
-    await mail.send(tx, user.email, template, context)

@@ -8,6 +8,7 @@ marked done in the transaction that queues its email, so it is never sent twice.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.booking.calendar import appointment_ics
@@ -15,9 +16,11 @@ from caretrack.booking.models import Appointment, AppointmentStatus, ReminderPol
 from caretrack.booking.schemas import ReminderPolicyIn
 from caretrack.booking.service.common import format_local, utc
 from caretrack.core.audit.service import Actor
+from caretrack.core.clock import in_zone
 from caretrack.core.queue import JobContext, Skipped
 from caretrack.core.transaction import Tx, atomic
-from caretrack.mail import service as mail
+from caretrack.notifications.schemas import Kind
+from caretrack.notifications.service import notify
 
 REMIND = "booking.remind"
 REPLAN = "booking.replan_reminders"
@@ -126,13 +129,18 @@ async def send_reminder(ctx: JobContext) -> None:
                                                            .total_seconds() // 60),
             "link": f"{settings.base_url}/appointments/{appointment.id}",
         }, [(f"appointment-{appointment.id}.ics", "text/calendar",
-             appointment_ics(appointment, doctor, patient, settings, cancelled=False))])
+             appointment_ics(appointment, doctor, patient, settings, cancelled=False))], at=ctx.at, starts=starts)
         await ctx.finish(tx)
 
 
-async def _send(tx: Tx, person: User, context: dict[str, object],
-                attachments: list[tuple[str, str, bytes]]) -> None:
-    await mail.send(tx, person.email, "booking_reminder", context, attachments=attachments)
+async def _send(tx: Tx, person: User, context: dict[str, Any], attachments: list[tuple[str, str, bytes]],
+                *, at: datetime, starts: datetime) -> None:
+    """On the channels the person chose; the text names only the time and the link."""
+    local = in_zone(starts, person.time_zone)
+    await notify(tx, person, Kind.APPOINTMENT_REMINDER, at=at,
+                 email=("booking_reminder", context, attachments),
+                 sms_text=f"CareTrack: your video consultation is at {local:%H:%M} on {local:%d %b}. "
+                          f"Join: {context['link']}")
 
 
 def _lead(offset: int) -> str:

@@ -25,12 +25,13 @@ from caretrack.core.clock import in_zone
 from caretrack.core.queue import JobContext, Skipped
 from caretrack.core.queue.models import Job
 from caretrack.core.roles import Role
-from caretrack.core.transaction import Tx, atomic
-from caretrack.mail import service as mail
+from caretrack.core.transaction import atomic
+from caretrack.notifications.schemas import Kind
+from caretrack.notifications.service import notify
 
 PLAN = "care.plan_visit_reminders"
 REMIND = "care.visit_reminder"
-KIND = "visit_reminder"  # the notification kind (a carer's preference, once notifications exist)
+KIND = Kind.CARE_REMINDER  # the carer's channel choice (caretrack.notifications)
 REMINDER_LEAD = timedelta(minutes=30)  # how long before a visit its carers are reminded
 REMINDER_GRACE = timedelta(minutes=10)  # later than this after its moment, a reminder is skipped
 PLAN_EVERY = timedelta(minutes=15)
@@ -151,15 +152,10 @@ async def send_visit_reminder(ctx: JobContext) -> None:
         client = crypto.unseal(package.client_name, "care_packages.client_name") or ""
         await tx.audit(SYSTEM, "phi.read", "care_package", package.id, fields=["client_name"],
                        purpose="visit reminder", carer_id=carer.id)
-        await notify(tx, carer, KIND, email=("visit_reminder", {
+        link = f"{ctx.settings.base_url}/carer"
+        await notify(tx, carer, KIND, at=ctx.at, email=("visit_reminder", {
             "name": carer.full_name, "client": initials(client), "when": local_when(visit, carer.time_zone),
-            "minutes": max(int((visit - ctx.at).total_seconds() // 60), 0), "link": f"{ctx.settings.base_url}/carer"}))
+            "minutes": max(int((visit - ctx.at).total_seconds() // 60), 0), "link": link}, ()),
+            # No client, not even initials: a text shows on a locked screen.
+            sms_text=f"CareTrack: you have a visit at {in_zone(visit, carer.time_zone):%H:%M}. Details: {link}")
         await ctx.finish(tx)
-
-
-async def notify(tx: Tx, user: User, kind: str, *, email: tuple[str, dict[str, Any]]) -> None:
-    """The one place care sends a reminder: by email today. When caretrack.notifications lands,
-    this becomes `notifications.notify(tx, user, kind, email=..., sms_text=...)`, which honours
-    the user's channel choice for `kind`."""
-    template, context = email
-    await mail.send(tx, user.email, template, context)
