@@ -11,7 +11,8 @@ import pytest
 from fpdf import FPDF
 
 from caretrack.core.roles import Role
-from tests.helpers import PASSWORD, make_user
+from tests.browser.helpers import live_ready, sign_in
+from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
 
@@ -22,23 +23,6 @@ def licence_pdf() -> bytes:
     pdf.set_font("Helvetica", size=12)
     pdf.cell(0, 10, "Registration certificate")
     return bytes(pdf.output())
-
-
-async def sign_in(browser, base: str, email: str, secret: str | None = None):
-    page = await (await browser.new_context()).new_page()
-    await page.goto(base + "/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    if secret:
-        await page.wait_for_url("**/mfa/verify")
-        await page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(secret).now())
-        await page.get_by_role("button", name="Continue").click()
-    return page
-
-
-async def live_ready(page) -> None:
-    await page.wait_for_function("document.documentElement.dataset.live === 'online'", timeout=10000)
 
 
 async def test_apply_approve_publish_buy_book_cancel(live_server, browser):

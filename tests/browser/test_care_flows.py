@@ -7,16 +7,16 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import pyotp
 import pytest
 
 from caretrack.care import service as care
 from caretrack.care.models import TaskCompletion
 from caretrack.care.schemas import PackageIn, TaskIn
 from caretrack.core.roles import Role
+from tests.browser.helpers import sign_in_page as sign_in
 from tests.care.helpers import admin_user, template
 from tests.conftest import PINNED_INSTANTS
-from tests.helpers import PASSWORD, make_user
+from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -25,17 +25,6 @@ PHONE = {"width": 390, "height": 844}
 async def phone(browser):
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     return await context.new_page()
-
-
-async def sign_in(page, base: str, email: str, secret: str | None = None) -> None:
-    await page.goto(base + "/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    if secret:
-        await page.wait_for_url("**/mfa/verify")
-        await page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(secret).now())
-        await page.get_by_role("button", name="Continue").click()
 
 
 async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_feed(live_server, browser):

@@ -11,27 +11,11 @@ import pyotp
 import pytest
 
 from caretrack.core.roles import Role
-from tests.helpers import PASSWORD, make_user
+from tests.browser.helpers import live_ready, sign_in
+from tests.helpers import make_user
 from tests.messaging.conftest import booked
 
 pytestmark = pytest.mark.browser
-
-
-async def sign_in(browser, base: str, email: str, secret: str | None = None):
-    page = await (await browser.new_context()).new_page()
-    await page.goto(base + "/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    if secret:
-        await page.wait_for_url("**/mfa/verify")
-        await page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(secret).now())
-        await page.get_by_role("button", name="Continue").click()
-    return page
-
-
-async def live_ready(page) -> None:
-    await page.wait_for_function("document.documentElement.dataset.live === 'online'", timeout=10000)
 
 
 async def test_patient_and_doctor_exchange_messages_live(live_server, browser):
