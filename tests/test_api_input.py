@@ -253,3 +253,24 @@ async def test_every_integer_the_api_accepts_is_bounded_in_the_openapi_document(
             unbounded += _unbounded_integers(body, components, f"{method} {path} body")
     assert not unbounded, (
         "bound these with caretrack.core.validation (Id, Count, Int32, Sequence): " + ", ".join(unbounded))
+
+
+async def test_tokens_and_text_no_one_can_store_are_refused_not_500(client):
+    """A CSRF token or signature holding non-ASCII (hmac.compare_digest refuses such str), and
+    JSON text holding a lone surrogate (no UTF-8 encoding, so it cannot be stored or sealed)."""
+    from caretrack.notifications.providers import signature_matches
+    from tests.helpers import csrf_token, login
+
+    await make_user(Role.PATIENT, "odd-tokens@example.org")
+    await login(client, "odd-tokens@example.org")
+    form = await client.post("/account", data={"full_name": "Pat", "time_zone": "UTC", "csrf_token": "é"})
+    assert form.status_code == 403
+    api = await client.patch("/api/v1/me/profile", json={"full_name": "Pat"},
+                             headers={"x-csrf-token": "é".encode("latin-1")})
+    assert api.status_code == 403
+    assert not signature_matches("token", "https://example.test/api/v1/sms/status", [("A", "b")], "é")
+    token = await csrf_token(client)
+    lone = await client.patch("/api/v1/me/profile", content=b'{"full_name": "\\ud800"}',
+                              headers={"x-csrf-token": token, "content-type": "application/json"})
+    assert lone.status_code == 422 and "unpaired surrogate" in lone.text, lone.text
+    assert (await User.get(email="odd-tokens@example.org")).full_name == "Test Person"

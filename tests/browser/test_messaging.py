@@ -30,7 +30,7 @@ async def test_patient_and_doctor_exchange_messages_live(live_server, browser):
     await doctor.wait_for_url("**/doctor")
     await live_ready(doctor)
     badge = doctor.locator("#unread-badge")
-    assert await badge.is_hidden()
+    await badge.wait_for(state="hidden")
 
     patient = await sign_in(browser, base, "pat@example.org")
     await patient.wait_for_url("**/patient")
@@ -50,7 +50,7 @@ async def test_patient_and_doctor_exchange_messages_live(live_server, browser):
     await doctor.get_by_role("link", name=re.compile(r"^Messages")).click()
     await doctor.get_by_role("link", name="Pat Patient").click()
     await doctor.locator("#messages").get_by_text("My rash is spreading").wait_for()
-    assert await doctor.locator("#unread-badge").is_hidden()
+    await doctor.locator("#unread-badge").wait_for(state="hidden", timeout=10000)  # read: the count clears
     # the patient sees it was read
     await mine.locator("[data-receipt]").get_by_text(re.compile(r"^Read ")).wait_for(timeout=10000)
 
@@ -61,7 +61,7 @@ async def test_patient_and_doctor_exchange_messages_live(live_server, browser):
     await patient.locator("#messages").get_by_text("Please send a photo").wait_for(timeout=10000)
     reply = doctor.locator("#messages li").filter(has_text="Please send a photo")
     await reply.locator("[data-receipt]").get_by_text(re.compile(r"^Read ")).wait_for(timeout=10000)
-    assert await patient.locator("#unread-badge").is_hidden()
+    await patient.locator("#unread-badge").wait_for(state="hidden", timeout=10000)
 
     # a message while the doctor is on the list of conversations: the list and the badge update
     await doctor.goto(base + "/messages")

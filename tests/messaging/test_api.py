@@ -71,7 +71,11 @@ async def test_a_hold_that_was_never_booked_is_no_care_relationship(clients, cas
     assert response.status_code == 404
     cancelled = await person(Role.PATIENT, "Cass Cancelled")
     await booked(cancelled, cast.other_doctor, status=AppointmentStatus.CANCELLED)
-    assert (await start(await clients.of(cancelled), cast.other_doctor.id)).status_code == 201  # had one
+    # a booking cancelled before it took place is not one either (book, cancel, message any doctor)
+    assert (await start(await clients.of(cancelled), cast.other_doctor.id)).status_code == 404
+    seen = await person(Role.PATIENT, "Sid Seen")
+    await booked(seen, cast.other_doctor, status=AppointmentStatus.COMPLETED)
+    assert (await start(await clients.of(seen), cast.other_doctor.id)).status_code == 201
 
 
 async def test_a_carer_talks_to_the_office_and_every_admin_sees_it(clients, cast):
@@ -249,6 +253,10 @@ async def test_a_patient_blocks_a_doctor(clients, cast):
     # the doctor may block a patient too; an office thread has nobody to block
     assert (await doctor.post(f"{THREADS}/{thread_id}/block")).json()["blocked_by_me"] is True
     assert (await send(patient, thread_id, "hello?")).status_code == 403
+    # the blocked side can neither close nor reopen (it would shut the blocker out)
+    for action in ("close", "reopen"):
+        refused = await patient.post(f"{THREADS}/{thread_id}/{action}")
+        assert refused.status_code == 403 and "cannot close or reopen" in refused.json()["error"]["message"]
     carer = await clients.of(cast.carer)
     office = (await start(carer)).json()["id"]
     assert (await carer.post(f"{THREADS}/{office}/block")).status_code == 422

@@ -86,3 +86,29 @@ async def test_a_file_over_the_size_limit_is_refused(clients, cast, app):
     assert "larger than 5 MiB" in response.text
     directory = uploads.attachment_dir(app.state.settings)
     assert not directory.exists() or list(directory.iterdir()) == []
+
+
+CRAFTED_PDFS = {  # each once made pypdf raise something other than its read error (a 500)
+    "huge xref": b"%PDF-1.4\nxref\n0 999999999\ntrailer<</Size 999999999/Root 1 0 R>>\nstartxref\n9\n%%EOF",
+    "overflowing startxref": b"%PDF-1.4\n1 0 obj<<>>endobj\nstartxref\n99999999999999999999\n%%EOF",
+}
+
+
+async def test_crafted_pdfs_are_refused_not_a_server_error(clients, cast):
+    patient, doctor, thread_id = await care_thread(clients, cast)
+    for label, data in CRAFTED_PDFS.items():
+        response = await post_files(patient, thread_id, [("attachments", ("x.pdf", data, "application/pdf"))])
+        assert response.status_code == 422 and "cannot be read" in response.text, label
+    assert await Attachment.all().count() == 0
+
+
+async def test_a_pdf_with_more_pages_than_anyone_uploads_is_refused():
+    import pytest
+
+    from caretrack.core import documents
+
+    pdf = FPDF()
+    for _ in range(documents.MAX_PAGES + 1):
+        pdf.add_page()
+    with pytest.raises(documents.UnreadablePdf, match=f"at most {documents.MAX_PAGES}"):
+        await documents.pdf_pages(bytes(pdf.output()))

@@ -109,3 +109,19 @@ async def test_notify_sends_on_the_chosen_channels_only(database):
     read = await AuditEntry.get(action="phi.read", subject_id=str(both.id))
     assert "phone" in read.detail and "appointment_reminder" in read.detail
     assert await Job.filter(kind="sms.deliver", key=f"sms:{text.id}").count() == 1
+
+
+async def test_a_phone_saved_before_numbers_were_normalised_falls_back_to_email(database):
+    """A profile phone from before E.164 (`07911 123456`): no SMS is attempted (that would
+    fail the whole transaction, every other recipient's notification with it) and the number
+    appears in no error; the person is reached by email instead."""
+    old = await make_user(Role.ADMIN, "old-phone@example.org", phone=crypto.seal("07911 123456", "users.phone"))
+    other = await make_user(Role.ADMIN, "other@example.org", phone=crypto.seal("+447911123456", "users.phone"))
+    for user in (old, other):
+        await NotificationPreference.create(user=user, kind="message_nudge", channel="sms", updated_at=T0)
+    async with atomic() as tx:
+        used = [await notify(tx, await User.get(id=u.id), "message_nudge", at=T0, email=EMAIL, sms_text=TEXT)
+                for u in (old, other)]
+    assert used == [{"email"}, {"sms"}]
+    assert await OutboundEmail.all().values_list("to_address", flat=True) == ["old-phone@example.org"]
+    assert await OutboundSms.all().values_list("to_number", flat=True) == ["+447911123456"]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
 
@@ -12,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from caretrack.accounts.models import User
 from caretrack.accounts.sessions import Authenticated, cookie_name, load_access_token, load_session
+from caretrack.core import crypto
 from caretrack.core.errors import Forbidden, NotAuthenticated
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed, resolve_client_address
@@ -84,7 +84,7 @@ def csrf_problem(scope: Scope, auth: Authenticated, settings: Settings) -> str |
 
 
 def csrf_matches(auth: Authenticated, token: str) -> bool:
-    return auth.session is not None and hmac.compare_digest(auth.session.csrf_token, token)
+    return auth.session is not None and crypto.same_secret(token, auth.session.csrf_token)
 
 
 async def require_user(

@@ -74,7 +74,7 @@ async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, doc
         raise Conflict("Your application is waiting for review; you can change it once it has been reviewed.")
     if document is None and (existing is None or not existing.document_name):
         raise ValidationError("Attach your licence or registration certificate as a PDF.")
-    stored = store_document(settings, document) if document is not None else None
+    stored = await store_document(settings, document) if document is not None else None
     old_document = existing.document_name if existing is not None and stored else None
     try:
         async with atomic() as tx:

@@ -3,11 +3,11 @@ real PDF checked by content, stored under a generated name in settings.data_dir.
 
 from __future__ import annotations
 
-import io
 import secrets
 from pathlib import Path
 
-from caretrack.core.errors import CareTrackError, ValidationError
+from caretrack.core import documents
+from caretrack.core.errors import ValidationError
 from caretrack.core.settings import Settings
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
@@ -15,36 +15,23 @@ FORM_OVERHEAD_BYTES = 64 * 1024  # the other fields of an application form
 DOCUMENT_DIR = "doctor_documents"
 
 
-def check_pdf(data: bytes) -> int:
+async def check_pdf(data: bytes) -> int:
     """The page count of a real PDF, or a 422 that says what is wrong."""
     if not data:
         raise ValidationError("The supporting document is empty; attach your licence as a PDF.")
-    if not data.startswith(b"%PDF-"):
-        raise ValidationError("The supporting document is not a PDF (it does not start with %PDF-).")
     try:
-        from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
-    except ImportError:  # pragma: no cover - pypdf is a dependency of the booking feature
-        raise CareTrackError("PDF checking is unavailable on this server (pypdf is not installed).",
-                             code="unavailable", status_code=503) from None
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        pages = len(reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError):
-        raise ValidationError("The supporting document claims to be a PDF but cannot be read; export it again.") \
-            from None
-    if pages < 1:
-        raise ValidationError("The supporting document has no pages.")
-    return pages
+        return await documents.pdf_pages(data)
+    except documents.UnreadablePdf as exc:
+        raise ValidationError(f"The supporting document cannot be accepted: {exc}.") from None
 
 
 def document_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / DOCUMENT_DIR
 
 
-def store_document(settings: Settings, data: bytes) -> str:
+async def store_document(settings: Settings, data: bytes) -> str:
     """Write the checked PDF under a generated name; returns that name (never the user's)."""
-    check_pdf(data)
+    await check_pdf(data)
     directory = document_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{secrets.token_hex(16)}.pdf"

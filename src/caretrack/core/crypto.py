@@ -11,6 +11,7 @@ bound in as associated data, so a ciphertext copied into another column does not
 from __future__ import annotations
 
 import base64
+import hmac
 import os
 from collections.abc import Mapping
 
@@ -130,3 +131,10 @@ def decrypt_file(path, context: str):
             pending, index = following, index + 1
         if index == 0:
             raise DecryptionError("the encrypted file holds no data (cut short)")
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """A timing-safe comparison of a secret someone sent (a token, a signature) with ours.
+    Compared as UTF-8 bytes: hmac.compare_digest refuses str holding anything but ASCII, and
+    a request can send anything."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))

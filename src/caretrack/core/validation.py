@@ -34,7 +34,19 @@ Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
 Sequence = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
-NUL_MESSAGE = "must not contain the NUL character (\\u0000); remove it"
+NUL_MESSAGE = "must not contain the NUL character (\\u0000) or an unpaired surrogate (\\ud800-\\udfff); remove it"
+
+
+def unstorable(text: str) -> bool:
+    """Text no column can hold: NUL (PostgreSQL refuses it) or a lone surrogate, which JSON's
+    \\ud800 escapes can produce and which has no UTF-8 encoding (it cannot be encrypted either)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def decimal_range_regex(maximum: int) -> str:
@@ -83,13 +95,13 @@ def id_from_text(value: str | None, name: str) -> int | None:
 
 
 def nul_locations(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    """Where in parsed input (JSON or a query) a string holds NUL, which PostgreSQL refuses in text."""
+    """Where in parsed input (JSON or a query) a string is `unstorable`."""
     if isinstance(data, str):
-        if "\x00" in data:
+        if unstorable(data):
             yield loc
     elif isinstance(data, dict):
         for key, value in data.items():
-            if isinstance(key, str) and "\x00" in key:
+            if isinstance(key, str) and unstorable(key):
                 yield (*loc, key)
             else:
                 yield from nul_locations(value, (*loc, key))
@@ -152,7 +164,7 @@ def has_nul(value: Any) -> bool:
     """Text holding NUL is refused by the edge (caretrack.http.apikit.parse_model, pagekit.read_form)
     field by field; the field rules below leave it to that rule so every such field is named."""
     if isinstance(value, str):
-        return "\x00" in value
+        return unstorable(value)
     return isinstance(value, list) and any(has_nul(v) for v in value)
 
 

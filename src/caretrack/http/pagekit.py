@@ -10,7 +10,6 @@ login page, doctors and admins to their second factor, and every form post has i
 
 from __future__ import annotations
 
-import hmac
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from caretrack.core import crypto
 from caretrack.core import validation as bounds
 from caretrack.core.errors import Forbidden, NotAuthenticated
 from caretrack.http.apikit import PUBLIC, parse_model, validation_error
@@ -54,12 +54,12 @@ async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> FormDa
     if request.state._state.get("csrf_form_pending"):
         token = str(form.get("csrf_token", ""))
         session = request.state.session
-        if not token or session is None or not hmac.compare_digest(token, session.csrf_token):
+        if not token or session is None or not crypto.same_secret(token, session.csrf_token):
             await form.close()
             raise Forbidden("This form has expired or came from another site; reload the page and try again.")
     # The API's rule, for forms too: no field has a use for NUL, and PostgreSQL refuses it in text.
     refused = {name: bounds.NUL_MESSAGE for name, value in form.multi_items()
-               if "\x00" in name or (isinstance(value, str) and "\x00" in value)}
+               if bounds.unstorable(name) or (isinstance(value, str) and bounds.unstorable(value))}
     if refused:
         await form.close()
         raise validation_error(refused, "form field")

@@ -4,13 +4,13 @@ under a generated name in settings.data_dir."""
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from caretrack.core import documents
 from caretrack.core.errors import PayloadTooLarge, ValidationError
 from caretrack.core.settings import Settings
 
@@ -38,20 +38,7 @@ def clean_name(name: str, content_type: str) -> str:
     return f"{stem}.{EXTENSIONS[content_type]}"
 
 
-def _check_pdf(data: bytes, name: str) -> None:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        pages = len(PdfReader(io.BytesIO(data), strict=False).pages)
-    except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError):
-        raise ValidationError(f"The attachment '{name}' claims to be a PDF but cannot be read; export it again.") \
-            from None
-    if pages < 1:
-        raise ValidationError(f"The attachment '{name}' is a PDF with no pages.")
-
-
-def check_attachment(upload: Upload) -> str:
+async def check_attachment(upload: Upload) -> str:
     """The attachment's real content type (from its bytes), or a 4xx that names the problem."""
     name = (upload.name or "attachment")[:80]
     data = upload.data
@@ -60,7 +47,10 @@ def check_attachment(upload: Upload) -> str:
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise PayloadTooLarge(f"The attachment '{name}' is larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MiB.")
     if data.startswith(b"%PDF-"):
-        _check_pdf(data, name)
+        try:
+            await documents.pdf_pages(data)
+        except documents.UnreadablePdf as exc:
+            raise ValidationError(f"The attachment '{name}' cannot be accepted: {exc}.") from None
         return "application/pdf"
     if data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR":
         return "image/png"
@@ -70,10 +60,10 @@ def check_attachment(upload: Upload) -> str:
                           "attach one of those.")
 
 
-def check_attachments(uploads: Sequence[Upload]) -> list[str]:
+async def check_attachments(uploads: Sequence[Upload]) -> list[str]:
     if len(uploads) > MAX_ATTACHMENTS:
         raise ValidationError(f"Attach at most {MAX_ATTACHMENTS} files to one message, not {len(uploads)}.")
-    return [check_attachment(upload) for upload in uploads]
+    return [await check_attachment(upload) for upload in uploads]
 
 
 def attachment_dir(settings: Settings) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from caretrack.core import crypto
 from caretrack.core.settings import Settings
 
 SIGNATURE_HEADER = "x-twilio-signature"
@@ -51,7 +52,7 @@ def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> s
 def signature_matches(auth_token: str, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
     if not given:
         return False
-    return hmac.compare_digest(signature(auth_token, url, params), given)
+    return crypto.same_secret(given, signature(auth_token, url, params))
 
 
 class Twilio:

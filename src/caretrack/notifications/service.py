@@ -13,6 +13,7 @@ from caretrack.accounts.models import User
 from caretrack.core import crypto
 from caretrack.core.audit.service import SYSTEM, Actor
 from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.logs import get_logger
 from caretrack.core.roles import Role
 from caretrack.core.transaction import Tx, atomic
 from caretrack.mail import service as mail
@@ -33,6 +34,7 @@ from caretrack.notifications.schemas import (
     PreferencesUpdate,
 )
 
+log = get_logger("caretrack.notifications")
 SMS_NEEDS_PHONE = "SMS needs a phone number: add one to your profile (/account) first."
 PAGE_SIZE = 50
 RESENDABLE = {"email": frozenset({"failed", "dead", "stored"}), "sms": frozenset({"failed", "undelivered", "stored"})}
@@ -121,16 +123,19 @@ async def notify(tx: Tx, user: User, kind: Kind | str, *, at: datetime, email: E
     is skipped (no SMS without `sms_text`)."""
     used: set[str] = set()
     channels = await channels_for(user, kind)
+    if "sms" in channels and sms_text is not None:
+        number = crypto.unseal(user.phone, "users.phone")
+        await tx.audit(SYSTEM, "phi.read", "user", user.id, fields=["phone"], purpose=f"sms {kind}")
+        if number and sms.E164.fullmatch(number):
+            await sms.send(tx, number, sms_text, at=at, user_id=user.id)
+            used.add("sms")
+        else:  # saved before numbers were normalised: reach them by email, and say so (not the number)
+            log.warning("sms skipped: the profile's phone is not in E.164 form", user_id=user.id, kind=str(kind))
+            channels = channels | {"email"}
     if "email" in channels and email is not None:
         template, context, attachments = email
         await mail.send(tx, user.email, template, context, attachments)
         used.add("email")
-    if "sms" in channels and sms_text is not None:
-        number = crypto.unseal(user.phone, "users.phone")
-        if number:
-            await tx.audit(SYSTEM, "phi.read", "user", user.id, fields=["phone"], purpose=f"sms {kind}")
-            await sms.send(tx, number, sms_text, at=at, user_id=user.id)
-            used.add("sms")
     return used
 
 

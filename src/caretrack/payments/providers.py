@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from caretrack.core import crypto
 from caretrack.core.errors import CareTrackError, ServiceUnavailable
 from caretrack.core.settings import Settings
 
@@ -79,7 +80,7 @@ def verify(secret: str, payload: bytes, header: str | None, tolerance: int, now:
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise BadSignature("The webhook signature is too old (or from the future); replays are refused.")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, s) for s in signatures):
+    if not any(crypto.same_secret(s, expected) for s in signatures):
         raise BadSignature("The webhook signature does not match.")
 
 

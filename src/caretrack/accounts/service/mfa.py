@@ -47,7 +47,7 @@ async def _accept_totp_code(tx: Tx, user: User, code: str) -> bool:
     totp = totp_for(user)
     current = totp.timecode(now())
     for step in (current - 1, current, current + 1):
-        if secrets.compare_digest(totp.generate_otp(step), code):
+        if crypto.same_secret(code, totp.generate_otp(step)):
             step_is_new = Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step)
             claimed = await User.filter(id=user.id).filter(step_is_new).using_db(tx.conn).update(totp_last_step=step)
             return bool(claimed)

@@ -42,6 +42,14 @@ async def list_appointments(user: User, *, upcoming: bool | None = None, limit: 
     return await query.prefetch_related("doctor", "patient").limit(limit)
 
 
+async def has_consultation(doctor_id: int, patient_id: int) -> bool:
+    """The patient has a consultation with the doctor that stands or took place (booked,
+    completed, no-show): what makes the two correspondents. A booking cancelled before it
+    took place does not (book, cancel for a refund, and message any doctor)."""
+    return await Appointment.filter(doctor_id=doctor_id, patient_id=patient_id, status__in=(
+        AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW)).exists()
+
+
 async def doctor_has_patient(doctor_id: int, patient_id: int) -> bool:
     """A doctor may see a patient's profile once the patient has booked them (any booking
     that was not just a hold)."""

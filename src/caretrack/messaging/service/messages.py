@@ -46,7 +46,7 @@ async def do_send(settings: Settings, user: User, thread_id: int, command: Messa
     check_can_send(user, thread)
     if not command.text and not files:
         raise ValidationError("Write a message or attach a file.", fields=[{"field": "text", "message": "required"}])
-    types = uploads.check_attachments(files)
+    types = await uploads.check_attachments(files)
     stored = [uploads.store(settings, f.data, t) for f, t in zip(files, types, strict=True)]
     try:
         async with atomic() as tx:

@@ -16,7 +16,7 @@ from tortoise.expressions import Q
 
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment
-from caretrack.booking.service import doctor_has_patient
+from caretrack.booking.service import has_consultation
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from caretrack.core.roles import Role
@@ -183,9 +183,9 @@ async def _counterpart(user: User, command: ThreadStart) -> User | None:
     if other is None or other.id == user.id:
         raise nobody
     if user.role == Role.PATIENT:
-        related = other.role == Role.DOCTOR and await doctor_has_patient(other.id, user.id)
+        related = other.role == Role.DOCTOR and await has_consultation(other.id, user.id)
     else:
-        related = other.role == Role.PATIENT and await doctor_has_patient(user.id, other.id)
+        related = other.role == Role.PATIENT and await has_consultation(user.id, other.id)
     if not related:
         raise nobody
     return other
@@ -242,9 +242,18 @@ async def _change(tx: Tx, user: User, thread: Thread, action: str, client_addres
                   data={"thread_id": thread.id, "state": state_of(thread)}, **audience(thread))
 
 
+def _check_not_blocked(user: User, thread: Thread) -> None:
+    """The side that was blocked can neither close nor reopen: it could otherwise shut the
+    blocker out of the conversation, or keep the blocker's page reloading."""
+    if thread.blocked_by_id is not None and thread.blocked_by_id != user.id:
+        blocker = side_of_id(thread, thread.blocked_by_id)
+        raise Forbidden(f"The {blocker} has blocked this conversation, so you cannot close or reopen it.")
+
+
 async def do_close(user: User, thread_id: int, *, at: datetime, client_address: str | None = None) -> Thread:
     async with atomic() as tx:
         thread = await thread_for(user, thread_id, tx.conn)
+        _check_not_blocked(user, thread)
         if thread.closed_at is not None:
             raise Conflict("This conversation is already closed.")
         await _change(tx, user, thread, "message.thread_closed", client_address, closed_at=at, closed_by_id=user.id)
@@ -254,10 +263,11 @@ async def do_close(user: User, thread_id: int, *, at: datetime, client_address: 
 async def do_reopen(user: User, thread_id: int, *, at: datetime, client_address: str | None = None) -> Thread:
     async with atomic() as tx:
         thread = await thread_for(user, thread_id, tx.conn)
+        _check_not_blocked(user, thread)
         if thread.closed_at is None:
             raise Conflict("This conversation is open already.")
         closer = side_of_id(thread, thread.closed_by_id)
-        if thread.closed_by_id is not None and closer != side_of(user, thread):
+        if thread.closed_by_id is not None and closer != side_of(user, thread) and thread.blocked_by_id != user.id:
             raise Forbidden(f"Only the {closer} who closed this conversation can reopen it.")
         await _change(tx, user, thread, "message.thread_reopened", client_address, closed_at=None, closed_by_id=None)
     return thread
