@@ -54,9 +54,9 @@ async def test_lists_both_channels_newest_first_with_state_attempts_error_and_fi
     page = await client.get("/admin/outbound?channel=sms")
     assert page.status_code == 200
     assert _rows(page.text) == [
-        "SMS +447911000003 CareTrack: text 3 delivered 2 2026-03-09 00:02",
-        "SMS +447911000002 CareTrack: text 2 failed 2 The SMS provider refused it (HTTP 400) 2026-03-09 00:01 Resend",
-        "SMS +447911000001 CareTrack: text 1 stored 0 2026-03-09 00:00 Resend",
+        "SMS +44 ••• 0003 CareTrack: text 3 delivered 2 2026-03-09 00:02",
+        "SMS +44 ••• 0002 CareTrack: text 2 failed 2 The SMS provider refused it (HTTP 400) 2026-03-09 00:01 Resend",
+        "SMS +44 ••• 0001 CareTrack: text 1 stored 0 2026-03-09 00:00 Resend",
     ]
     emails = _rows((await client.get("/admin/outbound?channel=email")).text)
     assert len(emails) == 1 and emails[0].startswith("Email someone@example.org Your appointment failed 5 SMTP down")
@@ -121,7 +121,7 @@ async def test_resend_of_a_stored_text_queues_a_fresh_one_with_its_job(client):
     delivered = await OutboundSms.create(to_number="+447911123456", body="x", status="delivered", created_at=AT)
     token = await csrf_token(client, "/admin/outbound")
     resent = await client.post(f"/admin/outbound/sms/{original.id}/resend", data={"csrf_token": token})
-    assert resent.status_code == 200 and "Text message to +447911123456 queued again" in resent.text
+    assert resent.status_code == 200 and "Text message to +44 ••• 3456 queued again" in resent.text
     copy = await OutboundSms.filter(id__gt=delivered.id).get()
     assert (copy.to_number, copy.body) == ("+447911123456", "CareTrack: a reminder")
     assert await Job.filter(kind="sms.deliver", key=f"sms:{copy.id}").count() == 1
@@ -130,3 +130,25 @@ async def test_resend_of_a_stored_text_queues_a_fresh_one_with_its_job(client):
     assert (entry.subject_type, entry.subject_id) == ("sms", str(original.id))
     refused = await client.post(f"/admin/outbound/sms/{delivered.id}/resend", data={"csrf_token": token})
     assert refused.status_code == 409 and "this one is delivered" in refused.text
+
+
+async def test_a_resent_text_goes_to_the_persons_current_phone_or_not_at_all(client):
+    """The admin page shows numbers masked; a resend reads the person's phone as it is now."""
+    from caretrack.core import crypto
+    from tests.helpers import make_user
+
+    await _admin(client)
+    person = await make_user(Role.PATIENT, "moved@example.org", phone=crypto.seal("+447911999999", "users.phone"))
+    old = await OutboundSms.create(to_number="+447911123456", body="CareTrack: a reminder", status="failed",
+                                   created_at=AT, user_id=person.id)
+    page = await client.get("/admin/outbound")
+    assert "+44 ••• 3456" in page.text and "+447911123456" not in page.text
+    token = await csrf_token(client, "/admin/outbound")
+    resent = await client.post(f"/admin/outbound/sms/{old.id}/resend", data={"csrf_token": token})
+    assert resent.status_code == 200
+    copy = await OutboundSms.filter(id__gt=old.id).get()
+    assert copy.to_number == "+447911999999"
+    await person.__class__.filter(id=person.id).update(phone=None)
+    await OutboundSms.filter(id=copy.id).update(status="failed")
+    refused = await client.post(f"/admin/outbound/sms/{copy.id}/resend", data={"csrf_token": token})
+    assert refused.status_code == 409 and "no valid phone number" in refused.text

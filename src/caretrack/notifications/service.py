@@ -149,6 +149,27 @@ class OutboundPage:
     has_next: bool
 
 
+async def _current_number(tx: Tx, text: OutboundSms) -> str:
+    """Where a resent text goes: the person's phone as it is now (they may have changed it or
+    removed it since: then the resend is refused), or the original number for a text that
+    was sent to no user."""
+    if text.user_id is None:
+        return text.to_number
+    user = await User.filter(id=text.user_id).using_db(tx.conn).first()
+    number = crypto.unseal(user.phone, "users.phone") if user is not None and user.phone else None
+    await tx.audit(SYSTEM, "phi.read", "user", text.user_id, fields=["phone"], purpose="sms resend")
+    if not number or not sms.E164.fullmatch(number):
+        raise Conflict("The person this text was for has no valid phone number on their profile any more; "
+                       "it cannot be sent again.")
+    return number
+
+
+def masked(number: str) -> str:
+    """'+447911123456' -> '+44 ••• 3456': enough for an admin to tell texts apart, not a
+    person's phone number on a page every admin reads."""
+    return f"{number[:3]} ••• {number[-4:]}" if len(number) > 7 else "•••"
+
+
 def _email_row(email: OutboundEmail) -> OutboundRow:
     return OutboundRow(channel="email", id=email.id, to=email.to_address, summary=email.subject,
                        status=email.status, attempts=email.attempts, last_error=email.last_error,
@@ -156,7 +177,7 @@ def _email_row(email: OutboundEmail) -> OutboundRow:
 
 
 def _sms_row(text: OutboundSms) -> OutboundRow:
-    return OutboundRow(channel="sms", id=text.id, to=text.to_number, summary=text.body,
+    return OutboundRow(channel="sms", id=text.id, to=masked(text.to_number), summary=text.body,
                        status=text.status, attempts=text.attempts, last_error=text.last_error,
                        created_at=text.created_at, can_resend=text.status in RESENDABLE["sms"])
 
@@ -194,7 +215,7 @@ async def do_resend(admin: User, channel: str, item_id: int, client_address: str
             if text is None:
                 raise NotFound(f"No text message with id {item_id}.")
             _check_resendable("sms", text.status)
-            row = _sms_row(await sms.send_again(tx, text, at=at))
+            row = _sms_row(await sms.send_again(tx, text, at=at, to_number=await _current_number(tx, text)))
         else:
             raise NotFound(f"No outbound channel '{channel[:20]}'; it is email or sms.")
         await tx.audit(Actor(admin.id, client_address), "outbound.resend", channel, item_id, new_id=row.id)

@@ -124,7 +124,8 @@ async def apply_status(sid: str, provider_status: str, error_code: str | None) -
     return bool(await OutboundSms.filter(id=sms.id, status=sms.status).update(**changes))
 
 
-async def send_again(tx: Tx, original: OutboundSms, *, at: datetime) -> OutboundSms:
-    """A fresh copy of `original`, queued for delivery (the original keeps its history)."""
-    return await send(tx, original.to_number, original.body, at=at, user_id=original.user_id)
+async def send_again(tx: Tx, original: OutboundSms, *, at: datetime, to_number: str | None = None) -> OutboundSms:
+    """A fresh copy of `original`, queued for delivery (the original keeps its history), to
+    `to_number` when the caller looked up the person's current one."""
+    return await send(tx, to_number or original.to_number, original.body, at=at, user_id=original.user_id)
 
