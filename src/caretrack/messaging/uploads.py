@@ -4,6 +4,7 @@ under a generated name in settings.data_dir."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -86,8 +87,8 @@ def path_of(settings: Settings, name: str) -> Path:
 
 
 def remove(settings: Settings, names: list[str]) -> None:
+    """Delete the files of a send that failed; one that cannot be deleted is only an orphan
+    under a random name (nothing refers to it), so the send's own error is what is reported."""
     for name in names:
-        try:
+        with contextlib.suppress(OSError, ValidationError):
             path_of(settings, name).unlink(missing_ok=True)
-        except (OSError, ValidationError):
-            pass
