@@ -8,6 +8,7 @@ import zlib
 
 from fpdf import FPDF
 
+from caretrack.core import crypto
 from caretrack.messaging import uploads
 from caretrack.messaging.models import Attachment
 from tests.messaging.test_api import care_thread
@@ -45,7 +46,11 @@ async def test_members_download_what_was_attached_and_outsiders_get_404(clients,
     assert [(a["name"], a["content_type"], a["size_bytes"]) for a in message["attachments"]] == [
         ("results _March_.pdf", "application/pdf", len(pdf)), ("rash.png", "image/png", len(png))]
     stored = await Attachment.all().order_by("id")
-    assert all(uploads.path_of(app.state.settings, a.file_name).read_bytes() in (pdf, png) for a in stored)
+    for a in stored:  # encrypted at rest, with the PHI key, for that file alone
+        raw = uploads.path_of(app.state.settings, a.file_name).read_bytes()
+        assert raw.startswith(crypto.FILE_MAGIC) and pdf not in raw and png not in raw
+        assert b"".join(crypto.decrypt_file(uploads.path_of(app.state.settings, a.file_name),
+                                            uploads.file_context(a.file_name))) in (pdf, png)
     assert all("results" not in a.file_name and "results" not in a.original_name for a in stored)  # name sealed
     for client in (doctor, patient):
         download = await client.get(message["attachments"][0]["download_url"])

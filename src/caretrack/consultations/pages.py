@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from caretrack.consultations import service
 from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.settings import Settings
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, download, redirect, render
 
 pages = PageRouter()
 
@@ -49,6 +49,4 @@ async def guest_redeem(request: Request, user, form) -> Response:
 async def download_recording(request: Request, user) -> Response:
     recording, chunks = await service.open_recording(_settings(request), user, request.path_params["appointment_id"],
                                                      request.path_params["recording_id"])
-    return StreamingResponse(chunks, media_type="video/webm", headers={
-        "content-disposition": f'attachment; filename="consultation-{recording.appointment_id}-{recording.id}.webm"',
-    })
+    return download(chunks, "video/webm", f"consultation-{recording.appointment_id}-{recording.id}.webm")

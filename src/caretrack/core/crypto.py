@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -79,6 +80,7 @@ def unseal(stored: str | None, context: str) -> str | None:
 # Each chunk's associated data binds the context, its index and whether it is the last, so
 # chunks cannot be reordered, dropped or the file cut short without decryption failing.
 FILE_MAGIC = b"CTF1"
+FilePath = str | os.PathLike[str]
 FILE_CHUNK = 1024 * 1024
 
 
@@ -86,12 +88,18 @@ def _chunk_aad(context: str, index: int, last: bool) -> bytes:
     return f"{context}|{index}|{int(last)}".encode()
 
 
-def encrypt_file(source, target, context: str) -> int:
+def encrypt_file(source: FilePath, target: FilePath, context: str) -> int:
     """Encrypt the file at `source` into `target` with the newest key; returns bytes read."""
+    with open(source, "rb") as src:
+        return encrypt_stream(src, target, context)
+
+
+def encrypt_stream(src: BinaryIO, target: FilePath, context: str) -> int:
+    """Encrypt what `src` holds into the file `target` with the newest key; returns bytes read."""
     active = cipher()
     key = active._keys[active.current_version]
     total = 0
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    with open(target, "wb") as dst:
         dst.write(FILE_MAGIC + active.current_version.to_bytes(2, "big"))
         chunk = src.read(FILE_CHUNK)
         index = 0
@@ -107,7 +115,7 @@ def encrypt_file(source, target, context: str) -> int:
             chunk, index = following, index + 1
 
 
-def decrypt_file(path, context: str):
+def decrypt_file(path: FilePath, context: str) -> Iterator[bytes]:
     """Yield the plaintext of an encrypted file chunk by chunk (for streaming downloads)."""
     with open(path, "rb") as src:
         header = src.read(6)

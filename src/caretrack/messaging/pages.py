@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from caretrack.accounts.models import User
 from caretrack.core import clock
@@ -18,7 +18,7 @@ from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.core.validation import id_from_text
 from caretrack.http.clients import address_of
-from caretrack.http.pagekit import PageRouter, parse_form, redirect, render
+from caretrack.http.pagekit import PageRouter, download, parse_form, redirect, render
 from caretrack.http.templating import NAV_BADGES_STATE
 from caretrack.messaging import service, uploads
 from caretrack.messaging.schemas import MessageIn, ThreadStart
@@ -138,9 +138,8 @@ _change_route("unblock", service.do_unblock)
 
 
 @pages.get("/messages/{thread_id:id}/attachments/{attachment_id:id}", roles=None)
-async def download(request: Request, user: User) -> Response:
-    attachment, path, name = await service.open_attachment(
+async def download_attachment(request: Request, user: User) -> Response:
+    attachment, chunks, name = await service.open_attachment(
         request.app.state.settings, user, int(request.path_params["thread_id"]),
         int(request.path_params["attachment_id"]), client_address=address_of(request))
-    return FileResponse(path, media_type=attachment.content_type, filename=name,
-                        content_disposition_type="attachment", headers={"x-content-type-options": "nosniff"})
+    return download(chunks, attachment.content_type, name)

@@ -5,13 +5,14 @@ under a generated name in settings.data_dir."""
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from caretrack.core import documents
+from caretrack.core import crypto, documents
 from caretrack.core.errors import PayloadTooLarge, ValidationError
 from caretrack.core.settings import Settings
 
@@ -71,12 +72,18 @@ def attachment_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / ATTACHMENT_DIR
 
 
+def file_context(name: str) -> str:
+    """What an attachment's file is encrypted for: its own name, so files cannot be swapped."""
+    return f"message_attachments.{name}"
+
+
 def store(settings: Settings, data: bytes, content_type: str) -> str:
-    """Write a checked file under a generated name; returns that name (never the sender's)."""
+    """Write a checked file, encrypted with the PHI key (as recordings are), under a generated
+    name; returns that name (never the sender's)."""
     directory = attachment_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{secrets.token_hex(16)}.{EXTENSIONS[content_type]}"
-    (directory / name).write_bytes(data)
+    crypto.encrypt_stream(io.BytesIO(data), directory / name, file_context(name))
     return name
 
 

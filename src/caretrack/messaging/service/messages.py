@@ -4,7 +4,7 @@ what was addressed to the reader's side as read (the sender then sees "Read" and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from caretrack.accounts.models import User
@@ -130,8 +130,8 @@ async def read_thread(user: User, thread_id: int, *, before: int | None = None, 
 
 
 async def open_attachment(settings: Settings, user: User, thread_id: int, attachment_id: int,
-                          client_address: str | None = None) -> tuple[Attachment, str, str]:
-    """(attachment, the file's path, its download name) for a member of its thread; audited."""
+                          client_address: str | None = None) -> tuple[Attachment, Iterator[bytes], str]:
+    """(attachment, its decrypted chunks, its download name) for a member of its thread; audited."""
     thread = await thread_for(user, thread_id)
     attachment = await Attachment.get_or_none(id=attachment_id, message__thread_id=thread.id)
     if attachment is None:
@@ -142,4 +142,5 @@ async def open_attachment(settings: Settings, user: User, thread_id: int, attach
     async with atomic() as tx:
         await tx.audit(Actor(user.id, client_address), "phi.read", "message_attachment", attachment.id,
                        thread=thread.id)
-    return attachment, str(path), crypto.unseal(attachment.original_name, NAME_CONTEXT) or "attachment"
+    chunks = crypto.decrypt_file(path, uploads.file_context(attachment.file_name))
+    return attachment, chunks, crypto.unseal(attachment.original_name, NAME_CONTEXT) or "attachment"
