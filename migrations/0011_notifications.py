@@ -31,7 +31,8 @@ class Migration(migrations.Migration):
             name='OutboundSms',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
-                ('to_number', fields.CharField(max_length=16)),
+                ('to_number', fields.TextField(unique=False)),
+                ('to_hint', fields.CharField(max_length=16)),
                 ('body', fields.TextField(unique=False)),
                 ('status', fields.CharField(default='queued', max_length=16)),
                 ('provider_sid', fields.CharField(null=True, unique=True, max_length=64)),

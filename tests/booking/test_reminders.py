@@ -186,6 +186,7 @@ async def test_each_person_is_reminded_on_the_channels_they_chose(database, now)
     opted out of reminders: nothing goes to them."""
     from caretrack.core import crypto
     from caretrack.notifications.models import NotificationPreference, OutboundSms
+    from caretrack.notifications.sms import number_of
 
     appointment, doctor, patient, start = await booked(database, now)
     patient.phone = crypto.seal("+447911123456", "users.phone")
@@ -197,7 +198,7 @@ async def test_each_person_is_reminded_on_the_channels_they_chose(database, now)
     assert await reminder_emails() == []
     [text] = await OutboundSms.all()
     local = start.astimezone(ZoneInfo("Europe/London"))
-    assert text.to_number == "+447911123456"
+    assert number_of(text) == "+447911123456" and text.to_hint == "+44 ••• 3456"
     assert text.body == (f"CareTrack: your video consultation is at {local:%H:%M} on {local:%d %b}. "
                          f"Join: http://testserver/appointments/{appointment.id}")
     assert doctor.full_name not in text.body and patient.full_name not in text.body

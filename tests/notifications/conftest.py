@@ -99,3 +99,11 @@ def twilio_settings(database_url, fake_twilio):
     return base_settings(database_url=database_url, sms_provider="twilio", twilio_account_sid=ACCOUNT_SID,
                          twilio_auth_token=AUTH_TOKEN, twilio_from=FROM_NUMBER, twilio_api_base=fake_twilio.url,
                          jobs_mode="workers")  # tests run the jobs themselves, at pinned instants
+
+
+def sealed_number(number: str) -> dict[str, str]:
+    """An OutboundSms's number columns as sms.send writes them (sealed, and its masked hint)."""
+    from caretrack.core import crypto
+    from caretrack.notifications.sms import SEALED, masked
+
+    return {"to_number": crypto.seal(number, SEALED), "to_hint": masked(number)}

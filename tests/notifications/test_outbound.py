@@ -13,7 +13,9 @@ from caretrack.core.audit.models import AuditEntry
 from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
 from caretrack.notifications.models import OutboundSms
+from caretrack.notifications.sms import number_of
 from tests.helpers import csrf_token, login, make_user
+from tests.notifications.conftest import sealed_number
 
 AT = datetime(2026, 3, 8, 23, 59, tzinfo=UTC)
 
@@ -30,7 +32,7 @@ def _rows(html: str) -> list[str]:
 
 
 async def test_other_roles_cannot_see_or_resend(client):
-    text = await OutboundSms.create(to_number="+447911123456", body="x", status="stored", created_at=AT)
+    text = await OutboundSms.create(**sealed_number("+447911123456"), body="x", status="stored", created_at=AT)
     await make_user(Role.PATIENT, "nosy@example.org")
     await login(client, "nosy@example.org")
     assert (await client.get("/admin/outbound")).status_code == 403
@@ -46,7 +48,7 @@ async def test_lists_both_channels_newest_first_with_state_attempts_error_and_fi
     for minutes, number, status, error in ((1, "+447911000001", "stored", None),
                                            (2, "+447911000002", "failed", "The SMS provider refused it (HTTP 400)"),
                                            (3, "+447911000003", "delivered", None)):
-        await OutboundSms.create(to_number=number, body=f"CareTrack: text {minutes}", status=status,
+        await OutboundSms.create(**sealed_number(number), body=f"CareTrack: text {minutes}", status=status,
                                  attempts=0 if status == "stored" else 2, last_error=error,
                                  created_at=AT + timedelta(minutes=minutes))
     await OutboundEmail.create(to_address="someone@example.org", subject="Your appointment", text_body="t",
@@ -73,7 +75,7 @@ async def test_lists_both_channels_newest_first_with_state_attempts_error_and_fi
 async def test_pages_hold_fifty_newest_first(client):
     await _admin(client)
     for i in range(51):
-        await OutboundSms.create(to_number="+447911123456", body=f"text {i:02d}", status="stored",
+        await OutboundSms.create(**sealed_number("+447911123456"), body=f"text {i:02d}", status="stored",
                                  created_at=AT + timedelta(minutes=i))
     first = await client.get("/admin/outbound?channel=sms")
     rows = _rows(first.text)
@@ -116,14 +118,14 @@ async def test_resend_of_a_stored_text_queues_a_fresh_one_with_its_job(client):
     from caretrack.core.queue.models import Job
 
     await _admin(client)
-    original = await OutboundSms.create(to_number="+447911123456", body="CareTrack: a reminder", status="stored",
+    original = await OutboundSms.create(**sealed_number("+447911123456"), body="CareTrack: a reminder", status="stored",
                                         created_at=AT)
-    delivered = await OutboundSms.create(to_number="+447911123456", body="x", status="delivered", created_at=AT)
+    delivered = await OutboundSms.create(**sealed_number("+447911123456"), body="x", status="delivered", created_at=AT)
     token = await csrf_token(client, "/admin/outbound")
     resent = await client.post(f"/admin/outbound/sms/{original.id}/resend", data={"csrf_token": token})
     assert resent.status_code == 200 and "Text message to +44 ••• 3456 queued again" in resent.text
     copy = await OutboundSms.filter(id__gt=delivered.id).get()
-    assert (copy.to_number, copy.body) == ("+447911123456", "CareTrack: a reminder")
+    assert (number_of(copy), copy.body) == ("+447911123456", "CareTrack: a reminder")
     assert await Job.filter(kind="sms.deliver", key=f"sms:{copy.id}").count() == 1
     assert (await OutboundSms.get(id=original.id)).status == "stored"
     entry = await AuditEntry.get(action="outbound.resend")
@@ -139,7 +141,7 @@ async def test_a_resent_text_goes_to_the_persons_current_phone_or_not_at_all(cli
 
     await _admin(client)
     person = await make_user(Role.PATIENT, "moved@example.org", phone=crypto.seal("+447911999999", "users.phone"))
-    old = await OutboundSms.create(to_number="+447911123456", body="CareTrack: a reminder", status="failed",
+    old = await OutboundSms.create(**sealed_number("+447911123456"), body="CareTrack: a reminder", status="failed",
                                    created_at=AT, user_id=person.id)
     page = await client.get("/admin/outbound")
     assert "+44 ••• 3456" in page.text and "+447911123456" not in page.text
@@ -147,7 +149,7 @@ async def test_a_resent_text_goes_to_the_persons_current_phone_or_not_at_all(cli
     resent = await client.post(f"/admin/outbound/sms/{old.id}/resend", data={"csrf_token": token})
     assert resent.status_code == 200
     copy = await OutboundSms.filter(id__gt=old.id).get()
-    assert copy.to_number == "+447911999999"
+    assert number_of(copy) == "+447911999999"
     await person.__class__.filter(id=person.id).update(phone=None)
     await OutboundSms.filter(id=copy.id).update(status="failed")
     refused = await client.post(f"/admin/outbound/sms/{copy.id}/resend", data={"csrf_token": token})

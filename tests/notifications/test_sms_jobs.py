@@ -21,6 +21,7 @@ from caretrack.notifications import jobs as sms_jobs  # noqa: F401  (registers s
 from caretrack.notifications import sms
 from caretrack.notifications.models import NotificationPreference, OutboundSms
 from caretrack.notifications.service import notify
+from caretrack.notifications.sms import number_of
 from tests.helpers import make_user
 
 T0 = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
@@ -77,7 +78,7 @@ async def test_the_job_sends_through_the_provider_retrying_a_5xx(database, twili
     assert await runner.run_due(at=T0) == 0  # not before its backoff
     assert await runner.run_due(at=job.due_at) == 1
     row = await OutboundSms.get(id=text.id)
-    assert (row.status, row.attempts) == ("sent", 2) and [m["To"] for m in fake_twilio.received] == [row.to_number]
+    assert (row.status, row.attempts) == ("sent", 2) and [m["To"] for m in fake_twilio.received] == [number_of(row)]
     assert (await Job.get(id=job.id)).status == "done"
 
 
@@ -105,7 +106,8 @@ async def test_notify_sends_on_the_chosen_channels_only(database):
     assert sorted(await OutboundEmail.all().values_list("to_address", flat=True)) == [
         "both@example.org", "default@example.org"]
     [text] = await OutboundSms.all()
-    assert (text.to_number, text.body, text.user_id) == ("+447911123456", TEXT, both.id)
+    assert (number_of(text), text.body, text.user_id) == ("+447911123456", TEXT, both.id)
+    assert "7911123456" not in text.to_number and text.to_hint == "+44 ••• 3456"  # sealed at rest
     read = await AuditEntry.get(action="phi.read", subject_id=str(both.id))
     assert "phone" in read.detail and "appointment_reminder" in read.detail
     assert await Job.filter(kind="sms.deliver", key=f"sms:{text.id}").count() == 1
@@ -124,4 +126,4 @@ async def test_a_phone_saved_before_numbers_were_normalised_falls_back_to_email(
                 for u in (old, other)]
     assert used == [{"email"}, {"sms"}]
     assert await OutboundEmail.all().values_list("to_address", flat=True) == ["old-phone@example.org"]
-    assert await OutboundSms.all().values_list("to_number", flat=True) == ["+447911123456"]
+    assert [number_of(t) for t in await OutboundSms.all()] == ["+447911123456"]

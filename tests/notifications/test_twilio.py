@@ -11,7 +11,7 @@ import pytest
 from caretrack.notifications import sms
 from caretrack.notifications.models import OutboundSms
 from caretrack.notifications.providers import Twilio, provider_for, signature
-from tests.notifications.conftest import AUTH_TOKEN, FROM_NUMBER, twilio_signature
+from tests.notifications.conftest import AUTH_TOKEN, FROM_NUMBER, sealed_number, twilio_signature
 
 AT = datetime(2026, 3, 8, 23, 59, tzinfo=UTC)
 TEXT = "CareTrack: reminder of your appointment at 09:00. Details: https://caretrack.example/a/1"
@@ -23,7 +23,7 @@ def settings(twilio_settings):
 
 
 async def _queued(number: str = "+447911123456") -> OutboundSms:
-    return await OutboundSms.create(to_number=number, body=TEXT, created_at=AT)
+    return await OutboundSms.create(**sealed_number(number), body=TEXT, created_at=AT)
 
 
 def test_the_signature_is_twilios_documented_example():

@@ -19,7 +19,10 @@ class OutboundSms(Model):
     admins read it in the app as they read emails without SMTP."""
 
     id = fields.IntField(primary_key=True)
-    to_number = fields.CharField(max_length=16)  # E.164
+    # The E.164 number, sealed like the profile's phone (crypto.seal, "outbound_sms.to_number");
+    # to_hint is its masked form ("+44 ••• 3456"), what the admins' list shows.
+    to_number = fields.TextField()
+    to_hint = fields.CharField(max_length=16)
     body = fields.TextField()
     status = fields.CharField(max_length=16, default="queued")
     provider_sid = fields.CharField(max_length=64, null=True, unique=True)

@@ -154,7 +154,7 @@ async def _current_number(tx: Tx, text: OutboundSms) -> str:
     removed it since: then the resend is refused), or the original number for a text that
     was sent to no user."""
     if text.user_id is None:
-        return text.to_number
+        return sms.number_of(text)
     user = await User.filter(id=text.user_id).using_db(tx.conn).first()
     number = crypto.unseal(user.phone, "users.phone") if user is not None and user.phone else None
     await tx.audit(SYSTEM, "phi.read", "user", text.user_id, fields=["phone"], purpose="sms resend")
@@ -164,12 +164,6 @@ async def _current_number(tx: Tx, text: OutboundSms) -> str:
     return number
 
 
-def masked(number: str) -> str:
-    """'+447911123456' -> '+44 ••• 3456': enough for an admin to tell texts apart, not a
-    person's phone number on a page every admin reads."""
-    return f"{number[:3]} ••• {number[-4:]}" if len(number) > 7 else "•••"
-
-
 def _email_row(email: OutboundEmail) -> OutboundRow:
     return OutboundRow(channel="email", id=email.id, to=email.to_address, summary=email.subject,
                        status=email.status, attempts=email.attempts, last_error=email.last_error,
@@ -177,7 +171,7 @@ def _email_row(email: OutboundEmail) -> OutboundRow:
 
 
 def _sms_row(text: OutboundSms) -> OutboundRow:
-    return OutboundRow(channel="sms", id=text.id, to=masked(text.to_number), summary=text.body,
+    return OutboundRow(channel="sms", id=text.id, to=text.to_hint, summary=text.body,
                        status=text.status, attempts=text.attempts, last_error=text.last_error,
                        created_at=text.created_at, can_resend=text.status in RESENDABLE["sms"])
 

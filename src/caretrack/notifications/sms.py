@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from caretrack.core import crypto
 from caretrack.core.errors import ValidationError
 from caretrack.core.logs import get_logger
 from caretrack.core.transaction import Tx, atomic
@@ -45,6 +46,20 @@ class DeliveryRefused(Exception):
     """This message will never be sent as it is; it is `failed` with the reason."""
 
 
+SEALED = "outbound_sms.to_number"
+
+
+def number_of(text: OutboundSms) -> str:
+    """The number a text was (or is to be) sent to, unsealed."""
+    return crypto.unseal(text.to_number, SEALED) or ""
+
+
+def masked(number: str) -> str:
+    """'+447911123456' -> '+44 ••• 3456': enough for an admin to tell texts apart, not a
+    person's phone number on a page every admin reads."""
+    return f"{number[:3]} ••• {number[-4:]}" if len(number) > 7 else "•••"
+
+
 def check_message(to_number: str, body: str) -> None:
     if not E164.fullmatch(to_number):
         raise ValidationError(f"'{to_number[:20]}' is not an E.164 phone number (+ and 7 to 15 digits); "
@@ -57,7 +72,8 @@ async def send(tx: Tx, to_number: str, body: str, *, at: datetime, user_id: int 
     """Queue a text message in the caller's transaction; the `sms.deliver` job sends it once
     the transaction has committed. `body` is sent as given: callers keep it free of PHI."""
     check_message(to_number, body)
-    sms = await OutboundSms.create(using_db=tx.conn, to_number=to_number, body=body, status="queued",
+    sms = await OutboundSms.create(using_db=tx.conn, to_number=crypto.seal(to_number, SEALED),
+                                   to_hint=masked(to_number), body=body, status="queued",
                                    created_at=at, user_id=user_id)
     await tx.defer(JOB, {"sms_id": sms.id}, due=at, key=f"sms:{sms.id}")
     return sms
@@ -87,7 +103,7 @@ async def deliver(sms_id: int, provider: Twilio | None, *, at: datetime, final: 
     if before_send is not None:
         await before_send()
     try:
-        accepted = await provider.send(sms.to_number, sms.body)
+        accepted = await provider.send(number_of(sms), sms.body)
     except ProviderRefused as exc:
         await OutboundSms.filter(id=sms.id).update(status="failed", attempts=attempts, last_error=str(exc)[:500])
         log.warning("sms refused by the provider", sms_id=sms.id, error=str(exc)[:200])
@@ -127,5 +143,5 @@ async def apply_status(sid: str, provider_status: str, error_code: str | None) -
 async def send_again(tx: Tx, original: OutboundSms, *, at: datetime, to_number: str | None = None) -> OutboundSms:
     """A fresh copy of `original`, queued for delivery (the original keeps its history), to
     `to_number` when the caller looked up the person's current one."""
-    return await send(tx, to_number or original.to_number, original.body, at=at, user_id=original.user_id)
+    return await send(tx, to_number or number_of(original), original.body, at=at, user_id=original.user_id)
 
