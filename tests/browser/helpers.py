@@ -29,4 +29,6 @@ async def sign_in(browser, base: str, email: str, secret: str | None = None):
 
 
 async def live_ready(page) -> None:
-    await page.wait_for_function("document.documentElement.dataset.live === 'online'", timeout=10000)
+    """Until the page's live connection is up. A selector, not wait_for_function: that polls
+    with eval, which the pages' CSP (script-src 'self') refuses right after a navigation."""
+    await page.locator("html[data-live='online']").wait_for(state="attached", timeout=10000)

@@ -13,6 +13,7 @@ from caretrack.care import service as care
 from caretrack.care.models import TaskCompletion
 from caretrack.care.schemas import PackageIn, TaskIn
 from caretrack.core.roles import Role
+from tests.browser.helpers import live_ready
 from tests.browser.helpers import sign_in_page as sign_in
 from tests.care.helpers import admin_user, template
 from tests.conftest import PINNED_INSTANTS
@@ -40,7 +41,7 @@ async def test_an_assigned_task_reaches_the_carer_live_and_the_log_reaches_the_f
     await sign_in(carer, live_server.url, "cara@example.org")
     await carer.wait_for_url("**/carer")
     await carer.get_by_text("No tasks for you today.").wait_for()
-    await carer.wait_for_function("document.documentElement.dataset.live === 'online'")
+    await live_ready(carer)
 
     admin = await phone(browser)
     await sign_in(admin, live_server.url, "boss@example.org", secret)

@@ -12,6 +12,7 @@ from caretrack.core.outbox.events import LiveEvent
 from caretrack.core.outbox.store import Delivered
 from caretrack.core.roles import Role
 from caretrack.realtime import feed
+from tests.browser.helpers import live_ready
 from tests.realtime.conftest import emit, make_user, sign_in
 
 
@@ -105,7 +106,7 @@ async def test_an_admins_feed_shows_another_users_action_without_a_reload(server
 
     await page.goto(server.url + "/admin/activity")
     await page.evaluate("window.__sameDocument = true")
-    await page.wait_for_function("() => document.documentElement.dataset.live === 'online'")
+    await live_ready(page)
 
     # someone signs up in their own browser
     async with httpx.AsyncClient(base_url=server.url, headers={"origin": server.url}) as visitor:
