@@ -24,7 +24,7 @@ _n = itertools.count(1)
 async def person(role: Role, name: str, **fields) -> User:
     n = next(_n)
     user = await User.create(email=f"{role.value}{n}@example.test", full_name=name, role=role,
-                             totp_enrolled_at=datetime.now(UTC) if role in (Role.DOCTOR, Role.ADMIN) else None,
+                             totp_enrolled_at=T0 if role in (Role.DOCTOR, Role.ADMIN) else None,
                              **fields)
     return user
 

@@ -4,6 +4,8 @@ downloaded from /messages/{thread}/attachments/{id}; the API lists them."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 
 from caretrack.accounts.models import User
@@ -11,6 +13,7 @@ from caretrack.core import clock
 from caretrack.http.apikit import ApiRouter
 from caretrack.http.clients import address_of
 from caretrack.messaging import service
+from caretrack.messaging.models import Thread
 from caretrack.messaging.schemas import (
     MessageIn,
     MessageView,
@@ -72,33 +75,20 @@ async def api_send(request: Request, user: User, body: MessageIn) -> MessageView
     return await service.message_view(user, message)
 
 
-@api.post(THREAD + "/close", summary="Close the thread: no more messages", roles=None, response=ThreadSummary,
-          errors=(404, 409))
-async def api_close(request: Request, user: User) -> ThreadSummary:
-    thread = await service.do_close(user, _thread_id(request), at=clock.now(request),
-                                    client_address=address_of(request))
-    return await _summary(user, thread.id)
+def _change_operation(path: str, action: Callable[..., Awaitable[Thread]], summary: str,
+                      errors: tuple[int, ...]) -> None:
+    """One state change of a thread (close, reopen, block, unblock): the same call, the thread after."""
+    async def change(request: Request, user: User) -> ThreadSummary:
+        thread = await action(user, _thread_id(request), at=clock.now(request), client_address=address_of(request))
+        return await _summary(user, thread.id)
+
+    change.__name__ = f"api_{path}"
+    api.post(f"{THREAD}/{path}", summary=summary, roles=None, response=ThreadSummary, errors=errors)(change)
 
 
-@api.post(THREAD + "/reopen", summary="Reopen a thread your side closed", roles=None, response=ThreadSummary,
-          errors=(404, 409))
-async def api_reopen(request: Request, user: User) -> ThreadSummary:
-    thread = await service.do_reopen(user, _thread_id(request), at=clock.now(request),
-                                     client_address=address_of(request))
-    return await _summary(user, thread.id)
-
-
-@api.post(THREAD + "/block", summary="Block the other side's messages (a patient's or a doctor's thread)",
-          roles=None, response=ThreadSummary, errors=(404, 409, 422))
-async def api_block(request: Request, user: User) -> ThreadSummary:
-    thread = await service.do_block(user, _thread_id(request), at=clock.now(request),
-                                    client_address=address_of(request))
-    return await _summary(user, thread.id)
-
-
-@api.post(THREAD + "/unblock", summary="Unblock a thread you blocked", roles=None, response=ThreadSummary,
-          errors=(404, 409))
-async def api_unblock(request: Request, user: User) -> ThreadSummary:
-    thread = await service.do_unblock(user, _thread_id(request), at=clock.now(request),
-                                      client_address=address_of(request))
-    return await _summary(user, thread.id)
+# 403: the side that was blocked can neither close nor reopen.
+_change_operation("close", service.do_close, "Close the thread: no more messages", (403, 404, 409))
+_change_operation("reopen", service.do_reopen, "Reopen a thread your side closed", (403, 404, 409))
+_change_operation("block", service.do_block, "Block the other side's messages (a patient's or a doctor's thread)",
+                  (404, 409, 422))
+_change_operation("unblock", service.do_unblock, "Unblock a thread you blocked", (403, 404, 409))
