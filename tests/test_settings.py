@@ -42,6 +42,7 @@ def test_the_port_range_and_media_workers_reach_the_relay(tmp_path):
         ({"CARETRACK_RTC_PORT_MIN": "40000"}, "CARETRACK_RTC_PORT_MIN"),
         ({"CARETRACK_MEDIA_MODE": "cluster"}, "CARETRACK_MEDIA_MODE"),
         ({"CARETRACK_MEDIA_MODE": "workers"}, "CARETRACK_REDIS_URL"),
+        ({"CARETRACK_CARE_TIME_ZONE": "Europe/Londn"}, "CARETRACK_CARE_TIME_ZONE"),
     ],
 )
 def test_a_bad_value_names_its_variable(env, named):

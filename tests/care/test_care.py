@@ -217,3 +217,17 @@ async def test_the_compliance_pdf_holds_the_figures(database, now):
     assert meds_line.split()[-4:] == ["6", "4", "0", "67%"], meds_line
     fluid_line = next(line for line in lines if line.startswith("Fluid chart"))
     assert fluid_line.split()[-4:] == ["6", "1", "1", "17%"], fluid_line
+
+
+async def test_a_package_takes_the_agency_zone_unless_the_admin_names_one(app, client):
+    admin, secret = await admin_user()
+    await login(client, admin.email, totp_secret=secret)
+    headers = {"x-csrf-token": await csrf_token(client)}
+    body = {"client_name": "Mrs Zone", "starts_on": "2026-11-23"}
+    made = await client.post("/api/v1/care/packages", headers=headers, json=body)
+    assert made.status_code == 201 and made.json()["time_zone"] == app.state.settings.care_time_zone
+    named = await client.post("/api/v1/care/packages", headers=headers, json={**body, "time_zone": "Europe/London"})
+    assert named.status_code == 201 and named.json()["time_zone"] == "Europe/London"
+    wrong = await client.post("/api/v1/care/packages", headers=headers, json={**body, "time_zone": "Europe/Londn"})
+    assert wrong.status_code == 422 and "'Europe/Londn' is not a time zone" in wrong.text
+    assert await CarePackage.all().count() == 2

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Self
-from zoneinfo import available_timezones
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from caretrack.accounts import passwords
 from caretrack.accounts.models import User
+from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.validation import Count, refuse
@@ -244,7 +244,7 @@ class ProfileUpdate(Strict):
     @field_validator("time_zone", mode="before")
     @classmethod
     def _time_zone(cls, value: Any) -> Any:
-        if (value is None or isinstance(value, str)) and value not in available_timezones():
+        if (value is None or isinstance(value, str)) and value not in zone_names():
             raise refuse("time_zone", f"'{value}' is not a time zone (for example Europe/London).")
         return value
 

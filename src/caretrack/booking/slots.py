@@ -7,13 +7,13 @@ an hour shorter or longer, and the slots inside it are spaced in real (UTC) time
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
@@ -48,13 +48,8 @@ class Slot:
     blocked_until: datetime
 
 
-@functools.cache
-def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())  # a directory walk: once per process, not per request
-
-
 def zone(name: str) -> ZoneInfo:
-    if not name or name not in _zone_names():
+    if not name or name not in zone_names():
         raise ValidationError(f"'{name}' is not a time zone (for example Europe/London).")
     try:
         return ZoneInfo(name)

@@ -115,7 +115,8 @@ async def api_packages(request: Request, user: User) -> PackageList:
 @api.post("/care/packages", summary="Create a care package", roles=ADMIN, body=PackageIn, response=PackageOut,
           status=201)
 async def api_create_package(request: Request, user: User, body: PackageIn) -> PackageOut:
-    package = await service.do_create_package(user, body, address_of(request))
+    package = await service.do_create_package(user, body, address_of(request),
+                                              request.app.state.settings.care_time_zone)
     return await service.get_package(user, package.id, address_of(request))
 
 

@@ -29,6 +29,9 @@ class CarePackage(Model):
     starts_on = fields.DateField()
     ends_on = fields.DateField(null=True)
     visit_times = fields.CharField(max_length=200, default="")  # "08:00,13:00,18:00" local to the package
+    # The client's wall clock (IANA name): the package's days, task windows and visit times are
+    # local to it (caretrack.care.zones).
+    time_zone = fields.CharField(max_length=64, default="UTC")
     created_by = fields.ForeignKeyField("caretrack.User", related_name="created_packages", null=True,
                                         on_delete=fields.SET_NULL)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -55,7 +58,7 @@ class CareTask(Model):
     title = fields.CharField(max_length=120)
     target = fields.IntField()  # completions per period
     period = fields.CharEnumField(Period, max_length=8)
-    window_start = fields.IntField(default=0)  # minutes after local midnight (UTC here)
+    window_start = fields.IntField(default=0)  # minutes after midnight on the package's clock
     window_end = fields.IntField(default=24 * 60)
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)

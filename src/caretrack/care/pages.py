@@ -126,20 +126,22 @@ def _progress_context(rows: Sequence[service.ProgressRow], start: date, end: dat
 async def admin_packages(request: Request, user: User) -> Response:
     return render(request, "care/admin_packages.html", {
         "packages": await service.list_packages(user, address_of(request)), "carers": await assessments.active_carers(),
-        "today": app_clock.now(request).date()})
+        "today": app_clock.now(request).date(), "default_zone": request.app.state.settings.care_time_zone})
 
 
 @pages.post("/admin/care/packages", roles=ADMIN)
 async def admin_create_package(request: Request, user: User, form: FormData) -> Response:
     data = {k: str(form.get(k, "")) for k in ("client_name", "address", "care_notes", "starts_on", "ends_on",
-                                               "visit_times")}
+                                               "visit_times", "time_zone")}
     try:
         command = parse_form(PackageIn, data)
-        package = await service.do_create_package(user, command, address_of(request))
+        package = await service.do_create_package(user, command, address_of(request),
+                                                  request.app.state.settings.care_time_zone)
     except CareTrackError as exc:
         return render(request, "care/admin_packages.html", {
             "packages": await service.list_packages(user, address_of(request)),
-            "carers": await assessments.active_carers(), "today": app_clock.now(request).date(), "form": data},
+            "carers": await assessments.active_carers(), "today": app_clock.now(request).date(), "form": data,
+            "default_zone": request.app.state.settings.care_time_zone},
             status_code=exc.status_code, flashes=[("error", exc.message)])
     return redirect(f"/admin/care/packages/{package.id}")
 

@@ -25,6 +25,7 @@ from pydantic import (
 from caretrack.assessments.schemas import CarerId
 from caretrack.care.models import CareTask, Period, TaskCompletion
 from caretrack.care.schedule import check_clock, check_visit_times, clock
+from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
 from caretrack.core.validation import Id, date_field, domain_rule, has_nul, refuse, text_field, whole_number
 
@@ -43,6 +44,18 @@ class PackageIn(Strict):  # create a care package
     starts_on: Annotated[date, date_field("start date")]
     ends_on: Annotated[date | None, date_field("end date", required=False)] = None
     visit_times: list[str] = Field(default_factory=list, max_length=12, description="HH:MM, daily")
+    time_zone: str | None = Field(None, max_length=64, description="IANA zone of the client's home; "
+                                  "the agency's (CARETRACK_CARE_TIME_ZONE) when not given")
+
+    @field_validator("time_zone", mode="before")
+    @classmethod
+    @domain_rule
+    def _time_zone(cls, value: Any) -> Any:
+        if value == "":
+            return None
+        if isinstance(value, str) and not has_nul(value) and value not in zone_names():
+            raise ValidationError(f"'{value[:64]}' is not a time zone (for example Europe/London).")
+        return value
 
     @field_validator("visit_times", mode="before")
     @classmethod
@@ -174,6 +187,7 @@ class PackageOut(BaseModel):
     starts_on: date
     ends_on: date | None
     visit_times: list[str]
+    time_zone: str
     carers: list[CarerOut]
     tasks: list[TaskOut]
 

@@ -3,10 +3,11 @@ which reads the app's clock, so a test can pin a whole app to a fixed instant.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 Clock = Callable[[], datetime]
 
@@ -37,3 +38,9 @@ def zone_of(name: str | None) -> tzinfo:
 def in_zone(instant: datetime, name: str | None) -> datetime:
     """`instant` on the wall clock of zone `name` (UTC when it is blank or unknown)."""
     return instant.astimezone(zone_of(name))
+
+
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """The IANA zones this system knows (a directory walk: once per process, not per request)."""
+    return frozenset(available_timezones())

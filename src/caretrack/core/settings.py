@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from caretrack.core import phones
+from caretrack.core.clock import zone_names
 
 PREFIX = "CARETRACK_"
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
@@ -41,6 +42,8 @@ class Settings:
     log_level: str = "INFO"
     data_dir: Path = Path("var")
     agency_name: str = "CareTrack"
+    # Care happens on the client's wall clock: a new package's zone unless the admin picks another.
+    care_time_zone: str = "UTC"
     # Email: without an SMTP host, emails are stored in the database for admins to read.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -150,6 +153,7 @@ class Settings:
             log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
             data_dir=Path(reader.text("DATA_DIR", "var")),
             agency_name=reader.text("AGENCY_NAME", "CareTrack"),
+            care_time_zone=reader.time_zone("CARE_TIME_ZONE", "UTC"),
             smtp_host=reader.text_or_none("SMTP_HOST"),
             smtp_port=reader.integer("SMTP_PORT", 25, minimum=1, maximum=65535),
             smtp_username=reader.text_or_none("SMTP_USERNAME"),
@@ -288,6 +292,15 @@ class _Reader:
         if value not in options:
             raise SettingsError(
                 f"{PREFIX}{key} has '{value}'; expected one of: {', '.join(options)}."
+            )
+        return value
+
+    def time_zone(self, key: str, default: str) -> str:
+        value = self._raw(key) or default
+        if value not in zone_names():
+            raise SettingsError(
+                f"{PREFIX}{key} has '{value}', which is not an IANA time zone; use a name such as "
+                "Europe/London or America/New_York."
             )
         return value
 

@@ -19,10 +19,13 @@ from caretrack.core.transaction import atomic
 PACKAGE_PHI = ("client_name", "address", "care_notes")
 
 
-async def do_create_package(admin: User, command: PackageIn, client_address: str | None) -> CarePackage:
+async def do_create_package(admin: User, command: PackageIn, client_address: str | None,
+                            default_zone: str = "UTC") -> CarePackage:
+    """A new package, on the zone the command names or else `default_zone` (the agency's)."""
     async with atomic() as tx:
         package = await CarePackage.create(
             using_db=tx.conn, starts_on=command.starts_on, ends_on=command.ends_on,
+            time_zone=command.time_zone or default_zone,
             visit_times=",".join(command.visit_times), created_by_id=admin.id,
             client_name=crypto.seal(command.client_name, "care_packages.client_name"),
             address=crypto.seal(command.address, "care_packages.address"),
@@ -59,7 +62,7 @@ async def get_package(viewer: User, package_id: int, client_address: str | None)
     if viewer.role == Role.CARER:
         tasks = tasks.filter(carer_id=viewer.id)
     return PackageOut(id=package.id, **details, starts_on=package.starts_on, ends_on=package.ends_on,
-                      visit_times=visit_times(package),
+                      visit_times=visit_times(package), time_zone=package.time_zone,
                       carers=[CarerOut(id=c.id, full_name=c.full_name) for c in carers],
                       tasks=[TaskOut.of(t) for t in await tasks])
 
