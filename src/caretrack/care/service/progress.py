@@ -126,10 +126,11 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
     """Today's visits and tasks across the carer's packages, with progress toward each target."""
     at = at or utcnow()
     today = at.date()
-    packages = {p.id: p for p in await CarePackage.filter(carers__carer_id=carer.id).distinct()
+    packages = {p.id: p for p in await CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct()
                 if p.starts_on <= today and (p.ends_on is None or p.ends_on >= today)}
     names = await client_names(carer, list(packages), client_address)
-    tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, package_id__in=list(packages))
+    tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, needs_carer=False,
+                                       package_id__in=list(packages))
                  .order_by("window_start", "id"))
     # One count query per distinct period (today, this week) and one for the latest
     # completions: the dashboard refreshes live, so no queries per task.

@@ -84,7 +84,8 @@ async def _candidates(at: datetime) -> list[Planned]:
     """Every reminder whose moment falls in (at - grace, at + horizon], for each active carer on
     each package running on the visit's day."""
     first, last = (at - REMINDER_GRACE).date(), (at + PLAN_HORIZON + REMINDER_LEAD).date()
-    packages = await CarePackage.filter(Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last)
+    packages = await CarePackage.filter(Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last,
+                                        archived_at__isnull=True)
     if not packages:
         return []
     carers: dict[int, list[int]] = {}
@@ -140,7 +141,7 @@ async def send_visit_reminder(ctx: JobContext) -> None:
         raise Skipped(f"{ctx.at - remind_at} after its moment (grace {REMINDER_GRACE}): not sent late")
     package = await CarePackage.get_or_none(id=payload["package_id"])
     day, hhmm = date.fromisoformat(payload["day"]), payload["visit"]
-    if package is None or not runs_on(package, day):
+    if package is None or package.archived_at is not None or not runs_on(package, day):
         raise Skipped(f"package {payload['package_id']} is not running on {day}")
     if hhmm not in visit_times(package):
         raise Skipped(f"package {package.id} no longer has a visit at {hhmm}")
