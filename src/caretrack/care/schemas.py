@@ -73,17 +73,17 @@ def tel_uri(phone: str | None) -> str | None:
 
 
 ClientName = Annotated[str, text_field("client's name", 200), Field(max_length=200)]
-Address = Annotated[str | None, text_field("address", 500, required=False), Field(max_length=500)]
-CareNotes = Annotated[str | None, text_field("care notes", 4000, required=False), Field(max_length=4000)]
-AccessNotes = Annotated[str | None, text_field("access notes", 1000, required=False), Field(
-    max_length=1000, description="Getting in: key safe, door, pets")]
-Allergies = Annotated[str | None, text_field("allergies", 1000, required=False), Field(max_length=1000)]
-KinName = Annotated[str | None, text_field("next of kin's name", 200, required=False), Field(max_length=200)]
-KinRelationship = Annotated[str | None, text_field("next of kin's relationship", 100, required=False),
-                            Field(max_length=100)]
-KinPhone = Annotated[str | None, _phone("next of kin's phone"), Field(max_length=40)]
-GpPractice = Annotated[str | None, text_field("GP practice", 200, required=False), Field(max_length=200)]
-GpPhone = Annotated[str | None, _phone("GP's phone"), Field(max_length=40)]
+Address = Annotated[Annotated[str, Field(max_length=500)] | None, text_field("address", 500, required=False)]
+CareNotes = Annotated[Annotated[str, Field(max_length=4000)] | None, text_field("care notes", 4000, required=False)]
+AccessNotes = Annotated[Annotated[str, Field(max_length=1000)] | None, text_field("access notes", 1000, required=False),
+                        Field(description="Getting in: key safe, door, pets")]
+Allergies = Annotated[Annotated[str, Field(max_length=1000)] | None, text_field("allergies", 1000, required=False)]
+KinName = Annotated[Annotated[str, Field(max_length=200)] | None, text_field("next of kin's name", 200, required=False)]
+KinRelationship = Annotated[Annotated[str, Field(max_length=100)] | None,
+                            text_field("next of kin's relationship", 100, required=False)]
+KinPhone = Annotated[Annotated[str, Field(max_length=40)] | None, _phone("next of kin's phone")]
+GpPractice = Annotated[Annotated[str, Field(max_length=200)] | None, text_field("GP practice", 200, required=False)]
+GpPhone = Annotated[Annotated[str, Field(max_length=40)] | None, _phone("GP's phone")]
 StartsOn = Annotated[date, date_field("start date")]
 EndsOn = Annotated[date | None, date_field("end date", required=False)]
 

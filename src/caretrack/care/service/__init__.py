@@ -51,7 +51,7 @@ __all__ = [
     "can_see_package", "carer_today", "check_missed", "check_on_package", "check_period", "check_when",
     "client_names", "daily_done", "day_start", "do_archive_package", "do_assign_carer", "do_correct_completion",
     "do_create_package", "do_create_task", "do_end_package", "do_log_completion", "do_remove_carer",
-    "do_replace_carer", "do_unarchive_package", "do_unassign_carer", "do_update_package", "do_update_task", "done_counts", "expected_in",
-    "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",
-    "period_of", "progress", "task_payload",
+    "do_replace_carer", "do_unarchive_package", "do_unassign_carer", "do_update_package", "do_update_task",
+    "done_counts", "expected_in", "get_package", "get_task", "latest_statuses", "list_completions", "list_packages",
+    "period_bounds", "period_of", "progress", "task_payload",
 ]

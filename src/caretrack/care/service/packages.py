@@ -80,7 +80,8 @@ async def carer_ids(package_id: int, tx: Tx | None = None) -> list[int]:
     query = PackageCarer.filter(package_id=package_id).order_by("id")
     if tx is not None:
         query = query.using_db(tx.conn)
-    return [int(c) for c in await query.values_list("carer_id", flat=True)]
+    rows: list[Any] = await query.values_list("carer_id", flat=True)
+    return [int(c) for c in rows]
 
 
 async def get_package(viewer: User, package_id: int, client_address: str | None) -> PackageOut:

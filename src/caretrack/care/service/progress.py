@@ -126,7 +126,8 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
     """Today's visits and tasks across the carer's packages, with progress toward each target."""
     at = at or utcnow()
     today = at.date()
-    packages = {p.id: p for p in await CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct()
+    running = CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct()
+    packages = {p.id: p for p in await running
                 if p.starts_on <= today and (p.ends_on is None or p.ends_on >= today)}
     names = await client_names(carer, list(packages), client_address)
     tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, needs_carer=False,
