@@ -60,6 +60,10 @@ class CareTask(Model):
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+    # The competency the task needs (caretrack.assessments): a carer without it current is
+    # warned of at assignment and shown the task as blocked.
+    required_skill = fields.ForeignKeyField("caretrack.Skill", related_name="tasks", null=True,
+                                            on_delete=fields.RESTRICT)
 
     class Meta:
         table = "care_tasks"

@@ -38,13 +38,20 @@ from caretrack.care.service.progress import (
     period_of,
     progress,
 )
-from caretrack.care.service.tasks import do_create_task, do_update_task, get_task, task_payload
+from caretrack.care.service.tasks import (
+    blocked_tasks,
+    do_create_task,
+    do_update_task,
+    get_task,
+    task_payload,
+    task_warnings,
+)
 
 __all__ = [
     "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
-    "can_see_package", "carer_today", "check_missed", "check_period", "check_when",
+    "blocked_tasks", "can_see_package", "carer_today", "check_missed", "check_period", "check_when",
     "client_names", "daily_done", "day_start", "do_assign_carer", "do_correct_completion", "do_create_package",
     "do_create_task", "do_log_completion", "do_unassign_carer", "do_update_task", "done_counts", "expected_in",
     "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",
-    "period_of", "progress", "task_payload",
+    "period_of", "progress", "task_payload", "task_warnings",
 ]
