@@ -15,6 +15,7 @@ from caretrack.assessments.schemas import AnswersIn, MarksIn, QuestionIn, Sectio
 from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.outbox import store as outbox
 from caretrack.core.roles import Role
+from caretrack.realtime import feed
 from caretrack.reports.service import competency_record_pdf
 from tests.care.helpers import admin_user, template
 from tests.helpers import make_user
@@ -241,3 +242,21 @@ def test_only_multiple_choice_has_a_choice_of_scoring_and_a_wrong_rule_is_named(
     with pytest.raises(PydanticValidationError, match="'half' is not one of: all_or_nothing, partial"):
         QuestionIn.model_validate({"kind": "multiple", "prompt": "Q?", "options": ["a", "b"], "correct": [0],
                                    "scoring": "half"})
+
+
+async def test_assessment_events_read_as_sentences_in_the_feed(database):
+    admin, _ = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    t, (q1, q2, text, practical) = await template(admin)
+    attempt = await service.do_assign(admin, t.id, cara.id, AT.date() + timedelta(days=7), at=AT)
+    await service.do_save_answers(cara, attempt.id, AnswersIn(answers={
+        str(q1.id): 1, str(q2.id): [0, 1], str(text.id): "MAR", str(practical.id): "ok"}, submit=True), at=AT)
+    history = [d for user in (admin, cara) for d in await outbox.read_history(user.id, after=0)
+               if d.event.type in ("assessment.assigned", "assessment.submitted")]
+    names = await feed.names_for(history)
+    assert [feed.describe(d, names) for d in history] == [
+        "Cara Carer handed in “Medication check” for marking",
+        "Bo Boss assigned “Medication check” to Cara Carer, due 2026-04-05"]
+    renewal = {"title": "Medication check", "reason": "renewal", "carer_name": "Cara Carer", "due_on": "2026-06-27"}
+    assert feed.LINES["assessment.assigned"]("The system", "", renewal) == (
+        "The system assigned Cara Carer a renewal of “Medication check”, due 2026-06-27")

@@ -31,8 +31,7 @@ api = ApiRouter("assessments")
 
 
 def _out(request: Request, attempt: Attempt) -> AttemptOut:
-    state = service.due_status(attempt, clock.now(request).date())
-    return AttemptOut.of(attempt, state.value if state else None)
+    return AttemptOut.of(attempt, service.due_status(attempt, clock.now(request).date()))
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 

@@ -36,6 +36,13 @@ class AttemptStatus(StrEnum):
     MARKED = "marked"
 
 
+class DueStatus(StrEnum):
+    """Where an attempt the carer still has to hand in stands against its due date (derived, not stored)."""
+    UPCOMING = "upcoming"
+    DUE_TODAY = "due_today"
+    OVERDUE = "overdue"
+
+
 class Skill(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100, unique=True)
@@ -121,6 +128,8 @@ class Competency(Model):
     expires_at = fields.DatetimeField()
     attempt = fields.ForeignKeyField("caretrack.Attempt", related_name="certified", null=True,
                                      on_delete=fields.SET_NULL)
+    carer_id: int  # the key columns, for the type checker
+    skill_id: int
 
     class Meta:
         table = "competencies"

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
-from caretrack.assessments.models import Attempt, QuestionKind, Scoring
+from caretrack.assessments.models import Attempt, DueStatus, QuestionKind, Scoring
 from caretrack.core.errors import ValidationError
 from caretrack.core.validation import (
     INT32_MAX,
@@ -144,7 +144,7 @@ class QuestionOut(BaseModel):
     prompt: str
     options: list[str]
     points: int
-    scoring: Literal["all_or_nothing", "partial"]
+    scoring: Scoring
 
 
 class SectionOut(BaseModel):
@@ -167,7 +167,7 @@ class TemplateOut(BaseModel):
         return cls(id=t.id, title=t.title, skill=t.skill.name, pass_mark=t.pass_mark, validity_days=t.validity_days,
                    sections=[SectionOut(id=s.id, title=s.title, questions=[
                        QuestionOut(id=q.id, kind=str(q.kind), prompt=q.prompt, options=q.options, points=q.points,
-                                   scoring=str(q.scoring))
+                                   scoring=q.scoring)
                        for q in qs]) for s, qs in view.sections])
 
 
@@ -204,14 +204,14 @@ class AttemptOut(BaseModel):
     score: int | None
     passed: bool | None
     due_on: date | None
-    due_status: Literal["upcoming", "due_today", "overdue"] | None = Field(
+    due_status: DueStatus | None = Field(
         description="Against the due date, while the carer has it to hand in (null once handed in or "
                     "without a due date)")
     assigned_at: datetime
     submitted_at: datetime | None
 
     @classmethod
-    def of(cls, a: Attempt, due_status: str | None) -> AttemptOut:
+    def of(cls, a: Attempt, due_status: DueStatus | None) -> AttemptOut:
         return cls(id=a.id, template_id=a.template_id, title=a.template.title, skill=a.template.skill.name,
                    carer_id=a.carer_id, status=str(a.status), reason=a.reason, answers=a.answers, score=a.score,
                    passed=a.passed, due_on=a.due_on, due_status=due_status,

@@ -4,9 +4,13 @@ targets and due windows, and completions (idempotent, corrections keep the origi
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from caretrack.assessments.models import Skill
 
 
 class Period(StrEnum):
@@ -62,8 +66,11 @@ class CareTask(Model):
     updated_at = fields.DatetimeField(auto_now=True)
     # The competency the task needs (caretrack.assessments): a carer without it current is
     # warned of at assignment and shown the task as blocked.
-    required_skill = fields.ForeignKeyField("caretrack.Skill", related_name="tasks", null=True,
-                                            on_delete=fields.RESTRICT)
+    required_skill: fields.ForeignKeyNullableRelation[Skill] = fields.ForeignKeyField(
+        "caretrack.Skill", related_name="tasks", null=True, on_delete=fields.RESTRICT)
+    package_id: int  # the key columns, for the type checker
+    carer_id: int
+    required_skill_id: int | None
 
     class Meta:
         table = "care_tasks"

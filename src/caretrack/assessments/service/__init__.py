@@ -1,9 +1,9 @@
 """Assessment templates, attempts, marking and competencies (see the modules below). Renewals
 of lapsing competencies are assigned by the periodic job, never on read."""
 
+from caretrack.assessments.models import DueStatus
 from caretrack.assessments.service.attempts import (
     OPEN,
-    DueStatus,
     QuestionScore,
     auto_points,
     carer_attempts,
@@ -51,11 +51,11 @@ from caretrack.assessments.service.templates import (
 )
 
 __all__ = [
-    "DUE_WINDOW", "OPEN", "CompetencyRow", "DueStatus", "Gap", "Matrix", "Standing", "TemplateView", "active_carers",
-    "auto_points", "carer_attempts", "carer_competencies", "check_answers", "check_carer", "check_renewals",
-    "check_skill", "competence_gaps", "list_skills", "due_from", "due_status", "due_text", "due_window", "points_text", "QuestionScore",
-    "question_scores", "standing_text",
-    "do_add_question", "do_add_section", "do_assign", "do_create_template", "do_mark", "do_save_answers",
-    "get_attempt", "get_template", "list_attempts_of_template", "list_templates", "score_of", "standing",
-    "template_view", "training_matrix", "waiting_for_marking",
+    "DUE_WINDOW", "OPEN", "CompetencyRow", "DueStatus", "Gap", "Matrix", "QuestionScore", "Standing",
+    "TemplateView", "active_carers", "auto_points", "carer_attempts", "carer_competencies", "check_answers",
+    "check_carer", "check_renewals", "check_skill", "competence_gaps", "do_add_question", "do_add_section",
+    "do_assign", "do_create_template", "do_mark", "do_save_answers", "due_from", "due_status", "due_text",
+    "due_window", "get_attempt", "get_template", "list_attempts_of_template", "list_skills", "list_templates",
+    "points_text", "question_scores", "score_of", "standing", "standing_text", "template_view", "training_matrix",
+    "waiting_for_marking",
 ]

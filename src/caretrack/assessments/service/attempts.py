@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from caretrack.accounts.models import User
-from caretrack.assessments.models import Attempt, AttemptStatus, Competency, Question, QuestionKind, Scoring
+from caretrack.assessments.models import (
+    Attempt,
+    AttemptStatus,
+    Competency,
+    DueStatus,
+    Question,
+    QuestionKind,
+    Scoring,
+)
 from caretrack.assessments.schemas import AnswersIn, MarksIn
 from caretrack.assessments.service.carers import check_carer
 from caretrack.assessments.service.reminders import due_key_prefix, plan_due_reminders
@@ -22,13 +29,6 @@ from caretrack.core.transaction import Tx, atomic
 from caretrack.core.validation import check_date, check_text
 
 OPEN = (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS, AttemptStatus.SUBMITTED)
-
-
-class DueStatus(StrEnum):
-    """Where an attempt the carer still has to hand in stands against its due date."""
-    UPCOMING = "upcoming"
-    DUE_TODAY = "due_today"
-    OVERDUE = "overdue"
 
 
 def due_status(attempt: Attempt, today: date) -> DueStatus | None:

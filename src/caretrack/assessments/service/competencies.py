@@ -103,7 +103,8 @@ async def training_matrix(*, skill_id: int | None = None, only: str | None = Non
     carer_list, skill_list = list(await carers), list(await skills)
     competencies = await Competency.filter(carer_id__in=[c.id for c in carer_list] or [0],
                                            skill_id__in=[s.id for s in skill_list] or [0])
-    cells = {(c.carer_id, c.skill_id): (standing(c, at), c) for c in competencies}
+    cells: dict[tuple[int, int], tuple[Standing, Competency | None]] = {
+        (c.carer_id, c.skill_id): (standing(c, at), c) for c in competencies}
     matrix = Matrix(carer_list, skill_list, cells)
     if only_standing is not None:
         matrix.carers = [c for c in carer_list if any(matrix.cell(c.id, s.id)[0] == only_standing
