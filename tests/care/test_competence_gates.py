@@ -121,6 +121,7 @@ async def test_the_pages_offer_the_skill_warn_after_saving_and_show_blocked_task
     assert gated.required_skill_id == meds.id
     page = (await client.get(f"/admin/care/packages/{package.id}")).text
     assert "· needs Medication" in page and page.count('<span class="badge bad">blocked</span>') == 1
+    assert "1 task(s) blocked: the carer does not hold a competency the task needs." in page
     assert f'<option value="{meds.id}" selected>Medication</option>' in page
 
     plain = await client.post(f"/admin/care/tasks/{task.id}", data={"csrf_token": token, "target": "2",

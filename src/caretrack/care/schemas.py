@@ -128,8 +128,8 @@ class TaskIn(Strict):  # add a task with a target to a package
 
 # Change, reassign or end a task: only the fields given change (required_skill_id given as null
 # means no skill needed). A window given by one end only runs from midnight or to midnight at
-# the other. (Comments, not docstrings: a docstring would
-# become the schema's description in the OpenAPI document.)
+# the other. (Comments, not docstrings: a docstring would become the schema's description in the
+# OpenAPI document.)
 class TaskChange(Strict):
 
     carer_id: CarerId | None = None
