@@ -1,6 +1,7 @@
 """The admins' daily competency digest on SQLite and PostgreSQL: each active admin is emailed the
-active carers' expired competencies and those expiring within 30 days, with dates on the admin's
-clock; nothing is sent when there is nothing to report; one digest per day."""
+active carers' expired competencies and those due for renewal (within 30 days of lapsing, or the
+last quarter of a shorter validity), with dates on the admin's clock; nothing is sent when there
+is nothing to report; one digest per day."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def digest_runner(settings, name: str = "test") -> Runner:
     return Runner(name, settings, handlers={reminders.DIGEST: HANDLERS[reminders.DIGEST]})
 
 
-async def competency(carer, skill: Skill, expires_at: datetime) -> Competency:
+async def competency(carer, skill: Skill, expires_at: datetime, validity: timedelta = timedelta(days=365)
+                     ) -> Competency:
     return await Competency.create(carer_id=carer.id, skill_id=skill.id, level=80,
-                                   achieved_at=expires_at - timedelta(days=365), expires_at=expires_at)
+                                   achieved_at=expires_at - validity, expires_at=expires_at)
 
 
 async def test_each_active_admin_gets_the_lapsed_and_lapsing_competencies(database):
@@ -58,9 +60,9 @@ async def test_each_active_admin_gets_the_lapsed_and_lapsing_competencies(databa
     assert day == {"expired": "Thursday 26 March 2026", "london": "Saturday 11 April 2026",
                    "new_york": "Friday 10 April 2026"}
     london, new_york = emails["boss@example.org"], emails["ny@example.org"]
-    assert london.subject == "Competencies: 1 expired, 1 expiring within 30 days"
+    assert london.subject == "Competencies: 1 expired, 1 due for renewal"
     assert "Expired:\n- Cara Carer: Medication, expired Thursday 26 March 2026\n" in london.text_body
-    assert "Expiring within 30 days:\n- Carl Carer: Hoisting, expires Saturday 11 April 2026\n" in london.text_body
+    assert "Due for renewal:\n- Carl Carer: Hoisting, expires Saturday 11 April 2026\n" in london.text_body
     assert "- Carl Carer: Hoisting, expires Friday 10 April 2026\n" in new_york.text_body
     assert "Hello Nia York" in new_york.text_body and "http://testserver/admin/training" in new_york.text_body
     for email in (london, new_york):
@@ -89,4 +91,20 @@ async def test_the_digest_is_sent_once_a_day_whatever_the_number_of_runners(data
         await asyncio.gather(one.run_due(at=at), other.run_due(at=at))
         at += timedelta(hours=1)
     subjects = await OutboundEmail.all().order_by("id").values_list("subject", flat=True)
-    assert subjects == ["Competencies: 0 expired, 1 expiring within 30 days"] * 2
+    assert subjects == ["Competencies: 0 expired, 1 due for renewal"] * 2
+
+
+async def test_a_short_validity_is_reported_in_its_last_quarter_not_as_soon_as_passed(database):
+    """A skill valid for 7 days lapses within 30 days the moment it is passed; the digest lists
+    it only in its last quarter (1¾ days), as the training matrix and the renewal job count it."""
+    await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    carl = await make_user(Role.CARER, "carl@example.org", name="Carl Carer")
+    week, fortnight = [await Skill.create(name=n) for n in ("Hand hygiene", "Hoist check")]
+    await competency(cara, week, AT + timedelta(days=6), timedelta(days=7))  # passed a day ago
+    await competency(carl, fortnight, AT + timedelta(days=3), timedelta(days=14))  # 3 of 3.5 days left
+    assert await digest_runner(database).run_due(at=AT) == 1
+    [email] = await OutboundEmail.all()
+    assert email.subject == "Competencies: 0 expired, 1 due for renewal"
+    assert "- Carl Carer: Hoist check, expires" in email.text_body
+    assert "Hand hygiene" not in email.text_body

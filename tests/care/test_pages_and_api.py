@@ -4,11 +4,12 @@ bad input answered with a 4xx that names the problem, PDFs served."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pypdf import PdfReader
 
 from caretrack.assessments import service as assessments
+from caretrack.assessments.schemas import AnswersIn
 from caretrack.care.models import TaskCompletion
 from caretrack.core.roles import Role
 from tests.care.helpers import admin_user, package_with_task, template
@@ -103,3 +104,51 @@ async def test_a_time_entered_just_after_midnight_is_last_nights_visit(app, clie
                                                                          "csrf_token": token})
         assert response.status_code == 303, response.text[:500]
         assert (await TaskCompletion.get(idempotency_key=key)).occurred_at == expected
+
+
+async def test_the_pages_say_expired_on_overdue_since_and_how_multiple_choice_scores(app, client):
+    passed_at = datetime(2026, 3, 29, 5, 0, tzinfo=UTC)
+    later = passed_at + timedelta(days=95)  # 2026-07-02: lapsed on 2026-06-27, renewal assigned late
+    app.state.clock = lambda: later
+    admin, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    t, (q1, q2) = await template(admin, manual=False, validity_days=90)
+    await login(client, admin.email, totp_secret=secret)
+    token = await csrf_token(client, f"/admin/assessments/{t.id}")
+    view = await assessments.template_view(t.id)
+    added = await client.post(f"/admin/assessments/{t.id}/questions", data={
+        "csrf_token": token, "section_id": str(view.sections[0][0].id), "kind": "multiple", "points": "3",
+        "prompt": "Which must you record?", "options": "*Dose\n*Time\n*Refusals\nWeather", "scoring": "partial"})
+    assert added.status_code == 303, added.text[:500]
+    builder = (await client.get(f"/admin/assessments/{t.id}")).text
+    assert builder.count('data-scoring="partial">partial credit</span>') == 1
+    assert builder.count('data-scoring="all_or_nothing">all or nothing</span>') == 1
+    q3 = (await assessments.template_view(t.id)).questions[-1]
+
+    first = await assessments.do_assign(admin, t.id, cara.id, at=passed_at)
+    await assessments.do_save_answers(cara, first.id, AnswersIn(answers={
+        str(q1.id): 1, str(q2.id): [0, 1], str(q3.id): [0, 1]}, submit=True), at=passed_at)  # 2 + 2 + 2 of 7
+    assert await assessments.check_renewals(passed_at) == 0
+    assert await assessments.check_renewals(later) == 1
+    expiry = (passed_at + timedelta(days=90)).date()
+
+    matrix = (await client.get("/admin/training")).text
+    assert f"86%, expired on {expiry}" in matrix and "until" not in matrix
+
+    await login(client, "cara@example.org")
+    dashboard = (await client.get("/carer")).text
+    assert f'<span class="hint">expired on {expiry}</span>' in dashboard
+    assert f'<span class="badge bad" data-due>overdue since {expiry}</span>' in dashboard
+    assert "until" not in dashboard
+    mine = {a["reason"]: a for a in (await client.get("/api/v1/assessments/mine")).json()["attempts"]}
+    assert (mine["renewal"]["due_status"], mine["renewal"]["due_on"]) == ("overdue", expiry.isoformat())
+    assert mine["assigned"]["due_status"] is None
+    result = (await client.get(f"/carer/assessments/{first.id}")).text
+    assert "You scored <strong>86%</strong>" in result
+    for number, score in ((1, "2 of 2"), (2, "2 of 2"), (3, "2 of 3")):
+        assert f"Question {number}: {score} point(s)" in result, (number, score)
+    renewal = (await client.get(f"/carer/assessments/{mine['renewal']['id']}")).text
+    assert f'id="attempt-due">overdue since {expiry}</span>' in renewal
+    assert "all or nothing: the 2 point(s) need every right option and no wrong one" in renewal
+    assert "partial credit: each right option earns its share of the 3 point(s)" in renewal
+    assert "3. Which must you record?" in renewal

@@ -7,6 +7,7 @@ from starlette.requests import Request
 
 from caretrack.accounts.models import User
 from caretrack.assessments import service
+from caretrack.assessments.models import Attempt
 from caretrack.assessments.schemas import (
     AnswersIn,
     AssignIn,
@@ -27,6 +28,10 @@ from caretrack.http.apikit import ApiRouter
 from caretrack.http.clients import address_of
 
 api = ApiRouter("assessments")
+
+
+def _out(request: Request, attempt: Attempt) -> AttemptOut:
+    return AttemptOut.of(attempt, service.due_status(attempt, clock.now(request).date()))
 ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
@@ -49,18 +54,18 @@ async def api_template(request: Request) -> TemplateOut:
 async def api_assign(request: Request, user: User, body: AssignIn) -> AttemptOut:
     attempt = await service.do_assign(user, request.path_params["template_id"], body.carer_id, body.due_on,
                                       client_address=address_of(request), at=clock.now(request))
-    return AttemptOut.of(await service.get_attempt(user, attempt.id))
+    return _out(request, await service.get_attempt(user, attempt.id))
 
 
 @api.get("/assessments/mine", summary="Your assessments, newest first", roles=CARER, response=AttemptList)
 async def api_mine(request: Request, user: User) -> AttemptList:
-    return AttemptList(attempts=[AttemptOut.of(a) for a in await service.carer_attempts(user.id)])
+    return AttemptList(attempts=[_out(request, a) for a in await service.carer_attempts(user.id)])
 
 
 @api.get("/assessments/attempts/{attempt_id:id}", summary="An assessment attempt", roles=[Role.CARER, Role.ADMIN],
          response=AttemptOut, errors=(404,))
 async def api_attempt(request: Request, user: User) -> AttemptOut:
-    return AttemptOut.of(await service.get_attempt(user, request.path_params["attempt_id"]))
+    return _out(request, await service.get_attempt(user, request.path_params["attempt_id"]))
 
 
 @api.post("/assessments/attempts/{attempt_id:id}/answers", summary="Save answers (and hand in with submit)",
@@ -68,13 +73,13 @@ async def api_attempt(request: Request, user: User) -> AttemptOut:
 async def api_answers(request: Request, user: User, body: AnswersIn) -> AttemptOut:
     attempt = await service.do_save_answers(user, request.path_params["attempt_id"], body,
                                             client_address=address_of(request), at=clock.now(request))
-    return AttemptOut.of(attempt)
+    return _out(request, attempt)
 
 
 @api.post("/assessments/attempts/{attempt_id:id}/marks", summary="Mark the free-text and practical questions",
           roles=ADMIN, body=MarksIn, response=AttemptOut, errors=(404, 409))
 async def api_marks(request: Request, user: User, body: MarksIn) -> AttemptOut:
-    return AttemptOut.of(await service.do_mark(user, request.path_params["attempt_id"], body, address_of(request),
+    return _out(request, await service.do_mark(user, request.path_params["attempt_id"], body, address_of(request),
                                                at=clock.now(request)))
 
 

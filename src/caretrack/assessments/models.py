@@ -10,7 +10,7 @@ from tortoise.models import Model
 
 class QuestionKind(StrEnum):
     SINGLE = "single"        # one right option, scores itself
-    MULTIPLE = "multiple"    # a set of right options, scores itself (all or nothing)
+    MULTIPLE = "multiple"    # a set of right options, scores itself by the question's Scoring
     TEXT = "text"            # free text, an assessor marks it
     PRACTICAL = "practical"  # an observed practical, the assessor marks and signs it off
 
@@ -19,11 +19,28 @@ class QuestionKind(StrEnum):
         return self in (QuestionKind.SINGLE, QuestionKind.MULTIPLE)
 
 
+class Scoring(StrEnum):
+    """How a multiple-choice question scores, chosen by the admin and shown to the carer."""
+    ALL_OR_NOTHING = "all_or_nothing"  # every right option and no wrong one, or nothing
+    PARTIAL = "partial"  # each right option picked earns its share, each wrong pick loses one; never below 0
+
+    @property
+    def label(self) -> str:
+        return "all or nothing" if self == Scoring.ALL_OR_NOTHING else "partial credit"
+
+
 class AttemptStatus(StrEnum):
     ASSIGNED = "assigned"
     IN_PROGRESS = "in_progress"
     SUBMITTED = "submitted"   # waiting for an assessor
     MARKED = "marked"
+
+
+class DueStatus(StrEnum):
+    """Where an attempt the carer still has to hand in stands against its due date (derived, not stored)."""
+    UPCOMING = "upcoming"
+    DUE_TODAY = "due_today"
+    OVERDUE = "overdue"
 
 
 class Skill(Model):
@@ -68,6 +85,9 @@ class Question(Model):
     options = fields.JSONField(default=list)  # list[str] for choice questions
     correct = fields.JSONField(default=list)  # list[int] option indexes
     points = fields.IntField(default=1)
+    # db_default: the rows of questions written before there was a choice score all or nothing.
+    scoring = fields.CharEnumField(Scoring, max_length=16, default=Scoring.ALL_OR_NOTHING,
+                                   db_default=Scoring.ALL_OR_NOTHING)
 
     class Meta:
         table = "assessment_questions"
@@ -108,6 +128,8 @@ class Competency(Model):
     expires_at = fields.DatetimeField()
     attempt = fields.ForeignKeyField("caretrack.Attempt", related_name="certified", null=True,
                                      on_delete=fields.SET_NULL)
+    carer_id: int  # the key columns, for the type checker
+    skill_id: int
 
     class Meta:
         table = "competencies"

@@ -104,7 +104,8 @@ async def admin_add_question(request: Request, user: User, form: FormData) -> Re
             raise ValueError
         command = parse_form(QuestionIn, {"kind": str(form.get("kind", "")), "prompt": str(form.get("prompt", "")),
                                           "points": str(form.get("points") or 1), "options": options,
-                                          "correct": correct})
+                                          "correct": correct,
+                                          "scoring": str(form.get("scoring") or "all_or_nothing")})
         await service.do_add_question(user, section_id, command, address_of(request))
     except ValueError:
         return await _builder(request, template_id, [("error", "Choose a section of this assessment.")], 422)
@@ -131,7 +132,7 @@ async def admin_attempt(request: Request, user: User, flashes: Flashes = None, s
     attempt = await service.get_attempt(user, request.path_params["attempt_id"])
     view = await service.template_view(attempt.template_id)
     return render(request, "care/admin_attempt.html", {"attempt": attempt, "view": view,
-                                                        "auto_points": service.auto_points},
+                                                        "scores": service.question_scores(attempt, view)},
                   status_code=status_code, flashes=flashes)
 
 
@@ -162,7 +163,8 @@ async def training(request: Request) -> Response:
                                            q=params.get("q") or None, at=at)
     return render(request, "care/training.html", {
         "matrix": matrix, "all_skills": list(await Skill.all().order_by("name")), "skill_id": skill,
-        "status": params.get("status") or "", "q": params.get("q") or "", "standings": list(service.Standing)})
+        "status": params.get("status") or "", "q": params.get("q") or "", "standings": list(service.Standing),
+        "standing_text": service.standing_text})
 
 
 # --- the carer ------------------------------------------------------------------------
@@ -174,7 +176,9 @@ async def take(request: Request, user: User, flashes: Flashes = None, status_cod
     view = await service.template_view(attempt.template_id)
     return render(request, "care/take_assessment.html", {"attempt": attempt, "view": view,
                                                          "editable": attempt.status in (AttemptStatus.ASSIGNED,
-                                                                                        AttemptStatus.IN_PROGRESS)},
+                                                                                        AttemptStatus.IN_PROGRESS),
+                                                         "scores": service.question_scores(attempt, view),
+                                                         "due": service.due_text(attempt, clock.now(request).date())},
                   status_code=status_code, flashes=flashes)
 
 
@@ -204,6 +208,7 @@ async def save_attempt(request: Request, user: User, form: FormData) -> Response
 
 @pages.get("/carer/record", roles=CARER)
 async def carer_record(request: Request, user: User) -> Response:
+    at = clock.now(request)
     return render(request, "care/carer_record.html", {
-        "competencies": await service.carer_competencies(user.id, clock.now(request)),
-        "attempts": await service.carer_attempts(user.id)})
+        "competencies": await service.carer_competencies(user.id, at),
+        "attempts": await service.carer_attempts(user.id), "today": at.date(), "due_text": service.due_text})

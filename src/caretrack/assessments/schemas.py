@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
-from caretrack.assessments.models import Attempt, QuestionKind
+from caretrack.assessments.models import Attempt, DueStatus, QuestionKind, Scoring
 from caretrack.core.errors import ValidationError
 from caretrack.core.validation import (
     INT32_MAX,
@@ -58,6 +58,16 @@ def _kind(value: Any) -> Any:
     return value
 
 
+SCORINGS = ", ".join(s.value for s in Scoring)
+
+
+@domain_rule
+def _scoring_name(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" not in value and value not in {s.value for s in Scoring}:
+        raise ValidationError(f"The scoring rule '{value[:20]}' is not one of: {SCORINGS}.")
+    return value
+
+
 def _self_scoring(info: ValidationInfo) -> bool | None:
     kind = info.data.get("kind")
     return None if kind is None else QuestionKind(kind).self_scoring
@@ -88,6 +98,15 @@ def _correct(value: list[int], info: ValidationInfo) -> list[int]:
     return correct
 
 
+def _scoring(value: str, info: ValidationInfo) -> str:
+    # Only multiple choice has a choice of rule; any other question is right or wrong as a whole.
+    return value if info.data.get("kind") == QuestionKind.MULTIPLE else Scoring.ALL_OR_NOTHING.value
+
+
+SCORING_TEXT = ("Multiple choice only: all_or_nothing (every right option and no wrong one earns the points) or "
+                "partial (each right option picked earns its share, each wrong pick loses one, never below 0)")
+
+
 # Add a question to a section. Choice questions (single, multiple) need options and their right
 # answers; the others are marked by an assessor and keep neither.
 class QuestionIn(Strict):
@@ -98,6 +117,9 @@ class QuestionIn(Strict):
     correct: Annotated[list[Count], AfterValidator(_correct)] = Field(
         default_factory=list, description="0-based indexes of the right options", validate_default=True)
     points: Annotated[int, whole_number("points", 1, 100)] = Field(1, ge=1, le=100)
+    scoring: Annotated[Literal["all_or_nothing", "partial"], BeforeValidator(_scoring_name),
+                       AfterValidator(_scoring)] = Field("all_or_nothing", description=SCORING_TEXT,
+                                                         validate_default=True)
 
 
 # Add a section (with its questions) to a template.
@@ -122,6 +144,7 @@ class QuestionOut(BaseModel):
     prompt: str
     options: list[str]
     points: int
+    scoring: Scoring
 
 
 class SectionOut(BaseModel):
@@ -143,7 +166,8 @@ class TemplateOut(BaseModel):
         t = view.template
         return cls(id=t.id, title=t.title, skill=t.skill.name, pass_mark=t.pass_mark, validity_days=t.validity_days,
                    sections=[SectionOut(id=s.id, title=s.title, questions=[
-                       QuestionOut(id=q.id, kind=str(q.kind), prompt=q.prompt, options=q.options, points=q.points)
+                       QuestionOut(id=q.id, kind=str(q.kind), prompt=q.prompt, options=q.options, points=q.points,
+                                   scoring=q.scoring)
                        for q in qs]) for s, qs in view.sections])
 
 
@@ -180,14 +204,18 @@ class AttemptOut(BaseModel):
     score: int | None
     passed: bool | None
     due_on: date | None
+    due_status: DueStatus | None = Field(
+        description="Against the due date, while the carer has it to hand in (null once handed in or "
+                    "without a due date)")
     assigned_at: datetime
     submitted_at: datetime | None
 
     @classmethod
-    def of(cls, a: Attempt) -> AttemptOut:
+    def of(cls, a: Attempt, due_status: DueStatus | None) -> AttemptOut:
         return cls(id=a.id, template_id=a.template_id, title=a.template.title, skill=a.template.skill.name,
                    carer_id=a.carer_id, status=str(a.status), reason=a.reason, answers=a.answers, score=a.score,
-                   passed=a.passed, due_on=a.due_on, assigned_at=a.assigned_at, submitted_at=a.submitted_at)
+                   passed=a.passed, due_on=a.due_on, due_status=due_status,
+                   assigned_at=a.assigned_at, submitted_at=a.submitted_at)
 
 
 class AttemptList(BaseModel):

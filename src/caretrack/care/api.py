@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from caretrack.accounts.models import User
 from caretrack.care import service
-from caretrack.care.models import TaskCompletion
+from caretrack.care.models import CareTask, TaskCompletion
 from caretrack.care.schemas import (
     CarerRef,
     CompletionIn,
@@ -29,6 +29,7 @@ from caretrack.care.schemas import (
     TaskIn,
     TaskOut,
     TaskProgressOut,
+    TaskSaved,
     TodayOut,
     VisitOut,
 )
@@ -50,7 +51,8 @@ def _today_out(day: service.CarerDay) -> TodayOut:
         day=day.day,
         visits=[VisitOut(time=t, client_name=name, package_id=pid) for t, name, pid in day.visits],
         tasks=[TaskProgressOut(task=TaskOut.of(p.task), client_name=p.client_name, done=p.done,
-                               expected=p.expected, period=p.period_label, window_state=p.window_state)
+                               expected=p.expected, period=p.period_label, window_state=p.window_state,
+                               blocked=p.blocked)
                for p in day.tasks])
 
 
@@ -190,18 +192,24 @@ async def api_replace_carer(request: Request, user: User, body: CarerRef) -> Non
                                    body.carer_id, address_of(request))
 
 
+async def _saved(request: Request, task: CareTask) -> TaskSaved:
+    warnings = await service.task_warnings(task, clock.now(request))
+    return TaskSaved(**TaskOut.of(task).model_dump(), warnings=warnings)
+
+
 @api.post("/care/packages/{package_id:id}/tasks", summary="Add a task with a target to a package", roles=ADMIN,
-          body=TaskIn, response=TaskOut, status=201, errors=(404, 409),
-          description="The carer must be on the package (422 otherwise: assign them first).")
-async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskOut:
+          body=TaskIn, response=TaskSaved, status=201, errors=(404, 409),
+          description="The carer must be on the package (422 otherwise: assign them first). `warnings` says "
+                      "when its carer does not hold the competency it needs current.")
+async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskSaved:
     task = await service.do_create_task(user, request.path_params["package_id"], body, address_of(request))
-    return TaskOut.of(task)
+    return await _saved(request, task)
 
 
 @api.patch("/care/tasks/{task_id:id}", summary="Change, reassign or end a task", roles=ADMIN, body=TaskChange,
-           response=TaskOut, errors=(404, 409),
+           response=TaskSaved, errors=(404, 409),
            description="A new carer must be on the task's package; reassigning a task flagged `needs_carer` "
-                       "clears the flag.")
-async def api_update_task(request: Request, user: User, body: TaskChange) -> TaskOut:
+                       "clears the flag. `warnings` says when its carer does not hold the competency it needs current.")
+async def api_update_task(request: Request, user: User, body: TaskChange) -> TaskSaved:
     task = await service.do_update_task(user, request.path_params["task_id"], body, address_of(request))
-    return TaskOut.of(task)
+    return await _saved(request, task)

@@ -4,9 +4,13 @@ targets and due windows, and completions (idempotent, corrections keep the origi
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from caretrack.assessments.models import Skill
 
 
 class Period(StrEnum):
@@ -75,6 +79,13 @@ class CareTask(Model):
     needs_carer = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+    # The competency the task needs (caretrack.assessments): a carer without it current is
+    # warned of at assignment and shown the task as blocked.
+    required_skill: fields.ForeignKeyNullableRelation[Skill] = fields.ForeignKeyField(
+        "caretrack.Skill", related_name="tasks", null=True, on_delete=fields.RESTRICT)
+    package_id: int  # the key columns, for the type checker
+    carer_id: int
+    required_skill_id: int | None
 
     class Meta:
         table = "care_tasks"

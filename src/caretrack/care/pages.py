@@ -15,7 +15,7 @@ from starlette.responses import Response
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service
-from caretrack.care.models import Period
+from caretrack.care.models import CareTask, Period
 from caretrack.care.schedule import check_clock, clock
 from caretrack.care.schemas import (
     CarerRef,
@@ -54,7 +54,8 @@ async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any
     day = await service.carer_today(user, address_of(request), at=at)
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
     return {"day": day, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
-            "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts}
+            "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts,
+            "due_text": assessments.due_text}
 
 
 @pages.get("/carer/today", roles=CARER)
@@ -186,9 +187,12 @@ async def _package_page(request: Request, user: User, package_id: int,
     start, end = _period(request)
     rows = await service.progress(user, start=start, end=end, package_id=package_id)
     daily = await service.daily_done([r.task.id for r in rows], start, end)
+    blocked = await service.blocked_tasks([(t.id, t.carer_id, t.required_skill_id) for t in view.tasks],
+                                          app_clock.now(request))
     return render(request, "care/admin_package.html", {
         "package": view, "carers": await assessments.active_carers(), "periods": [p.value for p in Period],
         "clock": clock, "today": app_clock.now(request).date(), "tel": tel_uri,
+        "skills": await assessments.list_skills(), "blocked": blocked,
         **_progress_context(rows, start, end, "Progress", daily)},
         status_code=status_code, flashes=flashes)
 
@@ -263,13 +267,22 @@ async def admin_remove_carer(request: Request, user: User, form: FormData) -> Re
 @pages.post("/admin/care/packages/{package_id:id}/tasks", roles=ADMIN)
 async def admin_create_task(request: Request, user: User, form: FormData) -> Response:
     package_id = request.path_params["package_id"]
-    data = {k: str(form.get(k, "")) for k in ("carer_id", "title", "target", "period", "window_start", "window_end")}
+    data = {k: str(form.get(k, "")) for k in ("carer_id", "title", "target", "period", "window_start", "window_end",
+                                               "required_skill_id")}
     try:
         command = parse_form(TaskIn, data)
-        await service.do_create_task(user, package_id, command, address_of(request))
+        task = await service.do_create_task(user, package_id, command, address_of(request))
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
-    return redirect(f"/admin/care/packages/{package_id}")
+    return await _saved(request, user, task)
+
+
+async def _saved(request: Request, user: User, task: CareTask) -> Response:
+    """Back to the package, or, when the save needs the admin's notice, the package with it."""
+    warnings = await service.task_warnings(task, app_clock.now(request))
+    if warnings:
+        return await _package_page(request, user, task.package_id, [("warning", w) for w in warnings])
+    return redirect(f"/admin/care/packages/{task.package_id}")
 
 
 @pages.post("/admin/care/tasks/{task_id:id}", roles=ADMIN)
@@ -277,14 +290,16 @@ async def admin_update_task(request: Request, user: User, form: FormData) -> Res
     task = await service.get_task(user, request.path_params["task_id"])
     data: dict[str, object] = {k: str(form[k]) for k in ("carer_id", "title", "target", "period", "window_start",
                                                           "window_end") if form.get(k)}
+    if "required_skill_id" in form:  # the form always says, blank for none
+        data["required_skill_id"] = str(form["required_skill_id"])
     if form.get("action") == "end":
         data = {"is_active": False}
     try:
         command = parse_form(TaskChange, data)
-        await service.do_update_task(user, task.id, command, address_of(request))
+        task = await service.do_update_task(user, task.id, command, address_of(request))
     except CareTrackError as exc:
         return await _package_page(request, user, task.package_id, [("error", exc.message)], exc.status_code)
-    return redirect(f"/admin/care/packages/{task.package_id}")
+    return await _saved(request, user, task)
 
 
 @pages.get("/admin/care/progress", roles=ADMIN)

@@ -214,6 +214,9 @@ def _window(what: str, blank: str) -> Any:
 
 
 Title = Annotated[str, Field(max_length=120), text_field("task title", 120)]
+# A form's "no skill needed" is blank.
+SkillId = Annotated[Id | None, BeforeValidator(lambda v: None if v == "" else v)]
+SKILL_TEXT = "The competency (skill id) the task needs; null for none. A carer without it current is warned of."
 Target = Annotated[int, Field(ge=1, le=50), whole_number("target", 1, 50)]
 PeriodName = Annotated[Literal["day", "visit", "week"], BeforeValidator(_period)]
 
@@ -233,6 +236,7 @@ class TaskIn(Strict):  # add a task with a target to a package
     period: PeriodName
     window_start: Annotated[str, _window("window start", "00:00")] = Field("00:00", description="HH:MM")
     window_end: Annotated[str, _window("window end", "24:00")] = Field("24:00", description="HH:MM")
+    required_skill_id: SkillId = Field(None, description=SKILL_TEXT)
 
     @model_validator(mode="after")
     @domain_rule
@@ -246,9 +250,10 @@ class TaskIn(Strict):  # add a task with a target to a package
         return _check_window(self.window_start, self.window_end)
 
 
-# Change, reassign or end a task: only the fields given change. A window given by one end only
-# runs from midnight or to midnight at the other. (Comments, not docstrings: a docstring would
-# become the schema's description in the OpenAPI document.)
+# Change, reassign or end a task: only the fields given change (required_skill_id given as null
+# means no skill needed). A window given by one end only runs from midnight or to midnight at
+# the other. (Comments, not docstrings: a docstring would become the schema's description in the
+# OpenAPI document.)
 class TaskChange(Strict):
 
     carer_id: CarerId | None = None
@@ -258,6 +263,7 @@ class TaskChange(Strict):
     window_start: Annotated[str | None, BeforeValidator(lambda v: v or None)] = None
     window_end: Annotated[str | None, BeforeValidator(lambda v: v or None)] = None
     is_active: bool | None = None
+    required_skill_id: SkillId = Field(None, description=SKILL_TEXT + " Left out: unchanged.")
 
     @model_validator(mode="after")
     @domain_rule
@@ -283,12 +289,19 @@ class TaskOut(BaseModel):
     window_end: str
     is_active: bool
     needs_carer: bool = Field(False, description="Its carer left the package; reassign it to a carer on it")
+    required_skill_id: int | None = None
 
     @classmethod
     def of(cls, task: CareTask) -> TaskOut:
         return cls(id=task.id, package_id=task.package_id, carer_id=task.carer_id, title=task.title,
                    target=task.target, period=str(task.period), window_start=clock(task.window_start),
-                   window_end=clock(task.window_end), is_active=task.is_active, needs_carer=task.needs_carer)
+                   window_end=clock(task.window_end), is_active=task.is_active, needs_carer=task.needs_carer,
+                   required_skill_id=task.required_skill_id)
+
+
+class TaskSaved(TaskOut):
+    warnings: list[str] = Field(description="Saved all the same: e.g. its carer does not hold the competency "
+                                            "it needs current")
 
 
 class PackageOut(BaseModel):
@@ -338,6 +351,7 @@ class TaskProgressOut(BaseModel):
     expected: int
     period: str
     window_state: Literal["upcoming", "open", "closed"]
+    blocked: str | None = Field(None, description="Why the carer should not do it yet (a competency it needs)")
 
 
 class VisitOut(BaseModel):

@@ -90,6 +90,8 @@ LINES: dict[str, Line] = {
     "message.sent": lambda a, s, d: f"{a} sent a message",
     "message.read": lambda a, s, d: f"{a} read their messages",
     "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",
+    "assessment.assigned": lambda a, s, d: _assigned(a, s, d),
+    "assessment.submitted": lambda a, s, d: f"{a} handed in “{_text(d.get('title'), s)}” for marking",
     "assessment.result": lambda a, s, d: _assessment(a, s, d),
     "assessment.completed": lambda a, s, d: _assessment(a, s, d),
 }
@@ -99,6 +101,13 @@ def _when(value: Any) -> str:
     """An ISO instant as 'YYYY-MM-DD HH:MM UTC' (the page shows UTC throughout)."""
     text = _text(value)
     return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 and text[10] == "T" else text
+
+
+def _assigned(a: str, s: str, d: dict[str, Any]) -> str:
+    title, carer = _text(d.get("title"), s), _text(d.get("carer_name"), "a carer")
+    line = (f"{a} assigned {carer} a renewal of “{title}”" if d.get("reason") == "renewal"
+            else f"{a} assigned “{title}” to {carer}")
+    return line + (f", due {_text(d['due_on'])}" if d.get("due_on") else "")
 
 
 def _assessment(a: str, s: str, d: dict[str, Any]) -> str:

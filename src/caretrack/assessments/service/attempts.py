@@ -3,11 +3,20 @@ pass certifies the template's skill for its validity period."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from caretrack.accounts.models import User
-from caretrack.assessments.models import Attempt, AttemptStatus, Competency, Question, QuestionKind
+from caretrack.assessments.models import (
+    Attempt,
+    AttemptStatus,
+    Competency,
+    DueStatus,
+    Question,
+    QuestionKind,
+    Scoring,
+)
 from caretrack.assessments.schemas import AnswersIn, MarksIn
 from caretrack.assessments.service.carers import check_carer
 from caretrack.assessments.service.reminders import due_key_prefix, plan_due_reminders
@@ -20,6 +29,31 @@ from caretrack.core.transaction import Tx, atomic
 from caretrack.core.validation import check_date, check_text
 
 OPEN = (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS, AttemptStatus.SUBMITTED)
+
+
+def due_status(attempt: Attempt, today: date) -> DueStatus | None:
+    """None when there is no due date or the carer has handed it in."""
+    if attempt.due_on is None or attempt.status not in (AttemptStatus.ASSIGNED, AttemptStatus.IN_PROGRESS):
+        return None
+    if attempt.due_on < today:
+        return DueStatus.OVERDUE
+    return DueStatus.DUE_TODAY if attempt.due_on == today else DueStatus.UPCOMING
+
+
+def due_text(attempt: Attempt, today: date) -> str:
+    """'due 2026-11-20', 'due today' or 'overdue since 2026-11-20' ('' when due_status is None)."""
+    state = due_status(attempt, today)
+    if state is None:
+        return ""
+    return {DueStatus.UPCOMING: f"due {attempt.due_on}", DueStatus.DUE_TODAY: "due today",
+            DueStatus.OVERDUE: f"overdue since {attempt.due_on}"}[state]
+
+
+def _numbered(numbers: list[int]) -> str:
+    """'question 4', 'questions 2 and 4', 'questions 1, 2 and 4'."""
+    if len(numbers) == 1:
+        return f"question {numbers[0]}"
+    return "questions " + ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
 
 
 def _int(value: Any, what: str, low: int, high: int) -> int:
@@ -53,7 +87,8 @@ async def do_assign(admin: User | None, template_id: int, carer_id: int, due_on:
         await tx.emit("assessment.assigned", actor_id=admin.id if admin else None,
                       subject=("assessment_attempt", attempt.id),
                       data={"attempt_id": attempt.id, "title": template.title, "reason": reason,
-                            "due_on": due.isoformat() if due else None}, users=[carer.id])
+                            "due_on": due.isoformat() if due else None, "carer_name": carer.full_name},
+                      users=[carer.id])
         await plan_due_reminders(tx, attempt, carer, at)
     return attempt
 
@@ -105,9 +140,10 @@ async def do_save_answers(carer: User, attempt_id: int, command: AnswersIn, *, c
     for key in [k for k, v in answers.items() if v in (None, "", [])]:
         merged.pop(str(key), None)
     if submit:
-        missing = [q.position for q in view.questions if str(q.id) not in merged]
+        missing = [view.number(q) for q in view.questions if str(q.id) not in merged]
         if missing:
-            raise ValidationError(f"Answer every question before handing in ({len(missing)} unanswered).")
+            raise ValidationError(f"Answer every question before handing in ({len(missing)} unanswered: "
+                                  f"{_numbered(missing)}).")
     async with atomic() as tx:
         changes: dict[str, Any] = {"answers": merged, "saved_at": at, "status": AttemptStatus.IN_PROGRESS}
         if submit:
@@ -129,12 +165,48 @@ async def do_save_answers(carer: User, attempt_id: int, command: AnswersIn, *, c
     return await get_attempt(carer, attempt.id)
 
 
-def auto_points(question: Question, answer: Any) -> int:
+def auto_points(question: Question, answer: Any) -> float:
+    """A choice question's points for an answer. Multiple choice scores by the question's rule:
+    all or nothing, or partial (each right option picked earns points/len(correct), each wrong
+    pick loses as much, never below 0; rounded to 2 places)."""
     if question.kind == QuestionKind.SINGLE:
         return question.points if [answer] == question.correct else 0
     if question.kind == QuestionKind.MULTIPLE:
-        return question.points if sorted(answer or []) == question.correct else 0
+        picked = set(answer or [])
+        if question.scoring != Scoring.PARTIAL:
+            return question.points if sorted(picked) == question.correct else 0
+        right = len(picked & set(question.correct))
+        return round(question.points * max(0, right - len(picked - set(question.correct)))
+                     / len(question.correct), 2)
     raise ValueError("not a self-scoring question")
+
+
+def points_text(points: float) -> str:
+    """1.0 as '1', 1.33 as '1.33'."""
+    return f"{points:g}"
+
+
+@dataclass(frozen=True)
+class QuestionScore:
+    earned: float | None  # None: not marked yet
+    points: int
+
+    def __str__(self) -> str:
+        return "not marked yet" if self.earned is None else f"{points_text(self.earned)} of {self.points}"
+
+
+def question_scores(attempt: Attempt, view: TemplateView) -> dict[int, QuestionScore]:
+    """Each question's score in an attempt (choice questions once answered, the others once marked)."""
+    scores: dict[int, QuestionScore] = {}
+    for question in view.questions:
+        answer = attempt.answers.get(str(question.id))
+        if question.kind.self_scoring:
+            earned: float | None = auto_points(question, answer) if answer is not None else 0
+        else:
+            mark = attempt.marks.get(str(question.id))
+            earned = int(mark.get("points", 0)) if mark else None
+        scores[question.id] = QuestionScore(earned, question.points)
+    return scores
 
 
 async def do_mark(assessor: User, attempt_id: int, command: MarksIn, client_address: str | None,
@@ -146,16 +218,22 @@ async def do_mark(assessor: User, attempt_id: int, command: MarksIn, client_addr
         raise Conflict(f"This assessment is {attempt.status.value.replace('_', ' ')}, not waiting for marking.")
     view = await template_view(attempt.template_id)
     manual = [q for q in view.questions if not q.kind.self_scoring]
+    missing = [view.number(q) for q in manual if str(q.id) not in command.marks]
+    if missing:
+        first = next(q for q in manual if str(q.id) not in command.marks)
+        raise ValidationError(f"Give marks for {_numbered(missing)}"
+                              + (f" (“{first.prompt[:40]}”)." if len(missing) == 1 else "."))
     clean: dict[str, Any] = {}
+    unsigned: list[int] = []
     for question in manual:
-        mark = command.marks.get(str(question.id))
-        if mark is None:
-            raise ValidationError(f"Give marks for question {question.position} (“{question.prompt[:40]}”).")
-        points = _int(mark.points, f"mark for question {question.position}", 0, question.points)
+        mark = command.marks[str(question.id)]
+        points = _int(mark.points, f"mark for question {view.number(question)}", 0, question.points)
         if question.kind == QuestionKind.PRACTICAL and points > 0 and not mark.signed_off:
-            raise ValidationError(f"Sign off the practical observation in question {question.position} "
-                                  "to award it marks.")
+            unsigned.append(view.number(question))
         clean[str(question.id)] = {"points": points, "signed_off": mark.signed_off, "comment": mark.comment}
+    if unsigned:
+        raise ValidationError(f"Sign off the practical observation in {_numbered(unsigned)} to award "
+                              + ("it marks." if len(unsigned) == 1 else "them marks."))
     carer = attempt.carer
     async with atomic() as tx:
         updated = await Attempt.filter(id=attempt.id, status=AttemptStatus.SUBMITTED).using_db(tx.conn).update(
@@ -168,14 +246,8 @@ async def do_mark(assessor: User, attempt_id: int, command: MarksIn, client_addr
     return await get_attempt(assessor, attempt.id)
 
 
-def score_of(attempt: Attempt, view: TemplateView) -> tuple[int, int]:
-    earned = 0
-    for question in view.questions:
-        answer = attempt.answers.get(str(question.id))
-        if question.kind.self_scoring:
-            earned += auto_points(question, answer) if answer is not None else 0
-        else:
-            earned += int((attempt.marks.get(str(question.id)) or {}).get("points", 0))
+def score_of(attempt: Attempt, view: TemplateView) -> tuple[float, int]:
+    earned = sum(score.earned or 0 for score in question_scores(attempt, view).values())
     return earned, view.total_points
 
 

@@ -1,55 +1,34 @@
 """Competencies: a carer's standing in each skill, the training matrix, and renewals. A
-competency within 30 days of lapsing is due, and its carer is assigned a renewal by the periodic
-job (caretrack.assessments.jobs); reading a page or the API never assigns one."""
+competency due for renewal (caretrack.assessments.service.standing: the last quarter of its
+validity, at most 30 days) has its carer assigned a renewal by the periodic job
+(caretrack.assessments.jobs); reading a page or the API never assigns one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 
 from caretrack.accounts.models import User
 from caretrack.assessments.models import AssessmentTemplate, Attempt, Competency, Question, Skill
 from caretrack.assessments.service.attempts import OPEN, do_assign
+from caretrack.assessments.service.standing import DUE_WINDOW, Standing, standing, standing_text
 from caretrack.core.clock import utcnow
 from caretrack.core.errors import Conflict, ValidationError
 from caretrack.core.roles import Role
 
-DUE_WINDOW = timedelta(days=30)
-
-
-class Standing(StrEnum):
-    COMPETENT = "competent"
-    DUE = "due"
-    EXPIRED = "expired"
-    NOT_ASSESSED = "not_assessed"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
-
-def standing(competency: Competency | None, at: datetime | None = None) -> Standing:
-    at = at or utcnow()
-    if competency is None:
-        return Standing.NOT_ASSESSED
-    if competency.expires_at <= at:
-        return Standing.EXPIRED
-    if competency.expires_at <= at + DUE_WINDOW:
-        return Standing.DUE
-    return Standing.COMPETENT
-
 
 async def check_renewals(at: datetime | None = None, carer_id: int | None = None) -> int:
-    """Assign a renewal to each carer whose competency lapses within 30 days (or has lapsed)
-    and who has no open attempt at that skill. Returns how many were assigned."""
+    """Assign a renewal to each carer whose competency is due (or has lapsed) and who has no
+    open attempt at that skill. Returns how many were assigned."""
     at = at or utcnow()
+    # DUE_WINDOW is the longest window: the query finds every candidate, `standing` decides.
     query = Competency.filter(expires_at__lte=at + DUE_WINDOW).prefetch_related("carer")
     if carer_id is not None:
         query = query.filter(carer_id=carer_id)
     assigned = 0
     for competency in await query:
-        if not competency.carer.is_active:
+        if not competency.carer.is_active or standing(competency, at) == Standing.COMPETENT:
             continue
         if await Attempt.exists(carer_id=competency.carer_id, template__skill_id=competency.skill_id,
                                 status__in=list(OPEN)):
@@ -71,6 +50,11 @@ class CompetencyRow:
     skill: Skill
     competency: Competency | None
     standing: Standing
+
+    @property
+    def text(self) -> str:
+        """'valid until …', 'expires on …', 'expired on …' or 'not assessed yet'."""
+        return standing_text(self.standing, self.competency)
 
 
 async def carer_competencies(carer_id: int, at: datetime | None = None) -> list[CompetencyRow]:
@@ -119,9 +103,56 @@ async def training_matrix(*, skill_id: int | None = None, only: str | None = Non
     carer_list, skill_list = list(await carers), list(await skills)
     competencies = await Competency.filter(carer_id__in=[c.id for c in carer_list] or [0],
                                            skill_id__in=[s.id for s in skill_list] or [0])
-    cells = {(c.carer_id, c.skill_id): (standing(c, at), c) for c in competencies}
+    cells: dict[tuple[int, int], tuple[Standing, Competency | None]] = {
+        (c.carer_id, c.skill_id): (standing(c, at), c) for c in competencies}
     matrix = Matrix(carer_list, skill_list, cells)
     if only_standing is not None:
         matrix.carers = [c for c in carer_list if any(matrix.cell(c.id, s.id)[0] == only_standing
                                                       for s in skill_list)]
     return matrix
+
+
+async def list_skills() -> list[Skill]:
+    return list(await Skill.all().order_by("name"))
+
+
+async def check_skill(skill_id: int) -> Skill:
+    """The skill a command names (a task's required competency)."""
+    skill = await Skill.get_or_none(id=skill_id)
+    if skill is None:
+        raise ValidationError(f"There is no skill with id {skill_id}.",
+                              fields=[{"field": "required_skill_id", "message": "no such skill"}])
+    return skill
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A skill that work needs and its carer does not hold current."""
+    skill: str
+    standing: Standing
+    competency: Competency | None
+
+    @property
+    def reason(self) -> str:
+        return f"Needs {self.skill} competency — {standing_text(self.standing, self.competency)}"
+
+
+async def competence_gaps(needs: Iterable[tuple[int, int]], at: datetime | None = None
+                          ) -> dict[tuple[int, int], Gap]:
+    """For each (carer id, skill id) needed, the gap when that carer's skill is not current at
+    `at` (expired or never assessed). Two queries however many are asked, none for none."""
+    at = at or utcnow()
+    wanted = set(needs)
+    if not wanted:
+        return {}
+    skill_ids = {skill_id for _, skill_id in wanted}
+    names = dict(await Skill.filter(id__in=skill_ids).values_list("id", "name"))
+    held = {(c.carer_id, c.skill_id): c for c in await Competency.filter(
+        carer_id__in={carer_id for carer_id, _ in wanted}, skill_id__in=skill_ids)}
+    gaps = {}
+    for need in sorted(wanted):
+        competency = held.get(need)
+        state = standing(competency, at)
+        if not state.current:
+            gaps[need] = Gap(str(names.get(need[1], f"skill {need[1]}")), state, competency)
+    return gaps

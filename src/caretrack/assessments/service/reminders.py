@@ -1,6 +1,6 @@
 """Reminders about assessments: a carer is reminded of an attempt's due date the day before and
 on the morning of it (on the carer's own clock), and admins get a daily digest of the
-competencies that have lapsed or lapse within DUE_WINDOW.
+competencies that have lapsed or are due for renewal (caretrack.assessments.service.standing).
 
 The due-date reminders are deferred with the attempt (do_assign: an admin's assignment and a
 renewal alike) and cancelled when it is handed in; each re-checks at its moment that the attempt
@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from caretrack.accounts.models import User
 from caretrack.assessments.models import Attempt, AttemptStatus, Competency
+from caretrack.assessments.service.standing import DUE_WINDOW, Standing, standing
 from caretrack.core.clock import in_zone, zone_of
 from caretrack.core.queue import JobContext, Skipped
 from caretrack.core.roles import Role
@@ -26,7 +27,6 @@ REMINDER_KIND = Kind.CARE_REMINDER  # the users' channel choices (caretrack.noti
 DIGEST_KIND = Kind.COMPETENCY_DIGEST
 DIGEST_EVERY = timedelta(hours=24)
 DIGEST_AT = timedelta(hours=7)  # daily at 07:00 UTC, before the office opens in Europe
-DIGEST_WINDOW = timedelta(days=30)
 DIGEST_GRACE = timedelta(hours=6)
 DUE_GRACE = timedelta(hours=1)
 # (name, days before the due date, local time of day): the evening's notice and the morning's.
@@ -98,13 +98,14 @@ class Lapse:
 
 
 async def competency_digest(at: datetime) -> tuple[list[Lapse], list[Lapse]]:
-    """Active carers' competencies that have lapsed by `at`, and those lapsing within
-    DIGEST_WINDOW of it, soonest first."""
-    rows = await Competency.filter(expires_at__lte=at + DIGEST_WINDOW, carer__is_active=True,
+    """Active carers' competencies that have lapsed by `at`, and those due for renewal at it
+    (which the renewal job assigns), soonest first."""
+    rows = await Competency.filter(expires_at__lte=at + DUE_WINDOW, carer__is_active=True,
                                    carer__role=Role.CARER).prefetch_related("carer", "skill").order_by(
         "expires_at", "id")
-    lapses = [(c.expires_at <= at, Lapse(c.carer.full_name, c.skill.name, c.expires_at)) for c in rows]
-    return [lapse for gone, lapse in lapses if gone], [lapse for gone, lapse in lapses if not gone]
+    lapses = [(standing(c, at), Lapse(c.carer.full_name, c.skill.name, c.expires_at)) for c in rows]
+    return ([lapse for state, lapse in lapses if state == Standing.EXPIRED],
+            [lapse for state, lapse in lapses if state == Standing.DUE])
 
 
 async def send_competency_digest(ctx: JobContext) -> None:
@@ -128,8 +129,8 @@ async def send_competency_digest(ctx: JobContext) -> None:
         for admin in admins:
             await notify(tx, admin, DIGEST_KIND, at=ctx.at, email=("competency_digest", {
                 "name": admin.full_name, "expired": rows(expired, admin), "expiring": rows(expiring, admin),
-                "days": DIGEST_WINDOW.days, "link": f"{ctx.settings.base_url}/admin/training"}, ()),
-                sms_text=f"CareTrack: {len(expired)} competencies expired, {len(expiring)} expire within "
-                         f"{DIGEST_WINDOW.days} days. Details: {ctx.settings.base_url}/admin/training")
+                "link": f"{ctx.settings.base_url}/admin/training"}, ()),
+                sms_text=f"CareTrack: {len(expired)} competencies expired, {len(expiring)} due for renewal. "
+                         f"Details: {ctx.settings.base_url}/admin/training")
         await ctx.finish(tx)
 

@@ -1,10 +1,12 @@
 """Assessment templates: sections and questions, editable until a carer starts one. Choice
-questions score themselves; free-text and practical ones wait for an assessor. The actions take
+questions score themselves (multiple choice all or nothing, or with partial credit, as the admin
+chooses); free-text and practical ones wait for an assessor. The actions take
 the commands of caretrack.assessments.schemas, already checked."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from caretrack.accounts.models import User
 from caretrack.assessments.models import (
@@ -14,6 +16,7 @@ from caretrack.assessments.models import (
     AttemptStatus,
     Question,
     QuestionKind,
+    Scoring,
     Skill,
 )
 from caretrack.assessments.schemas import QuestionIn, SectionIn, TemplateIn
@@ -81,7 +84,8 @@ async def _add_question(tx: Tx, actor: Actor, section: AssessmentSection, comman
     position = await Question.filter(section_id=section.id).using_db(tx.conn).count() + 1
     question = await Question.create(using_db=tx.conn, section_id=section.id, position=position,
                                      kind=QuestionKind(command.kind), prompt=command.prompt, points=command.points,
-                                     options=command.options, correct=command.correct)
+                                     options=command.options, correct=command.correct,
+                                     scoring=Scoring(command.scoring))
     await tx.audit(actor, "assessment.question_added", "assessment_template", section.template_id,
                    question_id=question.id)
     return question
@@ -99,6 +103,19 @@ class TemplateView:
     @property
     def total_points(self) -> int:
         return sum(q.points for q in self.questions)
+
+    @cached_property
+    def _numbers(self) -> dict[int, int]:
+        return {q.id: n for n, q in enumerate(self.questions, start=1)}
+
+    def number(self, question: Question) -> int:
+        """The question's number in the whole assessment (1, 2, ... across its sections), as the
+        pages show it; `position` counts within a section only."""
+        return self._numbers[question.id]
+
+    def first_number(self, section: AssessmentSection) -> int:
+        """The number of a section's first question (for an <ol start>)."""
+        return 1 + sum(len(qs) for s, qs in self.sections if s.position < section.position)
 
 
 async def template_view(template_id: int) -> TemplateView:

@@ -13,6 +13,7 @@ from caretrack.accounts.models import User
 from caretrack.care.models import CarePackage, CareTask, CompletionStatus, Period, TaskCompletion
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.service.packages import _package_for, client_names
+from caretrack.care.service.tasks import blocked_tasks
 from caretrack.core.clock import utcnow
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
@@ -102,6 +103,7 @@ class TaskProgress:
     window: str
     window_state: str  # upcoming | open | closed
     last_status: str | None = None
+    blocked: str | None = None  # why the carer should not do it yet (caretrack.care.service.tasks)
 
     @property
     def complete(self) -> bool:
@@ -140,6 +142,7 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
     for start, end in set(bounds.values()):
         done |= await done_counts([tid for tid, b in bounds.items() if b == (start, end)], start, end)
     last_status = await latest_statuses(list(bounds))
+    blocked = await blocked_tasks([(t.id, t.carer_id, t.required_skill_id) for t in tasks], at)
     progress = []
     for task in tasks:
         start, end = bounds[task.id]
@@ -148,7 +151,7 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
         label = {"day": "today", "visit": "today", "week": "this week"}[str(task.period)]
         progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done.get(task.id, 0), expected,
                                      label, f"{clock(task.window_start)}–{clock(task.window_end)}",
-                                     _window_state(task, at), last_status.get(task.id)))
+                                     _window_state(task, at), last_status.get(task.id), blocked.get(task.id)))
     visits = sorted((t, names.get(pid, ""), pid) for pid, p in packages.items() for t in visit_times(p))
     return CarerDay(today, visits, progress)
 

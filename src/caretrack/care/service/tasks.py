@@ -1,13 +1,19 @@
 """Tasks with targets and due windows: created, changed, reassigned or ended by an admin; the
 carers they concern see each change live. A task goes only to a carer on its package. A carer
-reaches only the tasks assigned to them on packages they can see."""
+reaches only the tasks assigned to them on packages they can see.
+
+A task may need a competency (a skill of caretrack.assessments). Assigning it to a carer who does
+not hold that skill current is allowed, and the admin is warned (`task_warnings`); until the
+carer holds it, the task shows as blocked, with why (`blocked_tasks`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from caretrack.accounts.models import User
-from caretrack.assessments.service import check_carer
+from caretrack.assessments.service import check_carer, check_skill, competence_gaps
 from caretrack.care.models import CarePackage, CareTask, Period
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.schemas import TaskChange, TaskIn
@@ -32,10 +38,12 @@ async def do_create_task(admin: User, package_id: int, command: TaskIn, client_a
     if command.period == Period.VISIT and not visit_times(package):
         raise ValidationError(NO_SCHEDULE)
     window_start, window_end = command.window()
+    skill = await check_skill(command.required_skill_id) if command.required_skill_id is not None else None
     async with atomic() as tx:
         task = await CareTask.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id, title=command.title,
                                      target=command.target, period=Period(command.period),
-                                     window_start=window_start, window_end=window_end)
+                                     window_start=window_start, window_end=window_end,
+                                     required_skill_id=skill.id if skill else None)
         await tx.audit(Actor(admin.id, client_address), "care.task_created", "care_task", task.id,
                        carer_id=carer.id, title=task.title)
         await tx.emit("task.assigned", actor_id=admin.id, subject=("care_task", task.id),
@@ -70,6 +78,9 @@ async def do_update_task(admin: User, task_id: int, command: TaskChange, client_
     if new_carer is not None and (new_carer.id != task.carer_id or task.needs_carer):
         await check_on_package(task.package_id, new_carer)
         changes["carer_id"], changes["needs_carer"] = new_carer.id, False
+    if "required_skill_id" in command.model_fields_set and command.required_skill_id != task.required_skill_id:
+        skill_id = command.required_skill_id
+        changes["required_skill_id"] = (await check_skill(skill_id)).id if skill_id is not None else None
     if changes.get("period") == Period.VISIT and not visit_times(await CarePackage.get(id=task.package_id)):
         raise ValidationError(NO_SCHEDULE)
     if not changes:
@@ -90,3 +101,27 @@ async def do_update_task(admin: User, task_id: int, command: TaskChange, client_
         else:
             await tx.emit("task.updated", actor_id=admin.id, subject=subject, data=payload, users=[task.carer_id])
     return task
+
+
+# (task id, carer id, required skill id): what the gate needs of a task, a row or its API view.
+Need = tuple[int, int, int | None]
+
+
+async def blocked_tasks(tasks: Iterable[Need], at: datetime) -> dict[int, str]:
+    """Why each task whose carer does not hold its required skill current at `at` is blocked:
+    {task id: 'Needs Medication competency — expired on 2026-11-20'}. Two queries for any number
+    of tasks (none when no task needs a skill)."""
+    needing = [(task_id, (carer_id, skill_id)) for task_id, carer_id, skill_id in tasks if skill_id is not None]
+    gaps = await competence_gaps([need for _, need in needing], at)
+    return {task_id: gaps[need].reason for task_id, need in needing if need in gaps}
+
+
+async def task_warnings(task: CareTask, at: datetime) -> list[str]:
+    """What the admin who saved a task should know: its carer cannot do it yet."""
+    if not task.is_active:
+        return []
+    blocked = await blocked_tasks([(task.id, task.carer_id, task.required_skill_id)], at)
+    if task.id not in blocked:
+        return []
+    carer = await User.get(id=task.carer_id)
+    return [f"Saved, but {carer.full_name} cannot do “{task.title}” yet. {blocked[task.id]}."]
