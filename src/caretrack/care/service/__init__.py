@@ -25,6 +25,7 @@ from caretrack.care.service.packages import (
 )
 from caretrack.care.service.progress import (
     CarerDay,
+    Figures,
     ProgressRow,
     TaskProgress,
     carer_today,
@@ -33,7 +34,9 @@ from caretrack.care.service.progress import (
     day_start,
     done_counts,
     expected_in,
+    figures,
     latest_statuses,
+    package_today,
     period_bounds,
     period_of,
     progress,
@@ -41,10 +44,10 @@ from caretrack.care.service.progress import (
 from caretrack.care.service.tasks import do_create_task, do_update_task, get_task, task_payload
 
 __all__ = [
-    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
-    "can_see_package", "carer_today", "check_missed", "check_period", "check_when",
+    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "Figures", "ProgressRow",
+    "TaskProgress", "can_see_package", "carer_today", "check_missed", "check_period", "check_when",
     "client_names", "daily_done", "day_start", "do_assign_carer", "do_correct_completion", "do_create_package",
     "do_create_task", "do_log_completion", "do_unassign_carer", "do_update_task", "done_counts", "expected_in",
-    "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",
-    "period_of", "progress", "task_payload",
+    "figures", "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "package_today",
+    "period_bounds", "period_of", "progress", "task_payload",
 ]

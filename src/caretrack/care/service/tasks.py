@@ -3,6 +3,7 @@ carers they concern see each change live. A carer reaches only the tasks assigne
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from caretrack.accounts.models import User
@@ -10,8 +11,10 @@ from caretrack.assessments.service import check_carer
 from caretrack.care.models import CarePackage, CareTask, PackageCarer, Period
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.schemas import TaskChange, TaskIn
+from caretrack.care.service import targets
 from caretrack.care.service.packages import _package_for
 from caretrack.core.audit.service import Actor
+from caretrack.core.clock import utcnow
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.transaction import atomic
@@ -24,7 +27,10 @@ def task_payload(task: CareTask) -> dict[str, Any]:
             "period": str(task.period), "window": f"{clock(task.window_start)}–{clock(task.window_end)}"}
 
 
-async def do_create_task(admin: User, package_id: int, command: TaskIn, client_address: str | None) -> CareTask:
+async def do_create_task(admin: User, package_id: int, command: TaskIn, client_address: str | None,
+                         at: datetime | None = None) -> CareTask:
+    """Add a task; its target counts from the package's date at `at` (its history's first row)."""
+    at = at or utcnow()
     package = await _package_for(admin, package_id)
     carer = await check_carer(command.carer_id)
     if command.period == Period.VISIT and not visit_times(package):
@@ -35,7 +41,8 @@ async def do_create_task(admin: User, package_id: int, command: TaskIn, client_a
             await PackageCarer.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id)
         task = await CareTask.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id, title=command.title,
                                      target=command.target, period=Period(command.period),
-                                     window_start=window_start, window_end=window_end)
+                                     window_start=window_start, window_end=window_end, created_at=at)
+        await targets.record(tx.conn, task, package, at)
         await tx.audit(Actor(admin.id, client_address), "care.task_created", "care_task", task.id,
                        carer_id=carer.id, title=task.title)
         await tx.emit("task.assigned", actor_id=admin.id, subject=("care_task", task.id),
@@ -54,10 +61,15 @@ async def get_task(viewer: User, task_id: int) -> CareTask:
     return await _task_for(viewer, task_id)
 
 
-async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None) -> CareTask:
+async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None,
+                         at: datetime | None = None) -> CareTask:
     """Change a task's details, reassign it to another carer, or end it (is_active false).
-    The carers it concerns see the change live."""
+    The carers it concerns see the change live. A new target, period or end counts from the
+    package's date at `at` (the whole of that day)."""
+    at = at or utcnow()
     task = await _task_for(admin, task_id)
+    package = await CarePackage.get(id=task.package_id)
+    before = targets.state_of(task)
     changes: dict[str, Any] = command.model_dump(include={"title", "target", "is_active"}, exclude_none=True)
     if command.period is not None:
         changes["period"] = Period(command.period)
@@ -67,7 +79,7 @@ async def do_update_task(admin: User, task_id: int, command: TaskChange, client_
     old_carer_id = task.carer_id
     if new_carer is not None and new_carer.id != task.carer_id:
         changes["carer_id"] = new_carer.id
-    if changes.get("period") == Period.VISIT and not visit_times(await CarePackage.get(id=task.package_id)):
+    if changes.get("period") == Period.VISIT and not visit_times(package):
         raise ValidationError(NO_SCHEDULE)
     if not changes:
         return task
@@ -77,6 +89,8 @@ async def do_update_task(admin: User, task_id: int, command: TaskChange, client_
             await PackageCarer.create(using_db=tx.conn, package_id=task.package_id, carer_id=changes["carer_id"])
         await CareTask.filter(id=task.id).using_db(tx.conn).update(**changes)
         await task.refresh_from_db(using_db=tx.conn)
+        if targets.state_of(task) != before:
+            await targets.record(tx.conn, task, package, at)
         await tx.audit(Actor(admin.id, client_address), "care.task_changed", "care_task", task.id,
                        fields=sorted(changes), previous_carer_id=old_carer_id)
         payload = task_payload(task)
