@@ -197,7 +197,7 @@ async def test_created_changed_ended_and_weekly_tasks_and_an_ended_package(app, 
     await log(cara, ended.id, utc(2026, 11, 11, 8, 0), status="not_done")
     await care.do_update_task(admin, ended.id, TaskChange(is_active=False), None, at=utc(2026, 11, 12, 12, 0))
     # 1 a week: the one ISO week = 1 expected; none done
-    weekly = await task(admin, cara, home.id, "Weekly", 1, "week", before)
+    await task(admin, cara, home.id, "Weekly", 1, "week", before)
     # 1 a day, changed to 2 a week on Wed 11 Nov: Mon and Tue at 1, then the week at 2 = 4; none done
     await care.do_update_task(
         admin, (await task(admin, cara, home.id, "Became weekly", 1, "day", before)).id,

@@ -75,7 +75,9 @@ class CareTaskTarget(Model):
     its whole day: the day's last row counts; a day before the first row expects nothing."""
 
     id = fields.IntField(primary_key=True)
-    task = fields.ForeignKeyField("caretrack.CareTask", related_name="targets", on_delete=fields.CASCADE)
+    task: fields.ForeignKeyRelation[CareTask] = fields.ForeignKeyField(
+        "caretrack.CareTask", related_name="targets", on_delete=fields.CASCADE)
+    task_id: int  # the key column, for the type checker
     effective_on = fields.DateField()  # the package's date
     target = fields.IntField()
     period = fields.CharEnumField(Period, max_length=8)

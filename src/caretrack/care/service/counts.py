@@ -50,8 +50,8 @@ class Tally:
         return [(day, per_day.get(day, 0)) for day in days]
 
 
-@dataclass(frozen=True)
-class _Zone:
+@dataclass
+class _Zone:  # a package's zone alone (caretrack.care.zones.Zoned)
     time_zone: str
 
 

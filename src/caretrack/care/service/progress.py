@@ -16,7 +16,8 @@ from caretrack.care.models import CarePackage, CareTask, Period, TaskCompletion
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.service.counts import tally, zones_of
 from caretrack.care.service.packages import _package_for, client_names
-from caretrack.care.service.targets import expected_in, histories
+from caretrack.care.service.targets import expected_in as expected_in  # re-exported: the missed-task job
+from caretrack.care.service.targets import histories
 from caretrack.core.clock import utcnow
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
