@@ -322,3 +322,24 @@ async def test_nothing_in_the_period_says_so(app, client):
     html = (await client.get(f"/admin/care/packages/{home.id}?start=2026-11-02&end=2026-11-08")).text
     assert html.count("No data for this period.") == 2  # the bars and the days
     assert '<svg class="chart"' not in html
+
+
+async def test_tasks_in_two_zones_each_count_their_own_days(database):
+    """One count over packages in London and New York: 03:00 UTC on 10 Nov is 03:00 on the 10th in
+    London and 22:00 on the 9th in New York."""
+    admin, _ = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    london = await package(admin, "2026-11-02")
+    new_york = await care.do_create_package(admin, PackageIn.model_validate({
+        "client_name": "Mr Far Away", "starts_on": "2026-11-02", "time_zone": "America/New_York"}), None)
+    here = await task(admin, cara, london.id, "Medication prompt", 1, "day", utc(2026, 11, 2, 9, 0))
+    there = await task(admin, cara, new_york.id, "Fluid chart", 1, "day", utc(2026, 11, 2, 15, 0))
+    for each in (here, there):
+        await log(cara, each.id, utc(2026, 11, 10, 3, 0))
+    tenth = date(2026, 11, 10)
+    assert await care.done_counts([here.id, there.id], tenth, tenth) == {here.id: 1}
+    assert await care.daily_done([here.id, there.id], date(2026, 11, 9), tenth) == [(date(2026, 11, 9), 1),
+                                                                                   (tenth, 1)]
+    mine = await care.figures(cara, start=tenth, end=tenth)
+    assert {r.task.title: r.figures for r in mine.rows} == {"Medication prompt": "1 of 1 (100%)",
+                                                           "Fluid chart": "0 of 1 (0%)"}

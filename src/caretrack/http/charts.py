@@ -60,7 +60,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, unit: str = "") -> Markup:
     height = len(bars) * ROW + 8
     desc = "; ".join(f"{b.label}: {b.caption}{unit}" for b in bars)
     parts = _open_svg(height, title, desc)
-    inner = WIDTH - 110
+    inner = WIDTH - 140  # room for "12 of 28 (43%)" or "3 done, none expected"
     for i, bar in enumerate(bars):
         y = i * ROW + 4
         if bar.target is None:
