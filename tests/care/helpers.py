@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 import pyotp
 
@@ -25,14 +25,16 @@ async def admin_user(email: str = "boss@example.org") -> tuple[User, str]:
 
 async def package_with_task(admin: User, carer: User, *, title: str = "Medication prompt", target: int = 3,
                             period: str = "day", starts_on: date | None = None, visit_times: str = "08:00,13:00,18:00",
-                            client_name: str = "Mrs Iris Client"):
+                            client_name: str = "Mrs Iris Client", at: datetime | None = None):
+    """A package and a task, which by default has had its target since the package started."""
+    starts_on = starts_on or LONG_AGO
     package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": client_name, "address": "1 High Street", "care_notes": "Diabetic; likes tea",
-        "starts_on": (starts_on or LONG_AGO).isoformat(), "visit_times": visit_times}), None)
+        "starts_on": starts_on.isoformat(), "visit_times": visit_times}), None)
     await care.do_assign_carer(admin, package.id, carer.id, None)
     task = await care.do_create_task(admin, package.id, TaskIn.model_validate({
         "carer_id": carer.id, "title": title, "target": target, "period": period,
-        "window_start": "00:00", "window_end": "24:00"}), None)
+        "window_start": "00:00", "window_end": "24:00"}), None, at=at or datetime.combine(starts_on, time(0), UTC))
     return package, task
 
 

@@ -196,7 +196,7 @@ async def test_the_compliance_pdf_holds_the_figures(database, now):
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     package, meds = await package_with_task(admin, cara, target=3, starts_on=now.date() - timedelta(days=1))
     fluids = await care.do_create_task(admin, package.id, TaskIn.model_validate({
-        "carer_id": cara.id, "title": "Fluid chart", "target": 1, "period": "visit"}), None)
+        "carer_id": cara.id, "title": "Fluid chart", "target": 1, "period": "visit"}), None, at=meds.created_at)
     for i in range(4):
         await care.do_log_completion(cara, meds.id, CompletionIn(idempotency_key=f"meds-key-{i}"), at=now)
     await care.do_log_completion(cara, fluids.id, CompletionIn(idempotency_key="fluid-key-0"), at=now)

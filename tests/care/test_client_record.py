@@ -6,7 +6,7 @@ reminders cancelled, and the events each change sends."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -44,8 +44,10 @@ async def record_package(admin, *carers, starts_on: date = LONG_AGO, ends_on: da
 
 
 async def add_task(admin, package, carer, title: str = "Medication prompt") -> CareTask:
+    """A task whose target has counted since the package started."""
     return await care.do_create_task(admin, package.id, TaskIn.model_validate({
-        "carer_id": carer.id, "title": title, "target": 2, "period": "day"}), None)
+        "carer_id": carer.id, "title": title, "target": 2, "period": "day"}), None,
+        at=datetime.combine(package.starts_on, time(0), UTC))
 
 
 async def events_of(user_id: int) -> list:

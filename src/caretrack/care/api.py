@@ -98,13 +98,16 @@ async def api_completions(request: Request, user: User) -> CompletionList:
 
 @api.get("/care/progress", summary="Completions against targets over a period", roles=[Role.CARER, Role.ADMIN],
          query=ProgressQuery, response=ProgressOut, errors=(404,),
-         description="Carers see their own tasks; admins choose a carer or a package (or see everything).")
+         description="Carers see their own tasks; admins choose a carer or a package (or see everything). "
+                     "Each package's own days count: a task expects nothing before it was created or after "
+                     "it ended, and a change of target counts from the whole day it was made on.")
 async def api_progress(request: Request, user: User, query: ProgressQuery) -> ProgressOut:
-    rows = await service.progress(user, start=query.start, end=query.end, carer_id=query.carer_id,
-                                  package_id=query.package_id, client_address=address_of(request))
-    return ProgressOut(start=query.start, end=query.end, rows=[
+    figures = await service.figures(user, start=query.start, end=query.end, carer_id=query.carer_id,
+                                    package_id=query.package_id, client_address=address_of(request))
+    return ProgressOut(start=figures.start, end=figures.end, done=figures.done, expected=figures.expected,
+                       percent=figures.percent, rows=[
         ProgressRowOut(task_id=r.task.id, label=r.label, done=r.done, expected=r.expected, percent=r.percent)
-        for r in rows])
+        for r in figures.rows])
 
 
 # --- the admin ------------------------------------------------------------------------------
@@ -202,7 +205,8 @@ async def _saved(request: Request, task: CareTask) -> TaskSaved:
           description="The carer must be on the package (422 otherwise: assign them first). `warnings` says "
                       "when its carer does not hold the competency it needs current.")
 async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskSaved:
-    task = await service.do_create_task(user, request.path_params["package_id"], body, address_of(request))
+    task = await service.do_create_task(user, request.path_params["package_id"], body, address_of(request),
+                                        at=clock.now(request))
     return await _saved(request, task)
 
 
@@ -211,5 +215,6 @@ async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskSav
            description="A new carer must be on the task's package; reassigning a task flagged `needs_carer` "
                        "clears the flag. `warnings` says when its carer does not hold the competency it needs current.")
 async def api_update_task(request: Request, user: User, body: TaskChange) -> TaskSaved:
-    task = await service.do_update_task(user, request.path_params["task_id"], body, address_of(request))
+    task = await service.do_update_task(user, request.path_params["task_id"], body, address_of(request),
+                                        at=clock.now(request))
     return await _saved(request, task)

@@ -91,6 +91,27 @@ class CareTask(Model):
         table = "care_tasks"
 
 
+class CareTaskTarget(Model):
+    """A task's target and period from a package-local day on, as the admin set it (its history).
+
+    Written with every create, change of target or period, and end of a task. A change applies to
+    its whole day: the day's last row counts; a day before the first row expects nothing."""
+
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[CareTask] = fields.ForeignKeyField(
+        "caretrack.CareTask", related_name="targets", on_delete=fields.CASCADE)
+    task_id: int  # the key column, for the type checker
+    effective_on = fields.DateField()  # the package's date
+    target = fields.IntField()
+    period = fields.CharEnumField(Period, max_length=8)
+    active = fields.BooleanField()
+    recorded_at = fields.DatetimeField()
+
+    class Meta:
+        table = "care_task_targets"
+        indexes = (("task_id", "effective_on"),)
+
+
 class TaskCompletion(Model):
     id = fields.IntField(primary_key=True)
     task = fields.ForeignKeyField("caretrack.CareTask", related_name="completions", on_delete=fields.CASCADE)
@@ -109,6 +130,7 @@ class TaskCompletion(Model):
 
     class Meta:
         table = "task_completions"
+        indexes = (("task_id", "occurred_at"),)  # the figures count by task over a period
 
 
 # A task window that closed short of its target: one row per task and day, so the

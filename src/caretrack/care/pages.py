@@ -4,7 +4,6 @@ charts. The forms parse into the same commands as the API."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from starlette.responses import Response
 
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
-from caretrack.care import service
+from caretrack.care import service, zones
 from caretrack.care.models import CareTask, Period
 from caretrack.care.schedule import check_clock, clock
 from caretrack.care.schemas import (
@@ -41,9 +40,12 @@ ADMIN = [Role.ADMIN]
 CARER = [Role.CARER]
 
 
-def _period(request: Request, default_days: int = 7) -> tuple[date, date]:
+def _period(request: Request, time_zone: str | None = None, default_days: int = 7) -> tuple[date, date]:
+    """The period asked for; by default the week up to today in `time_zone` (a package's zone, or
+    the agency's for pages across packages)."""
     params = request.query_params
-    return service.period_of(params.get("start"), params.get("end"), app_clock.now(request).date(), default_days)
+    today = app_clock.in_zone(app_clock.now(request), time_zone or request.app.state.settings.care_time_zone).date()
+    return service.period_of(params.get("start"), params.get("end"), today, default_days)
 
 
 # --- the carer -------------------------------------------------------------------------------
@@ -134,17 +136,18 @@ async def correct_completion(request: Request, user: User, form: FormData) -> Re
 @pages.get("/carer/progress", roles=CARER)
 async def carer_progress(request: Request, user: User) -> Response:
     start, end = _period(request)
-    rows = await service.progress(user, start=start, end=end, client_address=address_of(request))
-    return render(request, "care/progress.html", _progress_context(rows, start, end, "Your progress", None))
+    figures = await service.figures(user, start=start, end=end, client_address=address_of(request))
+    return render(request, "care/progress.html", _progress_context(figures, "Your progress", daily=False))
 
 
-def _progress_context(rows: Sequence[service.ProgressRow], start: date, end: date, heading: str,
-                      daily: Sequence[tuple[date, int]] | None) -> dict[str, Any]:
-    return {"rows": rows, "start": start, "end": end, "heading": heading,
-            "chart": bar_chart([Bar(r.label, r.done, r.expected) for r in rows],
+def _progress_context(figures: service.Figures, heading: str, *, daily: bool = True) -> dict[str, Any]:
+    """The figures as the progress pages show them: each bar against its own target."""
+    start, end = figures.start, figures.end
+    return {"rows": figures.rows, "start": start, "end": end, "heading": heading, "total": figures.total,
+            "chart": bar_chart([Bar(r.label, r.done, r.expected, r.figures) for r in figures.rows],
                                title=f"Completions against targets, {start} to {end}"),
-            "daily": column_chart([(d.strftime("%d %b"), n) for d, n in daily], title="Completions per day")
-            if daily else None}
+            "daily": column_chart([(d.strftime("%d %b"), n) for d, n in figures.daily],
+                                  title=f"Completions per day, {start} to {end}") if daily else None}
 
 
 # --- the admin ------------------------------------------------------------------------------
@@ -184,16 +187,15 @@ async def admin_create_package(request: Request, user: User, form: FormData) -> 
 async def _package_page(request: Request, user: User, package_id: int,
                         flashes: list[tuple[str, str]] | None = None, status_code: int = 200) -> Response:
     view = await service.get_package(user, package_id, address_of(request))
-    start, end = _period(request)
-    rows = await service.progress(user, start=start, end=end, package_id=package_id)
-    daily = await service.daily_done([r.task.id for r in rows], start, end)
+    start, end = _period(request, view.time_zone)
+    figures = await service.figures(user, start=start, end=end, package_id=package_id)
     blocked = await service.blocked_tasks([(t.id, t.carer_id, t.required_skill_id) for t in view.tasks],
                                           app_clock.now(request))
     return render(request, "care/admin_package.html", {
         "package": view, "carers": await assessments.active_carers(), "periods": [p.value for p in Period],
-        "clock": clock, "today": app_clock.now(request).date(), "tel": tel_uri,
+        "clock": clock, "today": zones.today(view, app_clock.now(request)), "tel": tel_uri,
         "skills": await assessments.list_skills(), "blocked": blocked,
-        **_progress_context(rows, start, end, "Progress", daily)},
+        **_progress_context(figures, "Progress")},
         status_code=status_code, flashes=flashes)
 
 
@@ -271,7 +273,8 @@ async def admin_create_task(request: Request, user: User, form: FormData) -> Res
                                                "required_skill_id")}
     try:
         command = parse_form(TaskIn, data)
-        task = await service.do_create_task(user, package_id, command, address_of(request))
+        task = await service.do_create_task(user, package_id, command, address_of(request),
+                                            at=app_clock.now(request))
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
     return await _saved(request, user, task)
@@ -296,7 +299,7 @@ async def admin_update_task(request: Request, user: User, form: FormData) -> Res
         data = {"is_active": False}
     try:
         command = parse_form(TaskChange, data)
-        task = await service.do_update_task(user, task.id, command, address_of(request))
+        task = await service.do_update_task(user, task.id, command, address_of(request), at=app_clock.now(request))
     except CareTrackError as exc:
         return await _package_page(request, user, task.package_id, [("error", exc.message)], exc.status_code)
     return await _saved(request, user, task)
@@ -307,10 +310,9 @@ async def admin_progress(request: Request, user: User) -> Response:
     params = request.query_params
     start, end = _period(request)
     carer_id = id_from_text(params.get("carer_id"), "carer_id")
-    rows = await service.progress(user, start=start, end=end, carer_id=carer_id, client_address=address_of(request))
-    daily = await service.daily_done([r.task.id for r in rows], start, end)
+    figures = await service.figures(user, start=start, end=end, carer_id=carer_id, client_address=address_of(request))
     carers = await assessments.active_carers()
     chosen = next((c for c in carers if c.id == carer_id), None)
     return render(request, "care/progress.html", {
-        **_progress_context(rows, start, end, f"Progress: {chosen.full_name}" if chosen else "Progress: all carers",
-                            daily), "carers": carers, "carer_id": carer_id})
+        **_progress_context(figures, f"Progress: {chosen.full_name}" if chosen else "Progress: all carers"),
+        "carers": carers, "carer_id": carer_id})

@@ -446,3 +446,6 @@ class ProgressOut(BaseModel):
     start: date
     end: date
     rows: list[ProgressRowOut]
+    done: int = Field(description="Done across the rows")
+    expected: int = Field(description="Expected across the rows, from each task's targets over the period")
+    percent: int

@@ -57,3 +57,27 @@ def day_span(package: Zoned, first: date, last: date) -> tuple[datetime, datetim
 def wall_time(package: Zoned, at: datetime) -> str:
     """"09:30" on the package's clock."""
     return f"{local(package, at):%H:%M}"
+
+
+def offsets(package: Zoned, start: datetime, end: datetime) -> list[tuple[datetime, timedelta]]:
+    """The package's UTC offsets over [start, end): each pair is the instant an offset takes
+    effect (the first is `start`) and the offset, so a day-by-day count can follow DST changes."""
+    tz = zone(package)
+
+    def offset_at(at: datetime) -> timedelta:
+        return at.astimezone(tz).utcoffset() or timedelta(0)
+
+    found = [(start, offset_at(start))]
+    at = start
+    while at < end:
+        step = min(at + timedelta(days=1), end)
+        if offset_at(step) == found[-1][1]:
+            at = step
+            continue
+        low, high = at, step  # the change lies in (low, high]: find its second
+        while high - low > timedelta(seconds=1):
+            middle = low + (high - low) // 2
+            low, high = (middle, high) if offset_at(middle) == found[-1][1] else (low, middle)
+        found.append((high, offset_at(high)))
+        at = high
+    return found

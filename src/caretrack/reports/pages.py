@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts.models import User
-from caretrack.care.service import period_of
+from caretrack.care.service import package_today, period_of
 from caretrack.core import clock
 from caretrack.core.roles import Role
 from caretrack.http.clients import address_of
@@ -26,7 +26,8 @@ async def package_compliance(request: Request, user: User) -> Response:
     package_id = request.path_params["package_id"]
     at = clock.now(request)
     params = request.query_params
-    start, end = period_of(params.get("start"), params.get("end"), at.date(), default_days=30)
+    today = await package_today(user, package_id, at)
+    start, end = period_of(params.get("start"), params.get("end"), today, default_days=30)
     data = await service.package_compliance_pdf(user, package_id, start, end, request.app.state.settings.agency_name,
                                                 address_of(request), at=at)
     return pdf(data, f"package-{package_id}-compliance-{start}-{end}.pdf")

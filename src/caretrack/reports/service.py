@@ -1,14 +1,14 @@
 """The reports: a carer's competency and training record, and a care package's task
-compliance for a period. Figures come from the same services as the pages."""
+compliance for a period. The figures are care.figures, as on the pages and in the API."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service as care
-from caretrack.care.models import CompletionStatus, MissedTask, TaskCompletion
+from caretrack.care.models import MissedTask
 from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 from caretrack.reports.pdf import Report
@@ -54,28 +54,20 @@ async def package_compliance_pdf(viewer: User, package_id: int, start: date, end
     at = at or datetime.now(UTC)
     care.check_period(start, end)
     package = await care.get_package(viewer, package_id, client_address)  # audited PHI read
-    rows = await care.progress(viewer, start=start, end=end, package_id=package_id)
+    figures = await care.figures(viewer, start=start, end=end, package_id=package_id)
+    rows = figures.rows
     task_ids = [r.task.id for r in rows]
-    not_done: dict[int, int] = {}
-    for (task_id,) in await TaskCompletion.filter(
-            task_id__in=task_ids or [0], status=CompletionStatus.NOT_DONE, superseded_at__isnull=True,
-            occurred_at__gte=care.day_start(start), occurred_at__lt=care.day_start(end + timedelta(days=1))
-    ).values_list("task_id"):
-        not_done[task_id] = not_done.get(task_id, 0) + 1
     missed = list(await MissedTask.filter(task_id__in=task_ids or [0], on_date__gte=start, on_date__lte=end)
                   .prefetch_related("task").order_by("on_date"))
     doc = Report(agency, f"Task compliance: care package {package.id}", f"{start} to {end}", at)
     doc.line_of_text(f"Client: {package.client_name}")
     doc.line_of_text(f"Package dates: {package.starts_on} to {package.ends_on or 'open-ended'}; "
                      f"visits: {', '.join(package.visit_times) or 'none scheduled'}")
-    total_done = sum(r.done for r in rows)
-    total_expected = sum(r.expected for r in rows)
-    overall = round(100 * total_done / total_expected) if total_expected else 0
-    doc.line_of_text(f"Overall compliance: {total_done} of {total_expected} expected completions ({overall}%)")
+    doc.line_of_text(f"Overall compliance: {figures.total}")
     doc.heading("Tasks")
     doc.rows_table(["Task", "Carer", "Target", "Expected", "Done", "Not done", "Compliance"],
                    [[r.task.title, r.task.carer.full_name, f"{r.task.target} {PERIOD_TEXT[str(r.task.period)]}",
-                     r.expected, r.done, not_done.get(r.task.id, 0), f"{r.percent}%"] for r in rows],
+                     r.expected, r.done, r.not_done, f"{r.percent}%"] for r in rows],
                    [46, 34, 26, 20, 16, 20, 24])
     doc.heading("Missed task windows")
     doc.rows_table(["Date", "Task", "Done", "Expected"],

@@ -30,6 +30,7 @@ from caretrack.care.service.packages import (
 )
 from caretrack.care.service.progress import (
     CarerDay,
+    Figures,
     ProgressRow,
     TaskProgress,
     carer_today,
@@ -38,7 +39,9 @@ from caretrack.care.service.progress import (
     day_start,
     done_counts,
     expected_in,
+    figures,
     latest_statuses,
+    package_today,
     period_bounds,
     period_of,
     progress,
@@ -54,11 +57,12 @@ from caretrack.care.service.tasks import (
 )
 
 __all__ = [
-    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
-    "blocked_tasks", "can_see_package", "carer_today", "check_missed", "check_on_package", "check_period",
-    "check_when", "client_names", "daily_done", "day_start", "do_archive_package", "do_assign_carer",
-    "do_correct_completion", "do_create_package", "do_create_task", "do_end_package", "do_log_completion",
-    "do_remove_carer", "do_replace_carer", "do_unarchive_package", "do_unassign_carer", "do_update_package",
-    "do_update_task", "done_counts", "expected_in", "get_package", "get_task", "latest_statuses",
-    "list_completions", "list_packages", "period_bounds", "period_of", "progress", "task_payload", "task_warnings",
+    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "Figures", "ProgressRow",
+    "TaskProgress", "blocked_tasks", "can_see_package", "carer_today", "check_missed", "check_on_package",
+    "check_period", "check_when", "client_names", "daily_done", "day_start", "do_archive_package",
+    "do_assign_carer", "do_correct_completion", "do_create_package", "do_create_task", "do_end_package",
+    "do_log_completion", "do_remove_carer", "do_replace_carer", "do_unarchive_package", "do_unassign_carer",
+    "do_update_package", "do_update_task", "done_counts", "expected_in", "figures", "get_package", "get_task",
+    "latest_statuses", "list_completions", "list_packages", "package_today", "period_bounds", "period_of",
+    "progress", "task_payload", "task_warnings",
 ]

@@ -1,18 +1,23 @@
-"""Counting toward targets: what a task's target expects over a period, what was done, the
-carer's day, and completions against targets over a period for the charts and reports."""
+"""Counting toward targets: the carer's day, and completions against targets over a period
+(`figures`), which the pages, the API, the charts and the PDF all show. What a target expects
+day by day is caretrack.care.service.targets; counting on the database, .counts."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from tortoise import connections
 
 from caretrack.accounts.models import User
-from caretrack.care.models import CarePackage, CareTask, CompletionStatus, Period, TaskCompletion
+from caretrack.care import zones
+from caretrack.care.models import CarePackage, CareTask, Period, TaskCompletion
 from caretrack.care.schedule import clock, visit_times
+from caretrack.care.service.counts import tally, zones_of
 from caretrack.care.service.packages import _package_for, client_names
+from caretrack.care.service.targets import expected_in as expected_in  # re-exported: the missed-task job
+from caretrack.care.service.targets import histories
 from caretrack.care.service.tasks import blocked_tasks
 from caretrack.core.clock import utcnow
 from caretrack.core.errors import NotFound, ValidationError
@@ -46,36 +51,18 @@ def period_bounds(task: CareTask, day: date) -> tuple[date, date]:
     return day, day
 
 
-def expected_in(task: CareTask, package: CarePackage, start: date, end: date) -> int:
-    """How many completions the target asks for over [start, end], within the package's dates."""
-    first = max(start, package.starts_on)
-    last = min(end, package.ends_on) if package.ends_on else end
-    if last < first:
-        return 0
-    days = (last - first).days + 1
-    if task.period == Period.DAY:
-        return task.target * days
-    if task.period == Period.VISIT:
-        return task.target * len(visit_times(package)) * days
-    return task.target * math.ceil(days / 7)
-
-
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-async def done_counts(task_ids: list[int], start: date, end: date) -> dict[int, int]:
-    """Completions marked done (corrections count, what they replaced does not)."""
+async def done_counts(task_ids: list[int], start: date, end: date,
+                      task_zones: Mapping[int, str] | None = None) -> dict[int, int]:
+    """Completions marked done over the packages' local days [start, end] (corrections count, what
+    they replaced does not). `task_zones` (task id to its package's zone) saves looking them up."""
     if not task_ids:
         return {}
-    rows = await TaskCompletion.filter(
-        task_id__in=task_ids, status=CompletionStatus.DONE, superseded_at__isnull=True,
-        occurred_at__gte=day_start(start), occurred_at__lt=day_start(end + timedelta(days=1)),
-    ).values_list("task_id", flat=False)
-    counts: dict[int, int] = {}
-    for (task_id,) in rows:
-        counts[task_id] = counts.get(task_id, 0) + 1
-    return counts
+    found = await tally(task_zones if task_zones is not None else await zones_of(task_ids), start, end)
+    return found.done()
 
 
 async def latest_statuses(task_ids: list[int]) -> dict[int, str]:
@@ -156,21 +143,61 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
     return CarerDay(today, visits, progress)
 
 
+def percent(done: int, expected: int) -> int:
+    return round(100 * done / expected) if expected else 0
+
+
 @dataclass
 class ProgressRow:
     task: CareTask
     label: str
     done: int
     expected: int
+    not_done: int = 0
 
     @property
     def percent(self) -> int:
-        return round(100 * self.done / self.expected) if self.expected else 0
+        return percent(self.done, self.expected)
+
+    @property
+    def figures(self) -> str:
+        """"2 of 4 (50%)": how every surface words a row."""
+        if not self.expected:
+            return f"{self.done} done, none expected"
+        return f"{self.done} of {self.expected} ({self.percent}%)"
 
 
-async def progress(viewer: User, *, start: date, end: date, carer_id: int | None = None,
-                   package_id: int | None = None, client_address: str | None = None) -> list[ProgressRow]:
-    """Completions against targets over [start, end] for one carer's tasks or one package's."""
+@dataclass
+class Figures:
+    """Completions against targets over [start, end]: the rows, their totals and the done per day.
+    The pages, the API and the PDF all show these."""
+
+    start: date
+    end: date
+    rows: list[ProgressRow]
+    daily: list[tuple[date, int]]
+
+    @property
+    def done(self) -> int:
+        return sum(r.done for r in self.rows)
+
+    @property
+    def expected(self) -> int:
+        return sum(r.expected for r in self.rows)
+
+    @property
+    def percent(self) -> int:
+        return percent(self.done, self.expected)
+
+    @property
+    def total(self) -> str:
+        return f"{self.done} of {self.expected} expected completions ({self.percent}%)"
+
+
+async def figures(viewer: User, *, start: date, end: date, carer_id: int | None = None,
+                  package_id: int | None = None, client_address: str | None = None) -> Figures:
+    """Completions against targets over [start, end] (each package's own days) for one carer's
+    tasks or one package's: one query for the tasks, one for their histories, one count."""
     check_period(start, end)
     query = CareTask.all().prefetch_related("package", "carer").order_by("package_id", "id")
     if viewer.role != Role.ADMIN:
@@ -183,29 +210,36 @@ async def progress(viewer: User, *, start: date, end: date, carer_id: int | None
     if carer_id is not None:
         query = query.filter(carer_id=carer_id)
     tasks = list(await query)
-    counts = await done_counts([t.id for t in tasks], start, end)
+    history = await histories(t.id for t in tasks)
+    counted = await tally({t.id: t.package.time_zone for t in tasks}, start, end)
+    done = counted.done()
     names = (await client_names(viewer, sorted({t.package_id for t in tasks}), client_address)
              if package_id is None else {})
     rows = []
     for task in tasks:
-        expected = expected_in(task, task.package, start, end)
-        done = counts.get(task.id, 0)
-        if not task.is_active and done == 0:
-            continue
-        label = task.title if package_id is not None else f"{task.title} ({names.get(task.package_id, '')})"
-        if package_id is not None:
-            label = f"{task.title} ({task.carer.full_name})"
-        rows.append(ProgressRow(task, label, done, expected))
-    return rows
+        expected = expected_in(task, task.package, start, end, history[task.id])
+        if expected == 0 and task.id not in done:
+            continue  # not in force in the period, and nothing logged
+        label = (f"{task.title} ({task.carer.full_name})" if package_id is not None
+                 else f"{task.title} ({names.get(task.package_id, '')})")
+        rows.append(ProgressRow(task, label, done.get(task.id, 0), expected, counted.not_done.get(task.id, 0)))
+    return Figures(start, end, rows, counted.daily({r.task.id for r in rows}, start, end))
 
 
-async def daily_done(task_ids: list[int], start: date, end: date) -> list[tuple[date, int]]:
-    rows = await TaskCompletion.filter(
-        task_id__in=task_ids, status=CompletionStatus.DONE, superseded_at__isnull=True,
-        occurred_at__gte=day_start(start), occurred_at__lt=day_start(end + timedelta(days=1)),
-    ).values_list("occurred_at", flat=True) if task_ids else []
-    per_day: dict[date, int] = {}
-    for occurred in rows:
-        per_day[occurred.date()] = per_day.get(occurred.date(), 0) + 1
-    days = (end - start).days + 1
-    return [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)]
+async def package_today(viewer: User, package_id: int, at: datetime) -> date:
+    """The package's date at `at`, where its default periods end (no PHI is read)."""
+    return zones.today(await _package_for(viewer, package_id), at)
+
+
+async def progress(viewer: User, *, start: date, end: date, carer_id: int | None = None,
+                   package_id: int | None = None, client_address: str | None = None) -> list[ProgressRow]:
+    """The rows of `figures`."""
+    return (await figures(viewer, start=start, end=end, carer_id=carer_id, package_id=package_id,
+                          client_address=client_address)).rows
+
+
+async def daily_done(task_ids: list[int], start: date, end: date,
+                     task_zones: Mapping[int, str] | None = None) -> list[tuple[date, int]]:
+    """Completions marked done on each local day of [start, end], across the tasks."""
+    zones_by_task = (task_zones if task_zones is not None else await zones_of(task_ids)) if task_ids else {}
+    return (await tally(zones_by_task, start, end)).daily(set(task_ids), start, end)

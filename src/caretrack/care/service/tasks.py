@@ -14,11 +14,13 @@ from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer, check_skill, competence_gaps
-from caretrack.care.models import CarePackage, CareTask, Period
+from caretrack.care.models import CareTask, Period
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.schemas import TaskChange, TaskIn
+from caretrack.care.service import targets
 from caretrack.care.service.packages import _changeable, can_see_package, check_on_package
 from caretrack.core.audit.service import Actor
+from caretrack.core.clock import utcnow
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.transaction import atomic
@@ -31,7 +33,10 @@ def task_payload(task: CareTask) -> dict[str, Any]:
             "period": str(task.period), "window": f"{clock(task.window_start)}–{clock(task.window_end)}"}
 
 
-async def do_create_task(admin: User, package_id: int, command: TaskIn, client_address: str | None) -> CareTask:
+async def do_create_task(admin: User, package_id: int, command: TaskIn, client_address: str | None,
+                         at: datetime | None = None) -> CareTask:
+    """Add a task; its target counts from the package's date at `at` (its history's first row)."""
+    at = at or utcnow()
     package = await _changeable(admin, package_id)
     carer = await check_carer(command.carer_id)
     await check_on_package(package.id, carer)
@@ -43,7 +48,8 @@ async def do_create_task(admin: User, package_id: int, command: TaskIn, client_a
         task = await CareTask.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id, title=command.title,
                                      target=command.target, period=Period(command.period),
                                      window_start=window_start, window_end=window_end,
-                                     required_skill_id=skill.id if skill else None)
+                                     required_skill_id=skill.id if skill else None, created_at=at)
+        await targets.record(tx.conn, task, package, at)
         await tx.audit(Actor(admin.id, client_address), "care.task_created", "care_task", task.id,
                        carer_id=carer.id, title=task.title)
         await tx.emit("task.assigned", actor_id=admin.id, subject=("care_task", task.id),
@@ -63,11 +69,15 @@ async def get_task(viewer: User, task_id: int) -> CareTask:
     return await _task_for(viewer, task_id)
 
 
-async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None) -> CareTask:
+async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None,
+                         at: datetime | None = None) -> CareTask:
     """Change a task's details, reassign it to another carer on its package, or end it
-    (is_active false). The carers it concerns see the change live."""
+    (is_active false). The carers it concerns see the change live. A new target, period or end
+    counts from the package's date at `at` (the whole of that day)."""
+    at = at or utcnow()
     task = await _task_for(admin, task_id)
-    await _changeable(admin, task.package_id)
+    package = await _changeable(admin, task.package_id)
+    before = targets.state_of(task)
     changes: dict[str, Any] = command.model_dump(include={"title", "target", "is_active"}, exclude_none=True)
     if command.period is not None:
         changes["period"] = Period(command.period)
@@ -81,13 +91,15 @@ async def do_update_task(admin: User, task_id: int, command: TaskChange, client_
     if "required_skill_id" in command.model_fields_set and command.required_skill_id != task.required_skill_id:
         skill_id = command.required_skill_id
         changes["required_skill_id"] = (await check_skill(skill_id)).id if skill_id is not None else None
-    if changes.get("period") == Period.VISIT and not visit_times(await CarePackage.get(id=task.package_id)):
+    if changes.get("period") == Period.VISIT and not visit_times(package):
         raise ValidationError(NO_SCHEDULE)
     if not changes:
         return task
     async with atomic() as tx:
         await CareTask.filter(id=task.id).using_db(tx.conn).update(**changes)
         await task.refresh_from_db(using_db=tx.conn)
+        if targets.state_of(task) != before:
+            await targets.record(tx.conn, task, package, at)
         await tx.audit(Actor(admin.id, client_address), "care.task_changed", "care_task", task.id,
                        fields=sorted(changes), previous_carer_id=old_carer_id)
         payload = task_payload(task)
