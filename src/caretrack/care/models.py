@@ -83,19 +83,24 @@ class TaskCompletion(Model):
     corrects = fields.ForeignKeyField("caretrack.TaskCompletion", related_name="corrections", null=True,
                                       on_delete=fields.RESTRICT)
     superseded_at = fields.DatetimeField(null=True)
+    # Done before the task's window opened on the package's clock, kept because the agency marks
+    # such logs (CARETRACK_CARE_EARLY_LOGS=mark) rather than refusing them; never counted.
+    early = fields.BooleanField(default=False)
 
     class Meta:
         table = "task_completions"
 
 
-# A task window that closed short of its target: one row per task and day, so the
-# missed-task event is sent once.
+# A task window that closed short of its target: one row per task and (package-local) day, so
+# the missed-task event is sent once.
 class MissedTask(Model):
     id = fields.IntField(primary_key=True)
     task = fields.ForeignKeyField("caretrack.CareTask", related_name="misses", on_delete=fields.CASCADE)
     on_date = fields.DateField()
     done = fields.IntField()
     target = fields.IntField()
+    # Why the carer logged it not done (the latest reason in the period); None: missed, nothing logged.
+    reason = fields.CharField(max_length=200, null=True)
     recorded_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
