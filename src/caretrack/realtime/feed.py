@@ -70,9 +70,9 @@ LINES: dict[str, Line] = {
         f"{a} {'marked' if d.get('status') == 'not_done' else 'completed'} the task “{_text(d.get('title'), s)}”"
         + (" as not done" if d.get("status") == "not_done" else "")
         + (f" ({d['reason']})" if d.get("reason") else "")
+        + (" — early, before its window opened: not counted" if d.get("early") else "")
         + (" — corrected" if d.get("corrected") else "")),
-    "task.missed": lambda a, s, d: f"The task “{_text(d.get('title'), s)}” was missed"
-                                   + (f" by {d['carer_name']}" if d.get("carer_name") else ""),
+    "task.missed": lambda a, s, d: _missed(s, d),
     "message.sent": lambda a, s, d: f"{a} sent a message",
     "message.read": lambda a, s, d: f"{a} read their messages",
     "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",
@@ -85,6 +85,22 @@ def _when(value: Any) -> str:
     """An ISO instant as 'YYYY-MM-DD HH:MM UTC' (the page shows UTC throughout)."""
     text = _text(value)
     return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 and text[10] == "T" else text
+
+
+def _missed(s: str, d: dict[str, Any]) -> str:
+    """A window that closed short of its target: not done, with the carer's reason, or missed
+    with nothing logged (events from before the distinction read as missed)."""
+    task = f"The task “{_text(d.get('title'), s)}”" + (f" for {_text(d['client'])}" if d.get("client") else "")
+    day = f" on {_text(d['on_date'])}" if d.get("on_date") else ""
+    carer = _text(d.get("carer_name"))
+    if d.get("outcome") == "not_done":
+        return f"{task} was not done{day}: {_text(d.get('reason'), 'no reason given')}" + (
+            f" (logged by {carer})" if carer else "")
+    line = f"{task} was missed{day}" + (f" by {carer}" if carer else "")
+    if "outcome" not in d:
+        return line
+    done, expected = d.get("done") or 0, d.get("expected")
+    return line + (f": {done} of {expected} done, nothing logged for the rest" if done else ": nothing logged")
 
 
 def _assessment(a: str, s: str, d: dict[str, Any]) -> str:

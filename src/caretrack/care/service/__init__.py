@@ -7,6 +7,7 @@ from caretrack.care.service.completions import (
     FUTURE_GRACE,
     NOT_DONE_REASONS,
     CompletionView,
+    check_early,
     check_when,
     do_correct_completion,
     do_log_completion,
@@ -38,13 +39,14 @@ from caretrack.care.service.progress import (
     period_of,
     progress,
 )
-from caretrack.care.service.tasks import do_create_task, do_update_task, get_task, task_payload
+from caretrack.care.service.tasks import do_create_task, do_update_task, get_task, task_package, task_payload
 
 __all__ = [
-    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
-    "can_see_package", "carer_today", "check_missed", "check_period", "check_when",
+    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow",
+    "TaskProgress",
+    "can_see_package", "carer_today", "check_missed", "check_early", "check_period", "check_when",
     "client_names", "daily_done", "day_start", "do_assign_carer", "do_correct_completion", "do_create_package",
     "do_create_task", "do_log_completion", "do_unassign_carer", "do_update_task", "done_counts", "expected_in",
     "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",
-    "period_of", "progress", "task_payload",
+    "period_of", "progress", "task_package", "task_payload",
 ]

@@ -10,10 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from tortoise import connections
 
 from caretrack.accounts.models import User
+from caretrack.care import zones
 from caretrack.care.models import CarePackage, CareTask, CompletionStatus, Period, TaskCompletion
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.service.packages import _package_for, client_names
-from caretrack.core.clock import utcnow
+from caretrack.core.clock import in_zone, utcnow
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.validation import check_date
@@ -68,7 +69,7 @@ async def done_counts(task_ids: list[int], start: date, end: date) -> dict[int, 
     if not task_ids:
         return {}
     rows = await TaskCompletion.filter(
-        task_id__in=task_ids, status=CompletionStatus.DONE, superseded_at__isnull=True,
+        task_id__in=task_ids, status=CompletionStatus.DONE, superseded_at__isnull=True, early=False,
         occurred_at__gte=day_start(start), occurred_at__lt=day_start(end + timedelta(days=1)),
     ).values_list("task_id", flat=False)
     counts: dict[int, int] = {}
@@ -108,8 +109,9 @@ class TaskProgress:
         return self.done >= self.expected > 0
 
 
-def _window_state(task: CareTask, at: datetime) -> str:
-    minutes = at.hour * 60 + at.minute
+def _window_state(task: CareTask, package: CarePackage, at: datetime) -> str:
+    """Where `at` falls against the task's window, on the package's clock."""
+    minutes = zones.minute_of_day(package, at)
     if minutes < task.window_start:
         return "upcoming"
     return "open" if minutes < task.window_end else "closed"
@@ -120,20 +122,25 @@ class CarerDay:
     day: date
     visits: list[tuple[str, str, int]]  # (time, client name, package id)
     tasks: list[TaskProgress]
+    time_zones: dict[int, str]  # package id -> the zone its times are on
 
 
 async def carer_today(carer: User, client_address: str | None, at: datetime | None = None) -> CarerDay:
-    """Today's visits and tasks across the carer's packages, with progress toward each target."""
+    """Today's visits and tasks across the carer's packages, with progress toward each target.
+    "Today" is each package's own: its date, visit times and task windows on its clock."""
     at = at or utcnow()
-    today = at.date()
-    packages = {p.id: p for p in await CarePackage.filter(carers__carer_id=carer.id).distinct()
-                if p.starts_on <= today and (p.ends_on is None or p.ends_on >= today)}
+    packages = {}
+    for package in await CarePackage.filter(carers__carer_id=carer.id).distinct():
+        local_today = zones.today(package, at)
+        if package.starts_on <= local_today and (package.ends_on is None or package.ends_on >= local_today):
+            packages[package.id] = package
     names = await client_names(carer, list(packages), client_address)
     tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, package_id__in=list(packages))
                  .order_by("window_start", "id"))
-    # One count query per distinct period (today, this week) and one for the latest
-    # completions: the dashboard refreshes live, so no queries per task.
-    bounds = {task.id: period_bounds(task, today) for task in tasks}
+    # One count query per distinct period (today, this week; more only for packages on zones
+    # whose dates differ) and one for the latest completions: the dashboard refreshes live, so
+    # no queries per task.
+    bounds = {task.id: period_bounds(task, zones.today(packages[task.package_id], at)) for task in tasks}
     done: dict[int, int] = {}
     for start, end in set(bounds.values()):
         done |= await done_counts([tid for tid, b in bounds.items() if b == (start, end)], start, end)
@@ -146,9 +153,12 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
         label = {"day": "today", "visit": "today", "week": "this week"}[str(task.period)]
         progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done.get(task.id, 0), expected,
                                      label, f"{clock(task.window_start)}–{clock(task.window_end)}",
-                                     _window_state(task, at), last_status.get(task.id)))
+                                     _window_state(task, package, at), last_status.get(task.id)))
     visits = sorted((t, names.get(pid, ""), pid) for pid, p in packages.items() for t in visit_times(p))
-    return CarerDay(today, visits, progress)
+    time_zones = {pid: p.time_zone for pid, p in packages.items()}
+    # The heading's day: the packages' when they share a clock (as an agency's do), else the carer's own.
+    heading_zone = next(iter(set(time_zones.values()))) if len(set(time_zones.values())) == 1 else carer.time_zone
+    return CarerDay(in_zone(at, heading_zone).date(), visits, progress, time_zones)
 
 
 @dataclass
@@ -196,7 +206,7 @@ async def progress(viewer: User, *, start: date, end: date, carer_id: int | None
 
 async def daily_done(task_ids: list[int], start: date, end: date) -> list[tuple[date, int]]:
     rows = await TaskCompletion.filter(
-        task_id__in=task_ids, status=CompletionStatus.DONE, superseded_at__isnull=True,
+        task_id__in=task_ids, status=CompletionStatus.DONE, superseded_at__isnull=True, early=False,
         occurred_at__gte=day_start(start), occurred_at__lt=day_start(end + timedelta(days=1)),
     ).values_list("occurred_at", flat=True) if task_ids else []
     per_day: dict[date, int] = {}

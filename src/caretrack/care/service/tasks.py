@@ -54,6 +54,12 @@ async def get_task(viewer: User, task_id: int) -> CareTask:
     return await _task_for(viewer, task_id)
 
 
+async def task_package(viewer: User, task_id: int) -> tuple[CareTask, CarePackage]:
+    """A task the viewer may reach and the package whose clock it runs on."""
+    task = await _task_for(viewer, task_id)
+    return task, await CarePackage.get(id=task.package_id)
+
+
 async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None) -> CareTask:
     """Change a task's details, reassign it to another carer, or end it (is_active false).
     The carers it concerns see the change live."""
