@@ -43,7 +43,8 @@ async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any
     at = app_clock.now(request)
     day = await service.carer_today(user, address_of(request), at=at)
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
-    return {"day": day, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
+    return {"day": day, "server_now": at.isoformat(), "new_key": lambda: uuid.uuid4().hex,
+            "reasons": service.NOT_DONE_REASONS,
             "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts}
 
 

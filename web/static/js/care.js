@@ -94,11 +94,25 @@ function latestAt(time, zone, tapped) {
 
 const iso = (instant) => instant.toISOString().replace(".000Z", "+00:00");
 
+// A phone's clock can be off: a tap's moment is the phone's clock corrected by how far it was
+// from the server's when the day was last fetched (data-server-now), so the server reads it on
+// its own clock.
+let clockOffsetMs = 0;
+
+function syncClock() {
+  const serverNow = Date.parse(root?.querySelector("[data-server-now]")?.dataset.serverNow || "");
+  if (!Number.isNaN(serverNow)) clockOffsetMs = serverNow - Date.now();
+}
+
+const serverNow = () => new Date(Date.now() + clockOffsetMs);
+
 // --- taps waiting for the network ------------------------------------------------------------
-// Each tap is one completion with its own key and the moment it was made. It waits here until
-// the server has answered it (kept in memory only: a note is a client's health information,
-// so nothing is written to the device's storage), and is sent again with the same key, so a
-// request that reached the server before the connection dropped still counts once.
+// Each tap is one completion with its own key and the moment it was made. Sent at once, the
+// server's clock stamps it; one that has to wait (no network, or the server failing) is sent
+// with its moment as `occurred_at`, which the server bounds (7 days back, 5 minutes ahead).
+// It waits here until the server has answered it (kept in memory only: a note is a client's
+// health information, so nothing is written to the device's storage), and is sent again with
+// the same key, so a request that reached the server before the connection dropped counts once.
 
 const pending = [];
 const failed = [];  // refused by the server: shown once on the task, then forgotten
@@ -107,6 +121,8 @@ let retryTimer = null;
 let retryDelay = 1000;
 
 function waitForNetwork() {
+  // Whatever now waits is sent later: from here on it carries the moment it was tapped.
+  for (const entry of pending) entry.body.occurred_at ??= iso(entry.tapped);
   clearTimeout(retryTimer);
   retryTimer = setTimeout(() => flush(), retryDelay);
   retryDelay = Math.min(retryDelay * 2, 30000);
@@ -175,13 +191,14 @@ function showState() {
 async function logTask(form, submitter) {
   const taskId = form.dataset.logTask;
   const zone = form.dataset.timeZone || "UTC";
-  const tapped = new Date();  // the moment of the tap, whenever the request finally goes
+  const tapped = serverNow();  // the moment of the tap, whenever the request finally goes
   const reason = submitter?.name === "reason" ? submitter.value : null;
   const time = form.elements.time?.value;
   const when = time ? latestAt(time, zone, tapped) : tapped;
   const wall = wallParts(when, zone);
   pending.push({
     taskId,
+    tapped,
     url: `/api/v1/care/tasks/${taskId}/completions`,
     tappedWall: `${String(Math.floor(wall.minutes / 60)).padStart(2, "0")}:${String(wall.minutes % 60).padStart(2, "0")}`,
     body: {
@@ -189,7 +206,7 @@ async function logTask(form, submitter) {
       status: reason ? "not_done" : "done",
       reason,
       note: form.elements.note?.value || null,
-      occurred_at: iso(when),
+      occurred_at: time ? iso(when) : null,
     },
   });
   form.querySelector(".flash-error")?.remove();
@@ -220,7 +237,8 @@ if (root) {
     event.preventDefault();
     logTask(form, event.submitter);
   });
-  root.addEventListener("care:refreshed", () => showState());
+  syncClock();
+  root.addEventListener("care:refreshed", () => { syncClock(); showState(); });
   for (const type of REFRESH_ON) live.on(type, () => refresh());
   live.onResync(() => refresh());
   window.addEventListener("online", () => { retryDelay = 1000; flush(); });
