@@ -93,6 +93,7 @@ async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_se
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     package = await care.do_create_package(boss, PackageIn.model_validate({
         "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "visit_times": "08:00, 18:00"}), None)
+    await care.do_assign_carer(boss, package.id, cara.id, None)
     task = await care.do_create_task(boss, package.id, TaskIn.model_validate({
         "carer_id": cara.id, "title": "Evening medication", "target": 1, "period": "day"}), None)
     carer = await phone(browser)

@@ -29,6 +29,7 @@ async def package_with_task(admin: User, carer: User, *, title: str = "Medicatio
     package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": client_name, "address": "1 High Street", "care_notes": "Diabetic; likes tea",
         "starts_on": (starts_on or LONG_AGO).isoformat(), "visit_times": visit_times}), None)
+    await care.do_assign_carer(admin, package.id, carer.id, None)
     task = await care.do_create_task(admin, package.id, TaskIn.model_validate({
         "carer_id": carer.id, "title": title, "target": target, "period": period,
         "window_start": "00:00", "window_end": "24:00"}), None)

@@ -151,15 +151,17 @@ async def test_changing_and_reassigning_a_task_reaches_the_carers(database):
     cara = await make_user(Role.CARER, "cara@example.org")
     carl = await make_user(Role.CARER, "carl@example.org")
     _, task = await package_with_task(admin, cara)
+    await care.do_assign_carer(admin, task.package_id, carl.id, None)
     events = [d.event for d in await outbox.read_history(cara.id, after=0)]
-    assert [e.type for e in events] == ["task.assigned"]
-    assert events[0].data["title"] == "Medication prompt" and events[0].data["target"] == 3
+    assert [e.type for e in events] == ["care.package_assigned", "task.assigned"]
+    assert events[1].data["title"] == "Medication prompt" and events[1].data["target"] == 3
     await care.do_update_task(admin, task.id, TaskChange(target=4), None)
     await care.do_update_task(admin, task.id, TaskChange(carer_id=carl.id), None)
     cara_types = [d.event.type for d in await outbox.read_history(cara.id, after=0)]
     carl_events = [d.event for d in await outbox.read_history(carl.id, after=0)]
-    assert cara_types == ["task.assigned", "task.updated", "task.removed"]
-    assert [e.type for e in carl_events] == ["task.assigned"] and carl_events[0].data["target"] == 4
+    assert cara_types == ["care.package_assigned", "task.assigned", "task.updated", "task.removed"]
+    assert [e.type for e in carl_events] == ["care.package_assigned", "task.assigned"]
+    assert carl_events[1].data["target"] == 4
     with pytest.raises(NotFound):
         await care.do_log_completion(cara, task.id, CompletionIn(idempotency_key="after-reassign"))
     await care.do_log_completion(carl, task.id, CompletionIn(idempotency_key="carl-logs-it"))

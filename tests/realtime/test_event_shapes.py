@@ -111,3 +111,33 @@ async def test_a_locked_account_emits_security_account_locked_to_every_active_ad
     assert item["kind"] == "security"
     assert await User.filter(id=victim.id, is_active=True).exists()
     await finish(sockets, api)
+
+
+async def test_archiving_a_care_package_emits_care_package_archived_to_the_admins_and_its_carers(server):
+    from datetime import UTC, date, datetime
+
+    from caretrack.care import service as care
+    from caretrack.care.schemas import PackageChange, PackageIn
+
+    boss = await make_user(Role.ADMIN, name="Bo Boss")
+    on_it = await make_user(Role.CARER, name="Cara Carer")
+    package = await care.do_create_package(boss, PackageIn(client_name="Mrs Edna Marsh", starts_on=date(2026, 1, 5)),
+                                           None)
+    await care.do_assign_carer(boss, package.id, on_it.id, None)
+    await care.do_update_package(boss, package.id, PackageChange(ends_on=date(2026, 3, 1)), None)
+    admin, sockets, api, before = await admin_view(server)
+    sockets["on_it"] = await connect(server, await sign_in(on_it, server.settings))
+    await care.do_archive_package(boss, package.id, None, at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    [message] = await sockets["admin"].wait_for(1)
+    await sockets["second"].wait_for(1)
+    [to_carer] = await sockets["on_it"].wait_for(1)
+    event = message["event"]
+    assert event["type"] == "care.package_archived" and to_carer["event"]["type"] == "care.package_archived"
+    assert event["actor_id"] == boss.id
+    assert event["subject"] == {"kind": "care_package", "id": str(package.id)}
+    assert event["data"] == {"package_id": package.id}
+    assert sockets["carer"].received == []  # a carer not on the package
+    [item] = await check_applied_equals_fresh(api, before, sockets["admin"])
+    assert item["text"] == f"Bo Boss archived care package {package.id}"
+    assert item["kind"] == "care" and item["kind_label"] == "Care packages"
+    await finish(sockets, api)

@@ -14,13 +14,17 @@ from caretrack.care.schemas import (
     CompletionIn,
     CompletionList,
     CompletionOut,
+    PackageChange,
+    PackageEnd,
     PackageIn,
     PackageList,
+    PackageListQuery,
     PackageOut,
     PackageSummary,
     ProgressOut,
     ProgressQuery,
     ProgressRowOut,
+    RemoveCarerQuery,
     TaskChange,
     TaskIn,
     TaskOut,
@@ -110,11 +114,12 @@ async def api_progress(request: Request, user: User, query: ProgressQuery) -> Pr
 
 
 @api.get("/care/packages", summary="Care packages (a carer sees their own)", roles=[Role.CARER, Role.ADMIN],
-         response=PackageList)
-async def api_packages(request: Request, user: User) -> PackageList:
-    rows = await service.list_packages(user, address_of(request))
-    return PackageList(packages=[PackageSummary(id=p.id, client_name=name, starts_on=p.starts_on, ends_on=p.ends_on)
-                                 for p, name in rows])
+         query=PackageListQuery, response=PackageList,
+         description="Archived packages are left out; an admin lists them alone with `archived=true`.")
+async def api_packages(request: Request, user: User, query: PackageListQuery) -> PackageList:
+    rows = await service.list_packages(user, address_of(request), archived=query.archived)
+    return PackageList(packages=[PackageSummary(id=p.id, client_name=name, starts_on=p.starts_on, ends_on=p.ends_on,
+                                                archived_at=p.archived_at) for p, name in rows])
 
 
 @api.post("/care/packages", summary="Create a care package", roles=ADMIN, body=PackageIn, response=PackageOut,
@@ -131,21 +136,77 @@ async def api_package(request: Request, user: User) -> PackageOut:
     return await service.get_package(user, request.path_params["package_id"], address_of(request))
 
 
+@api.patch("/care/packages/{package_id:id}", summary="Change a care package's details", roles=ADMIN,
+           body=PackageChange, response=PackageOut, errors=(404, 409),
+           description="Only the fields given change; a null or blank optional detail is cleared. The dates "
+                       "must stay in order with the stored ones. An archived package is read-only (409).")
+async def api_update_package(request: Request, user: User, body: PackageChange) -> PackageOut:
+    package = await service.do_update_package(user, request.path_params["package_id"], body, address_of(request))
+    return await service.get_package(user, package.id, address_of(request))
+
+
+@api.post("/care/packages/{package_id:id}/end", summary="End a care package on its last day", roles=ADMIN,
+          body=PackageEnd, response=PackageOut, errors=(404, 409),
+          description="From the day after `ends_on` the package is off its carers' day and its targets stop.")
+async def api_end_package(request: Request, user: User, body: PackageEnd) -> PackageOut:
+    package = await service.do_end_package(user, request.path_params["package_id"], body, address_of(request))
+    return await service.get_package(user, package.id, address_of(request))
+
+
+@api.post("/care/packages/{package_id:id}/archive", summary="Archive an ended care package", roles=ADMIN,
+          response=PackageOut, errors=(404, 409),
+          description="Hidden from the lists and from its carers, read-only for admins. A package still "
+                      "running is refused (409): end it first.")
+async def api_archive_package(request: Request, user: User) -> PackageOut:
+    package = await service.do_archive_package(user, request.path_params["package_id"], address_of(request),
+                                               at=clock.now(request))
+    return await service.get_package(user, package.id, address_of(request))
+
+
+@api.post("/care/packages/{package_id:id}/unarchive", summary="Bring an archived care package back",
+          roles=ADMIN, response=PackageOut, errors=(404,))
+async def api_unarchive_package(request: Request, user: User) -> PackageOut:
+    package = await service.do_unarchive_package(user, request.path_params["package_id"], address_of(request))
+    return await service.get_package(user, package.id, address_of(request))
+
+
 @api.post("/care/packages/{package_id:id}/carers", summary="Assign a carer to a package", roles=ADMIN,
-          body=CarerRef, status=204, errors=(404,))
+          body=CarerRef, status=204, errors=(404, 409))
 async def api_assign(request: Request, user: User, body: CarerRef) -> None:
     await service.do_assign_carer(user, request.path_params["package_id"], body.carer_id, address_of(request))
 
 
+@api.delete("/care/packages/{package_id:id}/carers/{carer_id:id}", summary="Take a carer off a package",
+            roles=ADMIN, query=RemoveCarerQuery, status=204, errors=(404, 409),
+            description="Their active tasks on the package go to `tasks_to`, a carer on the package; without "
+                        "it they are flagged `needs_carer` until reassigned. Their visit reminders are cancelled.")
+async def api_remove_carer(request: Request, user: User, query: RemoveCarerQuery) -> None:
+    await service.do_remove_carer(user, request.path_params["package_id"], request.path_params["carer_id"],
+                                  query.tasks_to, address_of(request))
+
+
+@api.post("/care/packages/{package_id:id}/carers/{carer_id:id}/replacement",
+          summary="Replace a carer on a package with another", roles=ADMIN, body=CarerRef, status=204,
+          errors=(404, 409),
+          description="The replacement (`carer_id` in the body) joins the package if not on it and takes over "
+                      "the leaving carer's active tasks; the leaving carer's visit reminders are cancelled.")
+async def api_replace_carer(request: Request, user: User, body: CarerRef) -> None:
+    await service.do_replace_carer(user, request.path_params["package_id"], request.path_params["carer_id"],
+                                   body.carer_id, address_of(request))
+
+
 @api.post("/care/packages/{package_id:id}/tasks", summary="Add a task with a target to a package", roles=ADMIN,
-          body=TaskIn, response=TaskOut, status=201, errors=(404,))
+          body=TaskIn, response=TaskOut, status=201, errors=(404, 409),
+          description="The carer must be on the package (422 otherwise: assign them first).")
 async def api_create_task(request: Request, user: User, body: TaskIn) -> TaskOut:
     task = await service.do_create_task(user, request.path_params["package_id"], body, address_of(request))
     return TaskOut.of(task)
 
 
 @api.patch("/care/tasks/{task_id:id}", summary="Change, reassign or end a task", roles=ADMIN, body=TaskChange,
-           response=TaskOut, errors=(404,))
+           response=TaskOut, errors=(404, 409),
+           description="A new carer must be on the task's package; reassigning a task flagged `needs_carer` "
+                       "clears the flag.")
 async def api_update_task(request: Request, user: User, body: TaskChange) -> TaskOut:
     task = await service.do_update_task(user, request.path_params["task_id"], body, address_of(request))
     return TaskOut.of(task)

@@ -24,6 +24,7 @@ async def create_care_demo() -> None:
         "care_notes": "Type 2 diabetes; walks with a frame.",
         "starts_on": (date.today() - timedelta(days=14)).isoformat(), "visit_times": "08:00,13:00,18:00",
         "time_zone": "Europe/London"}), "cli")
+    await care.do_assign_carer(admin, package.id, carer.id, "cli")
     for title, target, period, start, end in (("Medication prompt", 3, "day", "07:30", "20:00"),
                                               ("Fluid chart", 1, "visit", "07:30", "20:00"),
                                               ("Weekly shopping", 1, "week", "09:00", "17:00")):

@@ -26,6 +26,13 @@ class CarePackage(Model):
     client_name = fields.TextField()
     address = fields.TextField(null=True)
     care_notes = fields.TextField(null=True)
+    access_notes = fields.TextField(null=True)  # getting in: key safe, door, pets
+    allergies = fields.TextField(null=True)
+    next_of_kin_name = fields.TextField(null=True)
+    next_of_kin_relationship = fields.TextField(null=True)
+    next_of_kin_phone = fields.TextField(null=True)
+    gp_practice = fields.TextField(null=True)
+    gp_phone = fields.TextField(null=True)
     starts_on = fields.DateField()
     ends_on = fields.DateField(null=True)
     visit_times = fields.CharField(max_length=200, default="")  # "08:00,13:00,18:00" local to the package
@@ -35,6 +42,8 @@ class CarePackage(Model):
     created_by = fields.ForeignKeyField("caretrack.User", related_name="created_packages", null=True,
                                         on_delete=fields.SET_NULL)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Archived: hidden from the lists and from its carers, read-only for admins.
+    archived_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "care_packages"
@@ -63,6 +72,9 @@ class CareTask(Model):
     window_start = fields.IntField(default=0)  # minutes after midnight on the package's clock
     window_end = fields.IntField(default=24 * 60)
     is_active = fields.BooleanField(default=True)
+    # Its carer was taken off the package with nobody named to take it over: the task keeps them
+    # as its last carer, nobody can log it, and the package page asks for a carer.
+    needs_carer = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

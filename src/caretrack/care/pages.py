@@ -17,7 +17,17 @@ from caretrack.assessments import service as assessments
 from caretrack.care import service, zones
 from caretrack.care.models import Period
 from caretrack.care.schedule import check_clock, clock
-from caretrack.care.schemas import CarerRef, CompletionIn, PackageIn, TaskChange, TaskIn
+from caretrack.care.schemas import (
+    CarerRef,
+    CompletionIn,
+    PackageChange,
+    PackageEnd,
+    PackageIn,
+    RemoveCarerQuery,
+    TaskChange,
+    TaskIn,
+    tel_uri,
+)
 from caretrack.core import clock as app_clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
@@ -101,6 +111,23 @@ async def carer_task(request: Request, user: User) -> Response:
         "wall": lambda instant: f"{zones.local(package, instant):%Y-%m-%d %H:%M}"})
 
 
+async def _client_context(request: Request, user: User) -> dict[str, Any]:
+    """The client's record as the carer sees it (an audited PHI read; 404 unless they are on it)."""
+    package = await service.get_package(user, request.path_params["package_id"], address_of(request))
+    return {"package": package, "tel": tel_uri}
+
+
+@pages.get("/carer/packages/{package_id:id}", roles=CARER)
+async def carer_client(request: Request, user: User) -> Response:
+    return render(request, "care/carer_client.html", await _client_context(request, user))
+
+
+@pages.get("/carer/packages/{package_id:id}/live", roles=CARER)
+async def carer_client_fragment(request: Request, user: User) -> Response:
+    """The client page's content alone, refetched by care.js when an event says it changed."""
+    return render(request, "care/_client.html", await _client_context(request, user))
+
+
 @pages.post("/carer/completions/{completion_id:id}/correct", roles=CARER)
 async def correct_completion(request: Request, user: User, form: FormData) -> Response:
     command = parse_form(CompletionIn, _completion_form(form))
@@ -129,27 +156,34 @@ def _progress_context(rows: Sequence[service.ProgressRow], start: date, end: dat
 # --- the admin ------------------------------------------------------------------------------
 
 
+PACKAGE_FORM = ("client_name", "address", "care_notes", "access_notes", "allergies", "next_of_kin_name",
+                "next_of_kin_relationship", "next_of_kin_phone", "gp_practice", "gp_phone", "starts_on", "ends_on",
+                "visit_times", "time_zone")
+
+
+async def _packages_page(request: Request, user: User, form: dict[str, str] | None = None,
+                         flashes: list[tuple[str, str]] | None = None, status_code: int = 200) -> Response:
+    archived = request.query_params.get("archived") == "1"
+    return render(request, "care/admin_packages.html", {
+        "packages": await service.list_packages(user, address_of(request), archived=archived), "archived": archived,
+        "today": app_clock.now(request).date(), "form": form,
+        "default_zone": request.app.state.settings.care_time_zone}, status_code=status_code, flashes=flashes)
+
+
 @pages.get("/admin/care", roles=ADMIN)
 async def admin_packages(request: Request, user: User) -> Response:
-    return render(request, "care/admin_packages.html", {
-        "packages": await service.list_packages(user, address_of(request)), "carers": await assessments.active_carers(),
-        "today": app_clock.now(request).date(), "default_zone": request.app.state.settings.care_time_zone})
+    return await _packages_page(request, user)
 
 
 @pages.post("/admin/care/packages", roles=ADMIN)
 async def admin_create_package(request: Request, user: User, form: FormData) -> Response:
-    data = {k: str(form.get(k, "")) for k in ("client_name", "address", "care_notes", "starts_on", "ends_on",
-                                               "visit_times", "time_zone")}
+    data = {k: str(form.get(k, "")) for k in PACKAGE_FORM}
     try:
         command = parse_form(PackageIn, data)
         package = await service.do_create_package(user, command, address_of(request),
                                                   request.app.state.settings.care_time_zone)
     except CareTrackError as exc:
-        return render(request, "care/admin_packages.html", {
-            "packages": await service.list_packages(user, address_of(request)),
-            "carers": await assessments.active_carers(), "today": app_clock.now(request).date(), "form": data,
-            "default_zone": request.app.state.settings.care_time_zone},
-            status_code=exc.status_code, flashes=[("error", exc.message)])
+        return await _packages_page(request, user, data, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/care/packages/{package.id}")
 
 
@@ -161,7 +195,8 @@ async def _package_page(request: Request, user: User, package_id: int,
     daily = await service.daily_done([r.task.id for r in rows], start, end)
     return render(request, "care/admin_package.html", {
         "package": view, "carers": await assessments.active_carers(), "periods": [p.value for p in Period],
-        "clock": clock, **_progress_context(rows, start, end, "Progress", daily)},
+        "clock": clock, "today": app_clock.now(request).date(), "tel": tel_uri,
+        **_progress_context(rows, start, end, "Progress", daily)},
         status_code=status_code, flashes=flashes)
 
 
@@ -179,6 +214,57 @@ async def admin_assign(request: Request, user: User, form: FormData) -> Response
     except CareTrackError as exc:
         return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
     return redirect(f"/admin/care/packages/{package_id}")
+
+
+async def _package_action(request: Request, user: User, action: Any) -> Response:
+    """Run a package page's form action; a refusal re-renders the page with its message."""
+    package_id = request.path_params["package_id"]
+    try:
+        await action(package_id)
+    except CareTrackError as exc:
+        return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
+    return redirect(f"/admin/care/packages/{package_id}")
+
+
+@pages.post("/admin/care/packages/{package_id:id}", roles=ADMIN)
+async def admin_update_package(request: Request, user: User, form: FormData) -> Response:
+    async def update(package_id: int) -> None:
+        command = parse_form(PackageChange, {k: str(form.get(k, "")) for k in PACKAGE_FORM if k in form})
+        await service.do_update_package(user, package_id, command, address_of(request))
+    return await _package_action(request, user, update)
+
+
+@pages.post("/admin/care/packages/{package_id:id}/end", roles=ADMIN)
+async def admin_end_package(request: Request, user: User, form: FormData) -> Response:
+    async def end(package_id: int) -> None:
+        command = parse_form(PackageEnd, {"ends_on": str(form.get("ends_on", ""))})
+        await service.do_end_package(user, package_id, command, address_of(request))
+    return await _package_action(request, user, end)
+
+
+@pages.post("/admin/care/packages/{package_id:id}/archive", roles=ADMIN)
+async def admin_archive_package(request: Request, user: User, form: FormData) -> Response:
+    async def archive(package_id: int) -> None:
+        if form.get("action") == "unarchive":
+            await service.do_unarchive_package(user, package_id, address_of(request))
+        else:
+            await service.do_archive_package(user, package_id, address_of(request), at=app_clock.now(request))
+    return await _package_action(request, user, archive)
+
+
+@pages.post("/admin/care/packages/{package_id:id}/carers/{carer_id:id}/remove", roles=ADMIN)
+async def admin_remove_carer(request: Request, user: User, form: FormData) -> Response:
+    """Take a carer off, their tasks to the carer chosen (or flagged), or replace them."""
+    carer_id = request.path_params["carer_id"]
+
+    async def remove(package_id: int) -> None:
+        if form.get("action") == "replace":
+            command = parse_form(CarerRef, {"carer_id": str(form.get("replacement_id", ""))})
+            await service.do_replace_carer(user, package_id, carer_id, command.carer_id, address_of(request))
+        else:
+            query = parse_form(RemoveCarerQuery, {"tasks_to": str(form.get("tasks_to") or "") or None})
+            await service.do_remove_carer(user, package_id, carer_id, query.tasks_to, address_of(request))
+    return await _package_action(request, user, remove)
 
 
 @pages.post("/admin/care/packages/{package_id:id}/tasks", roles=ADMIN)

@@ -27,7 +27,16 @@ from caretrack.care.models import CareTask, Period, TaskCompletion
 from caretrack.care.schedule import check_clock, check_visit_times, clock
 from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
-from caretrack.core.validation import Id, date_field, domain_rule, has_nul, refuse, text_field, whole_number
+from caretrack.core.validation import (
+    Id,
+    check_text,
+    date_field,
+    domain_rule,
+    has_nul,
+    refuse,
+    text_field,
+    whole_number,
+)
 
 PERIODS = ", ".join(p.value for p in Period)
 
@@ -36,18 +45,53 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PackageIn(Strict):  # create a care package
+PHONE_CHARS = re.compile(r"\+?[0-9 ()-]+")
 
-    client_name: Annotated[str, text_field("client's name", 200)] = Field(max_length=200)
-    address: Annotated[str | None, text_field("address", 500, required=False)] = Field(None, max_length=500)
-    care_notes: Annotated[str | None, text_field("care notes", 4000, required=False)] = Field(None, max_length=4000)
-    starts_on: Annotated[date, date_field("start date")]
-    ends_on: Annotated[date | None, date_field("end date", required=False)] = None
-    visit_times: list[str] = Field(default_factory=list, max_length=12, description="HH:MM, daily")
-    time_zone: str | None = Field(None, max_length=64, description="IANA zone of the client's home; "
-                                  "the agency's (CARETRACK_CARE_TIME_ZONE) when not given")
 
-    @field_validator("time_zone", mode="before")
+def _phone(what: str) -> Any:
+    """A contact's phone as written (spaces and brackets kept), with 7 to 15 digits; `tel_uri`
+    makes it a link."""
+    @domain_rule
+    def check(value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or has_nul(value)):
+            return value
+        text = check_text(value, what, max_length=40, required=False)
+        if text is not None and (not PHONE_CHARS.fullmatch(text) or not 7 <= sum(c.isdigit() for c in text) <= 15):
+            raise ValidationError(f"The {what} '{text}' is not a phone number: give 7 to 15 digits (spaces, "
+                                  "brackets, dashes and a leading + are fine), for example 01632 960 123.")
+        return text
+    return BeforeValidator(check)
+
+
+def tel_uri(phone: str | None) -> str | None:
+    """`tel:` link of a phone as written: "+44 (0)1632 960123" -> "tel:+4401632960123"."""
+    if not phone:
+        return None
+    if phone.startswith("+"):
+        phone = phone.replace("(0)", "")  # "+44 (0)20": the trunk 0 is not dialled after the country code
+    return "tel:" + ("+" if phone.startswith("+") else "") + "".join(c for c in phone if c.isdigit())
+
+
+ClientName = Annotated[str, text_field("client's name", 200), Field(max_length=200)]
+Address = Annotated[Annotated[str, Field(max_length=500)] | None, text_field("address", 500, required=False)]
+CareNotes = Annotated[Annotated[str, Field(max_length=4000)] | None, text_field("care notes", 4000, required=False)]
+AccessNotes = Annotated[Annotated[str, Field(max_length=1000)] | None, text_field("access notes", 1000, required=False),
+                        Field(description="Getting in: key safe, door, pets")]
+Allergies = Annotated[Annotated[str, Field(max_length=1000)] | None, text_field("allergies", 1000, required=False)]
+KinName = Annotated[Annotated[str, Field(max_length=200)] | None, text_field("next of kin's name", 200, required=False)]
+KinRelationship = Annotated[Annotated[str, Field(max_length=100)] | None,
+                            text_field("next of kin's relationship", 100, required=False)]
+KinPhone = Annotated[Annotated[str, Field(max_length=40)] | None, _phone("next of kin's phone")]
+GpPractice = Annotated[Annotated[str, Field(max_length=200)] | None, text_field("GP practice", 200, required=False)]
+GpPhone = Annotated[Annotated[str, Field(max_length=40)] | None, _phone("GP's phone")]
+StartsOn = Annotated[date, date_field("start date")]
+EndsOn = Annotated[date | None, date_field("end date", required=False)]
+
+
+class _PackageRules(Strict):
+    """The rules of a package's fields, shared by creating and changing one."""
+
+    @field_validator("time_zone", mode="before", check_fields=False)
     @classmethod
     @domain_rule
     def _time_zone(cls, value: Any) -> Any:
@@ -57,7 +101,7 @@ class PackageIn(Strict):  # create a care package
             raise ValidationError(f"'{value[:64]}' is not a time zone (for example Europe/London).")
         return value
 
-    @field_validator("visit_times", mode="before")
+    @field_validator("visit_times", mode="before", check_fields=False)
     @classmethod
     @domain_rule
     def _visit_times(cls, value: Any) -> Any:
@@ -68,12 +112,79 @@ class PackageIn(Strict):  # create a care package
             return [t for t in check_visit_times(value).split(",") if t]
         return value
 
+
+def check_dates(starts_on: date, ends_on: date | None) -> None:
+    if ends_on is not None and ends_on < starts_on:
+        raise ValidationError(f"The package ends ({ends_on}) before it starts ({starts_on}).")
+
+
+class PackageIn(_PackageRules):  # create a care package
+
+    client_name: ClientName
+    address: Address = None
+    care_notes: CareNotes = None
+    access_notes: AccessNotes = None
+    allergies: Allergies = None
+    next_of_kin_name: KinName = None
+    next_of_kin_relationship: KinRelationship = None
+    next_of_kin_phone: KinPhone = None
+    gp_practice: GpPractice = None
+    gp_phone: GpPhone = None
+    starts_on: StartsOn
+    ends_on: EndsOn = None
+    visit_times: list[str] = Field(default_factory=list, max_length=12, description="HH:MM, daily")
+    time_zone: str | None = Field(None, max_length=64, description="IANA zone of the client's home; "
+                                  "the agency's (CARETRACK_CARE_TIME_ZONE) when not given")
+
     @model_validator(mode="after")
     @domain_rule
     def _dates_in_order(self) -> PackageIn:
-        if self.ends_on is not None and self.ends_on < self.starts_on:
-            raise ValidationError(f"The package ends ({self.ends_on}) before it starts ({self.starts_on}).")
+        check_dates(self.starts_on, self.ends_on)
         return self
+
+
+# Change a package's details: only the fields given change; a blank or null optional detail is
+# cleared (ends_on null: open-ended again). The dates are checked against the ones stored.
+class PackageChange(_PackageRules):
+
+    client_name: ClientName | None = None
+    address: Address = None
+    care_notes: CareNotes = None
+    access_notes: AccessNotes = None
+    allergies: Allergies = None
+    next_of_kin_name: KinName = None
+    next_of_kin_relationship: KinRelationship = None
+    next_of_kin_phone: KinPhone = None
+    gp_practice: GpPractice = None
+    gp_phone: GpPhone = None
+    starts_on: StartsOn | None = None
+    ends_on: EndsOn = None
+    visit_times: list[str] | None = Field(None, max_length=12, description="HH:MM, daily")
+    time_zone: str | None = Field(None, max_length=64, description="IANA zone of the client's home")
+
+    @field_validator("client_name", "starts_on", mode="before")
+    @classmethod
+    def _not_cleared(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            what = "start date" if info.field_name == "starts_on" else "client's name"
+            raise refuse("missing", f"The {what} cannot be cleared; leave it out to keep it.")
+        return value
+
+    def given(self) -> dict[str, Any]:
+        """The fields the request gave. A time zone or visit times given as null are left as they are."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)
+                if not (name in ("visit_times", "time_zone") and getattr(self, name) is None)}
+
+
+class PackageEnd(Strict):  # end a package on its last day of care
+
+    ends_on: Annotated[date, date_field("last day")] = Field(description="The last day of care (inclusive)")
+
+
+class RemoveCarerQuery(Strict):  # take a carer off a package
+
+    tasks_to: CarerId | None = Field(None, description="A carer on the package who takes over the leaving "
+                                     "carer's active tasks; without one, they are flagged as needing a carer")
 
 
 class CarerRef(Strict):  # assign a carer to a package
@@ -171,12 +282,13 @@ class TaskOut(BaseModel):
     window_start: str
     window_end: str
     is_active: bool
+    needs_carer: bool = Field(False, description="Its carer left the package; reassign it to a carer on it")
 
     @classmethod
     def of(cls, task: CareTask) -> TaskOut:
         return cls(id=task.id, package_id=task.package_id, carer_id=task.carer_id, title=task.title,
                    target=task.target, period=str(task.period), window_start=clock(task.window_start),
-                   window_end=clock(task.window_end), is_active=task.is_active)
+                   window_end=clock(task.window_end), is_active=task.is_active, needs_carer=task.needs_carer)
 
 
 class PackageOut(BaseModel):
@@ -184,10 +296,18 @@ class PackageOut(BaseModel):
     client_name: str
     address: str | None
     care_notes: str | None
+    access_notes: str | None
+    allergies: str | None
+    next_of_kin_name: str | None
+    next_of_kin_relationship: str | None
+    next_of_kin_phone: str | None
+    gp_practice: str | None
+    gp_phone: str | None
     starts_on: date
     ends_on: date | None
     visit_times: list[str]
     time_zone: str
+    archived_at: datetime | None
     carers: list[CarerOut]
     tasks: list[TaskOut]
 
@@ -200,6 +320,11 @@ class PackageSummary(BaseModel):
     client_name: str
     starts_on: date
     ends_on: date | None
+    archived_at: datetime | None = None
+
+
+class PackageListQuery(Strict):
+    archived: bool = Field(False, description="Admins: the archived packages instead of the others")
 
 
 class PackageList(BaseModel):

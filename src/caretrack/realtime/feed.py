@@ -17,6 +17,7 @@ KINDS: dict[str, str] = {
     "doctor": "Doctor applications",
     "booking": "Bookings",
     "task": "Task completions",
+    "care": "Care packages",
     "assessment": "Assessments",
     "security": "Security",
     "message": "Messages",
@@ -73,6 +74,19 @@ LINES: dict[str, Line] = {
         + (" — early, before its window opened: not counted" if d.get("early") else "")
         + (" — corrected" if d.get("corrected") else "")),
     "task.missed": lambda a, s, d: _missed(s, d),
+    "care.package_updated": lambda a, s, d: f"{a} changed the details of care package {_text(d.get('package_id'), s)}"
+                                            + (f" ({', '.join(map(str, d['fields']))})" if d.get("fields") else ""),
+    "care.package_ended": lambda a, s, d: f"{a} ended care package {_text(d.get('package_id'), s)}"
+                                          + (f": last day {d['ends_on']}" if d.get("ends_on") else ""),
+    "care.package_archived": lambda a, s, d: f"{a} archived care package {_text(d.get('package_id'), s)}",
+    "care.package_unarchived": lambda a, s, d: f"{a} unarchived care package {_text(d.get('package_id'), s)}",
+    "care.carer_removed": lambda a, s, d: (
+        f"{a} took {_text(d.get('carer_name'), 'a carer')} off care package {_text(d.get('package_id'), s)}"
+        + (f"; their tasks went to {d['tasks_to_name']}" if d.get("tasks_to_name") and d.get("tasks")
+           else f"; {d['tasks']} task{'s' if d['tasks'] != 1 else ''} need a carer" if d.get("tasks") else "")),
+    "care.carer_replaced": lambda a, s, d: (
+        f"{a} replaced {_text(d.get('carer_name'), 'a carer')} with {_text(d.get('replacement_name'), 'another')}"
+        f" on care package {_text(d.get('package_id'), s)}"),
     "message.sent": lambda a, s, d: f"{a} sent a message",
     "message.read": lambda a, s, d: f"{a} read their messages",
     "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",

@@ -1,13 +1,16 @@
 // The carer's dashboard: tasks logged in place (two taps, with a client-generated
 // idempotency key so a retry after a lost connection is recorded once, and the moment of the
-// tap, so a tap made offline keeps its time), and the "today" section refetched from the
-// server whenever an event says it changed. Times are on the package's clock (data-time-zone).
+// tap, so a tap made offline keeps its time), and the "today" section (or a client's record)
+// refetched from the server whenever an event says it changed. Times are on the package's
+// clock (data-time-zone).
 import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
 const root = document.querySelector("[data-live-refresh]");
 const REFRESH_ON = ["task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
-  "care.package_assigned", "care.package_unassigned", "assessment.assigned", "assessment.result"];
+  "care.package_assigned", "care.package_unassigned", "care.package_updated", "care.package_ended",
+  "care.package_archived", "care.package_unarchived", "care.carer_removed", "care.carer_replaced",
+  "assessment.assigned", "assessment.result"];
 
 function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
@@ -24,6 +27,14 @@ async function refresh() {
   refreshing = (async () => {
     try {
       const response = await fetch(root.dataset.liveRefresh, { headers: { accept: "text/html" }, credentials: "same-origin" });
+      if (response.status === 404) {  // taken off this client, or the package archived: show nothing of it
+        const note = document.createElement("p");
+        note.className = "flash";
+        note.setAttribute("role", "status");
+        note.textContent = "This client's record is no longer open to you.";
+        root.replaceChildren(note);
+        return;
+      }
       if (!response.ok) return;
       const html = await response.text();
       const open = [...root.querySelectorAll("details[open]")].map((d) => d.closest("[data-task-id]")?.dataset.taskId);

@@ -17,10 +17,15 @@ from caretrack.care.service.missed import check_missed
 from caretrack.care.service.packages import (
     PACKAGE_PHI,
     can_see_package,
+    check_on_package,
     client_names,
+    do_archive_package,
     do_assign_carer,
     do_create_package,
+    do_end_package,
+    do_unarchive_package,
     do_unassign_carer,
+    do_update_package,
     get_package,
     list_packages,
 )
@@ -39,14 +44,15 @@ from caretrack.care.service.progress import (
     period_of,
     progress,
 )
+from caretrack.care.service.staffing import do_remove_carer, do_replace_carer
 from caretrack.care.service.tasks import do_create_task, do_update_task, get_task, task_package, task_payload
 
 __all__ = [
-    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow",
-    "TaskProgress",
-    "can_see_package", "carer_today", "check_missed", "check_early", "check_period", "check_when",
-    "client_names", "daily_done", "day_start", "do_assign_carer", "do_correct_completion", "do_create_package",
-    "do_create_task", "do_log_completion", "do_unassign_carer", "do_update_task", "done_counts", "expected_in",
-    "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",
-    "period_of", "progress", "task_package", "task_payload",
+    "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
+    "can_see_package", "carer_today", "check_early", "check_missed", "check_on_package", "check_period", "check_when",
+    "client_names", "daily_done", "day_start", "do_archive_package", "do_assign_carer", "do_correct_completion",
+    "do_create_package", "do_create_task", "do_end_package", "do_log_completion", "do_remove_carer",
+    "do_replace_carer", "do_unarchive_package", "do_unassign_carer", "do_update_package", "do_update_task",
+    "done_counts", "expected_in", "get_package", "get_task", "latest_statuses", "list_completions", "list_packages",
+    "period_bounds", "period_of", "progress", "task_package", "task_payload",
 ]

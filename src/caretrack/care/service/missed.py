@@ -62,7 +62,9 @@ async def check_missed(at: datetime | None = None) -> int:
     """Record (once) and announce every task whose window closed short of its target."""
     at = at or utcnow()
     closed: list[_Closed] = []
-    for task in await CareTask.filter(is_active=True).prefetch_related("package", "carer"):
+    # A task waiting for a carer, or on an archived package, is nobody's to miss.
+    tasks = CareTask.filter(is_active=True, needs_carer=False, package__archived_at__isnull=True)
+    for task in await tasks.prefetch_related("package", "carer"):
         for start, end in closed_periods(task, task.package, at):
             if zones.instant(task.package, end, task.window_end) <= task.created_at:
                 continue  # the window had closed before the task was set

@@ -130,12 +130,13 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
     "Today" is each package's own: its date, visit times and task windows on its clock."""
     at = at or utcnow()
     packages = {}
-    for package in await CarePackage.filter(carers__carer_id=carer.id).distinct():
+    for package in await CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct():
         local_today = zones.today(package, at)
         if package.starts_on <= local_today and (package.ends_on is None or package.ends_on >= local_today):
             packages[package.id] = package
     names = await client_names(carer, list(packages), client_address)
-    tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, package_id__in=list(packages))
+    tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, needs_carer=False,
+                                       package_id__in=list(packages))
                  .order_by("window_start", "id"))
     # One count query per distinct period (today, this week; more only for packages on zones
     # whose dates differ) and one for the latest completions: the dashboard refreshes live, so

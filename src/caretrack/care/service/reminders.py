@@ -86,7 +86,8 @@ async def _candidates(at: datetime) -> list[Planned]:
     # UTC dates widened by a day either side: a package's local date may be either neighbour.
     first = (at - REMINDER_GRACE).date() - timedelta(days=1)
     last = (at + PLAN_HORIZON + REMINDER_LEAD).date() + timedelta(days=1)
-    packages = await CarePackage.filter(Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last)
+    packages = await CarePackage.filter(Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last,
+                                        archived_at__isnull=True)
     if not packages:
         return []
     carers: dict[int, list[int]] = {}
@@ -142,7 +143,7 @@ async def send_visit_reminder(ctx: JobContext) -> None:
         raise Skipped(f"{ctx.at - remind_at} after its moment (grace {REMINDER_GRACE}): not sent late")
     package = await CarePackage.get_or_none(id=payload["package_id"])
     day, hhmm = date.fromisoformat(payload["day"]), payload["visit"]
-    if package is None or not runs_on(package, day):
+    if package is None or package.archived_at is not None or not runs_on(package, day):
         raise Skipped(f"package {payload['package_id']} is not running on {day}")
     if hhmm not in visit_times(package):
         raise Skipped(f"package {package.id} no longer has a visit at {hhmm}")

@@ -1,5 +1,6 @@
 """Tasks with targets and due windows: created, changed, reassigned or ended by an admin; the
-carers they concern see each change live. A carer reaches only the tasks assigned to them."""
+carers they concern see each change live. A task goes only to a carer on its package. A carer
+reaches only the tasks assigned to them on packages they can see."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer
-from caretrack.care.models import CarePackage, CareTask, PackageCarer, Period
+from caretrack.care.models import CarePackage, CareTask, Period
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.schemas import TaskChange, TaskIn
-from caretrack.care.service.packages import _package_for
+from caretrack.care.service.packages import _changeable, can_see_package, check_on_package
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
@@ -25,14 +26,13 @@ def task_payload(task: CareTask) -> dict[str, Any]:
 
 
 async def do_create_task(admin: User, package_id: int, command: TaskIn, client_address: str | None) -> CareTask:
-    package = await _package_for(admin, package_id)
+    package = await _changeable(admin, package_id)
     carer = await check_carer(command.carer_id)
+    await check_on_package(package.id, carer)
     if command.period == Period.VISIT and not visit_times(package):
         raise ValidationError(NO_SCHEDULE)
     window_start, window_end = command.window()
     async with atomic() as tx:
-        if not await PackageCarer.filter(package_id=package.id, carer_id=carer.id).using_db(tx.conn).exists():
-            await PackageCarer.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id)
         task = await CareTask.create(using_db=tx.conn, package_id=package.id, carer_id=carer.id, title=command.title,
                                      target=command.target, period=Period(command.period),
                                      window_start=window_start, window_end=window_end)
@@ -45,7 +45,8 @@ async def do_create_task(admin: User, package_id: int, command: TaskIn, client_a
 
 async def _task_for(viewer: User, task_id: int, *, active: bool = False) -> CareTask:
     task = await CareTask.get_or_none(id=task_id)
-    if task is None or (viewer.role != Role.ADMIN and task.carer_id != viewer.id) or (active and not task.is_active):
+    if task is None or (active and not task.is_active) or (viewer.role != Role.ADMIN and (
+            task.carer_id != viewer.id or task.needs_carer or not await can_see_package(viewer, task.package_id))):
         raise NotFound(f"No task with id {task_id}.")
     return task
 
@@ -61,26 +62,25 @@ async def task_package(viewer: User, task_id: int) -> tuple[CareTask, CarePackag
 
 
 async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None) -> CareTask:
-    """Change a task's details, reassign it to another carer, or end it (is_active false).
-    The carers it concerns see the change live."""
+    """Change a task's details, reassign it to another carer on its package, or end it
+    (is_active false). The carers it concerns see the change live."""
     task = await _task_for(admin, task_id)
+    await _changeable(admin, task.package_id)
     changes: dict[str, Any] = command.model_dump(include={"title", "target", "is_active"}, exclude_none=True)
     if command.period is not None:
         changes["period"] = Period(command.period)
     if (window := command.window()) is not None:
         changes["window_start"], changes["window_end"] = window
     new_carer = await check_carer(command.carer_id) if command.carer_id is not None else None
-    old_carer_id = task.carer_id
-    if new_carer is not None and new_carer.id != task.carer_id:
-        changes["carer_id"] = new_carer.id
+    old_carer_id, was_flagged = task.carer_id, task.needs_carer
+    if new_carer is not None and (new_carer.id != task.carer_id or task.needs_carer):
+        await check_on_package(task.package_id, new_carer)
+        changes["carer_id"], changes["needs_carer"] = new_carer.id, False
     if changes.get("period") == Period.VISIT and not visit_times(await CarePackage.get(id=task.package_id)):
         raise ValidationError(NO_SCHEDULE)
     if not changes:
         return task
     async with atomic() as tx:
-        if "carer_id" in changes and not await PackageCarer.filter(
-                package_id=task.package_id, carer_id=changes["carer_id"]).using_db(tx.conn).exists():
-            await PackageCarer.create(using_db=tx.conn, package_id=task.package_id, carer_id=changes["carer_id"])
         await CareTask.filter(id=task.id).using_db(tx.conn).update(**changes)
         await task.refresh_from_db(using_db=tx.conn)
         await tx.audit(Actor(admin.id, client_address), "care.task_changed", "care_task", task.id,
@@ -89,8 +89,9 @@ async def do_update_task(admin: User, task_id: int, command: TaskChange, client_
         subject = ("care_task", task.id)
         if not task.is_active:
             await tx.emit("task.removed", actor_id=admin.id, subject=subject, data=payload, users=[old_carer_id])
-        elif task.carer_id != old_carer_id:
-            await tx.emit("task.removed", actor_id=admin.id, subject=subject, data=payload, users=[old_carer_id])
+        elif "carer_id" in changes:
+            if not was_flagged:  # a flagged task was taken from its carer when they left
+                await tx.emit("task.removed", actor_id=admin.id, subject=subject, data=payload, users=[old_carer_id])
             await tx.emit("task.assigned", actor_id=admin.id, subject=subject, data=payload, users=[task.carer_id])
         else:
             await tx.emit("task.updated", actor_id=admin.id, subject=subject, data=payload, users=[task.carer_id])

@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('caretrack', '0012_package_zone')]
+    dependencies = [('caretrack', '0015_client_record')]
 
     initial = False
 
