@@ -120,6 +120,7 @@ async def test_a_tap_made_offline_is_sent_when_back_online_with_the_time_it_was_
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     package = await care.do_create_package(boss, PackageIn.model_validate({
         "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "time_zone": "Europe/London"}), None)
+    await care.do_assign_carer(boss, package.id, cara.id, None)
     task = await care.do_create_task(boss, package.id, TaskIn.model_validate({
         "carer_id": cara.id, "title": "Medication prompt", "target": 1, "period": "day",
         "window_start": "07:30", "window_end": "10:00"}), None)

@@ -44,6 +44,7 @@ async def london_task(admin, carer, *, title: str = "Medication prompt", window:
     package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": client_name, "starts_on": LONG_AGO.isoformat(), "visit_times": visit_times,
         "time_zone": "Europe/London"}), None)
+    await care.do_assign_carer(admin, package.id, carer.id, None)
     task = await care.do_create_task(admin, package.id, TaskIn.model_validate({
         "carer_id": carer.id, "title": title, "target": target, "period": "day",
         "window_start": window[0], "window_end": window[1]}), None)
@@ -176,7 +177,6 @@ async def test_the_dashboard_labels_the_time_with_the_zone_and_the_form_logs_on_
 async def test_visit_reminders_are_planned_on_the_packages_clock(people):
     admin, _, cara = people
     package, _ = await london_task(admin, cara, visit_times="08:00")
-    await care.do_assign_carer(admin, package.id, cara.id, None)
     assert await reminders.plan_visit_reminders(SPRING_0500Z) == 1
     [job] = await Job.filter(kind=reminders.REMIND)
     # 08:00 BST on 29 March is 07:00 UTC: reminded at 06:30 UTC, not 07:30
