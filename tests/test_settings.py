@@ -10,6 +10,12 @@ def test_defaults_are_the_embedded_setup():
     assert settings.origins == {"http://127.0.0.1:8000"}
     assert settings.secret_key == DEV_SECRET_KEY
     assert settings.media_mode == "embedded"
+    assert settings.care_early_logs == "refuse"
+
+
+def test_the_agency_may_mark_early_logs_instead_of_refusing_them():
+    assert Settings.from_env({"CARETRACK_CARE_EARLY_LOGS": "MARK"}).care_early_logs == "mark"
+    assert Settings.from_env({"CARETRACK_CARE_EARLY_LOGS": "refuse"}).care_early_logs == "refuse"
 
 
 def test_the_port_range_and_media_workers_reach_the_relay(tmp_path):
@@ -43,6 +49,7 @@ def test_the_port_range_and_media_workers_reach_the_relay(tmp_path):
         ({"CARETRACK_MEDIA_MODE": "cluster"}, "CARETRACK_MEDIA_MODE"),
         ({"CARETRACK_MEDIA_MODE": "workers"}, "CARETRACK_REDIS_URL"),
         ({"CARETRACK_CARE_TIME_ZONE": "Europe/Londn"}, "CARETRACK_CARE_TIME_ZONE"),
+        ({"CARETRACK_CARE_EARLY_LOGS": "count"}, "CARETRACK_CARE_EARLY_LOGS"),
     ],
 )
 def test_a_bad_value_names_its_variable(env, named):

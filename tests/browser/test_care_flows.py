@@ -5,7 +5,7 @@ takes an assessment, an assessor marks it, and the training matrix changes."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -107,6 +107,45 @@ async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_se
     await carer.locator("#tasks li", has_text="Evening medication").get_by_text("last: not done").wait_for()
     [logged] = await TaskCompletion.filter(task_id=task.id)
     assert logged.occurred_at == datetime(2026, 10, 24, 23, 50, tzinfo=UTC)
+    await carer.context.close()
+
+
+async def test_a_tap_made_offline_is_sent_when_back_online_with_the_time_it_was_made(live_server, browser):
+    """On the package's clock (London, the morning the clocks went forward): the carer taps Done
+    with no signal at 08:00 BST; twenty minutes later the phone is back online, and the tap is
+    recorded as made at 08:00, once."""
+    tapped = datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+    live_server.app.state.clock = lambda: tapped
+    boss, _ = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    package = await care.do_create_package(boss, PackageIn.model_validate({
+        "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "time_zone": "Europe/London"}), None)
+    await care.do_assign_carer(boss, package.id, cara.id, None)
+    task = await care.do_create_task(boss, package.id, TaskIn.model_validate({
+        "carer_id": cara.id, "title": "Medication prompt", "target": 1, "period": "day",
+        "window_start": "07:30", "window_end": "10:00"}), None)
+    carer = await phone(browser)
+    await carer.clock.set_fixed_time(tapped)
+    await sign_in(carer, live_server.url, "cara@example.org")
+    await carer.wait_for_url("**/carer")
+    await live_ready(carer)
+    item = carer.locator("#tasks li", has_text="Medication prompt")
+    assert "Time (Europe/London)" in await item.locator(f'label[for="time-{task.id}"]').text_content()
+
+    await carer.context.set_offline(True)
+    await item.get_by_role("button", name="Done: Medication prompt").click()
+    await item.get_by_role("status").filter(has_text="your tap at 08:00 kept on this phone").wait_for()
+    assert await TaskCompletion.filter(task_id=task.id).count() == 0
+
+    later = tapped + timedelta(minutes=20)
+    live_server.app.state.clock = lambda: later
+    await carer.clock.set_fixed_time(later)
+    await carer.context.set_offline(False)
+    await carer.locator("#tasks li", has_text="Medication prompt").locator(
+        ".progress", has_text="1 of 1 today").wait_for(timeout=15000)
+    [logged] = await TaskCompletion.filter(task_id=task.id)
+    assert logged.occurred_at == tapped
+    assert await carer.locator("[data-pending-note]").count() == 0
     await carer.context.close()
 
 

@@ -49,15 +49,17 @@ CARER = [Role.CARER]
 def _today_out(day: service.CarerDay) -> TodayOut:
     return TodayOut(
         day=day.day,
-        visits=[VisitOut(time=t, client_name=name, package_id=pid) for t, name, pid in day.visits],
+        visits=[VisitOut(time=t, client_name=name, package_id=pid, time_zone=day.time_zones[pid])
+                for t, name, pid in day.visits],
         tasks=[TaskProgressOut(task=TaskOut.of(p.task), client_name=p.client_name, done=p.done,
                                expected=p.expected, period=p.period_label, window_state=p.window_state,
-                               blocked=p.blocked)
+                               blocked=p.blocked, time_zone=day.time_zones[p.package_id])
                for p in day.tasks])
 
 
 @api.get("/care/today", summary="Your visits and tasks today, with progress toward each target", roles=CARER,
-         response=TodayOut)
+         response=TodayOut, description="Each package's day, visit times and task windows are on its own clock "
+                                        "(`time_zone`).")
 async def api_today(request: Request, user: User) -> TodayOut:
     return _today_out(await service.carer_today(user, address_of(request), at=clock.now(request)))
 
@@ -68,7 +70,8 @@ async def api_today(request: Request, user: User) -> TodayOut:
                       "`replayed` true) and records nothing new.")
 async def api_log(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_log_completion(
-        user, request.path_params["task_id"], body, client_address=address_of(request), at=clock.now(request))
+        user, request.path_params["task_id"], body, client_address=address_of(request), at=clock.now(request),
+        early_logs=request.app.state.settings.care_early_logs)
     return _completion_response(completion, created)
 
 
@@ -85,7 +88,8 @@ def _completion_response(completion: TaskCompletion, created: bool) -> Completio
                       "superseded, and the audit trail keeps what it said.")
 async def api_correct(request: Request, user: User, body: CompletionIn) -> CompletionOut | Response:
     completion, created = await service.do_correct_completion(
-        user, request.path_params["completion_id"], body, client_address=address_of(request), at=clock.now(request))
+        user, request.path_params["completion_id"], body, client_address=address_of(request), at=clock.now(request),
+        early_logs=request.app.state.settings.care_early_logs)
     return _completion_response(completion, created)
 
 

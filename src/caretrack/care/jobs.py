@@ -13,7 +13,9 @@ from caretrack.core.queue import JobContext, job
 log = get_logger("caretrack.care")
 
 
-@job("care.check_missed", every=timedelta(minutes=5))
+# On the minute (a grid from midnight), so a window closing at 10:00 is reported by 10:00:59
+# whatever the runner's start time; the check itself is a fixed handful of queries.
+@job("care.check_missed", every=timedelta(minutes=1), offset=timedelta(0))
 async def check_missed(ctx: JobContext) -> None:
     missed = await service.check_missed(ctx.at)
     if missed:

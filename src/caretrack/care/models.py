@@ -68,6 +68,8 @@ class CareTask(Model):
     id = fields.IntField(primary_key=True)
     package = fields.ForeignKeyField("caretrack.CarePackage", related_name="tasks", on_delete=fields.CASCADE)
     carer = fields.ForeignKeyField("caretrack.User", related_name="care_tasks", on_delete=fields.RESTRICT)
+    package_id: int  # the key columns, for the type checker
+    carer_id: int
     title = fields.CharField(max_length=120)
     target = fields.IntField()  # completions per period
     period = fields.CharEnumField(Period, max_length=8)
@@ -116,6 +118,8 @@ class TaskCompletion(Model):
     id = fields.IntField(primary_key=True)
     task = fields.ForeignKeyField("caretrack.CareTask", related_name="completions", on_delete=fields.CASCADE)
     carer = fields.ForeignKeyField("caretrack.User", related_name="task_completions", on_delete=fields.RESTRICT)
+    task_id: int  # the key columns, for the type checker
+    carer_id: int
     # A retry of the same request carries the same key; the unique index records it once.
     idempotency_key = fields.CharField(max_length=64, unique=True)
     status = fields.CharEnumField(CompletionStatus, max_length=8)
@@ -126,21 +130,27 @@ class TaskCompletion(Model):
     # A correction is a new row pointing at the one it replaces, which stays (superseded).
     corrects = fields.ForeignKeyField("caretrack.TaskCompletion", related_name="corrections", null=True,
                                       on_delete=fields.RESTRICT)
+    corrects_id: int | None
     superseded_at = fields.DatetimeField(null=True)
+    # Done before the task's window opened on the package's clock, kept because the agency marks
+    # such logs (CARETRACK_CARE_EARLY_LOGS=mark) rather than refusing them; never counted.
+    early = fields.BooleanField(default=False)
 
     class Meta:
         table = "task_completions"
         indexes = (("task_id", "occurred_at"),)  # the figures count by task over a period
 
 
-# A task window that closed short of its target: one row per task and day, so the
-# missed-task event is sent once.
+# A task window that closed short of its target: one row per task and (package-local) day, so
+# the missed-task event is sent once.
 class MissedTask(Model):
     id = fields.IntField(primary_key=True)
     task = fields.ForeignKeyField("caretrack.CareTask", related_name="misses", on_delete=fields.CASCADE)
     on_date = fields.DateField()
     done = fields.IntField()
     target = fields.IntField()
+    # Why the carer logged it not done (the latest reason in the period); None: missed, nothing logged.
+    reason = fields.CharField(max_length=200, null=True)
     recorded_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,7 @@ charts. The forms parse into the same commands as the API."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -55,7 +55,8 @@ async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any
     at = app_clock.now(request)
     day = await service.carer_today(user, address_of(request), at=at)
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
-    return {"day": day, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
+    return {"day": day, "server_now": at.isoformat(), "new_key": lambda: uuid.uuid4().hex,
+            "reasons": service.NOT_DONE_REASONS,
             "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts,
             "due_text": assessments.due_text}
 
@@ -72,8 +73,11 @@ async def log_task(request: Request, user: User, form: FormData) -> Response:
     task_id = request.path_params["task_id"]
     at = app_clock.now(request)
     try:
-        command = parse_form(CompletionIn, _completion_form(form, occurred_at=_form_time(form.get("time"), at)))
-        await service.do_log_completion(user, task_id, command, client_address=address_of(request), at=at)
+        _, package = await service.task_package(user, task_id)
+        command = parse_form(CompletionIn, _completion_form(
+            form, occurred_at=_form_time(form.get("time"), at, package)))
+        await service.do_log_completion(user, task_id, command, client_address=address_of(request), at=at,
+                                        early_logs=request.app.state.settings.care_early_logs)
     except CareTrackError as exc:
         context = await carer_dashboard_context(request, user)
         return render(request, "dashboards/carer.html", {"user": user, **context}, status_code=exc.status_code,
@@ -88,23 +92,26 @@ def _completion_form(form: FormData, occurred_at: datetime | None = None) -> dic
             "reason": reason, "note": str(form.get("note") or ""), "occurred_at": occurred_at}
 
 
-def _form_time(value: Any, at: datetime) -> datetime | None:
-    """A time of day from the form means its latest occurrence (UTC) up to now: 23:50 entered just
-    after midnight is last night's visit, not one tonight that the service would refuse as future."""
+def _form_time(value: Any, at: datetime, package: zones.Zoned) -> datetime | None:
+    """A time of day from the form, on the package's clock, means its latest occurrence up to now:
+    23:50 entered just after midnight is last night's visit, not one tonight that the service
+    would refuse as future. (care.js reads the field the same way for the JSON API.)"""
     if not value:
         return None
     minutes = check_clock(value, "time")
-    when = datetime.combine(at.date(), time(minutes // 60, minutes % 60), tzinfo=UTC)
-    return when - timedelta(days=1) if when > at + service.FUTURE_GRACE else when
+    today = zones.today(package, at)
+    when = zones.instant(package, today, minutes)
+    return zones.instant(package, today - timedelta(days=1), minutes) if when > at + service.FUTURE_GRACE else when
 
 
 @pages.get("/carer/tasks/{task_id:id}", roles=CARER)
 async def carer_task(request: Request, user: User) -> Response:
-    task = await service.get_task(user, request.path_params["task_id"])
+    task, package = await service.task_package(user, request.path_params["task_id"])
     completions = await service.list_completions(user, task.id, address_of(request))
-    return render(request, "care/carer_task.html", {"task": task, "completions": completions,
-                                                    "new_key": uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
-                                                    "clock": clock})
+    return render(request, "care/carer_task.html", {
+        "task": task, "completions": completions, "new_key": uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
+        "clock": clock, "time_zone": package.time_zone,
+        "wall": lambda instant: f"{zones.local(package, instant):%Y-%m-%d %H:%M}"})
 
 
 async def _client_context(request: Request, user: User) -> dict[str, Any]:
@@ -129,7 +136,7 @@ async def correct_completion(request: Request, user: User, form: FormData) -> Re
     command = parse_form(CompletionIn, _completion_form(form))
     completion, _ = await service.do_correct_completion(
         user, request.path_params["completion_id"], command, client_address=address_of(request),
-        at=app_clock.now(request))
+        at=app_clock.now(request), early_logs=request.app.state.settings.care_early_logs)
     return redirect(f"/carer/tasks/{completion.task_id}")
 
 

@@ -352,12 +352,14 @@ class TaskProgressOut(BaseModel):
     period: str
     window_state: Literal["upcoming", "open", "closed"]
     blocked: str | None = Field(None, description="Why the carer should not do it yet (a competency it needs)")
+    time_zone: str = Field(description="The package's zone: its window and today are on this clock")
 
 
 class VisitOut(BaseModel):
     time: str
     client_name: str
     package_id: int
+    time_zone: str = Field(description="The package's zone, which the time is on")
 
 
 class TodayOut(BaseModel):
@@ -413,6 +415,7 @@ class CompletionOut(BaseModel):
     recorded_at: datetime
     corrects_id: int | None
     superseded: bool
+    early: bool = Field(description="Done before the task's window opened: recorded, not counted")
     replayed: bool = False
 
     @classmethod
@@ -420,7 +423,7 @@ class CompletionOut(BaseModel):
         return cls(id=completion.id, task_id=completion.task_id, status=str(completion.status),
                    reason=completion.reason, note=note, occurred_at=completion.occurred_at,
                    recorded_at=completion.recorded_at, corrects_id=completion.corrects_id,
-                   superseded=completion.superseded_at is not None, replayed=replayed)
+                   superseded=completion.superseded_at is not None, early=completion.early, replayed=replayed)
 
 
 class CompletionList(BaseModel):

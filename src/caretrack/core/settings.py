@@ -44,6 +44,9 @@ class Settings:
     agency_name: str = "CareTrack"
     # Care happens on the client's wall clock: a new package's zone unless the admin picks another.
     care_time_zone: str = "UTC"
+    # A task logged done before its window opens (on the package's clock): refused, or recorded
+    # marked early and not counted toward the target.
+    care_early_logs: str = "refuse"  # or "mark"
     # Email: without an SMTP host, emails are stored in the database for admins to read.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -154,6 +157,7 @@ class Settings:
             data_dir=Path(reader.text("DATA_DIR", "var")),
             agency_name=reader.text("AGENCY_NAME", "CareTrack"),
             care_time_zone=reader.time_zone("CARE_TIME_ZONE", "UTC"),
+            care_early_logs=reader.choice("CARE_EARLY_LOGS", ("refuse", "mark"), "refuse"),
             smtp_host=reader.text_or_none("SMTP_HOST"),
             smtp_port=reader.integer("SMTP_PORT", 25, minimum=1, maximum=65535),
             smtp_username=reader.text_or_none("SMTP_USERNAME"),

@@ -71,9 +71,9 @@ LINES: dict[str, Line] = {
         f"{a} {'marked' if d.get('status') == 'not_done' else 'completed'} the task “{_text(d.get('title'), s)}”"
         + (" as not done" if d.get("status") == "not_done" else "")
         + (f" ({d['reason']})" if d.get("reason") else "")
+        + (" — early, before its window opened: not counted" if d.get("early") else "")
         + (" — corrected" if d.get("corrected") else "")),
-    "task.missed": lambda a, s, d: f"The task “{_text(d.get('title'), s)}” was missed"
-                                   + (f" by {d['carer_name']}" if d.get("carer_name") else ""),
+    "task.missed": lambda a, s, d: _missed(s, d),
     "care.package_updated": lambda a, s, d: f"{a} changed the details of care package {_text(d.get('package_id'), s)}"
                                             + (f" ({', '.join(map(str, d['fields']))})" if d.get("fields") else ""),
     "care.package_ended": lambda a, s, d: f"{a} ended care package {_text(d.get('package_id'), s)}"
@@ -108,6 +108,22 @@ def _assigned(a: str, s: str, d: dict[str, Any]) -> str:
     line = (f"{a} assigned {carer} a renewal of “{title}”" if d.get("reason") == "renewal"
             else f"{a} assigned “{title}” to {carer}")
     return line + (f", due {_text(d['due_on'])}" if d.get("due_on") else "")
+
+
+def _missed(s: str, d: dict[str, Any]) -> str:
+    """A window that closed short of its target: not done, with the carer's reason, or missed
+    with nothing logged (events from before the distinction read as missed)."""
+    task = f"The task “{_text(d.get('title'), s)}”" + (f" for {_text(d['client'])}" if d.get("client") else "")
+    day = f" on {_text(d['on_date'])}" if d.get("on_date") else ""
+    carer = _text(d.get("carer_name"))
+    if d.get("outcome") == "not_done":
+        return f"{task} was not done{day}: {_text(d.get('reason'), 'no reason given')}" + (
+            f" (logged by {carer})" if carer else "")
+    line = f"{task} was missed{day}" + (f" by {carer}" if carer else "")
+    if "outcome" not in d:
+        return line
+    done, expected = d.get("done") or 0, d.get("expected")
+    return line + (f": {done} of {expected} done, nothing logged for the rest" if done else ": nothing logged")
 
 
 def _assessment(a: str, s: str, d: dict[str, Any]) -> str:

@@ -1,6 +1,8 @@
 // The carer's dashboard: tasks logged in place (two taps, with a client-generated
-// idempotency key so a retry after a lost connection is recorded once), and the "today"
-// section (or a client's record) refetched from the server whenever an event says it changed.
+// idempotency key so a retry after a lost connection is recorded once, and the moment of the
+// tap, so a tap made offline keeps its time), and the "today" section (or a client's record)
+// refetched from the server whenever an event says it changed. Times are on the package's
+// clock (data-time-zone).
 import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
@@ -50,60 +52,179 @@ async function refresh() {
   return refreshing;
 }
 
-async function send(url, body, attempts = 4) {
-  let delay = 400;
-  for (let i = 0; ; i++) {
-    try {
-      return await postJSON(url, body, { accept: "application/json" });
-    } catch (err) {  // the network dropped: retry with the same key, so it counts once
-      if (i + 1 >= attempts) throw err;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      delay *= 2;
-    }
-  }
-}
-
 // Devices' clocks drift: the server takes up to 5 minutes ahead as "now" (care.service.FUTURE_GRACE).
 const FUTURE_GRACE_MS = 5 * 60 * 1000;
+const MINUTE_MS = 60 * 1000;
 
-function latestAt(time) {
-  // A time of day (UTC) means its latest occurrence up to now, as the server's log form does:
-  // 23:50 entered just after midnight is last night's visit, not one tonight (refused as future).
-  if (!time) return null;
-  const now = new Date();
+// --- the package's clock (caretrack.care.zones, in the browser) ------------------------------
+
+function wallParts(instant, zone) {
+  // The wall clock in `zone` at `instant`, as numbers.
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit",
+  }).formatToParts(instant);
+  const get = (type) => Number(parts.find((p) => p.type === type).value);
+  return { year: get("year"), month: get("month"), day: get("day"), minutes: get("hour") * 60 + get("minute") };
+}
+
+function offsetMs(instant, zone) {
+  const w = wallParts(instant, zone);
+  const asUtc = Date.UTC(w.year, w.month - 1, w.day, 0, w.minutes);
+  return asUtc - Math.floor(instant.getTime() / MINUTE_MS) * MINUTE_MS;
+}
+
+function wallInstant(day, minutes, zone) {
+  // The instant of `minutes` after midnight on the package's `day`, read as the server reads
+  // it: a wall time that happens twice is the first; one in a spring-forward gap takes the
+  // offset from before the change.
+  const naive = Date.UTC(day.year, day.month - 1, day.day, 0, minutes);
+  const before = offsetMs(new Date(naive - 3 * 3600 * 1000), zone);
+  const after = offsetMs(new Date(naive + 3 * 3600 * 1000), zone);
+  const fits = [naive - before, naive - after].filter((t) => {
+    const w = wallParts(new Date(t), zone);
+    return Date.UTC(w.year, w.month - 1, w.day, 0, w.minutes) === naive;
+  });
+  return new Date(fits.length ? Math.min(...fits) : naive - before);
+}
+
+function latestAt(time, zone, tapped) {
+  // A time of day on the package's clock means its latest occurrence up to the tap, as the
+  // server's log form does: 23:50 entered just after midnight is last night's visit, not one
+  // tonight (refused as future).
   const [hours, minutes] = time.split(":").map(Number);
-  const when = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), hours, minutes));
-  if (when - now > FUTURE_GRACE_MS) when.setUTCDate(when.getUTCDate() - 1);
-  return when.toISOString().replace(".000Z", "+00:00");
+  const today = wallParts(tapped, zone);
+  let when = wallInstant(today, hours * 60 + minutes, zone);
+  if (when - tapped > FUTURE_GRACE_MS) {
+    const yesterday = new Date(Date.UTC(today.year, today.month - 1, today.day - 1));
+    when = wallInstant({ year: yesterday.getUTCFullYear(), month: yesterday.getUTCMonth() + 1,
+      day: yesterday.getUTCDate() }, hours * 60 + minutes, zone);
+  }
+  return when;
+}
+
+const iso = (instant) => instant.toISOString().replace(".000Z", "+00:00");
+
+// A phone's clock can be off: a tap's moment is the phone's clock corrected by how far it was
+// from the server's when the day was last fetched (data-server-now), so the server reads it on
+// its own clock.
+let clockOffsetMs = 0;
+
+function syncClock() {
+  const serverNow = Date.parse(root?.querySelector("[data-server-now]")?.dataset.serverNow || "");
+  if (!Number.isNaN(serverNow)) clockOffsetMs = serverNow - Date.now();
+}
+
+const serverNow = () => new Date(Date.now() + clockOffsetMs);
+
+// --- taps waiting for the network ------------------------------------------------------------
+// Each tap is one completion with its own key and the moment it was made. Sent at once, the
+// server's clock stamps it; one that has to wait (no network, or the server failing) is sent
+// with its moment as `occurred_at`, which the server bounds (7 days back, 5 minutes ahead).
+// It waits here until the server has answered it (kept in memory only: a note is a client's
+// health information, so nothing is written to the device's storage), and is sent again with
+// the same key, so a request that reached the server before the connection dropped counts once.
+
+const pending = [];
+const failed = [];  // refused by the server: shown once on the task, then forgotten
+let flushing = null;
+let retryTimer = null;
+let retryDelay = 1000;
+
+function waitForNetwork() {
+  // Whatever now waits is sent later: from here on it carries the moment it was tapped.
+  for (const entry of pending) entry.body.occurred_at ??= iso(entry.tapped);
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => flush(), retryDelay);
+  retryDelay = Math.min(retryDelay * 2, 30000);
+}
+
+async function flush() {
+  if (flushing) return flushing;
+  flushing = (async () => {
+    clearTimeout(retryTimer);
+    const sent = new Set();
+    try {
+      while (pending.length) {
+        const entry = pending[0];
+        let response;
+        try {
+          response = await postJSON(entry.url, entry.body, { accept: "application/json" });
+        } catch {  // no network: keep it, try again when the browser is back online (or soon)
+          waitForNetwork();
+          return;
+        }
+        if (response.status >= 500) { waitForNetwork(); return; }  // the server is struggling: same key later
+        pending.shift();
+        retryDelay = 1000;
+        if (response.ok) {
+          sent.add(entry.taskId);
+        } else {
+          const message = await problemMessage(response);
+          entry.error = message || `Could not log this task (${response.status}).`;
+          failed.push(entry);
+        }
+      }
+    } finally {
+      flushing = null;
+      if (sent.size) await refresh().catch(() => {});
+      for (const id of sent) document.querySelector(`#task-${id}`)?.classList.add("new");
+      showState();
+    }
+  })();
+  return flushing;
+}
+
+function showState() {
+  if (!root) return;
+  for (const el of root.querySelectorAll("[data-pending-note]")) el.remove();
+  const waiting = new Map();
+  for (const entry of pending) waiting.set(entry.taskId, [...(waiting.get(entry.taskId) || []), entry]);
+  for (const [taskId, entries] of waiting) {
+    const form = root.querySelector(`form[data-log-task="${taskId}"]`);
+    if (!form) continue;
+    const note = document.createElement("p");
+    note.className = "flash";
+    note.dataset.pendingNote = "";
+    note.setAttribute("role", "status");
+    const times = entries.map((e) => e.tappedWall).join(", ");
+    note.textContent = `No connection: ${entries.length === 1 ? "your tap" : `${entries.length} taps`} at ${times} `
+      + "kept on this phone, and sent with that time when you are back online.";
+    form.prepend(note);
+  }
+  while (failed.length) {
+    const entry = failed.shift();
+    const form = root.querySelector(`form[data-log-task="${entry.taskId}"]`);
+    if (form) alertIn(form, entry.error);
+  }
 }
 
 async function logTask(form, submitter) {
   const taskId = form.dataset.logTask;
-  // One key per intended completion: kept on the form until the server confirms it.
-  if (!form.dataset.key) form.dataset.key = newKey();
+  const zone = form.dataset.timeZone || "UTC";
+  const tapped = serverNow();  // the moment of the tap, whenever the request finally goes
   const reason = submitter?.name === "reason" ? submitter.value : null;
-  const body = {
-    idempotency_key: form.dataset.key,
-    status: reason ? "not_done" : "done",
-    reason,
-    note: form.elements.note?.value || null,
-    occurred_at: latestAt(form.elements.time?.value),
-  };
+  const time = form.elements.time?.value;
+  const when = time ? latestAt(time, zone, tapped) : tapped;
+  const wall = wallParts(when, zone);
+  pending.push({
+    taskId,
+    tapped,
+    url: `/api/v1/care/tasks/${taskId}/completions`,
+    tappedWall: `${String(Math.floor(wall.minutes / 60)).padStart(2, "0")}:${String(wall.minutes % 60).padStart(2, "0")}`,
+    body: {
+      idempotency_key: newKey(),
+      status: reason ? "not_done" : "done",
+      reason,
+      note: form.elements.note?.value || null,
+      occurred_at: time ? iso(when) : null,
+    },
+  });
+  form.querySelector(".flash-error")?.remove();
   const buttons = form.querySelectorAll("button");
-  buttons.forEach((b) => { b.disabled = true; });
+  buttons.forEach((b) => { b.disabled = true; });  // one tap, one completion: no double taps
   try {
-    const response = await send(`/api/v1/care/tasks/${taskId}/completions`, body);
-    if (response.ok) {
-      delete form.dataset.key;
-      await refresh();
-      document.querySelector(`#task-${taskId}`)?.classList.add("new");
-      return;
-    }
-    const message = await problemMessage(response);
-    delete form.dataset.key;
-    alertIn(form, message || `Could not log this task (${response.status}).`);
-  } catch {
-    alertIn(form, "No connection. Your tap is kept: try again and it will be recorded once.");
+    await flush();
   } finally {
     buttons.forEach((b) => { b.disabled = false; });
   }
@@ -127,6 +248,9 @@ if (root) {
     event.preventDefault();
     logTask(form, event.submitter);
   });
+  syncClock();
+  root.addEventListener("care:refreshed", () => { syncClock(); showState(); });
   for (const type of REFRESH_ON) live.on(type, () => refresh());
   live.onResync(() => refresh());
+  window.addEventListener("online", () => { retryDelay = 1000; flush(); });
 }

@@ -7,6 +7,7 @@ from caretrack.care.service.completions import (
     FUTURE_GRACE,
     NOT_DONE_REASONS,
     CompletionView,
+    check_early,
     check_when,
     do_correct_completion,
     do_log_completion,
@@ -52,17 +53,18 @@ from caretrack.care.service.tasks import (
     do_create_task,
     do_update_task,
     get_task,
+    task_package,
     task_payload,
     task_warnings,
 )
 
 __all__ = [
     "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "Figures", "ProgressRow",
-    "TaskProgress", "blocked_tasks", "can_see_package", "carer_today", "check_missed", "check_on_package",
-    "check_period", "check_when", "client_names", "daily_done", "day_start", "do_archive_package",
-    "do_assign_carer", "do_correct_completion", "do_create_package", "do_create_task", "do_end_package",
-    "do_log_completion", "do_remove_carer", "do_replace_carer", "do_unarchive_package", "do_unassign_carer",
-    "do_update_package", "do_update_task", "done_counts", "expected_in", "figures", "get_package", "get_task",
-    "latest_statuses", "list_completions", "list_packages", "package_today", "period_bounds", "period_of",
-    "progress", "task_payload", "task_warnings",
+    "TaskProgress", "blocked_tasks", "can_see_package", "carer_today", "check_early", "check_missed",
+    "check_on_package", "check_period", "check_when", "client_names", "daily_done", "day_start",
+    "do_archive_package", "do_assign_carer", "do_correct_completion", "do_create_package", "do_create_task",
+    "do_end_package", "do_log_completion", "do_remove_carer", "do_replace_carer", "do_unarchive_package",
+    "do_unassign_carer", "do_update_package", "do_update_task", "done_counts", "expected_in", "figures",
+    "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "package_today",
+    "period_bounds", "period_of", "progress", "task_package", "task_payload", "task_warnings",
 ]

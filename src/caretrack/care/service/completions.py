@@ -10,9 +10,11 @@ from datetime import datetime, timedelta
 from tortoise.exceptions import IntegrityError
 
 from caretrack.accounts.models import User
-from caretrack.care.models import CareTask, CompletionStatus, TaskCompletion
+from caretrack.care import zones
+from caretrack.care.models import CarePackage, CareTask, CompletionStatus, TaskCompletion
+from caretrack.care.schedule import clock
 from caretrack.care.schemas import CompletionIn
-from caretrack.care.service.tasks import _task_for, task_payload
+from caretrack.care.service.tasks import _task_for, task_package, task_payload
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
 from caretrack.core.clock import utcnow
@@ -36,6 +38,17 @@ def check_when(occurred_at: datetime | None, at: datetime) -> datetime:
     return occurred_at
 
 
+def check_early(task: CareTask, package: CarePackage, status: str, when: datetime, early_logs: str) -> bool:
+    """Whether a completion is early: done before the task's window opens on the package's
+    clock. Refused unless the agency marks such logs (`early_logs` "mark"): then kept, never counted."""
+    if status != CompletionStatus.DONE or zones.minute_of_day(package, when) >= task.window_start:
+        return False
+    if early_logs != "mark":
+        raise ValidationError(f"The window for “{task.title}” opens at {clock(task.window_start)} "
+                              f"({package.time_zone}).")
+    return True
+
+
 async def _existing(key: str, carer: User, task_id: int | None = None) -> TaskCompletion | None:
     existing = await TaskCompletion.get_or_none(idempotency_key=key)
     if existing is None:
@@ -46,23 +59,26 @@ async def _existing(key: str, carer: User, task_id: int | None = None) -> TaskCo
 
 
 async def do_log_completion(carer: User, task_id: int, command: CompletionIn, *, client_address: str | None = None,
-                            at: datetime | None = None) -> tuple[TaskCompletion, bool]:
-    """Record a completion once per idempotency key. Returns (completion, created)."""
+                            at: datetime | None = None,
+                            early_logs: str = "refuse") -> tuple[TaskCompletion, bool]:
+    """Record a completion once per idempotency key. Returns (completion, created). A retry
+    keeps the first request's `occurred_at` (an offline tap sent later keeps its moment)."""
     task = await _task_for(carer, task_id, active=True)
     key = command.idempotency_key
     at = at or utcnow()
     when = check_when(command.occurred_at, at)
     if (existing := await _existing(key, carer, task.id)) is not None:
         return existing, False
+    early = check_early(task, await CarePackage.get(id=task.package_id), command.status, when, early_logs)
     try:
         async with atomic() as tx:
             completion = await TaskCompletion.create(
                 using_db=tx.conn, task_id=task.id, carer_id=carer.id, idempotency_key=key,
-                status=CompletionStatus(command.status), reason=command.reason, occurred_at=when,
+                status=CompletionStatus(command.status), reason=command.reason, occurred_at=when, early=early,
                 note=crypto.seal(command.note, "task_completions.note"))
             actor = Actor(carer.id, client_address)
             await tx.audit(actor, "care.task_logged", "task_completion", completion.id, task_id=task.id,
-                           status=command.status)
+                           status=command.status, **({"early": True} if early else {}))
             if command.note:
                 await tx.audit(actor, "phi.write", "task_completion", completion.id, fields=["note"])
             await _emit_completion(tx, carer, task, completion)
@@ -79,14 +95,14 @@ async def _emit_completion(tx: Tx, carer: User, task: CareTask, completion: Task
                            corrected: bool = False) -> None:
     data = {**task_payload(task), "completion_id": completion.id, "status": str(completion.status),
             "reason": completion.reason, "carer_name": carer.full_name, "corrected": corrected,
-            "occurred_at": completion.occurred_at}
+            "occurred_at": completion.occurred_at, "early": completion.early}
     await tx.emit("task.completed", actor_id=carer.id, subject=("care_task", task.id), data=data,
                   roles=[Role.ADMIN], users=[carer.id])
 
 
 async def do_correct_completion(carer: User, completion_id: int, command: CompletionIn, *,
-                                client_address: str | None = None,
-                                at: datetime | None = None) -> tuple[TaskCompletion, bool]:
+                                client_address: str | None = None, at: datetime | None = None,
+                                early_logs: str = "refuse") -> tuple[TaskCompletion, bool]:
     """Replace a completion with a corrected one; the original stays, marked superseded, and
     the audit trail records what it said."""
     at = at or utcnow()
@@ -98,8 +114,9 @@ async def do_correct_completion(carer: User, completion_id: int, command: Comple
         return existing, False
     if original.superseded_at is not None:
         raise Conflict(f"Completion {completion_id} was already corrected; correct the newest version.")
-    task = await _task_for(carer, original.task_id)
+    task, package = await task_package(carer, original.task_id)
     when = check_when(command.occurred_at or original.occurred_at, at)
+    early = check_early(task, package, command.status, when, early_logs)
     try:
         async with atomic() as tx:
             updated = await TaskCompletion.filter(id=original.id, superseded_at__isnull=True).using_db(
@@ -108,7 +125,7 @@ async def do_correct_completion(carer: User, completion_id: int, command: Comple
                 raise Conflict(f"Completion {completion_id} was already corrected; correct the newest version.")
             completion = await TaskCompletion.create(
                 using_db=tx.conn, task_id=task.id, carer_id=carer.id, idempotency_key=key, corrects_id=original.id,
-                status=CompletionStatus(command.status), reason=command.reason, occurred_at=when,
+                status=CompletionStatus(command.status), reason=command.reason, occurred_at=when, early=early,
                 note=crypto.seal(command.note, "task_completions.note"))
             actor = Actor(carer.id, client_address)
             await tx.audit(actor, "care.task_corrected", "task_completion", completion.id, corrects=original.id,

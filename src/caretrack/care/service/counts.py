@@ -1,5 +1,6 @@
 """Completions counted on the database by task, package-local day and status: one GROUP BY query
-however long the period, so a year of completions never comes into Python row by row.
+however long the period, so a year of completions never comes into Python row by row. A "done"
+logged before its window opened (kept, marked early) does not count.
 
 The local day of a completion is worked out in SQL from its UTC instant and the package's UTC
 offset at that instant (caretrack.care.zones.offsets, which follows DST changes): a CASE picks the
@@ -91,7 +92,7 @@ async def tally(task_zones: Mapping[int, str], first: date, last: date) -> Tally
         day_sql = "CASE " + " ".join(f"WHEN task_id IN ({','.join(map(str, ids))}) THEN {sql}"
                                      for ids, sql in branches) + " END"
     rows = await (TaskCompletion
-                  .filter(task_id__in=list(task_zones), superseded_at__isnull=True,
+                  .filter(task_id__in=list(task_zones), superseded_at__isnull=True, early=False,
                           occurred_at__gte=min(low for low, _ in spans.values()),
                           occurred_at__lt=max(high for _, high in spans.values()))
                   .annotate(day=RawSQL(day_sql), n=Count("id"))

@@ -19,7 +19,7 @@ from caretrack.care.service.packages import _package_for, client_names
 from caretrack.care.service.targets import expected_in as expected_in  # re-exported: the missed-task job
 from caretrack.care.service.targets import histories
 from caretrack.care.service.tasks import blocked_tasks
-from caretrack.core.clock import utcnow
+from caretrack.core.clock import in_zone, utcnow
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.validation import check_date
@@ -97,8 +97,9 @@ class TaskProgress:
         return self.done >= self.expected > 0
 
 
-def _window_state(task: CareTask, at: datetime) -> str:
-    minutes = at.hour * 60 + at.minute
+def _window_state(task: CareTask, package: CarePackage, at: datetime) -> str:
+    """Where `at` falls against the task's window, on the package's clock."""
+    minutes = zones.minute_of_day(package, at)
     if minutes < task.window_start:
         return "upcoming"
     return "open" if minutes < task.window_end else "closed"
@@ -109,22 +110,26 @@ class CarerDay:
     day: date
     visits: list[tuple[str, str, int]]  # (time, client name, package id)
     tasks: list[TaskProgress]
+    time_zones: dict[int, str]  # package id -> the zone its times are on
 
 
 async def carer_today(carer: User, client_address: str | None, at: datetime | None = None) -> CarerDay:
-    """Today's visits and tasks across the carer's packages, with progress toward each target."""
+    """Today's visits and tasks across the carer's packages, with progress toward each target.
+    "Today" is each package's own: its date, visit times and task windows on its clock."""
     at = at or utcnow()
-    today = at.date()
-    running = CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct()
-    packages = {p.id: p for p in await running
-                if p.starts_on <= today and (p.ends_on is None or p.ends_on >= today)}
+    packages = {}
+    for package in await CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct():
+        local_today = zones.today(package, at)
+        if package.starts_on <= local_today and (package.ends_on is None or package.ends_on >= local_today):
+            packages[package.id] = package
     names = await client_names(carer, list(packages), client_address)
     tasks = list(await CareTask.filter(carer_id=carer.id, is_active=True, needs_carer=False,
                                        package_id__in=list(packages))
                  .order_by("window_start", "id"))
-    # One count query per distinct period (today, this week) and one for the latest
-    # completions: the dashboard refreshes live, so no queries per task.
-    bounds = {task.id: period_bounds(task, today) for task in tasks}
+    # One count query per distinct period (today, this week; more only for packages on zones
+    # whose dates differ) and one for the latest completions: the dashboard refreshes live, so
+    # no queries per task.
+    bounds = {task.id: period_bounds(task, zones.today(packages[task.package_id], at)) for task in tasks}
     done: dict[int, int] = {}
     for start, end in set(bounds.values()):
         done |= await done_counts([tid for tid, b in bounds.items() if b == (start, end)], start, end)
@@ -138,9 +143,12 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
         label = {"day": "today", "visit": "today", "week": "this week"}[str(task.period)]
         progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done.get(task.id, 0), expected,
                                      label, f"{clock(task.window_start)}–{clock(task.window_end)}",
-                                     _window_state(task, at), last_status.get(task.id), blocked.get(task.id)))
+                                     _window_state(task, package, at), last_status.get(task.id), blocked.get(task.id)))
     visits = sorted((t, names.get(pid, ""), pid) for pid, p in packages.items() for t in visit_times(p))
-    return CarerDay(today, visits, progress)
+    time_zones = {pid: p.time_zone for pid, p in packages.items()}
+    # The heading's day: the packages' when they share a clock (as an agency's do), else the carer's own.
+    heading_zone = next(iter(set(time_zones.values()))) if len(set(time_zones.values())) == 1 else carer.time_zone
+    return CarerDay(in_zone(at, heading_zone).date(), visits, progress, time_zones)
 
 
 def percent(done: int, expected: int) -> int:

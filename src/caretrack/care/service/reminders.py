@@ -3,20 +3,20 @@ the package's visit times. A recurring job plans one reminder job per (package, 
 visit time) a few hours ahead, keyed so that it is planned once; the reminder re-checks at its
 moment that the visit still stands, and is skipped, never sent late, past REMINDER_GRACE.
 
-Visit times (CarePackage.visit_times) are UTC wall-clock times, as the rest of care reads them
-(carer_today, the missed-task check and task windows all take `at.date()` and `at.hour` in UTC):
-a package has no zone of its own yet. The email shows the visit on the carer's own clock
-(User.time_zone)."""
+Visit times (CarePackage.visit_times) and the visit's day are on the package's clock
+(caretrack.care.zones): 08:00 in Europe/London is 07:00 UTC in summer. The email shows the visit
+on the carer's own clock (User.time_zone)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import Q
 
 from caretrack.accounts.models import User
+from caretrack.care import zones
 from caretrack.care.models import CarePackage, PackageCarer
 from caretrack.care.schedule import visit_times
 from caretrack.core import crypto
@@ -41,10 +41,10 @@ _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 _PLAN_LOCK = 0x63617265  # PostgreSQL advisory lock held while a planner reads and writes keys
 
 
-def visit_at(day: date, hhmm: str) -> datetime:
-    """The instant of a visit at `hhmm` (UTC, see the module's note) on `day`."""
+def visit_at(package: zones.Zoned, day: date, hhmm: str) -> datetime:
+    """The instant of a visit at `hhmm` on the package's `day`, on its clock."""
     hours, minutes = hhmm.split(":")
-    return datetime.combine(day, time(int(hours), int(minutes)), tzinfo=UTC)
+    return zones.instant(package, day, int(hours) * 60 + int(minutes))
 
 
 def reminder_key(package_id: int, carer_id: int, day: date, hhmm: str) -> str:
@@ -83,7 +83,9 @@ class Planned:
 async def _candidates(at: datetime) -> list[Planned]:
     """Every reminder whose moment falls in (at - grace, at + horizon], for each active carer on
     each package running on the visit's day."""
-    first, last = (at - REMINDER_GRACE).date(), (at + PLAN_HORIZON + REMINDER_LEAD).date()
+    # UTC dates widened by a day either side: a package's local date may be either neighbour.
+    first = (at - REMINDER_GRACE).date() - timedelta(days=1)
+    last = (at + PLAN_HORIZON + REMINDER_LEAD).date() + timedelta(days=1)
     packages = await CarePackage.filter(Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last,
                                         archived_at__isnull=True)
     if not packages:
@@ -100,7 +102,7 @@ async def _candidates(at: datetime) -> list[Planned]:
             if not runs_on(package, day):
                 continue
             for hhmm in visit_times(package):
-                remind = visit_at(day, hhmm) - REMINDER_LEAD
+                remind = visit_at(package, day, hhmm) - REMINDER_LEAD
                 if not at - REMINDER_GRACE < remind <= at + PLAN_HORIZON:
                     continue
                 for carer_id in carers.get(package.id, []):
@@ -148,7 +150,7 @@ async def send_visit_reminder(ctx: JobContext) -> None:
     carer = await User.get_or_none(id=payload["carer_id"], role=Role.CARER, is_active=True)
     if carer is None or not await PackageCarer.exists(package_id=package.id, carer_id=carer.id):
         raise Skipped(f"carer {payload['carer_id']} is no longer on package {package.id}")
-    visit = visit_at(day, hhmm)
+    visit = visit_at(package, day, hhmm)
     async with atomic() as tx:
         client = crypto.unseal(package.client_name, "care_packages.client_name") or ""
         await tx.audit(SYSTEM, "phi.read", "care_package", package.id, fields=["client_name"],

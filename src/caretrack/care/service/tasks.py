@@ -14,7 +14,7 @@ from typing import Any
 
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer, check_skill, competence_gaps
-from caretrack.care.models import CareTask, Period
+from caretrack.care.models import CarePackage, CareTask, Period
 from caretrack.care.schedule import clock, visit_times
 from caretrack.care.schemas import TaskChange, TaskIn
 from caretrack.care.service import targets
@@ -67,6 +67,12 @@ async def _task_for(viewer: User, task_id: int, *, active: bool = False) -> Care
 
 async def get_task(viewer: User, task_id: int) -> CareTask:
     return await _task_for(viewer, task_id)
+
+
+async def task_package(viewer: User, task_id: int) -> tuple[CareTask, CarePackage]:
+    """A task the viewer may reach and the package whose clock it runs on."""
+    task = await _task_for(viewer, task_id)
+    return task, await CarePackage.get(id=task.package_id)
 
 
 async def do_update_task(admin: User, task_id: int, command: TaskChange, client_address: str | None,
