@@ -12,7 +12,16 @@ from caretrack.care.service.completions import (
     do_log_completion,
     list_completions,
 )
+from caretrack.care.service.incidents import (
+    IncidentView,
+    do_acknowledge_incident,
+    do_close_incident,
+    do_raise_incident,
+    get_incident,
+    list_incidents,
+)
 from caretrack.care.service.missed import check_missed
+from caretrack.care.service.notes import Handover, NoteView, do_write_note, handover_for, handovers, office_notes
 from caretrack.care.service.packages import (
     PACKAGE_PHI,
     can_see_package,
@@ -39,6 +48,7 @@ from caretrack.care.service.progress import (
     progress,
 )
 from caretrack.care.service.tasks import do_create_task, do_update_task, get_task, task_payload
+from caretrack.care.service.timeline import Timeline, package_timeline
 
 __all__ = [
     "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "ProgressRow", "TaskProgress",
@@ -47,4 +57,8 @@ __all__ = [
     "do_create_task", "do_log_completion", "do_unassign_carer", "do_update_task", "done_counts", "expected_in",
     "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "period_bounds",
     "period_of", "progress", "task_payload",
+    # handover notes and incidents
+    "Handover", "IncidentView", "NoteView", "Timeline", "do_acknowledge_incident", "do_close_incident",
+    "do_raise_incident", "do_write_note", "get_incident", "handover_for", "handovers", "list_incidents",
+    "office_notes", "package_timeline",
 ]
