@@ -80,4 +80,16 @@ async def package_compliance_pdf(viewer: User, package_id: int, start: date, end
     doc.heading("Missed task windows")
     doc.rows_table(["Date", "Task", "Done", "Expected"],
                    [[m.on_date.isoformat(), m.task.title, m.done, m.target] for m in missed], [30, 80, 30, 30])
+    _notes_section(doc, await care.office_notes(viewer, package_id, care.day_start(start),
+                                                care.day_start(end + timedelta(days=1)), client_address))
     return doc.bytes()
+
+
+def _notes_section(doc: Report, notes: list[care.NoteView]) -> None:
+    """The carers' notes for the office in the period (an audited PHI read), oldest first."""
+    doc.heading("Notes for the office")
+    if not notes:
+        doc.line_of_text("No notes for the office in this period.")
+    for view in notes:
+        about = f" (with {view.task_title})" if view.task_title else ""
+        doc.line_of_text(f"{view.note.written_at:%Y-%m-%d %H:%M} UTC - {view.author_name}{about}: {view.text}")
