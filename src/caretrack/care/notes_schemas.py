@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from caretrack.care.notes_models import IncidentKind, IncidentStatus, Severity
 from caretrack.core.errors import ValidationError
-from caretrack.core.validation import Id, domain_rule, has_nul, refuse, text_field
+from caretrack.core.validation import Id, domain_rule, has_nul, refuse, text_field, whole_number
 
 KINDS = ", ".join(k.value for k in IncidentKind)
 SEVERITIES = ", ".join(s.value for s in Severity)
@@ -100,6 +100,10 @@ class IncidentQuery(Strict):
                       _one_of("status", {*(s.value for s in IncidentStatus), "active"}, STATUSES + ", active")] = (
         Field("active", description="`active` (the default) is open and acknowledged"))
     package_id: Id | None = None
+
+
+class TimelineQuery(Strict):
+    page: Annotated[int, whole_number("timeline page", 1, 1000)] = 1
 
 
 class IncidentOut(BaseModel):

@@ -1,12 +1,14 @@
-// The carer's dashboard: tasks logged in place (two taps, with a client-generated
+// The carer's dashboard (and the admins' incidents page): tasks logged in place (two taps, with a client-generated
 // idempotency key so a retry after a lost connection is recorded once), and the "today"
 // section refetched from the server whenever an event says it changed.
 import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
 const root = document.querySelector("[data-live-refresh]");
-const REFRESH_ON = ["task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
-  "care.package_assigned", "care.package_unassigned", "assessment.assigned", "assessment.result"];
+// A page may name its own events (data-live-events, space-separated), as the incidents page does.
+const REFRESH_ON = root?.dataset.liveEvents?.split(/\s+/).filter(Boolean) ?? [
+  "task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
+  "care.package_assigned", "care.package_unassigned", "care.note", "assessment.assigned", "assessment.result"];
 
 function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
@@ -77,6 +79,8 @@ async function logTask(form, submitter) {
     status: reason ? "not_done" : "done",
     reason,
     note: form.elements.note?.value || null,
+    note_for_office: Boolean(form.elements.note_for_office?.checked),
+    note_for_next_carer: Boolean(form.elements.note_for_next_carer?.checked),
     occurred_at: latestAt(form.elements.time?.value),
   };
   const buttons = form.querySelectorAll("button");
