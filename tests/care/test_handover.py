@@ -21,7 +21,7 @@ from caretrack.core.roles import Role
 from caretrack.core.validation import parse_command
 from caretrack.reports.service import package_compliance_pdf
 from tests.care.helpers import admin_user, package_with_task
-from tests.helpers import make_user
+from tests.helpers import csrf_token, login, make_user
 
 
 async def _setup():
@@ -169,3 +169,72 @@ async def test_the_compliance_pdf_lists_the_notes_for_the_office(database, now):
     assert "Needs more incontinence pads" in text and "Refused breakfast" in text
     assert "Only for the next carer" not in text
     assert "Cara Carer" in text and "Medication prompt" in text
+
+
+async def test_the_pages_carry_notes_from_one_carer_to_the_next_and_to_the_office(app, client):
+    admin, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    carl = await make_user(Role.CARER, "carl@example.org", name="Carl Carer")
+    package, task = await package_with_task(admin, cara)
+    carl_task = await care.do_create_task(admin, package.id, TaskIn.model_validate({
+        "carer_id": carl.id, "title": "Lunch", "target": 1, "period": "day"}), None)
+    await login(client, "cara@example.org")
+    token = await csrf_token(client, "/carer")
+    assert 'name="note_for_next_carer"' in (await client.get("/carer")).text
+    logged = await client.post(f"/carer/tasks/{task.id}/log", data={
+        "key": "page-note-0001", "note": "Done — slight nausea reported", "note_for_next_carer": "on",
+        "csrf_token": token})
+    assert logged.status_code == 303
+    refused = await client.post(f"/carer/packages/{package.id}/notes", data={"text": "No audience",
+                                                                           "csrf_token": token})
+    assert refused.status_code == 422 and "for the office, for the next carer, or both" in refused.text
+    assert (await client.post(f"/carer/packages/{package.id}/notes", data={
+        "text": "Boiler is making a noise", "for_office": "on"})).status_code == 403  # no CSRF token
+    written = await client.post(f"/carer/packages/{package.id}/notes", data={
+        "text": "Boiler is making a noise", "for_office": "on", "csrf_token": token})
+    assert written.status_code == 303 and written.headers["location"] == f"/carer#handover-{package.id}"
+    # over the API too
+    api_note = await client.post(f"/api/v1/care/packages/{package.id}/notes", headers={"x-csrf-token": token},
+                                 json={"text": "Key safe code changed", "for_next_carer": True})
+    assert api_note.status_code == 201 and api_note.json()["author_name"] == "Cara Carer"
+
+    await login(client, "carl@example.org")
+    board = (await client.get("/carer/today")).text
+    assert f'id="handover-{package.id}"' in board and "Mrs Iris Client" in board
+    assert "Done — slight nausea reported" in board and "Key safe code changed" in board
+    assert "Boiler" not in board  # for the office only
+    handover = (await client.get(f"/api/v1/care/packages/{package.id}/handover")).json()["notes"]
+    assert [(n["text"], n["task_title"]) for n in handover] == [
+        ("Key safe code changed", None), ("Done — slight nausea reported", "Medication prompt")]
+    stranger = await make_user(Role.CARER, "stranger@example.org")
+    await login(client, stranger.email)
+    assert (await client.get(f"/api/v1/care/packages/{package.id}/handover")).status_code == 404
+    token = await csrf_token(client, "/carer")
+    assert (await client.post(f"/carer/packages/{package.id}/notes", data={
+        "text": "x", "for_office": "on", "csrf_token": token})).status_code == 404
+
+    await login(client, admin.email, totp_secret=secret)
+    page = (await client.get(f"/admin/care/packages/{package.id}")).text
+    assert 'id="package-timeline"' in page
+    for text in ("Done — slight nausea reported", "Boiler is making a noise", "Key safe code changed"):
+        assert text in page, text
+    assert "for the office" in page and "for the next carer" in page
+    assert (await client.get(f"/admin/care/packages/{package.id}?timeline_page=0")).status_code == 422
+    assert carl_task.carer_id == carl.id
+
+
+async def test_the_timeline_page_shows_the_newest_first_and_pages_back(app, client, now):
+    admin, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    package, _ = await package_with_task(admin, cara)
+    for i in range(22):
+        await care.do_write_note(cara, package.id, NoteIn(text=f"Timeline note {i:02}", for_office=True),
+                                 client_address=None, at=now - timedelta(minutes=30 - i))
+    await login(client, admin.email, totp_secret=secret)
+    first = (await client.get(f"/admin/care/packages/{package.id}")).text
+    assert "Timeline note 21" in first and "Timeline note 02" in first and "Timeline note 01" not in first
+    assert first.index("Timeline note 21") < first.index("Timeline note 20")
+    assert "?timeline_page=2" in first
+    second = (await client.get(f"/admin/care/packages/{package.id}?timeline_page=2")).text
+    assert "Timeline note 01" in second and "Timeline note 00" in second and "Timeline note 02" not in second
+    assert await AuditEntry.filter(action="phi.read", subject_type="handover_note", actor_id=admin.id).count() == 2
