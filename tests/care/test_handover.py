@@ -105,8 +105,8 @@ async def test_the_next_carer_sees_notes_since_their_last_visit(database, now):
     # carl's last visit ended yesterday; cara's note before it is old news, her note after it is not
     await care.do_write_note(cara, package.id, NoteIn(text="Old news", for_next_carer=True), client_address=None,
                              at=day_before - timedelta(hours=1))
-    await care.do_log_completion(carl, carl_task.id, CompletionIn(idempotency_key="carl-yday-1", occurred_at=day_before),
-                                 at=now)
+    await care.do_log_completion(
+        carl, carl_task.id, CompletionIn(idempotency_key="carl-yday-1", occurred_at=day_before), at=now)
     await care.do_write_note(cara, package.id, NoteIn(text="Fresh news", for_next_carer=True), client_address=None,
                              at=now - timedelta(hours=3))
     await care.do_write_note(cara, package.id, NoteIn(text="Office only", for_office=True), client_address=None,
@@ -133,9 +133,9 @@ async def test_the_timeline_pages_notes_completions_and_incidents_newest_first(d
     for i in range(3):
         await care.do_write_note(cara, package.id, NoteIn(text=f"Note {i}", for_office=True), client_address=None,
                                  at=now - timedelta(hours=6 - i))
-    await care.do_log_completion(cara, task.id, CompletionIn(idempotency_key="timeline-c1", note="Took it",
-                                                             note_for_office=True, occurred_at=now - timedelta(hours=2)),
-                                 at=now)
+    await care.do_log_completion(cara, task.id, CompletionIn(
+        idempotency_key="timeline-c1", note="Took it", note_for_office=True, occurred_at=now - timedelta(hours=2)),
+        at=now)
     await care.do_log_completion(cara, task.id, CompletionIn(idempotency_key="timeline-c2"), at=now)  # no note
     await _raise(cara, package.id, now)
     first = await care.package_timeline(admin, package.id, None, page=1, page_size=3)

@@ -187,7 +187,7 @@ async def api_write_note(request: Request, user: User, body: NoteIn) -> NoteOut:
                                        client_address=address_of(request), at=at)
     return NoteOut(id=note.id, package_id=note.package_id, author_id=user.id, author_name=user.full_name,
                    text=body.text, for_office=note.for_office, for_next_carer=note.for_next_carer,
-                   written_at=note.written_at)
+                   written_at=note.written_at, completion_id=None)
 
 
 @api.get("/care/packages/{package_id:id}/handover", summary="Notes left for you since your last visit",

@@ -64,6 +64,9 @@ class CareTask(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
+    package_id: int  # the key columns, for the type checker
+    carer_id: int
+
     class Meta:
         table = "care_tasks"
 
@@ -83,6 +86,10 @@ class TaskCompletion(Model):
     corrects = fields.ForeignKeyField("caretrack.TaskCompletion", related_name="corrections", null=True,
                                       on_delete=fields.RESTRICT)
     superseded_at = fields.DatetimeField(null=True)
+
+    task_id: int
+    carer_id: int
+    corrects_id: int | None
 
     class Meta:
         table = "task_completions"

@@ -103,7 +103,7 @@ async def _step(admin: User, incident_id: int, *, client_address: str | None, ev
     async with atomic() as tx:
         moved = await Incident.filter(id=incident.id, status=allowed_from).using_db(tx.conn).update(**changes)
         if not moved:
-            current = await Incident.get(id=incident.id).using_db(tx.conn)
+            current = await Incident.get(id=incident.id, using_db=tx.conn)
             raise Conflict(_refusal(incident.id, IncidentStatus(current.status), event))
         await incident.refresh_from_db(using_db=tx.conn)
         actor = Actor(admin.id, client_address)

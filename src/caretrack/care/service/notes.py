@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from tortoise.expressions import Q
 
@@ -84,8 +85,9 @@ async def _emit_note(tx: Tx, author: User, note: HandoverNote) -> None:
     # refresh). Names and text are resolved when read, so no PHI sits in the outbox.
     others: list[int] = []
     if note.for_next_carer:
-        others = [c for c in await PackageCarer.filter(package_id=note.package_id).using_db(tx.conn)
-                  .values_list("carer_id", flat=True) if c != author.id]
+        carers = cast(list[int], await PackageCarer.filter(package_id=note.package_id).using_db(tx.conn)
+                      .values_list("carer_id", flat=True))
+        others = [c for c in carers if c != author.id]
     await tx.emit("care.note", actor_id=author.id, subject=("care_package", note.package_id),
                   data={"note_id": note.id, "package_id": note.package_id, "completion_id": note.completion_id,
                         "for_office": note.for_office, "for_next_carer": note.for_next_carer},
@@ -106,10 +108,10 @@ async def read_notes(viewer: User, notes: Sequence[HandoverNote], client_address
                 await tx.audit(actor, "phi.read", "task_completion", None, fields=["note"], ids=logged)
     views = []
     for n in notes:
-        if n.completion_id is None:
+        completion = n.completion  # prefetched: the row, or None for a note written on its own
+        if completion is None:
             views.append(NoteView(n, crypto.unseal(n.body, NOTE_SEAL) or "", n.author.full_name))
         else:
-            completion = n.completion
             views.append(NoteView(n, crypto.unseal(completion.note, COMPLETION_NOTE_SEAL) or "", n.author.full_name,
                                   completion.task.title))
     return views
@@ -123,9 +125,10 @@ def _current() -> Q:
 async def last_visit_end(carer: User, package_id: int, at: datetime) -> datetime | None:
     """When the carer's previous visit to the package ended (their last completion before the
     run of completions they are in now); None if they have not been before (in a week)."""
-    times = await (TaskCompletion.filter(carer_id=carer.id, task__package_id=package_id, superseded_at__isnull=True,
-                                         occurred_at__gte=at - HANDOVER_LOOKBACK)
-                   .order_by("-occurred_at").limit(200).values_list("occurred_at", flat=True))
+    completions = TaskCompletion.filter(carer_id=carer.id, task__package_id=package_id, superseded_at__isnull=True,
+                                        occurred_at__gte=at - HANDOVER_LOOKBACK)
+    times = cast(list[datetime], await completions.order_by("-occurred_at").limit(200)
+                 .values_list("occurred_at", flat=True))
     visit_start = at
     for when in times:
         if visit_start - when > VISIT_GAP:
