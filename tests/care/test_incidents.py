@@ -206,3 +206,12 @@ async def test_the_incident_pages_raise_acknowledge_and_close(app, client):
         "kind": "property_damage", "severity": "low", "what_happened": "Broken mug", "csrf_token": token})
     assert raised.status_code == 303
     assert "Broken mug" in (await client.get("/admin/care/incidents/live")).text
+    # from a carer's note on the package's timeline
+    note = await care.do_write_note(cara, package.id, NoteIn(text="Bruise on the left arm", for_office=True),
+                                    client_address=None, at=incident.raised_at)
+    assert f'name="note_id" value="{note.id}"' in (await client.get(f"/admin/care/packages/{package.id}")).text
+    from_note = await client.post(f"/admin/care/packages/{package.id}/incidents", data={
+        "kind": "injury", "severity": "medium", "what_happened": "Bruise, cause unknown", "note_id": str(note.id),
+        "csrf_token": token})
+    assert from_note.status_code == 303
+    assert (await Incident.get(kind="injury")).note_id == note.id
