@@ -139,5 +139,5 @@ async def test_archiving_a_care_package_emits_care_package_archived_to_the_admin
     assert sockets["carer"].received == []  # a carer not on the package
     [item] = await check_applied_equals_fresh(api, before, sockets["admin"])
     assert item["text"] == f"Bo Boss archived care package {package.id}"
-    assert item["kind"] == "care" and item["kind_label"] == "Care packages"
+    assert item["kind"] == "care" and item["kind_label"] == "Care packages and notes"
     await finish(sockets, api)

@@ -1,5 +1,5 @@
 """Care over the JSON API: the carer's day and task logging, the admin's packages and tasks,
-progress against targets."""
+progress against targets, handover notes and incidents."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ from starlette.responses import JSONResponse, Response
 from caretrack.accounts.models import User
 from caretrack.care import service
 from caretrack.care.models import CareTask, TaskCompletion
+from caretrack.care.notes_schemas import (
+    IncidentClose,
+    IncidentIn,
+    IncidentList,
+    IncidentOut,
+    IncidentQuery,
+    NoteIn,
+    NoteList,
+    NoteOut,
+)
 from caretrack.care.schemas import (
     CarerRef,
     CompletionIn,
@@ -222,3 +232,89 @@ async def api_update_task(request: Request, user: User, body: TaskChange) -> Tas
     task = await service.do_update_task(user, request.path_params["task_id"], body, address_of(request),
                                         at=clock.now(request))
     return await _saved(request, task)
+
+
+# --- handover notes and incidents -------------------------------------------------------------
+
+
+def _note_out(view: service.NoteView) -> NoteOut:
+    n = view.note
+    return NoteOut(id=n.id, package_id=n.package_id, author_id=n.author_id, author_name=view.author_name,
+                   text=view.text, for_office=n.for_office, for_next_carer=n.for_next_carer, written_at=n.written_at,
+                   completion_id=n.completion_id, task_title=view.task_title)
+
+
+def _incident_out(view: service.IncidentView) -> IncidentOut:
+    i = view.incident
+    return IncidentOut(id=i.id, package_id=i.package_id, kind=str(i.kind), kind_label=view.kind_label,
+                       severity=str(i.severity), status=str(i.status), what_happened=view.what_happened,
+                       action_taken=view.action_taken, occurred_at=i.occurred_at, raised_at=i.raised_at,
+                       raised_by_id=i.raised_by_id, raised_by_name=i.raised_by.full_name, note_id=i.note_id,
+                       acknowledged_by_id=i.acknowledged_by_id, acknowledged_at=i.acknowledged_at,
+                       closed_by_id=i.closed_by_id, closed_at=i.closed_at, outcome=view.outcome)
+
+
+@api.post("/care/packages/{package_id:id}/notes", summary="Leave a handover note on a package", roles=CARER,
+          body=NoteIn, response=NoteOut, status=201, errors=(404,),
+          description="For the office (the package's timeline, the admins' feed, the compliance report) and/or "
+                      "for the next carer (beside the client on their dashboard). A note logged with a completion "
+                      "is marked with `note_for_office` / `note_for_next_carer` on the completion instead.")
+async def api_write_note(request: Request, user: User, body: NoteIn) -> NoteOut:
+    at = clock.now(request)
+    note = await service.do_write_note(user, request.path_params["package_id"], body,
+                                       client_address=address_of(request), at=at)
+    return NoteOut(id=note.id, package_id=note.package_id, author_id=user.id, author_name=user.full_name,
+                   text=body.text, for_office=note.for_office, for_next_carer=note.for_next_carer,
+                   written_at=note.written_at, completion_id=None)
+
+
+@api.get("/care/packages/{package_id:id}/handover", summary="Notes left for you since your last visit",
+         roles=CARER, response=NoteList, errors=(404,),
+         description="The newest notes other carers marked for the next carer since your last completion on the "
+                     "package before this visit (within a week), newest first.")
+async def api_handover(request: Request, user: User) -> NoteList:
+    views = await service.handover_for(user, request.path_params["package_id"], address_of(request),
+                                       at=clock.now(request))
+    return NoteList(notes=[_note_out(v) for v in views])
+
+
+@api.post("/care/packages/{package_id:id}/incidents", summary="Raise an incident on a package",
+          roles=[Role.CARER, Role.ADMIN], body=IncidentIn, response=IncidentOut, status=201, errors=(404,),
+          description="The office is told at once (event `incident.raised`). `note_id` links the handover note "
+                      "it is raised from.")
+async def api_raise_incident(request: Request, user: User, body: IncidentIn) -> IncidentOut:
+    incident = await service.do_raise_incident(user, request.path_params["package_id"], body,
+                                               client_address=address_of(request), at=clock.now(request))
+    return _incident_out(await service.get_incident(user, incident.id, address_of(request)))
+
+
+@api.get("/care/incidents", summary="Incidents (a carer sees those they raised)", roles=[Role.CARER, Role.ADMIN],
+         query=IncidentQuery, response=IncidentList,
+         description="By default the open and acknowledged ones, most severe first, then newest.")
+async def api_incidents(request: Request, user: User, query: IncidentQuery) -> IncidentList:
+    views = await service.list_incidents(user, query, address_of(request))
+    return IncidentList(incidents=[_incident_out(v) for v in views])
+
+
+@api.get("/care/incidents/{incident_id:id}", summary="An incident", roles=[Role.CARER, Role.ADMIN],
+         response=IncidentOut, errors=(404,))
+async def api_incident(request: Request, user: User) -> IncidentOut:
+    return _incident_out(await service.get_incident(user, request.path_params["incident_id"], address_of(request)))
+
+
+@api.post("/care/incidents/{incident_id:id}/acknowledgement", summary="Acknowledge an open incident", roles=ADMIN,
+          response=IncidentOut, errors=(404, 409), description="Records who took it on, and when.")
+async def api_acknowledge_incident(request: Request, user: User) -> IncidentOut:
+    incident = await service.do_acknowledge_incident(user, request.path_params["incident_id"],
+                                                     client_address=address_of(request), at=clock.now(request))
+    return _incident_out(await service.get_incident(user, incident.id, address_of(request)))
+
+
+@api.post("/care/incidents/{incident_id:id}/closure", summary="Close an acknowledged incident with its outcome",
+          roles=ADMIN, body=IncidentClose, response=IncidentOut, errors=(404, 409),
+          description="An open incident is acknowledged first (409 otherwise), so the record shows when the office "
+                      "took it on.")
+async def api_close_incident(request: Request, user: User, body: IncidentClose) -> IncidentOut:
+    incident = await service.do_close_incident(user, request.path_params["incident_id"], body,
+                                               client_address=address_of(request), at=clock.now(request))
+    return _incident_out(await service.get_incident(user, incident.id, address_of(request)))

@@ -85,8 +85,6 @@ class CareTask(Model):
     # warned of at assignment and shown the task as blocked.
     required_skill: fields.ForeignKeyNullableRelation[Skill] = fields.ForeignKeyField(
         "caretrack.Skill", related_name="tasks", null=True, on_delete=fields.RESTRICT)
-    package_id: int  # the key columns, for the type checker
-    carer_id: int
     required_skill_id: int | None
 
     class Meta:

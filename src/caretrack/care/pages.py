@@ -1,5 +1,5 @@
 """Care pages: the carer's day and task logging, the admin's packages and tasks, progress
-charts. The forms parse into the same commands as the API."""
+charts, handover notes and incidents. The forms parse into the same commands as the API."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service, zones
 from caretrack.care.models import CareTask, Period
+from caretrack.care.notes_models import INCIDENT_LABELS, Severity
+from caretrack.care.notes_schemas import IncidentClose, IncidentIn, IncidentQuery, NoteIn, TimelineQuery
 from caretrack.care.schedule import check_clock, clock
 from caretrack.care.schemas import (
     CarerRef,
@@ -55,10 +57,13 @@ async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any
     at = app_clock.now(request)
     day = await service.carer_today(user, address_of(request), at=at)
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
+    clients = {pid: name for _, name, pid in day.visits} | {p.package_id: p.client_name for p in day.tasks}
+    handovers = await service.handovers(user, sorted(clients.items(), key=lambda c: (c[1], c[0])),
+                                        address_of(request), at=at)
     return {"day": day, "server_now": at.isoformat(), "new_key": lambda: uuid.uuid4().hex,
             "reasons": service.NOT_DONE_REASONS,
             "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts,
-            "due_text": assessments.due_text}
+            "due_text": assessments.due_text, "handovers": handovers, **incident_choices()}
 
 
 @pages.get("/carer/today", roles=CARER)
@@ -89,7 +94,9 @@ def _completion_form(form: FormData, occurred_at: datetime | None = None) -> dic
     """The log and correct forms: a reason given means the task was not done."""
     reason = str(form.get("reason") or "")
     return {"idempotency_key": str(form.get("key", "")), "status": "not_done" if reason else "done",
-            "reason": reason, "note": str(form.get("note") or ""), "occurred_at": occurred_at}
+            "reason": reason, "note": str(form.get("note") or ""), "occurred_at": occurred_at,
+            "note_for_office": str(form.get("note_for_office") or ""),
+            "note_for_next_carer": str(form.get("note_for_next_carer") or "")}
 
 
 def _form_time(value: Any, at: datetime, package: zones.Zoned) -> datetime | None:
@@ -202,7 +209,7 @@ async def _package_page(request: Request, user: User, package_id: int,
         "package": view, "carers": await assessments.active_carers(), "periods": [p.value for p in Period],
         "clock": clock, "today": zones.today(view, app_clock.now(request)), "tel": tel_uri,
         "skills": await assessments.list_skills(), "blocked": blocked,
-        **_progress_context(figures, "Progress")},
+        **_progress_context(figures, "Progress"), **await _timeline_context(request, user, package_id)},
         status_code=status_code, flashes=flashes)
 
 
@@ -323,3 +330,122 @@ async def admin_progress(request: Request, user: User) -> Response:
     return render(request, "care/progress.html", {
         **_progress_context(figures, f"Progress: {chosen.full_name}" if chosen else "Progress: all carers"),
         "carers": carers, "carer_id": carer_id})
+
+
+# --- handover notes and incidents -------------------------------------------------------------
+
+
+def incident_choices() -> dict[str, Any]:
+    return {"incident_kinds": [(k.value, label) for k, label in INCIDENT_LABELS.items()],
+            "severities": [s.value for s in Severity]}
+
+
+async def _dashboard_error(request: Request, user: User, exc: CareTrackError) -> Response:
+    context = await carer_dashboard_context(request, user)
+    return render(request, "dashboards/carer.html", {"user": user, **context}, status_code=exc.status_code,
+                  flashes=[("error", exc.message)])
+
+
+@pages.post("/carer/packages/{package_id:id}/notes", roles=CARER)
+async def carer_write_note(request: Request, user: User, form: FormData) -> Response:
+    package_id = request.path_params["package_id"]
+    data = {k: str(form.get(k) or "") for k in ("text", "for_office", "for_next_carer")}
+    try:
+        await service.do_write_note(user, package_id, parse_form(NoteIn, data), client_address=address_of(request),
+                                    at=app_clock.now(request))
+    except CareTrackError as exc:
+        return await _dashboard_error(request, user, exc)
+    return redirect(f"/carer#handover-{package_id}")
+
+
+def _incident_form(form: FormData) -> dict[str, Any]:
+    data: dict[str, Any] = {k: str(form.get(k) or "") for k in ("kind", "severity", "what_happened",
+                                                                "action_taken")}
+    data["occurred_at"] = str(form.get("occurred_at") or "") or None
+    data["note_id"] = id_from_text(str(form.get("note_id") or ""), "note_id")
+    return data
+
+
+@pages.post("/carer/packages/{package_id:id}/incidents", roles=CARER)
+async def carer_raise_incident(request: Request, user: User, form: FormData) -> Response:
+    try:
+        command = parse_form(IncidentIn, _incident_form(form))
+        incident = await service.do_raise_incident(user, request.path_params["package_id"], command,
+                                                   client_address=address_of(request), at=app_clock.now(request))
+    except CareTrackError as exc:
+        return await _dashboard_error(request, user, exc)
+    return redirect(f"/carer/incidents#incident-{incident.id}")
+
+
+@pages.get("/carer/incidents", roles=CARER)
+async def carer_incidents(request: Request, user: User) -> Response:
+    views = [v for status in ("active", "closed") for v in await service.list_incidents(
+        user, IncidentQuery.model_validate({"status": status}), address_of(request))]
+    return render(request, "care/carer_incidents.html", {"incidents": views})
+
+
+async def _timeline_context(request: Request, user: User, package_id: int) -> dict[str, Any]:
+    query = parse_form(TimelineQuery, {"page": request.query_params.get("timeline_page") or "1"})
+    return {"timeline": await service.package_timeline(user, package_id, address_of(request), page=query.page),
+            **incident_choices()}
+
+
+@pages.post("/admin/care/packages/{package_id:id}/incidents", roles=ADMIN)
+async def admin_raise_incident(request: Request, user: User, form: FormData) -> Response:
+    package_id = request.path_params["package_id"]
+    try:
+        command = parse_form(IncidentIn, _incident_form(form))
+        await service.do_raise_incident(user, package_id, command, client_address=address_of(request),
+                                        at=app_clock.now(request))
+    except CareTrackError as exc:
+        return await _package_page(request, user, package_id, [("error", exc.message)], exc.status_code)
+    return redirect(f"/admin/care/packages/{package_id}#timeline")
+
+
+async def _incidents_context(request: Request, user: User) -> dict[str, Any]:
+    views = await service.list_incidents(user, IncidentQuery.model_validate({}), address_of(request))
+    names = await service.client_names(user, sorted({v.incident.package_id for v in views}), address_of(request))
+    return {"incidents": views, "client_names": names}
+
+
+async def _incidents_page(request: Request, user: User, flashes: list[tuple[str, str]] | None = None,
+                          status_code: int = 200) -> Response:
+    return render(request, "care/admin_incidents.html", await _incidents_context(request, user),
+                  status_code=status_code, flashes=flashes)
+
+
+@pages.get("/admin/care/incidents", roles=ADMIN)
+async def admin_incidents(request: Request, user: User) -> Response:
+    return await _incidents_page(request, user)
+
+
+@pages.get("/admin/care/incidents/live", roles=ADMIN)
+async def admin_incidents_fragment(request: Request, user: User) -> Response:
+    """The open incidents alone, refetched by care.js when an incident event arrives."""
+    return render(request, "care/_admin_incidents.html", await _incidents_context(request, user))
+
+
+def _back(form: FormData, package_id: int) -> str:
+    # Only two places send these forms: the package's page and the incidents page.
+    return f"/admin/care/packages/{package_id}#timeline" if form.get("back") == "package" else "/admin/care/incidents"
+
+
+@pages.post("/admin/care/incidents/{incident_id:id}/acknowledge", roles=ADMIN)
+async def admin_acknowledge_incident(request: Request, user: User, form: FormData) -> Response:
+    try:
+        incident = await service.do_acknowledge_incident(user, request.path_params["incident_id"],
+                                                         client_address=address_of(request), at=app_clock.now(request))
+    except CareTrackError as exc:
+        return await _incidents_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect(_back(form, incident.package_id))
+
+
+@pages.post("/admin/care/incidents/{incident_id:id}/close", roles=ADMIN)
+async def admin_close_incident(request: Request, user: User, form: FormData) -> Response:
+    try:
+        command = parse_form(IncidentClose, {"outcome": str(form.get("outcome") or "")})
+        incident = await service.do_close_incident(user, request.path_params["incident_id"], command,
+                                                   client_address=address_of(request), at=app_clock.now(request))
+    except CareTrackError as exc:
+        return await _incidents_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect(_back(form, incident.package_id))

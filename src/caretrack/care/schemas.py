@@ -24,6 +24,7 @@ from pydantic import (
 
 from caretrack.assessments.schemas import CarerId
 from caretrack.care.models import CareTask, Period, TaskCompletion
+from caretrack.care.notes_schemas import Flag
 from caretrack.care.schedule import check_clock, check_visit_times, clock
 from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
@@ -387,6 +388,13 @@ def _reason(value: str | None, info: ValidationInfo) -> str | None:
     return value
 
 
+def _needs_note(value: bool, info: ValidationInfo) -> bool:
+    # Only a note can be for someone (a note that failed its own check is reported there).
+    if value and "note" in info.data and not info.data["note"]:
+        raise refuse("missing", "Write a note to mark it for the office or the next carer.")
+    return value
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -401,6 +409,10 @@ class CompletionIn(Strict):
     reason: Annotated[str | None, text_field("reason", 200, required=False), AfterValidator(_reason)] = Field(
         None, max_length=200, description="Required when not done", validate_default=True)
     note: Annotated[str | None, text_field("note", 2000, required=False)] = Field(None, max_length=2000)
+    note_for_office: Annotated[Flag, AfterValidator(_needs_note)] = Field(
+        False, description="The note is a handover note for the office (the package's timeline, the admins' feed)")
+    note_for_next_carer: Annotated[Flag, AfterValidator(_needs_note)] = Field(
+        False, description="The note is a handover note for the next carer to visit the client")
     occurred_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
         None, description="Defaults to now; up to 7 days back")
 

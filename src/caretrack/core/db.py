@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "caretrack.booking.models",
     "caretrack.payments.models",
     "caretrack.care.models",
+    "caretrack.care.notes_models",
     "caretrack.assessments.models",
     "caretrack.consultations.models",
     "caretrack.messaging.models",

@@ -17,10 +17,11 @@ KINDS: dict[str, str] = {
     "doctor": "Doctor applications",
     "booking": "Bookings",
     "task": "Task completions",
-    "care": "Care packages",
     "assessment": "Assessments",
     "security": "Security",
     "message": "Messages",
+    "care": "Care packages and notes",
+    "incident": "Incidents",
 }
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -92,6 +93,13 @@ LINES: dict[str, Line] = {
     "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",
     "assessment.assigned": lambda a, s, d: _assigned(a, s, d),
     "assessment.submitted": lambda a, s, d: f"{a} handed in “{_text(d.get('title'), s)}” for marking",
+    "care.note": lambda a, s, d: f"{a} left a note for {_audience(d)} on care package {_text(d.get('package_id'), '?')}"
+                                 + (" with a task completion" if d.get("completion_id") else ""),
+    "incident.raised": lambda a, s, d: f"{a} raised a {_text(d.get('severity'), 'new')}-severity incident "
+                                       f"({_text(d.get('kind_label'), 'other').lower()}) on care package "
+                                       f"{_text(d.get('package_id'), '?')}",
+    "incident.acknowledged": lambda a, s, d: f"{a} acknowledged {_incident(d)}",
+    "incident.closed": lambda a, s, d: f"{a} closed {_incident(d)}",
     "assessment.result": lambda a, s, d: _assessment(a, s, d),
     "assessment.completed": lambda a, s, d: _assessment(a, s, d),
 }
@@ -124,6 +132,17 @@ def _missed(s: str, d: dict[str, Any]) -> str:
         return line
     done, expected = d.get("done") or 0, d.get("expected")
     return line + (f": {done} of {expected} done, nothing logged for the rest" if done else ": nothing logged")
+
+
+def _audience(d: dict[str, Any]) -> str:
+    # A note's text and client are PHI and stay out of the event; who it is for is not.
+    wanted = (("the office", d.get("for_office")), ("the next carer", d.get("for_next_carer")))
+    return " and ".join(who for who, on in wanted if on) or "the team"
+
+
+def _incident(d: dict[str, Any]) -> str:
+    return (f"incident {_text(d.get('incident_id'), '?')} ({_text(d.get('kind_label'), 'other').lower()}, "
+            f"{_text(d.get('severity'), '?')} severity) on care package {_text(d.get('package_id'), '?')}")
 
 
 def _assessment(a: str, s: str, d: dict[str, Any]) -> str:

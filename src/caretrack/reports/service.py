@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service as care
+from caretrack.care import zones
 from caretrack.care.models import MissedTask
 from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
@@ -72,4 +73,16 @@ async def package_compliance_pdf(viewer: User, package_id: int, start: date, end
     doc.heading("Missed task windows")
     doc.rows_table(["Date", "Task", "Done", "Expected"],
                    [[m.on_date.isoformat(), m.task.title, m.done, m.target] for m in missed], [30, 80, 30, 30])
+    _notes_section(doc, await care.office_notes(viewer, package_id, *zones.day_span(package, start, end),
+                                                client_address))
     return doc.bytes()
+
+
+def _notes_section(doc: Report, notes: list[care.NoteView]) -> None:
+    """The carers' notes for the office in the period (an audited PHI read), oldest first."""
+    doc.heading("Notes for the office")
+    if not notes:
+        doc.line_of_text("No notes for the office in this period.")
+    for view in notes:
+        about = f" (with {view.task_title})" if view.task_title else ""
+        doc.line_of_text(f"{view.note.written_at:%Y-%m-%d %H:%M} UTC - {view.author_name}{about}: {view.text}")

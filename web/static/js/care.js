@@ -1,16 +1,18 @@
-// The carer's dashboard: tasks logged in place (two taps, with a client-generated
-// idempotency key so a retry after a lost connection is recorded once, and the moment of the
-// tap, so a tap made offline keeps its time), and the "today" section (or a client's record)
-// refetched from the server whenever an event says it changed. Times are on the package's
-// clock (data-time-zone).
+// The carer's dashboard (and the admins' incidents page): tasks logged in place (two taps, with a
+// client-generated idempotency key so a retry after a lost connection is recorded once, and the
+// moment of the tap, so a tap made offline keeps its time), and the "today" section (or a
+// client's record) refetched from the server whenever an event says it changed. Times are on the
+// package's clock (data-time-zone).
 import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
 const root = document.querySelector("[data-live-refresh]");
-const REFRESH_ON = ["task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
+// A page may name its own events (data-live-events, space-separated), as the incidents page does.
+const REFRESH_ON = root?.dataset.liveEvents?.split(/\s+/).filter(Boolean) ?? [
+  "task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
   "care.package_assigned", "care.package_unassigned", "care.package_updated", "care.package_ended",
   "care.package_archived", "care.package_unarchived", "care.carer_removed", "care.carer_replaced",
-  "assessment.assigned", "assessment.result"];
+  "care.note", "assessment.assigned", "assessment.result"];
 
 function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
@@ -217,6 +219,8 @@ async function logTask(form, submitter) {
       status: reason ? "not_done" : "done",
       reason,
       note: form.elements.note?.value || null,
+      note_for_office: Boolean(form.elements.note_for_office?.checked),
+      note_for_next_carer: Boolean(form.elements.note_for_next_carer?.checked),
       occurred_at: time ? iso(when) : null,
     },
   });

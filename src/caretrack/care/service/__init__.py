@@ -13,7 +13,16 @@ from caretrack.care.service.completions import (
     do_log_completion,
     list_completions,
 )
+from caretrack.care.service.incidents import (
+    IncidentView,
+    do_acknowledge_incident,
+    do_close_incident,
+    do_raise_incident,
+    get_incident,
+    list_incidents,
+)
 from caretrack.care.service.missed import check_missed
+from caretrack.care.service.notes import Handover, NoteView, do_write_note, handover_for, handovers, office_notes
 from caretrack.care.service.packages import (
     PACKAGE_PHI,
     can_see_package,
@@ -57,6 +66,7 @@ from caretrack.care.service.tasks import (
     task_payload,
     task_warnings,
 )
+from caretrack.care.service.timeline import Timeline, package_timeline
 
 __all__ = [
     "FUTURE_GRACE", "NOT_DONE_REASONS", "PACKAGE_PHI", "CarerDay", "CompletionView", "Figures", "ProgressRow",
@@ -67,4 +77,8 @@ __all__ = [
     "do_unassign_carer", "do_update_package", "do_update_task", "done_counts", "expected_in", "figures",
     "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "package_today",
     "period_bounds", "period_of", "progress", "task_package", "task_payload", "task_warnings",
+    # handover notes and incidents
+    "Handover", "IncidentView", "NoteView", "Timeline", "do_acknowledge_incident", "do_close_incident",
+    "do_raise_incident", "do_write_note", "get_incident", "handover_for", "handovers", "list_incidents",
+    "office_notes", "package_timeline",
 ]

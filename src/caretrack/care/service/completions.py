@@ -1,6 +1,7 @@
 """Completions: a carer logs a task done or not done (a `CompletionIn`), once per idempotency key; a correction
 is a new completion that supersedes the original, which stays, and the audit trail keeps what it
-said. Notes are PHI, sealed on write; reading them is audited."""
+said. Notes are PHI, sealed on write; reading them is audited. A note marked for the office or the
+next carer is also a handover note (caretrack.care.service.notes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from caretrack.care import zones
 from caretrack.care.models import CarePackage, CareTask, CompletionStatus, TaskCompletion
 from caretrack.care.schedule import clock
 from caretrack.care.schemas import CompletionIn
+from caretrack.care.service.notes import record_completion_note
 from caretrack.care.service.tasks import _task_for, task_package, task_payload
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
@@ -82,6 +84,7 @@ async def do_log_completion(carer: User, task_id: int, command: CompletionIn, *,
             if command.note:
                 await tx.audit(actor, "phi.write", "task_completion", completion.id, fields=["note"])
             await _emit_completion(tx, carer, task, completion)
+            await record_completion_note(tx, actor, carer, task, completion, command)
     except IntegrityError:
         # The same key raced in from a parallel retry: the other request recorded it.
         existing = await _existing(key, carer, task.id)
@@ -134,6 +137,7 @@ async def do_correct_completion(carer: User, completion_id: int, command: Comple
             if command.note:
                 await tx.audit(actor, "phi.write", "task_completion", completion.id, fields=["note"])
             await _emit_completion(tx, carer, task, completion, corrected=True)
+            await record_completion_note(tx, actor, carer, task, completion, command)
     except IntegrityError:
         existing = await _existing(key, carer, task.id)
         if existing is None:
