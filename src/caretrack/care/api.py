@@ -26,8 +26,8 @@ from caretrack.care.schemas import (
     TaskOut,
     TaskProgressOut,
     TodayOut,
-    VisitOut,
 )
+from caretrack.care.service import visits
 from caretrack.core import clock, crypto
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
@@ -41,10 +41,10 @@ CARER = [Role.CARER]
 # --- the carer -------------------------------------------------------------------------------
 
 
-def _today_out(day: service.CarerDay) -> TodayOut:
+def _today_out(day: service.CarerDay, day_visits: list[visits.DayVisit]) -> TodayOut:
     return TodayOut(
         day=day.day,
-        visits=[VisitOut(time=t, client_name=name, package_id=pid) for t, name, pid in day.visits],
+        visits=[v.out() for v in day_visits],
         tasks=[TaskProgressOut(task=TaskOut.of(p.task), client_name=p.client_name, done=p.done,
                                expected=p.expected, period=p.period_label, window_state=p.window_state)
                for p in day.tasks])
@@ -53,7 +53,10 @@ def _today_out(day: service.CarerDay) -> TodayOut:
 @api.get("/care/today", summary="Your visits and tasks today, with progress toward each target", roles=CARER,
          response=TodayOut)
 async def api_today(request: Request, user: User) -> TodayOut:
-    return _today_out(await service.carer_today(user, address_of(request), at=clock.now(request)))
+    at = clock.now(request)
+    day_visits = await visits.carer_visits(user, address_of(request), at=at,
+                                           late_after=visits.late_after(request.app.state.settings))
+    return _today_out(await service.carer_today(user, address_of(request), at=at), day_visits)
 
 
 @api.post("/care/tasks/{task_id:id}/completions", summary="Log a task as done or not done", roles=CARER,

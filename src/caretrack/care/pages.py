@@ -17,7 +17,9 @@ from caretrack.assessments import service as assessments
 from caretrack.care import service
 from caretrack.care.models import Period
 from caretrack.care.schedule import check_clock, clock
+from caretrack.care.rota import DAY_NAMES
 from caretrack.care.schemas import CarerRef, CompletionIn, PackageIn, TaskChange, TaskIn
+from caretrack.care.service import rota, visits
 from caretrack.core import clock as app_clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
@@ -42,8 +44,10 @@ def _period(request: Request, default_days: int = 7) -> tuple[date, date]:
 async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any]:
     at = app_clock.now(request)
     day = await service.carer_today(user, address_of(request), at=at)
+    day_visits = await visits.carer_visits(user, address_of(request), at=at,
+                                           late_after=visits.late_after(request.app.state.settings))
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
-    return {"day": day, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
+    return {"day": day, "visits": day_visits, "new_key": lambda: uuid.uuid4().hex, "reasons": service.NOT_DONE_REASONS,
             "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts}
 
 
@@ -154,7 +158,10 @@ async def _package_page(request: Request, user: User, package_id: int,
     daily = await service.daily_done([r.task.id for r in rows], start, end)
     return render(request, "care/admin_package.html", {
         "package": view, "carers": await assessments.active_carers(), "periods": [p.value for p in Period],
-        "clock": clock, **_progress_context(rows, start, end, "Progress", daily)},
+        "clock": clock, **_progress_context(rows, start, end, "Progress", daily),
+        "rota": await rota.list_rota(user, package_id), "day_names": DAY_NAMES,
+        "day_visits": await visits.package_visits(user, package_id, at=app_clock.now(request),
+                                                  late_after=visits.late_after(request.app.state.settings))},
         status_code=status_code, flashes=flashes)
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 from caretrack.assessments.schemas import CarerId
 from caretrack.care.models import CareTask, Period, TaskCompletion
 from caretrack.care.schedule import check_clock, check_visit_times, clock
+from caretrack.care.visit_schemas import VisitOut
 from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
 from caretrack.core.validation import Id, date_field, domain_rule, has_nul, refuse, text_field, whole_number
@@ -213,12 +214,6 @@ class TaskProgressOut(BaseModel):
     expected: int
     period: str
     window_state: Literal["upcoming", "open", "closed"]
-
-
-class VisitOut(BaseModel):
-    time: str
-    client_name: str
-    package_id: int
 
 
 class TodayOut(BaseModel):

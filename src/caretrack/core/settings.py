@@ -44,6 +44,8 @@ class Settings:
     agency_name: str = "CareTrack"
     # Care happens on the client's wall clock: a new package's zone unless the admin picks another.
     care_time_zone: str = "UTC"
+    # A visit not checked in this long after its start raises a late-visit alert to the admins.
+    care_late_visit_minutes: int = 15
     # Email: without an SMTP host, emails are stored in the database for admins to read.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -154,6 +156,7 @@ class Settings:
             data_dir=Path(reader.text("DATA_DIR", "var")),
             agency_name=reader.text("AGENCY_NAME", "CareTrack"),
             care_time_zone=reader.time_zone("CARE_TIME_ZONE", "UTC"),
+            care_late_visit_minutes=reader.integer("CARE_LATE_VISIT_MINUTES", 15, minimum=1, maximum=240),
             smtp_host=reader.text_or_none("SMTP_HOST"),
             smtp_port=reader.integer("SMTP_PORT", 25, minimum=1, maximum=65535),
             smtp_username=reader.text_or_none("SMTP_USERNAME"),

@@ -17,6 +17,7 @@ KINDS: dict[str, str] = {
     "doctor": "Doctor applications",
     "booking": "Bookings",
     "task": "Task completions",
+    "visit": "Visits",
     "assessment": "Assessments",
     "security": "Security",
     "message": "Messages",
@@ -73,6 +74,14 @@ LINES: dict[str, Line] = {
         + (" — corrected" if d.get("corrected") else "")),
     "task.missed": lambda a, s, d: f"The task “{_text(d.get('title'), s)}” was missed"
                                    + (f" by {d['carer_name']}" if d.get("carer_name") else ""),
+    "visit.checked_in": lambda a, s, d: f"{a} checked in to the {_visit(d, s)}" + (" — late" if d.get("late") else ""),
+    "visit.checked_out": lambda a, s, d: f"{a} checked out of the {_visit(d, s)}"
+                                         + (f" after {d['minutes']} minutes" if d.get("minutes") is not None else ""),
+    "visit.late": lambda a, s, d: f"Late visit: {_text(d.get('carer_name'), 'the carer')} has not checked in to the "
+                                  f"{_visit(d, s)}",
+    "visit.missed": lambda a, s, d: f"Missed visit: {_text(d.get('carer_name'), 'the carer')} did not check in to the "
+                                    f"{_visit(d, s)}",
+    "visit.rota_changed": lambda a, s, d: f"{a} changed the rota of care package {_text(d.get('package_id'), s)}",
     "message.sent": lambda a, s, d: f"{a} sent a message",
     "message.read": lambda a, s, d: f"{a} read their messages",
     "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",
@@ -85,6 +94,13 @@ def _when(value: Any) -> str:
     """An ISO instant as 'YYYY-MM-DD HH:MM UTC' (the page shows UTC throughout)."""
     text = _text(value)
     return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 and text[10] == "T" else text
+
+
+def _visit(d: dict[str, Any], s: str) -> str:
+    """"09:00 visit to I. C. (care package 4)": the client by initials, the time on the package's clock."""
+    when = _text(d.get("time"), "")
+    return (f"{when} visit" if when else "visit") + (f" to {d['client']}" if d.get("client") else "") \
+        + (f" (care package {d['package_id']})" if d.get("package_id") else f" ({s})" if s else "")
 
 
 def _assessment(a: str, s: str, d: dict[str, Any]) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer
-from caretrack.care.models import CarePackage, CareTask, PackageCarer
-from caretrack.care.schedule import visit_times
+from caretrack.care.models import CarePackage, CareTask, PackageCarer, RotaEntry
+from caretrack.care.rota import DEFAULT_LENGTH, EVERY_DAY
+from caretrack.care.schedule import check_clock, visit_times
 from caretrack.care.schemas import CarerOut, PackageIn, PackageOut, TaskOut
 from caretrack.care.service.reminders import key_prefix
 from caretrack.core import crypto
@@ -21,7 +22,9 @@ PACKAGE_PHI = ("client_name", "address", "care_notes")
 
 async def do_create_package(admin: User, command: PackageIn, client_address: str | None,
                             default_zone: str = "UTC") -> CarePackage:
-    """A new package, on the zone the command names or else `default_zone` (the agency's)."""
+    """A new package, on the zone the command names or else `default_zone` (the agency's). Its
+    visit times go on its rota as daily visits of DEFAULT_LENGTH minutes that nobody is assigned
+    to yet (the admin gives each a carer on the package page)."""
     async with atomic() as tx:
         package = await CarePackage.create(
             using_db=tx.conn, starts_on=command.starts_on, ends_on=command.ends_on,
@@ -30,6 +33,9 @@ async def do_create_package(admin: User, command: PackageIn, client_address: str
             client_name=crypto.seal(command.client_name, "care_packages.client_name"),
             address=crypto.seal(command.address, "care_packages.address"),
             care_notes=crypto.seal(command.care_notes, "care_packages.care_notes"))
+        for hhmm in command.visit_times:
+            await RotaEntry.create(using_db=tx.conn, package_id=package.id, weekdays=EVERY_DAY,
+                                   start=check_clock(hhmm, "visit time"), length=DEFAULT_LENGTH)
         actor = Actor(admin.id, client_address)
         await tx.audit(actor, "care.package_created", "care_package", package.id)
         await tx.audit(actor, "phi.write", "care_package", package.id, fields=list(PACKAGE_PHI))
@@ -107,6 +113,8 @@ async def do_unassign_carer(admin: User, package_id: int, carer_id: int, client_
     package = await _package_for(admin, package_id)
     if await CareTask.exists(package_id=package.id, carer_id=carer_id, is_active=True):
         raise Conflict("This carer still has tasks in the package; reassign or remove them first.")
+    if await RotaEntry.exists(package_id=package.id, carer_id=carer_id, is_active=True):
+        raise Conflict("This carer still has visits on the package's rota; reassign or remove them first.")
     async with atomic() as tx:
         deleted = await PackageCarer.filter(package_id=package.id, carer_id=carer_id).using_db(tx.conn).delete()
         if not deleted:

@@ -118,12 +118,11 @@ def _window_state(task: CareTask, at: datetime) -> str:
 @dataclass
 class CarerDay:
     day: date
-    visits: list[tuple[str, str, int]]  # (time, client name, package id)
-    tasks: list[TaskProgress]
+    tasks: list[TaskProgress]  # the day's visits are caretrack.care.service.visits.carer_visits
 
 
 async def carer_today(carer: User, client_address: str | None, at: datetime | None = None) -> CarerDay:
-    """Today's visits and tasks across the carer's packages, with progress toward each target."""
+    """Today's tasks across the carer's packages, with progress toward each target."""
     at = at or utcnow()
     today = at.date()
     packages = {p.id: p for p in await CarePackage.filter(carers__carer_id=carer.id).distinct()
@@ -147,8 +146,7 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
         progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done.get(task.id, 0), expected,
                                      label, f"{clock(task.window_start)}–{clock(task.window_end)}",
                                      _window_state(task, at), last_status.get(task.id)))
-    visits = sorted((t, names.get(pid, ""), pid) for pid, p in packages.items() for t in visit_times(p))
-    return CarerDay(today, visits, progress)
+    return CarerDay(today, progress)
 
 
 @dataclass
