@@ -17,7 +17,7 @@ async def rota_from_visit_times(apps, schema_editor) -> None:
     first: dict[int, int] = {}
     for row in await client.execute_query_dict("SELECT package_id, carer_id FROM care_package_carers ORDER BY id"):
         first.setdefault(row["package_id"], row["carer_id"])
-    marks = ", ".join(f"${i}" if postgres else "?" for i in range(1, 8))
+    marks = ", ".join(f"${i}" if postgres else "?" for i in range(1, 9))
     insert = ("INSERT INTO care_rota (package_id, carer_id, weekdays, start, length, is_active, created_at, "
               f"updated_at) VALUES ({marks})")
     now = datetime.now(UTC)

@@ -74,7 +74,7 @@ async def check_clash(tx: Tx, package: CarePackage, slot: Slot, carer_id: int, *
         return
     first = zones.today(package, at) - timedelta(days=1)
     last = first + rota.CLASH_HORIZON
-    candidate = RotaEntry(id=entry_id, package_id=package.id, carer_id=carer_id, weekdays=slot.weekdays,
+    candidate = RotaEntry(id=entry_id or 0, package_id=package.id, carer_id=carer_id, weekdays=slot.weekdays,
                           start=slot.start, length=slot.length)
     mine = rota.occurrences(candidate, package, first, last)
     theirs = [o for other in others for o in rota.occurrences(other, other.package, first - timedelta(days=1),
