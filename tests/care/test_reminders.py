@@ -13,9 +13,8 @@ import pytest
 from caretrack.accounts.models import User
 from caretrack.care import jobs as care_jobs  # noqa: F401  (registers the reminder jobs)
 from caretrack.care import service as care
-from caretrack.care.models import CarePackage
+from caretrack.care.models import CarePackage, RotaEntry
 from caretrack.care.schemas import PackageIn
-from caretrack.care.models import RotaEntry
 from caretrack.care.service import reminders, rota
 from caretrack.care.visit_schemas import RotaEntryIn
 from caretrack.core.errors import Conflict

@@ -4,9 +4,13 @@ targets and due windows, and completions (idempotent, corrections keep the origi
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from caretrack.accounts.models import User
 
 
 class Period(StrEnum):
@@ -112,11 +116,14 @@ class RotaEntry(Model):
     Removing an entry ends it (is_active false): the visits recorded against it stay."""
 
     id = fields.IntField(primary_key=True)
-    package = fields.ForeignKeyField("caretrack.CarePackage", related_name="rota", on_delete=fields.CASCADE)
+    package: fields.ForeignKeyRelation[CarePackage] = fields.ForeignKeyField(
+        "caretrack.CarePackage", related_name="rota", on_delete=fields.CASCADE)
     # One of the package's carers; None while nobody is assigned (visit times given with the
     # package, and those migrated from visit_times on a package that had no carer).
-    carer = fields.ForeignKeyField("caretrack.User", related_name="rota_entries", null=True,
-                                   on_delete=fields.SET_NULL)
+    carer: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="rota_entries", null=True, on_delete=fields.SET_NULL)
+    package_id: int  # the key columns, for the type checker
+    carer_id: int | None
     weekdays = fields.CharField(max_length=7)  # ISO weekday digits: "12345" is Monday to Friday
     start = fields.IntField()  # minutes after midnight on the package's clock
     length = fields.IntField()  # minutes
@@ -134,9 +141,13 @@ class Visit(Model):
     Locations are PHI (where the client lives): sealed ("care_visits.in_location") as "lat,lon"."""
 
     id = fields.IntField(primary_key=True)
-    entry = fields.ForeignKeyField("caretrack.RotaEntry", related_name="visits", on_delete=fields.RESTRICT)
+    entry: fields.ForeignKeyRelation[RotaEntry] = fields.ForeignKeyField(
+        "caretrack.RotaEntry", related_name="visits", on_delete=fields.RESTRICT)
     on_date = fields.DateField()  # the package's date of the visit
-    carer = fields.ForeignKeyField("caretrack.User", related_name="visits", on_delete=fields.RESTRICT)
+    carer: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="visits", on_delete=fields.RESTRICT)
+    entry_id: int  # the key columns, for the type checker
+    carer_id: int
     starts_at = fields.DatetimeField()  # as the rota planned it when the carer checked in
     length = fields.IntField()
     checked_in_at = fields.DatetimeField()

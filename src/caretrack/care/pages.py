@@ -16,8 +16,8 @@ from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
 from caretrack.care import service
 from caretrack.care.models import Period
-from caretrack.care.schedule import check_clock, clock
 from caretrack.care.rota import DAY_NAMES
+from caretrack.care.schedule import check_clock, clock
 from caretrack.care.schemas import CarerRef, CompletionIn, PackageIn, TaskChange, TaskIn
 from caretrack.care.service import rota, visits
 from caretrack.core import clock as app_clock

@@ -120,19 +120,19 @@ async def _day_visits(entries: list[RotaEntry], packages: dict[int, CarePackage]
     for entry in entries:
         package = packages[entry.package_id]
         for day in days.get(package.id, []):
-            visit = recorded.get((entry.id, day))
-            occurrence = (_occurrence_of(visit, entry, package) if visit is not None
+            done = recorded.get((entry.id, day))
+            occurrence = (_occurrence_of(done, entry, package) if done is not None
                           else rota.on_day(entry, package, day) if entry.is_active else None)
             if occurrence is not None:
-                carer = visit.carer if visit is not None else entry.carer
-                found[(entry.id, day)] = DayVisit(occurrence, visit, state_of(occurrence, visit, at, late_after),
+                carer = done.carer if done is not None else entry.carer
+                found[(entry.id, day)] = DayVisit(occurrence, done, state_of(occurrence, done, at, late_after),
                                                   names.get(package.id, ""), carer.full_name if carer else None,
                                                   late_after)
     for visit in open_visits:  # checked in on an earlier day and not yet out
-        entry = by_id.get(visit.entry_id)
-        if entry is not None and (entry.id, visit.on_date) not in found:
-            package = packages[entry.package_id]
-            found[(entry.id, visit.on_date)] = DayVisit(_occurrence_of(visit, entry, package), visit, "checked_in",
+        owner = by_id.get(visit.entry_id)
+        if owner is not None and (owner.id, visit.on_date) not in found:
+            package = packages[owner.package_id]
+            found[(owner.id, visit.on_date)] = DayVisit(_occurrence_of(visit, owner, package), visit, "checked_in",
                                                         names.get(package.id, ""), visit.carer.full_name, late_after)
     return sorted(found.values(), key=lambda d: (d.occurrence.starts_at, d.occurrence.entry.id))
 
@@ -251,7 +251,8 @@ async def do_check_in(carer: User, entry_id: int, command: VisitCheck, *, client
             if existing is None:
                 raise
     if existing.carer_id != carer.id:
-        raise Conflict(f"Someone else checked in to this visit at {zones.wall_time(occurrence.package, existing.checked_in_at)}.")
+        when = zones.wall_time(occurrence.package, existing.checked_in_at)
+        raise Conflict(f"Someone else checked in to this visit at {when}.")
     return await _view(occurrence, existing, carer, at, late_after), False
 
 
@@ -268,7 +269,7 @@ async def do_check_out(carer: User, entry_id: int, command: VisitCheck, *, clien
             changed = False
         else:
             visit.checked_out_at = max(at, visit.checked_in_at)
-            visit.out_location = crypto.seal(command.location(), "care_visits.out_location")
+            visit.out_location = crypto.seal(command.location(), "care_visits.out_location")  # type: ignore[assignment]
             visit.out_accuracy = command.accuracy
             await visit.save(using_db=tx.conn, update_fields=["checked_out_at", "out_location", "out_accuracy"])
             actor = Actor(carer.id, client_address)
