@@ -310,3 +310,54 @@ async def test_visit_times_become_daily_rota_entries_with_the_first_carer(people
         "package_id", "carer_id", "weekdays", "start", "length")
     assert rows == [(staffed.id, uma.id, "1234567", 480, 30), (staffed.id, uma.id, "1234567", 810, 30),
                     (alone.id, None, "1234567", 1080, 30)]
+
+
+# --- through the app -----------------------------------------------------------------------
+
+
+async def test_the_rota_and_check_in_over_the_api(app, client):
+    from tests.helpers import csrf_token, login
+
+    app.state.clock = lambda: datetime(2026, 3, 29, 8, 5, tzinfo=UTC)
+    admin, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    home = await package(admin, cara)
+    other = await package(admin, name="Mr Ted Client")
+    document = (await client.get("/api/v1/openapi.json")).json()
+    for path in ("/api/v1/care/packages/{package_id}/rota", "/api/v1/care/rota/{entry_id}",
+                 "/api/v1/care/rota/{entry_id}/check-in", "/api/v1/care/rota/{entry_id}/check-out",
+                 "/api/v1/care/packages/{package_id}/visits"):
+        assert path in document["paths"], path
+    await login(client, admin.email, totp_secret=secret)
+    headers = {"x-csrf-token": await csrf_token(client)}
+    added = await client.post(f"/api/v1/care/packages/{home.id}/rota", headers=headers,
+                              json={"carer_id": cara.id, "weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "09:00",
+                                    "length": 30})
+    assert added.status_code == 201, added.text
+    entry_id = added.json()["id"]
+    bad = await client.post(f"/api/v1/care/packages/{home.id}/rota", headers=headers,
+                            json={"weekdays": [8], "start": "25:00", "length": 2})
+    assert bad.status_code == 422 and {f["field"] for f in bad.json()["error"]["fields"]} == {
+        "weekdays", "start", "length"}
+    clash = await client.post(f"/api/v1/care/packages/{home.id}/rota", headers=headers,
+                              json={"carer_id": cara.id, "weekdays": [7], "start": "09:15", "length": 30})
+    assert clash.status_code == 409 and f"visit {entry_id}" in clash.json()["error"]["message"]
+    page = await client.get(f"/admin/care/packages/{home.id}")
+    assert page.status_code == 200 and 'id="rota-entry-' in page.text and "due now" in page.text
+
+    await login(client, cara.email)
+    headers = {"x-csrf-token": await csrf_token(client)}
+    today = (await client.get("/api/v1/care/today")).json()
+    assert [(v["time"], v["state"], v["client_name"]) for v in today["visits"]] == [("09:00", "due", "Mrs Iris Client")]
+    body = {"on_date": "2026-03-29", "latitude": 51.5, "longitude": -0.12, "accuracy": 8}
+    first = await client.post(f"/api/v1/care/rota/{entry_id}/check-in", headers=headers, json=body)
+    assert first.status_code == 201 and first.json()["state"] == "checked_in" and not first.json()["replayed"]
+    again = await client.post(f"/api/v1/care/rota/{entry_id}/check-in", headers=headers, json=body)
+    assert again.status_code == 200 and again.json()["replayed"]
+    assert (await client.post(f"/api/v1/care/rota/{entry_id}/check-in", headers=headers,
+                              json={**body, "latitude": 120})).status_code == 422
+    assert (await client.get(f"/api/v1/care/packages/{other.id}/visits")).status_code == 404
+    out = await client.post(f"/api/v1/care/rota/{entry_id}/check-out", headers=headers, json={"on_date": "2026-03-29"})
+    assert out.status_code == 200 and out.json()["state"] == "done"
+    dashboard = await client.get("/carer")
+    assert 'data-state="done"' in dashboard.text and f"/carer/packages/{home.id}" in dashboard.text
