@@ -11,6 +11,8 @@ def test_defaults_are_the_embedded_setup():
     assert settings.secret_key == DEV_SECRET_KEY
     assert settings.media_mode == "embedded"
     assert settings.care_early_logs == "refuse"
+    assert settings.care_late_visit_minutes == 15
+    assert Settings.from_env({"CARETRACK_CARE_LATE_VISIT_MINUTES": "20"}).care_late_visit_minutes == 20
 
 
 def test_the_agency_may_mark_early_logs_instead_of_refusing_them():
@@ -50,6 +52,8 @@ def test_the_port_range_and_media_workers_reach_the_relay(tmp_path):
         ({"CARETRACK_MEDIA_MODE": "workers"}, "CARETRACK_REDIS_URL"),
         ({"CARETRACK_CARE_TIME_ZONE": "Europe/Londn"}, "CARETRACK_CARE_TIME_ZONE"),
         ({"CARETRACK_CARE_EARLY_LOGS": "count"}, "CARETRACK_CARE_EARLY_LOGS"),
+        ({"CARETRACK_CARE_LATE_VISIT_MINUTES": "0"}, "CARETRACK_CARE_LATE_VISIT_MINUTES"),
+        ({"CARETRACK_CARE_LATE_VISIT_MINUTES": "a while"}, "CARETRACK_CARE_LATE_VISIT_MINUTES"),
     ],
 )
 def test_a_bad_value_names_its_variable(env, named):

@@ -11,6 +11,8 @@ from caretrack.assessments import service as assessments
 from caretrack.assessments.schemas import QuestionIn, SectionIn, TemplateIn
 from caretrack.care import service as care
 from caretrack.care.schemas import PackageIn, TaskIn
+from caretrack.care.service import rota
+from caretrack.care.visit_schemas import RotaEntryChange
 from caretrack.core.roles import Role
 from tests.helpers import make_user
 
@@ -57,3 +59,11 @@ async def template(admin: User, *, skill: str = "Medication", validity_days: int
         questions.append(await assessments.do_add_question(admin, practical.id, QuestionIn.model_validate({
             "kind": "practical", "prompt": "Observed: administering from a blister pack.", "points": 3}), None))
     return t, questions
+
+
+async def staff_visits(admin: User, package, carer: User) -> None:
+    """Give the package's visits nobody is assigned to (a new package's visit times) to `carer`."""
+    at = datetime.combine(package.starts_on, time(0), UTC)
+    for entry in await rota.list_rota(admin, package.id):
+        if entry.carer_id is None:
+            await rota.do_change_visit(admin, entry.id, RotaEntryChange(carer_id=carer.id), None, at=at)

@@ -14,14 +14,15 @@ from caretrack.care import jobs as care_jobs  # noqa: F401  (registers the remin
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage, CareTask
 from caretrack.care.schemas import CompletionIn, PackageChange, PackageEnd, PackageIn, TaskChange, TaskIn
-from caretrack.care.service import reminders
+from caretrack.care.service import reminders, visits
+from caretrack.care.service import rota as care_rota
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.outbox import store as outbox
 from caretrack.core.queue.models import Job
 from caretrack.core.roles import Role
 from caretrack.realtime import feed
-from tests.care.helpers import LONG_AGO, admin_user
+from tests.care.helpers import LONG_AGO, admin_user, staff_visits
 from tests.helpers import csrf_token, login, make_user
 
 RECORD = {
@@ -40,6 +41,8 @@ async def record_package(admin, *carers, starts_on: date = LONG_AGO, ends_on: da
         "visit_times": visit_times}), None)
     for carer in carers:
         await care.do_assign_carer(admin, package.id, carer.id, None)
+    if carers:
+        await staff_visits(admin, package, carers[0])
     return package
 
 
@@ -112,7 +115,8 @@ async def test_an_ended_package_leaves_the_carers_day_and_its_figures_stop(team,
         await care.do_end_package(admin, package.id, PackageEnd(ends_on=LONG_AGO - timedelta(days=1)), None)
     await care.do_end_package(admin, package.id, PackageEnd(ends_on=yesterday), None)
     day = await care.carer_today(cara, None, at=now)
-    assert day.tasks == [] and day.visits == []
+    assert day.tasks == []
+    assert await visits.carer_visits(cara, None, at=now, late_after=timedelta(minutes=15)) == []
     [row] = await care.progress(admin, start=yesterday - timedelta(days=1), end=now.date() + timedelta(days=3),
                                 package_id=package.id)
     assert row.expected == 2 * 2  # two a day, on the two days up to the end
@@ -167,7 +171,7 @@ async def test_removing_a_carer_hands_their_tasks_over_and_cancels_their_reminde
     admin, _, cara, carl = team
     package = await record_package(admin, cara, carl)
     task = await add_task(admin, package, cara)
-    assert await reminders.plan_visit_reminders(EARLY) == 2
+    assert await reminders.plan_visit_reminders(EARLY) == 1  # the 08:00 visit, Cara's on the rota
     outsider = await make_user(Role.CARER, "otto@example.org", name="Otto Carer")
     with pytest.raises(ValidationError, match="Otto Carer is not on this package"):
         await care.do_remove_carer(admin, package.id, cara.id, outsider.id, None)
@@ -176,12 +180,16 @@ async def test_removing_a_carer_hands_their_tasks_over_and_cancels_their_reminde
     assert await care.do_remove_carer(admin, package.id, cara.id, carl.id, None) == [task.id]
     await task.refresh_from_db()
     assert (task.carer_id, task.needs_carer) == (carl.id, False)
+    # her visits went with her tasks, and so do the reminders once planned
+    assert {e.carer_id for e in await care_rota.list_rota(admin, package.id)} == {carl.id}
+    assert await reminders.plan_visit_reminders(EARLY) == 1
     jobs = {j.key.split(":")[2]: j.status for j in await Job.filter(kind=reminders.REMIND)}
     assert jobs == {str(cara.id): "cancelled", str(carl.id): "queued"}
-    assert [e.type for e in await events_of(cara.id)][-2:] == ["task.removed", "care.package_unassigned"]
-    carl_events = (await events_of(carl.id))[-2:]
-    assert [e.type for e in carl_events] == ["task.assigned", "care.carer_removed"]
-    assert carl_events[1].data == {"package_id": package.id, "carer_id": cara.id, "carer_name": "Cara Carer",
+    assert [e.type for e in await events_of(cara.id)][-3:] == ["task.removed", "visit.rota_changed",
+                                                                "care.package_unassigned"]
+    carl_events = (await events_of(carl.id))[-3:]
+    assert [e.type for e in carl_events] == ["task.assigned", "visit.rota_changed", "care.carer_removed"]
+    assert carl_events[2].data == {"package_id": package.id, "carer_id": cara.id, "carer_name": "Cara Carer",
                                    "tasks": 1, "tasks_to_name": "Carl Carer"}
     [audit] = await audits("care.carer_removed")
     assert audit == {"carer_id": cara.id, "tasks": [task.id], "tasks_to": carl.id, "needs_carer": False}
@@ -225,7 +233,8 @@ async def test_replacing_a_carer_puts_the_replacement_on_with_their_tasks(team):
     assert [c.full_name for c in view.carers] == ["Carl Carer"] and view.tasks[0].carer_id == carl.id
     assert [j.status for j in await Job.filter(kind=reminders.REMIND)] == ["cancelled"]
     assert [e.type for e in await events_of(carl.id)] == ["care.package_assigned", "task.assigned",
-                                                         "care.carer_replaced"]
+                                                         "visit.rota_changed", "care.carer_replaced"]
+    assert {e.carer_id for e in await care_rota.list_rota(admin, package.id)} == {carl.id}
     [audit] = await audits("care.carer_replaced")
     assert audit == {"carer_id": cara.id, "replacement_id": carl.id, "tasks": [task.id]}
     line = [d for d in await outbox.read_history(admin.id, after=0) if d.event.type == "care.carer_replaced"]

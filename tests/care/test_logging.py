@@ -19,7 +19,7 @@ from caretrack.care import service as care
 from caretrack.care.models import CarePackage, CareTask, MissedTask, TaskCompletion
 from caretrack.care.pages import _form_time
 from caretrack.care.schemas import CompletionIn, PackageIn, TaskIn
-from caretrack.care.service import reminders
+from caretrack.care.service import reminders, visits
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import ValidationError
 from caretrack.core.outbox import store as outbox
@@ -29,7 +29,7 @@ from caretrack.core.queue.models import Job
 from caretrack.core.queue.registry import HANDLERS
 from caretrack.core.roles import Role
 from caretrack.realtime import feed
-from tests.care.helpers import LONG_AGO, admin_user
+from tests.care.helpers import LONG_AGO, admin_user, staff_visits
 from tests.helpers import csrf_token, login, make_user
 
 # The pinned instants (tests/conftest.py PINNED_INSTANTS) that matter on London's clock.
@@ -40,11 +40,14 @@ SUMMER_2359Z = datetime(2026, 6, 30, 23, 59, tzinfo=UTC)  # 00:59 BST on 1 July
 
 async def london_task(admin, carer, *, title: str = "Medication prompt", window: tuple[str, str] = ("07:30", "10:00"),
                       target: int = 1, visit_times: str = "08:00", client_name: str = "Mrs Iris Client",
-                      created_at: datetime | None = None) -> tuple[CarePackage, CareTask]:
+                      created_at: datetime | None = None, staffed: bool = False) -> tuple[CarePackage, CareTask]:
+    """A London package and a task for `carer`; `staffed` gives them its visits on the rota too."""
     package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": client_name, "starts_on": LONG_AGO.isoformat(), "visit_times": visit_times,
         "time_zone": "Europe/London"}), None)
     await care.do_assign_carer(admin, package.id, carer.id, None)
+    if staffed:
+        await staff_visits(admin, package, carer)
     task = await care.do_create_task(admin, package.id, TaskIn.model_validate({
         "carer_id": carer.id, "title": title, "target": target, "period": "day",
         "window_start": window[0], "window_end": window[1]}), None)
@@ -76,13 +79,15 @@ async def people(database):
 ])
 async def test_the_carers_day_and_windows_are_on_the_packages_clock(people, at, window, state, day):
     admin, _, cara = people
-    package, task = await london_task(admin, cara, window=window)
+    package, task = await london_task(admin, cara, window=window, staffed=True)
     today = await care.carer_today(cara, None, at=at)
     assert today.day.isoformat() == day
     [progress] = today.tasks
     assert progress.window_state == state
     assert today.time_zones == {package.id: "Europe/London"}
-    assert today.visits == [("08:00", "Mrs Iris Client", package.id)]
+    day_visits = await visits.carer_visits(cara, None, at=at, late_after=timedelta(minutes=15))
+    assert [(v.occurrence.time, v.client_name, v.occurrence.package.id) for v in day_visits] == [
+        ("08:00", "Mrs Iris Client", package.id)]
 
 
 async def test_a_package_starting_tomorrow_in_utc_is_already_running_in_london(people):
@@ -176,7 +181,7 @@ async def test_the_dashboard_labels_the_time_with_the_zone_and_the_form_logs_on_
 
 async def test_visit_reminders_are_planned_on_the_packages_clock(people):
     admin, _, cara = people
-    package, _ = await london_task(admin, cara, visit_times="08:00")
+    package, _ = await london_task(admin, cara, visit_times="08:00", staffed=True)
     assert await reminders.plan_visit_reminders(SPRING_0500Z) == 1
     [job] = await Job.filter(kind=reminders.REMIND)
     # 08:00 BST on 29 March is 07:00 UTC: reminded at 06:30 UTC, not 07:30

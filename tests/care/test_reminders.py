@@ -1,6 +1,6 @@
 """Carers' visit reminders on SQLite and PostgreSQL, driven by the job runner at pinned instants:
-planned once, sent at their moment in the carer's own zone, skipped past the grace or when the
-visit no longer stands for the carer, never sent twice."""
+each visit on the rota reminds its own carer, planned once, sent at its moment in the carer's own
+zone, skipped past the grace or when the visit no longer stands for the carer, never sent twice."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 from caretrack.accounts.models import User
 from caretrack.care import jobs as care_jobs  # noqa: F401  (registers the reminder jobs)
 from caretrack.care import service as care
-from caretrack.care.models import CarePackage
+from caretrack.care.models import CarePackage, RotaEntry
 from caretrack.care.schemas import PackageIn
-from caretrack.care.service import reminders
+from caretrack.care.service import reminders, rota
+from caretrack.care.visit_schemas import RotaEntryIn
+from caretrack.core.errors import Conflict
 from caretrack.core.queue import Runner
 from caretrack.core.queue.models import Job
 from caretrack.core.queue.registry import HANDLERS
@@ -44,12 +46,15 @@ def sender(settings, name: str = "test") -> Runner:
 
 async def package_for(admin, *carers, visit_times: str = "00:20,08:00", starts_on: date = LONG_AGO,
                       ends_on: date | None = None) -> CarePackage:
+    """A package (on UTC) with a daily visit at each of `visit_times` for each of `carers`."""
     package = await care.do_create_package(admin, PackageIn.model_validate({
         "client_name": "Mrs Iris Client", "address": "1 High Street", "care_notes": "Diabetic; likes tea",
-        "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat() if ends_on else None,
-        "visit_times": visit_times}), None)
+        "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat() if ends_on else None}), None)
     for carer in carers:
         await care.do_assign_carer(admin, package.id, carer.id, None)
+        for hhmm in visit_times.split(","):
+            await rota.do_add_visit(admin, package.id, RotaEntryIn.model_validate({
+                "carer_id": carer.id, "weekdays": "1234567", "start": hhmm, "length": 30}), None, at=EVENING)
     return package
 
 
@@ -153,6 +158,11 @@ async def test_a_carer_taken_off_the_package_gets_no_reminder_until_put_back(dat
     package = await package_for(admin, london, utc, visit_times="08:00")
     runner = reminder_runner(database)
     await runner.run_due(at=HALF_SEVEN - timedelta(hours=2))
+    # Their visits stand in the way: taken off the rota first, put back on it later.
+    [visit] = await RotaEntry.filter(package_id=package.id, carer_id=london.id)
+    with pytest.raises(Conflict, match="visits on the package's rota"):
+        await care.do_unassign_carer(admin, package.id, london.id, None)
+    await RotaEntry.filter(id=visit.id).update(is_active=False)
     await care.do_unassign_carer(admin, package.id, london.id, None)
     statuses = {j.key.split(":")[2]: j.status for j in await reminder_jobs()}
     assert statuses == {str(london.id): "cancelled", str(utc.id): "queued"}
@@ -161,6 +171,7 @@ async def test_a_carer_taken_off_the_package_gets_no_reminder_until_put_back(dat
 
     # Put back the next evening: the next morning's reminder is planned again, and sent.
     await care.do_assign_carer(admin, package.id, london.id, None)
+    await RotaEntry.filter(id=visit.id).update(is_active=True)
     await runner.run_due(at=HALF_SEVEN + timedelta(hours=20))
     await runner.run_due(at=HALF_SEVEN + timedelta(days=1))
     [email] = await emails_to(london.email)
@@ -178,7 +189,7 @@ async def test_the_reminder_rechecks_the_visit_at_its_moment(database, people):
     assert len(await reminder_jobs()) == 3
     # After planning: one package ends the day before, one visit moves to 09:00, one carer leaves.
     await CarePackage.filter(id=ending.id).update(ends_on=date(2026, 3, 28))
-    await CarePackage.filter(id=moved.id).update(visit_times="09:00")
+    await RotaEntry.filter(package_id=moved.id).update(start=9 * 60)
     await User.filter(id=other.id).update(is_active=False)
     await runner.run_due(at=HALF_SEVEN)
     assert await OutboundEmail.all().count() == 0
@@ -189,7 +200,7 @@ async def test_the_reminder_rechecks_the_visit_at_its_moment(database, people):
     assert all(status == "skipped" for status, _ in reasons.values())
     errors = sorted(error for _, error in reasons.values())
     assert errors == sorted([f"package {ending.id} is not running on 2026-03-29",
-                             f"package {moved.id} no longer has a visit at 08:00",
+                             f"package {moved.id} no longer has a visit at 08:00 for carer {utc.id}",
                              f"carer {other.id} is no longer on package {leaving.id}"])
 
 

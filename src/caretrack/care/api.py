@@ -41,8 +41,8 @@ from caretrack.care.schemas import (
     TaskProgressOut,
     TaskSaved,
     TodayOut,
-    VisitOut,
 )
+from caretrack.care.service import visits
 from caretrack.core import clock, crypto
 from caretrack.core.roles import Role
 from caretrack.http.apikit import ApiRouter
@@ -56,11 +56,10 @@ CARER = [Role.CARER]
 # --- the carer -------------------------------------------------------------------------------
 
 
-def _today_out(day: service.CarerDay) -> TodayOut:
+def _today_out(day: service.CarerDay, day_visits: list[visits.DayVisit]) -> TodayOut:
     return TodayOut(
         day=day.day,
-        visits=[VisitOut(time=t, client_name=name, package_id=pid, time_zone=day.time_zones[pid])
-                for t, name, pid in day.visits],
+        visits=[v.out() for v in day_visits],
         tasks=[TaskProgressOut(task=TaskOut.of(p.task), client_name=p.client_name, done=p.done,
                                expected=p.expected, period=p.period_label, window_state=p.window_state,
                                blocked=p.blocked, time_zone=day.time_zones[p.package_id])
@@ -71,7 +70,10 @@ def _today_out(day: service.CarerDay) -> TodayOut:
          response=TodayOut, description="Each package's day, visit times and task windows are on its own clock "
                                         "(`time_zone`).")
 async def api_today(request: Request, user: User) -> TodayOut:
-    return _today_out(await service.carer_today(user, address_of(request), at=clock.now(request)))
+    at = clock.now(request)
+    day_visits = await visits.carer_visits(user, address_of(request), at=at,
+                                           late_after=visits.late_after(request.app.state.settings))
+    return _today_out(await service.carer_today(user, address_of(request), at=at), day_visits)
 
 
 @api.post("/care/tasks/{task_id:id}/completions", summary="Log a task as done or not done", roles=CARER,
@@ -193,20 +195,23 @@ async def api_assign(request: Request, user: User, body: CarerRef) -> None:
 @api.delete("/care/packages/{package_id:id}/carers/{carer_id:id}", summary="Take a carer off a package",
             roles=ADMIN, query=RemoveCarerQuery, status=204, errors=(404, 409),
             description="Their active tasks on the package go to `tasks_to`, a carer on the package; without "
-                        "it they are flagged `needs_carer` until reassigned. Their visit reminders are cancelled.")
+                        "it they are flagged `needs_carer` until reassigned. Their visits on the rota go to "
+                        "`tasks_to` (409 if they would clash with that carer's own) or to nobody; their visit "
+                        "reminders are cancelled.")
 async def api_remove_carer(request: Request, user: User, query: RemoveCarerQuery) -> None:
     await service.do_remove_carer(user, request.path_params["package_id"], request.path_params["carer_id"],
-                                  query.tasks_to, address_of(request))
+                                  query.tasks_to, address_of(request), at=clock.now(request))
 
 
 @api.post("/care/packages/{package_id:id}/carers/{carer_id:id}/replacement",
           summary="Replace a carer on a package with another", roles=ADMIN, body=CarerRef, status=204,
           errors=(404, 409),
           description="The replacement (`carer_id` in the body) joins the package if not on it and takes over "
-                      "the leaving carer's active tasks; the leaving carer's visit reminders are cancelled.")
+                      "the leaving carer's active tasks and visits (409 if a visit would clash with the replacement's "
+                      "own); the leaving carer's visit reminders are cancelled.")
 async def api_replace_carer(request: Request, user: User, body: CarerRef) -> None:
     await service.do_replace_carer(user, request.path_params["package_id"], request.path_params["carer_id"],
-                                   body.carer_id, address_of(request))
+                                   body.carer_id, address_of(request), at=clock.now(request))
 
 
 async def _saved(request: Request, task: CareTask) -> TaskSaved:

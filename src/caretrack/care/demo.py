@@ -1,9 +1,10 @@
-"""Sample care data for `caretrack demo`: one package for the demo carer with three tasks,
-and a medication assessment assigned to them. Idempotent: skipped once any package exists."""
+"""Sample care data for `caretrack demo`: one package for the demo carer with three tasks and
+three daily visits on its rota, and a medication assessment assigned to them. Idempotent:
+skipped once any package exists."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from caretrack.accounts.models import User
 from caretrack.assessments import service as assessments
@@ -11,6 +12,8 @@ from caretrack.assessments.schemas import QuestionIn, SectionIn, TemplateIn
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage
 from caretrack.care.schemas import PackageIn, TaskIn
+from caretrack.care.service import rota
+from caretrack.care.visit_schemas import RotaEntryChange
 from caretrack.core.roles import Role
 
 
@@ -31,6 +34,8 @@ async def create_care_demo() -> None:
         await care.do_create_task(admin, package.id, TaskIn.model_validate({
             "carer_id": carer.id, "title": title, "target": target, "period": period, "window_start": start,
             "window_end": end}), "cli")
+    for entry in await rota.list_rota(admin, package.id):  # the visit times' daily visits are the carer's
+        await rota.do_change_visit(admin, entry.id, RotaEntryChange(carer_id=carer.id), "cli", at=datetime.now(UTC))
     template = await assessments.do_create_template(admin, TemplateIn.model_validate({
         "title": "Medication administration", "skill": "Medication", "pass_mark": 80, "validity_days": 365}), "cli")
     section = await assessments.do_add_section(admin, template.id, SectionIn(title="Knowledge"), "cli")

@@ -1,12 +1,12 @@
-"""Care's jobs: the missed-task check, and carers' visit reminders (planned by a recurring job,
-each sent by its own job at its moment)."""
+"""Care's jobs: the missed-task check, carers' visit reminders and the late- and missed-visit
+alerts (each planned by a recurring job, each run by its own job at its moment)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from caretrack.care import service
-from caretrack.care.service import reminders
+from caretrack.care.service import reminders, visit_alerts, visits
 from caretrack.core.logs import get_logger
 from caretrack.core.queue import JobContext, job
 
@@ -31,3 +31,15 @@ async def plan_visit_reminders(ctx: JobContext) -> None:
 
 # A failed send is retried with backoff; a retry past the grace is skipped, never sent late.
 job(reminders.REMIND, max_attempts=5)(reminders.send_visit_reminder)
+
+
+@job(visit_alerts.PLAN, every=visit_alerts.PLAN_EVERY)
+async def plan_visit_alerts(ctx: JobContext) -> None:
+    planned = await visit_alerts.plan_visit_alerts(ctx.at, visits.late_after(ctx.settings))
+    if planned:
+        log.info("visit alerts planned", planned=planned)
+
+
+# A late or missed visit is raised once (marked done with its event); a failure is retried.
+job(visit_alerts.LATE, max_attempts=5)(visit_alerts.raise_visit_alert)
+job(visit_alerts.MISSED, max_attempts=5)(visit_alerts.raise_visit_alert)

@@ -10,6 +10,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 if TYPE_CHECKING:
+    from caretrack.accounts.models import User
     from caretrack.assessments.models import Skill
 
 
@@ -39,7 +40,10 @@ class CarePackage(Model):
     gp_phone = fields.TextField(null=True)
     starts_on = fields.DateField()
     ends_on = fields.DateField(null=True)
-    visit_times = fields.CharField(max_length=200, default="")  # "08:00,13:00,18:00" local to the package
+    # The rota's start times ("08:00,13:00,18:00", package-local, whatever the weekdays): derived
+    # from the active RotaEntry rows and rewritten with them (caretrack.care.service.rota), for
+    # readers that only need the day's times. The rota is the record.
+    visit_times = fields.CharField(max_length=200, default="")
     # The client's wall clock (IANA name): the package's days, task windows and visit times are
     # local to it (caretrack.care.zones).
     time_zone = fields.CharField(max_length=64, default="UTC")
@@ -154,3 +158,55 @@ class MissedTask(Model):
     class Meta:
         table = "care_missed_tasks"
         unique_together = (("task", "on_date"),)
+
+
+class RotaEntry(Model):
+    """A visit on a package's rota: weekly on some weekdays at a start time on the package's clock, by one carer.
+
+    Removing an entry ends it (is_active false): the visits recorded against it stay."""
+
+    id = fields.IntField(primary_key=True)
+    package: fields.ForeignKeyRelation[CarePackage] = fields.ForeignKeyField(
+        "caretrack.CarePackage", related_name="rota", on_delete=fields.CASCADE)
+    # One of the package's carers; None while nobody is assigned (visit times given with the
+    # package, and those migrated from visit_times on a package that had no carer).
+    carer: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="rota_entries", null=True, on_delete=fields.SET_NULL)
+    package_id: int  # the key columns, for the type checker
+    carer_id: int | None
+    weekdays = fields.CharField(max_length=7)  # ISO weekday digits: "12345" is Monday to Friday
+    start = fields.IntField()  # minutes after midnight on the package's clock
+    length = fields.IntField()  # minutes
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "care_rota"
+
+
+class Visit(Model):
+    """A visit checked in to: one row per rota entry and date, written at check-in, completed at check-out.
+
+    Locations are PHI (where the client lives): sealed ("care_visits.in_location") as "lat,lon"."""
+
+    id = fields.IntField(primary_key=True)
+    entry: fields.ForeignKeyRelation[RotaEntry] = fields.ForeignKeyField(
+        "caretrack.RotaEntry", related_name="visits", on_delete=fields.RESTRICT)
+    on_date = fields.DateField()  # the package's date of the visit
+    carer: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="visits", on_delete=fields.RESTRICT)
+    entry_id: int  # the key columns, for the type checker
+    carer_id: int
+    starts_at = fields.DatetimeField()  # as the rota planned it when the carer checked in
+    length = fields.IntField()
+    checked_in_at = fields.DatetimeField()
+    in_location = fields.TextField(null=True)
+    in_accuracy = fields.FloatField(null=True)  # metres, as the phone reported it
+    checked_out_at = fields.DatetimeField(null=True)
+    out_location = fields.TextField(null=True)
+    out_accuracy = fields.FloatField(null=True)
+
+    class Meta:
+        table = "care_visits"
+        unique_together = (("entry", "on_date"),)

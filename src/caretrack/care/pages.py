@@ -17,6 +17,7 @@ from caretrack.care import service, zones
 from caretrack.care.models import CareTask, Period
 from caretrack.care.notes_models import INCIDENT_LABELS, Severity
 from caretrack.care.notes_schemas import IncidentClose, IncidentIn, IncidentQuery, NoteIn, TimelineQuery
+from caretrack.care.rota import DAY_NAMES
 from caretrack.care.schedule import check_clock, clock
 from caretrack.care.schemas import (
     CarerRef,
@@ -29,6 +30,7 @@ from caretrack.care.schemas import (
     TaskIn,
     tel_uri,
 )
+from caretrack.care.service import rota, visits
 from caretrack.core import clock as app_clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
@@ -56,11 +58,14 @@ def _period(request: Request, time_zone: str | None = None, default_days: int = 
 async def carer_dashboard_context(request: Request, user: User) -> dict[str, Any]:
     at = app_clock.now(request)
     day = await service.carer_today(user, address_of(request), at=at)
+    day_visits = await visits.carer_visits(user, address_of(request), at=at,
+                                           late_after=visits.late_after(request.app.state.settings))
     attempts = [a for a in await assessments.carer_attempts(user.id) if a.status in assessments.OPEN]
-    clients = {pid: name for _, name, pid in day.visits} | {p.package_id: p.client_name for p in day.tasks}
+    clients = {v.occurrence.package.id: v.client_name for v in day_visits} | {
+        p.package_id: p.client_name for p in day.tasks}
     handovers = await service.handovers(user, sorted(clients.items(), key=lambda c: (c[1], c[0])),
                                         address_of(request), at=at)
-    return {"day": day, "server_now": at.isoformat(), "new_key": lambda: uuid.uuid4().hex,
+    return {"day": day, "visits": day_visits, "server_now": at.isoformat(), "new_key": lambda: uuid.uuid4().hex,
             "reasons": service.NOT_DONE_REASONS,
             "competencies": await assessments.carer_competencies(user.id, at), "open_attempts": attempts,
             "due_text": assessments.due_text, "handovers": handovers, **incident_choices()}
@@ -209,7 +214,10 @@ async def _package_page(request: Request, user: User, package_id: int,
         "package": view, "carers": await assessments.active_carers(), "periods": [p.value for p in Period],
         "clock": clock, "today": zones.today(view, app_clock.now(request)), "tel": tel_uri,
         "skills": await assessments.list_skills(), "blocked": blocked,
-        **_progress_context(figures, "Progress"), **await _timeline_context(request, user, package_id)},
+        **_progress_context(figures, "Progress"), **await _timeline_context(request, user, package_id),
+        "rota": await rota.list_rota(user, package_id), "day_names": DAY_NAMES,
+        "day_visits": await visits.package_visits(user, package_id, at=app_clock.now(request),
+                                                  late_after=visits.late_after(request.app.state.settings))},
         status_code=status_code, flashes=flashes)
 
 
@@ -273,10 +281,12 @@ async def admin_remove_carer(request: Request, user: User, form: FormData) -> Re
     async def remove(package_id: int) -> None:
         if form.get("action") == "replace":
             command = parse_form(CarerRef, {"carer_id": str(form.get("replacement_id", ""))})
-            await service.do_replace_carer(user, package_id, carer_id, command.carer_id, address_of(request))
+            await service.do_replace_carer(user, package_id, carer_id, command.carer_id, address_of(request),
+                                           at=app_clock.now(request))
         else:
             query = parse_form(RemoveCarerQuery, {"tasks_to": str(form.get("tasks_to") or "") or None})
-            await service.do_remove_carer(user, package_id, carer_id, query.tasks_to, address_of(request))
+            await service.do_remove_carer(user, package_id, carer_id, query.tasks_to, address_of(request),
+                                          at=app_clock.now(request))
     return await _package_action(request, user, remove)
 
 

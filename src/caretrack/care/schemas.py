@@ -26,6 +26,7 @@ from caretrack.assessments.schemas import CarerId
 from caretrack.care.models import CareTask, Period, TaskCompletion
 from caretrack.care.notes_schemas import Flag
 from caretrack.care.schedule import check_clock, check_visit_times, clock
+from caretrack.care.visit_schemas import VisitOut
 from caretrack.core.clock import zone_names
 from caretrack.core.errors import ValidationError
 from caretrack.core.validation import (
@@ -160,7 +161,7 @@ class PackageChange(_PackageRules):
     gp_phone: GpPhone = None
     starts_on: StartsOn | None = None
     ends_on: EndsOn = None
-    visit_times: list[str] | None = Field(None, max_length=12, description="HH:MM, daily")
+    # Visits are changed on the package's rota (/care/packages/{id}/rota), not here.
     time_zone: str | None = Field(None, max_length=64, description="IANA zone of the client's home")
 
     @field_validator("client_name", "starts_on", mode="before")
@@ -172,9 +173,9 @@ class PackageChange(_PackageRules):
         return value
 
     def given(self) -> dict[str, Any]:
-        """The fields the request gave. A time zone or visit times given as null are left as they are."""
+        """The fields the request gave. A time zone given as null is left as it is."""
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)
-                if not (name in ("visit_times", "time_zone") and getattr(self, name) is None)}
+                if not (name == "time_zone" and getattr(self, name) is None)}
 
 
 class PackageEnd(Strict):  # end a package on its last day of care
@@ -354,13 +355,6 @@ class TaskProgressOut(BaseModel):
     window_state: Literal["upcoming", "open", "closed"]
     blocked: str | None = Field(None, description="Why the carer should not do it yet (a competency it needs)")
     time_zone: str = Field(description="The package's zone: its window and today are on this clock")
-
-
-class VisitOut(BaseModel):
-    time: str
-    client_name: str
-    package_id: int
-    time_zone: str = Field(description="The package's zone, which the time is on")
 
 
 class TodayOut(BaseModel):

@@ -47,6 +47,8 @@ class Settings:
     # A task logged done before its window opens (on the package's clock): refused, or recorded
     # marked early and not counted toward the target.
     care_early_logs: str = "refuse"  # or "mark"
+    # A visit not checked in this long after its start raises a late-visit alert to the admins.
+    care_late_visit_minutes: int = 15
     # Email: without an SMTP host, emails are stored in the database for admins to read.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -158,6 +160,7 @@ class Settings:
             agency_name=reader.text("AGENCY_NAME", "CareTrack"),
             care_time_zone=reader.time_zone("CARE_TIME_ZONE", "UTC"),
             care_early_logs=reader.choice("CARE_EARLY_LOGS", ("refuse", "mark"), "refuse"),
+            care_late_visit_minutes=reader.integer("CARE_LATE_VISIT_MINUTES", 15, minimum=1, maximum=240),
             smtp_host=reader.text_or_none("SMTP_HOST"),
             smtp_port=reader.integer("SMTP_PORT", 25, minimum=1, maximum=65535),
             smtp_username=reader.text_or_none("SMTP_USERNAME"),

@@ -150,8 +150,9 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("referrer-policy", "same-origin")
                 headers.setdefault("x-frame-options", "DENY")
+                # Geolocation for our own pages only: a carer's check-in records where it was made.
                 headers.setdefault(
-                    "permissions-policy", "camera=(self), microphone=(self), display-capture=(self), geolocation=()"
+                    "permissions-policy", "camera=(self), microphone=(self), display-capture=(self), geolocation=(self)"
                 )
                 if self.https:
                     headers.setdefault("strict-transport-security", "max-age=31536000; includeSubDomains")

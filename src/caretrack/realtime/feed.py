@@ -17,6 +17,7 @@ KINDS: dict[str, str] = {
     "doctor": "Doctor applications",
     "booking": "Bookings",
     "task": "Task completions",
+    "visit": "Visits",
     "assessment": "Assessments",
     "security": "Security",
     "message": "Messages",
@@ -88,6 +89,14 @@ LINES: dict[str, Line] = {
     "care.carer_replaced": lambda a, s, d: (
         f"{a} replaced {_text(d.get('carer_name'), 'a carer')} with {_text(d.get('replacement_name'), 'another')}"
         f" on care package {_text(d.get('package_id'), s)}"),
+    "visit.checked_in": lambda a, s, d: f"{a} checked in to the {_visit(d, s)}" + (" — late" if d.get("late") else ""),
+    "visit.checked_out": lambda a, s, d: f"{a} checked out of the {_visit(d, s)}"
+                                         + (f" after {d['minutes']} minutes" if d.get("minutes") is not None else ""),
+    "visit.late": lambda a, s, d: f"Late visit: {_text(d.get('carer_name'), 'the carer')} has not checked in to the "
+                                  f"{_visit(d, s)}",
+    "visit.missed": lambda a, s, d: f"Missed visit: {_text(d.get('carer_name'), 'the carer')} did not check in to the "
+                                    f"{_visit(d, s)}",
+    "visit.rota_changed": lambda a, s, d: f"{a} changed the rota of care package {_text(d.get('package_id'), s)}",
     "message.sent": lambda a, s, d: f"{a} sent a message",
     "message.read": lambda a, s, d: f"{a} read their messages",
     "message.thread_changed": lambda a, s, d: f"{a} changed a conversation: now {_text(d.get('state'), 'changed')}",
@@ -143,6 +152,13 @@ def _audience(d: dict[str, Any]) -> str:
 def _incident(d: dict[str, Any]) -> str:
     return (f"incident {_text(d.get('incident_id'), '?')} ({_text(d.get('kind_label'), 'other').lower()}, "
             f"{_text(d.get('severity'), '?')} severity) on care package {_text(d.get('package_id'), '?')}")
+
+
+def _visit(d: dict[str, Any], s: str) -> str:
+    """"09:00 visit to I. C. (care package 4)": the client by initials, the time on the package's clock."""
+    when = _text(d.get("time"), "")
+    return (f"{when} visit" if when else "visit") + (f" to {d['client']}" if d.get("client") else "") \
+        + (f" (care package {d['package_id']})" if d.get("package_id") else f" ({s})" if s else "")
 
 
 def _assessment(a: str, s: str, d: dict[str, Any]) -> str:

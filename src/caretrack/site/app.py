@@ -59,6 +59,8 @@ DOMAINS = [
     "caretrack.payments.pages",
     "caretrack.care.api",
     "caretrack.care.pages",
+    "caretrack.care.visits_api",
+    "caretrack.care.visits_pages",
     "caretrack.care.jobs",
     "caretrack.assessments.api",
     "caretrack.assessments.pages",

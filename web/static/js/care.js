@@ -1,8 +1,9 @@
 // The carer's dashboard (and the admins' incidents page): tasks logged in place (two taps, with a
 // client-generated idempotency key so a retry after a lost connection is recorded once, and the
-// moment of the tap, so a tap made offline keeps its time), and the "today" section (or a
-// client's record) refetched from the server whenever an event says it changed. Times are on the
-// package's clock (data-time-zone).
+// moment of the tap, so a tap made offline keeps its time), visits checked in and out with the
+// phone's location when it gives one, and the "today" section (or a client's record) refetched
+// from the server whenever an event says it changed. Times are on the package's clock
+// (data-time-zone).
 import { postJSON, problemMessage } from "/static/js/api.js";
 import { live } from "/static/js/live.js";
 
@@ -12,7 +13,8 @@ const REFRESH_ON = root?.dataset.liveEvents?.split(/\s+/).filter(Boolean) ?? [
   "task.assigned", "task.updated", "task.removed", "task.completed", "task.missed",
   "care.package_assigned", "care.package_unassigned", "care.package_updated", "care.package_ended",
   "care.package_archived", "care.package_unarchived", "care.carer_removed", "care.carer_replaced",
-  "care.note", "assessment.assigned", "assessment.result"];
+  "care.note", "assessment.assigned", "assessment.result",
+  "visit.checked_in", "visit.checked_out", "visit.late", "visit.missed", "visit.rota_changed"];
 
 function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
@@ -245,8 +247,46 @@ function alertIn(form, text) {
   el.textContent = text;
 }
 
+// Where the phone is, if it will say within a few seconds; null when refused, unavailable or slow
+// (a check-in never waits on it or fails for want of it).
+function position() {
+  if (!navigator.geolocation) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const done = (value) => { clearTimeout(timer); resolve(value); };
+    const timer = setTimeout(() => resolve(null), 8000);
+    navigator.geolocation.getCurrentPosition(
+      (p) => done({ latitude: p.coords.latitude, longitude: p.coords.longitude,
+                    accuracy: Math.min(Math.max(p.coords.accuracy ?? 0, 0), 100000) }),
+      () => done(null),
+      { enableHighAccuracy: true, timeout: 7000, maximumAge: 60000 });
+  });
+}
+
+async function checkVisit(form) {
+  const action = form.dataset.visitAction;  // "check-in" | "check-out"
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const body = { on_date: form.elements.on_date.value, ...((await position()) || {}) };
+    // A repeat is answered with the first check-in or check-out, so a retry is safe.
+    const response = await send(`/api/v1/care/rota/${form.dataset.entry}/${action}`, body);
+    if (response.ok) { await refresh(); return; }
+    alertIn(form, (await problemMessage(response)) || `Could not ${action.replace("-", " ")} (${response.status}).`);
+  } catch {
+    alertIn(form, "No connection. Try again: a repeat is recorded once.");
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
 if (root) {
   root.addEventListener("submit", (event) => {
+    const visit = event.target.closest("form[data-visit-action]");
+    if (visit && window.fetch) {
+      event.preventDefault();
+      checkVisit(visit);
+      return;
+    }
     const form = event.target.closest("form[data-log-task]");
     if (!form || !window.fetch) return;
     event.preventDefault();

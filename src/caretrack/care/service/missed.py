@@ -25,6 +25,7 @@ from caretrack.care import zones
 from caretrack.care.models import CarePackage, CareTask, CompletionStatus, MissedTask, Period, TaskCompletion
 from caretrack.care.service.progress import done_counts, expected_in
 from caretrack.care.service.reminders import initials
+from caretrack.care.service.targets import visit_plans
 from caretrack.care.service.tasks import task_payload
 from caretrack.core import crypto
 from caretrack.core.audit.service import SYSTEM
@@ -63,12 +64,16 @@ async def check_missed(at: datetime | None = None) -> int:
     at = at or utcnow()
     closed: list[_Closed] = []
     # A task waiting for a carer, or on an archived package, is nobody's to miss.
-    tasks = CareTask.filter(is_active=True, needs_carer=False, package__archived_at__isnull=True)
-    for task in await tasks.prefetch_related("package", "carer"):
-        for start, end in closed_periods(task, task.package, at):
+    tasks = list(await CareTask.filter(is_active=True, needs_carer=False, package__archived_at__isnull=True)
+                 .prefetch_related("package", "carer"))
+    periods = {task.id: closed_periods(task, task.package, at) for task in tasks}
+    days = [day for spans in periods.values() for span in spans for day in span]
+    plans = await visit_plans(tasks, min(days), max(days)) if days else {}
+    for task in tasks:
+        for start, end in periods[task.id]:
             if zones.instant(task.package, end, task.window_end) <= task.created_at:
                 continue  # the window had closed before the task was set
-            expected = expected_in(task, task.package, start, end)
+            expected = expected_in(task, task.package, start, end, visits=plans.get(task.package_id))
             if expected:
                 closed.append(_Closed(task, start, end, expected))
     if not closed:

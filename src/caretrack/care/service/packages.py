@@ -12,8 +12,9 @@ from typing import Any
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer
 from caretrack.care import zones
-from caretrack.care.models import CarePackage, CareTask, PackageCarer
-from caretrack.care.schedule import visit_times
+from caretrack.care.models import CarePackage, CareTask, PackageCarer, RotaEntry
+from caretrack.care.rota import DEFAULT_LENGTH, EVERY_DAY
+from caretrack.care.schedule import check_clock, visit_times
 from caretrack.care.schemas import CarerOut, PackageChange, PackageEnd, PackageIn, PackageOut, TaskOut, check_dates
 from caretrack.care.service.reminders import key_prefix
 from caretrack.core import crypto
@@ -33,13 +34,18 @@ def _seal(field: str, value: str | None) -> str | None:
 
 async def do_create_package(admin: User, command: PackageIn, client_address: str | None,
                             default_zone: str = "UTC") -> CarePackage:
-    """A new package, on the zone the command names or else `default_zone` (the agency's)."""
+    """A new package, on the zone the command names or else `default_zone` (the agency's). Its
+    visit times go on its rota as daily visits of DEFAULT_LENGTH minutes that nobody is assigned
+    to yet (the admin gives each a carer on the package page)."""
     async with atomic() as tx:
         package = await CarePackage.create(
             using_db=tx.conn, starts_on=command.starts_on, ends_on=command.ends_on,
             time_zone=command.time_zone or default_zone,
             visit_times=",".join(command.visit_times), created_by_id=admin.id,
             **{f: _seal(f, getattr(command, f)) for f in PACKAGE_PHI})
+        for hhmm in command.visit_times:
+            await RotaEntry.create(using_db=tx.conn, package_id=package.id, weekdays=EVERY_DAY,
+                                   start=check_clock(hhmm, "visit time"), length=DEFAULT_LENGTH)
         actor = Actor(admin.id, client_address)
         await tx.audit(actor, "care.package_created", "care_package", package.id)
         await tx.audit(actor, "phi.write", "care_package", package.id, fields=list(PACKAGE_PHI))
@@ -159,6 +165,8 @@ async def do_unassign_carer(admin: User, package_id: int, carer_id: int, client_
     package = await _changeable(admin, package_id)
     if await CareTask.exists(package_id=package.id, carer_id=carer_id, is_active=True, needs_carer=False):
         raise Conflict("This carer still has tasks in the package; reassign or remove them first.")
+    if await RotaEntry.exists(package_id=package.id, carer_id=carer_id, is_active=True):
+        raise Conflict("This carer still has visits on the package's rota; reassign or remove them first.")
     async with atomic() as tx:
         await _take_off(tx, admin, package, carer_id)
         await tx.audit(Actor(admin.id, client_address), "care.carer_unassigned", "care_package", package.id,
@@ -181,12 +189,6 @@ async def do_update_package(admin: User, package_id: int, command: PackageChange
     package = await _changeable(admin, package_id)
     changes = command.given()
     check_dates(changes.get("starts_on", package.starts_on), changes.get("ends_on", package.ends_on))
-    if "visit_times" in changes:
-        changes["visit_times"] = ",".join(changes["visit_times"])
-        if not changes["visit_times"] and await CareTask.exists(package_id=package.id, is_active=True,
-                                                                 period="visit"):
-            raise ValidationError("This package has tasks counted per visit, so it needs visit times; "
-                                  "change or end those tasks first.")
     if not changes:
         return package
     phi = sorted(set(changes) & set(PACKAGE_PHI))

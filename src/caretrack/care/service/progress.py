@@ -13,11 +13,11 @@ from tortoise import connections
 from caretrack.accounts.models import User
 from caretrack.care import zones
 from caretrack.care.models import CarePackage, CareTask, Period, TaskCompletion
-from caretrack.care.schedule import clock, visit_times
+from caretrack.care.schedule import clock
 from caretrack.care.service.counts import tally, zones_of
 from caretrack.care.service.packages import _package_for, client_names
 from caretrack.care.service.targets import expected_in as expected_in  # re-exported: the missed-task job
-from caretrack.care.service.targets import histories
+from caretrack.care.service.targets import histories, visit_plans
 from caretrack.care.service.tasks import blocked_tasks
 from caretrack.core.clock import in_zone, utcnow
 from caretrack.core.errors import NotFound, ValidationError
@@ -108,14 +108,13 @@ def _window_state(task: CareTask, package: CarePackage, at: datetime) -> str:
 @dataclass
 class CarerDay:
     day: date
-    visits: list[tuple[str, str, int]]  # (time, client name, package id)
-    tasks: list[TaskProgress]
+    tasks: list[TaskProgress]  # the day's visits are caretrack.care.service.visits.carer_visits
     time_zones: dict[int, str]  # package id -> the zone its times are on
 
 
 async def carer_today(carer: User, client_address: str | None, at: datetime | None = None) -> CarerDay:
-    """Today's visits and tasks across the carer's packages, with progress toward each target.
-    "Today" is each package's own: its date, visit times and task windows on its clock."""
+    """Today's tasks across the carer's packages, with progress toward each target. "Today" is
+    each package's own: its date and task windows on its clock."""
     at = at or utcnow()
     packages = {}
     for package in await CarePackage.filter(carers__carer_id=carer.id, archived_at__isnull=True).distinct():
@@ -135,20 +134,21 @@ async def carer_today(carer: User, client_address: str | None, at: datetime | No
         done |= await done_counts([tid for tid, b in bounds.items() if b == (start, end)], start, end)
     last_status = await latest_statuses(list(bounds))
     blocked = await blocked_tasks([(t.id, t.carer_id, t.required_skill_id) for t in tasks], at)
+    days = [day for bound in bounds.values() for day in bound]
+    plans = await visit_plans(tasks, min(days), max(days)) if days else {}
     progress = []
     for task in tasks:
         start, end = bounds[task.id]
         package = packages[task.package_id]
-        expected = expected_in(task, package, start, end)
+        expected = expected_in(task, package, start, end, visits=plans.get(task.package_id))
         label = {"day": "today", "visit": "today", "week": "this week"}[str(task.period)]
         progress.append(TaskProgress(task, package.id, names.get(package.id, ""), done.get(task.id, 0), expected,
                                      label, f"{clock(task.window_start)}–{clock(task.window_end)}",
                                      _window_state(task, package, at), last_status.get(task.id), blocked.get(task.id)))
-    visits = sorted((t, names.get(pid, ""), pid) for pid, p in packages.items() for t in visit_times(p))
     time_zones = {pid: p.time_zone for pid, p in packages.items()}
     # The heading's day: the packages' when they share a clock (as an agency's do), else the carer's own.
     heading_zone = next(iter(set(time_zones.values()))) if len(set(time_zones.values())) == 1 else carer.time_zone
-    return CarerDay(in_zone(at, heading_zone).date(), visits, progress, time_zones)
+    return CarerDay(in_zone(at, heading_zone).date(), progress, time_zones)
 
 
 def percent(done: int, expected: int) -> int:
@@ -223,9 +223,10 @@ async def figures(viewer: User, *, start: date, end: date, carer_id: int | None 
     done = counted.done()
     names = (await client_names(viewer, sorted({t.package_id for t in tasks}), client_address)
              if package_id is None else {})
+    plans = await visit_plans(tasks, start, end)
     rows = []
     for task in tasks:
-        expected = expected_in(task, task.package, start, end, history[task.id])
+        expected = expected_in(task, task.package, start, end, history[task.id], plans.get(task.package_id))
         if expected == 0 and task.id not in done:
             continue  # not in force in the period, and nothing logged
         label = (f"{task.title} ({task.carer.full_name})" if package_id is not None

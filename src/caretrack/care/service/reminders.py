@@ -1,11 +1,10 @@
-"""Visit reminders for carers: each carer on a package is reminded REMINDER_LEAD before each of
-the package's visit times. A recurring job plans one reminder job per (package, carer, date,
-visit time) a few hours ahead, keyed so that it is planned once; the reminder re-checks at its
-moment that the visit still stands, and is skipped, never sent late, past REMINDER_GRACE.
-
-Visit times (CarePackage.visit_times) and the visit's day are on the package's clock
-(caretrack.care.zones): 08:00 in Europe/London is 07:00 UTC in summer. The email shows the visit
-on the carer's own clock (User.time_zone)."""
+"""Visit reminders for carers: a visit's carer (its rota entry's, caretrack.care.rota) is
+reminded REMINDER_LEAD before it starts. A recurring job plans one reminder job per (package,
+carer, date, visit time) a few hours ahead, keyed so that it is planned once; the reminder
+re-checks at its moment that the visit still stands for that carer, and is skipped, never sent
+late, past REMINDER_GRACE. Visits are on the package's clock (CarePackage.time_zone); the
+email shows the visit on the carer's own clock (User.time_zone). A visit nobody is assigned to
+reminds nobody."""
 
 from __future__ import annotations
 
@@ -16,9 +15,8 @@ from typing import Any
 from tortoise.expressions import Q
 
 from caretrack.accounts.models import User
-from caretrack.care import zones
-from caretrack.care.models import CarePackage, PackageCarer
-from caretrack.care.schedule import visit_times
+from caretrack.care import rota, zones
+from caretrack.care.models import CarePackage, PackageCarer, RotaEntry
 from caretrack.core import crypto
 from caretrack.core.audit.service import SYSTEM
 from caretrack.core.clock import in_zone
@@ -56,8 +54,7 @@ def key_prefix(package_id: int, carer_id: int) -> str:
     return f"visit-reminder:{package_id}:{carer_id}:"
 
 
-def runs_on(package: CarePackage, day: date) -> bool:
-    return package.starts_on <= day and (package.ends_on is None or day <= package.ends_on)
+runs_on = rota.runs_on
 
 
 def initials(name: str) -> str:
@@ -81,42 +78,51 @@ class Planned:
 
 
 async def _candidates(at: datetime) -> list[Planned]:
-    """Every reminder whose moment falls in (at - grace, at + horizon], for each active carer on
-    each package running on the visit's day."""
-    # UTC dates widened by a day either side: a package's local date may be either neighbour.
-    first = (at - REMINDER_GRACE).date() - timedelta(days=1)
-    last = (at + PLAN_HORIZON + REMINDER_LEAD).date() + timedelta(days=1)
-    packages = await CarePackage.filter(Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last,
-                                        archived_at__isnull=True)
-    if not packages:
-        return []
-    carers: dict[int, list[int]] = {}
-    for package_id, carer_id in await PackageCarer.filter(
-            package_id__in=[p.id for p in packages], carer__is_active=True, carer__role=Role.CARER,
-    ).order_by("id").values_list("package_id", "carer_id"):
-        carers.setdefault(package_id, []).append(carer_id)
+    """Every reminder whose moment falls in (at - grace, at + horizon], for each visit on the
+    rota with an active carer still on its package."""
+    low, high = at - REMINDER_GRACE + REMINDER_LEAD, at + PLAN_HORIZON + REMINDER_LEAD  # the visits' starts
     planned = []
-    for package in packages:
-        for offset in range((last - first).days + 1):
-            day = first + timedelta(days=offset)
-            if not runs_on(package, day):
-                continue
-            for hhmm in visit_times(package):
-                remind = visit_at(package, day, hhmm) - REMINDER_LEAD
-                if not at - REMINDER_GRACE < remind <= at + PLAN_HORIZON:
-                    continue
-                for carer_id in carers.get(package.id, []):
-                    planned.append(Planned(reminder_key(package.id, carer_id, day, hhmm), remind, {
-                        "package_id": package.id, "carer_id": carer_id, "day": day.isoformat(), "visit": hhmm,
-                        "remind_at": remind.isoformat()}))
+    for occurrence in await rota_between(low, high):
+        remind = occurrence.starts_at - REMINDER_LEAD
+        if not at - REMINDER_GRACE < remind <= at + PLAN_HORIZON:
+            continue
+        package, carer_id = occurrence.package, occurrence.entry.carer_id
+        assert carer_id is not None
+        planned.append(Planned(reminder_key(package.id, carer_id, occurrence.day, occurrence.time), remind, {
+            "package_id": package.id, "carer_id": carer_id, "day": occurrence.day.isoformat(),
+            "visit": occurrence.time, "remind_at": remind.isoformat()}))
     return planned
 
 
+async def rota_between(low: datetime, high: datetime) -> list[rota.Occurrence]:
+    """The visits starting from `low` to `high` whose carer is active and still on the package
+    (entries nobody is assigned to are left out), in start order."""
+    first, last = low.date() - timedelta(days=1), high.date() + timedelta(days=1)  # any zone's dates
+    packages = {p.id: p for p in await CarePackage.filter(
+        Q(ends_on__isnull=True) | Q(ends_on__gte=first), starts_on__lte=last, archived_at__isnull=True)}
+    if not packages:
+        return []
+    on_package = set(await PackageCarer.filter(
+        package_id__in=list(packages), carer__is_active=True, carer__role=Role.CARER,
+    ).values_list("package_id", "carer_id"))
+    found = []
+    for entry in await RotaEntry.filter(package_id__in=list(packages), is_active=True, carer_id__isnull=False):
+        if (entry.package_id, entry.carer_id) not in on_package:
+            continue
+        found += [o for o in rota.occurrences(entry, packages[entry.package_id], first, last)
+                  if low <= o.starts_at <= high]
+    return sorted(found, key=lambda o: (o.starts_at, o.entry.id))
+
+
 async def plan_visit_reminders(at: datetime) -> int:
-    """Defer the reminders due soon that are not planned yet; returns how many it deferred.
-    A key already queued, running, done or skipped is never planned again; one cancelled (its
+    """Defer the reminders due soon that are not planned yet; returns how many it deferred."""
+    return await defer_once(REMIND, await _candidates(at))
+
+
+async def defer_once(kind: str, candidates: list[Planned]) -> int:
+    """Defer a `kind` job for each candidate whose key is not planned yet; returns how many.
+    A key already queued, running, done or skipped is never planned again; one cancelled (a
     carer was taken off the package, then put back) is."""
-    candidates = await _candidates(at)
     if not candidates:
         return 0
     async with atomic() as tx:
@@ -130,7 +136,7 @@ async def plan_visit_reminders(at: datetime) -> int:
             taken.update(str(key) for key in rows)
         fresh = [c for c in candidates if c.key not in taken]
         for planned in fresh:
-            await tx.defer(REMIND, planned.payload, due=planned.due, key=planned.key)
+            await tx.defer(kind, planned.payload, due=planned.due, key=planned.key)
     return len(fresh)
 
 
@@ -145,12 +151,14 @@ async def send_visit_reminder(ctx: JobContext) -> None:
     day, hhmm = date.fromisoformat(payload["day"]), payload["visit"]
     if package is None or package.archived_at is not None or not runs_on(package, day):
         raise Skipped(f"package {payload['package_id']} is not running on {day}")
-    if hhmm not in visit_times(package):
-        raise Skipped(f"package {package.id} no longer has a visit at {hhmm}")
     carer = await User.get_or_none(id=payload["carer_id"], role=Role.CARER, is_active=True)
     if carer is None or not await PackageCarer.exists(package_id=package.id, carer_id=carer.id):
         raise Skipped(f"carer {payload['carer_id']} is no longer on package {package.id}")
-    visit = visit_at(package, day, hhmm)
+    entries = await RotaEntry.filter(package_id=package.id, carer_id=carer.id, is_active=True)
+    visits = [o for o in (rota.on_day(e, package, day) for e in entries) if o is not None and o.time == hhmm]
+    if not visits:
+        raise Skipped(f"package {package.id} no longer has a visit at {hhmm} for carer {carer.id}")
+    visit = visits[0].starts_at
     async with atomic() as tx:
         client = crypto.unseal(package.client_name, "care_packages.client_name") or ""
         await tx.audit(SYSTEM, "phi.read", "care_package", package.id, fields=["client_name"],

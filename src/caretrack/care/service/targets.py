@@ -12,7 +12,7 @@ The rules, on the package's own days (caretrack.care.zones):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -21,6 +21,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from caretrack.care import zones
 from caretrack.care.models import CarePackage, CareTask, CareTaskTarget, Period
 from caretrack.care.schedule import visit_times
+from caretrack.care.service.rota import planned_visits
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,25 @@ def implied(task: CareTask, package: CarePackage) -> list[Setting]:
     return [Setting(zones.today(package, task.created_at), target, period, active)]
 
 
+async def visit_plans(tasks: Iterable[CareTask], first: date, last: date) -> dict[int, dict[date, int]]:
+    """The visits each package's rota plans per day over [first, last], for the packages with a
+    task counted per visit (none read otherwise): {package id: {date: visits}}."""
+    package_ids = sorted({t.package_id for t in tasks if t.period == Period.VISIT})
+    plans: dict[int, dict[date, int]] = {pid: {} for pid in package_ids}
+    for (package_id, day), count in (await planned_visits(package_ids, first, last)).items():
+        plans[package_id][day] = count
+    return plans
+
+
 def expected_in(task: CareTask, package: CarePackage, start: date, end: date,
-                history: Sequence[Setting] | None = None) -> int:
-    """How many completions the task's targets ask for over the package's days [start, end]."""
+                history: Sequence[Setting] | None = None, visits: Mapping[date, int] | None = None) -> int:
+    """How many completions the task's targets ask for over the package's days [start, end].
+    A per-visit target counts once per visit the rota plans that day (`visits`, from
+    `visit_plans`); without it, once per daily visit time."""
     settings = list(history) if history else implied(task, package)
     first = max(start, package.starts_on, settings[0].effective_on)
     last = min(end, package.ends_on) if package.ends_on else end
-    visits = len(visit_times(package))
+    daily_visits = len(visit_times(package))
     total = 0
     weeks: dict[tuple[int, int], int] = {}
     index, current = 0, None
@@ -81,7 +94,7 @@ def expected_in(task: CareTask, package: CarePackage, start: date, end: date,
             if current.period == Period.DAY:
                 total += current.target
             elif current.period == Period.VISIT:
-                total += current.target * visits
+                total += current.target * (visits.get(day, 0) if visits is not None else daily_visits)
             else:
                 year, week, _ = day.isocalendar()
                 weeks[(year, week)] = current.target  # the last active day of the week sets it
