@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -14,6 +14,8 @@ from caretrack.care import service as care
 from caretrack.care.notes_models import HandoverNote
 from caretrack.care.notes_schemas import IncidentIn, NoteIn
 from caretrack.care.schemas import CompletionIn, TaskIn
+from caretrack.care.service import rota, visits
+from caretrack.care.visit_schemas import RotaEntryIn, VisitCheck
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.outbox import store as outbox
@@ -240,3 +242,24 @@ async def test_the_timeline_page_shows_the_newest_first_and_pages_back(app, clie
     second = (await client.get(f"/admin/care/packages/{package.id}?timeline_page=2")).text
     assert "Timeline note 01" in second and "Timeline note 00" in second and "Timeline note 02" not in second
     assert await AuditEntry.filter(action="phi.read", subject_type="handover_note", actor_id=admin.id).count() == 2
+
+
+async def test_a_carer_who_checks_in_and_out_sees_the_notes_left_since_their_last_check_out(database):
+    """With visits on the rota, "since your last visit" is since the carer last checked out there."""
+    admin, cara, carl, package, _, _ = await _setup()
+    today = datetime(2026, 10, 25, 9, 5, tzinfo=UTC)  # London's clocks went back overnight; the package is on UTC
+    yesterday = today - timedelta(days=1)
+    entry = await rota.do_add_visit(admin, package.id, RotaEntryIn.model_validate({
+        "carer_id": carl.id, "weekdays": "1234567", "start": "09:00", "length": 30}), None, at=yesterday)
+    late = timedelta(minutes=15)
+    await visits.do_check_in(carl, entry.id, VisitCheck(on_date=yesterday.date()), client_address=None,
+                             at=yesterday - timedelta(minutes=5), late_after=late)
+    await care.do_write_note(cara, package.id, NoteIn(text="While he was there", for_next_carer=True),
+                             client_address=None, at=yesterday + timedelta(minutes=10))
+    await visits.do_check_out(carl, entry.id, VisitCheck(on_date=yesterday.date()), client_address=None,
+                              at=yesterday + timedelta(minutes=25), late_after=late)
+    await care.do_write_note(cara, package.id, NoteIn(text="After he left", for_next_carer=True),
+                             client_address=None, at=yesterday + timedelta(hours=3))
+    await visits.do_check_in(carl, entry.id, VisitCheck(on_date=today.date()), client_address=None, at=today,
+                             late_after=late)
+    assert [v.text for v in await care.handover_for(carl, package.id, None, at=today)] == ["After he left"]

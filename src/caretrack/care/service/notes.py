@@ -13,7 +13,7 @@ from typing import cast
 from tortoise.expressions import Q
 
 from caretrack.accounts.models import User
-from caretrack.care.models import CareTask, PackageCarer, TaskCompletion
+from caretrack.care.models import CareTask, PackageCarer, TaskCompletion, Visit
 from caretrack.care.notes_models import HandoverNote
 from caretrack.care.notes_schemas import NoteIn
 from caretrack.care.schemas import CompletionIn
@@ -25,8 +25,8 @@ from caretrack.core.transaction import Tx, atomic
 
 NOTE_SEAL = "handover_notes.body"
 COMPLETION_NOTE_SEAL = "task_completions.note"
-# Until visits are recorded, a visit is a run of the carer's completions on the package with no
-# gap longer than this: "since your last visit" is since the end of the run before the current one.
+# For a carer who does not check in and out, a visit is a run of their completions on the package
+# with no gap longer than this: "since your last visit" is since the end of the run before this one.
 VISIT_GAP = timedelta(hours=2)
 HANDOVER_LOOKBACK = timedelta(days=7)
 HANDOVER_LIMIT = 5
@@ -123,8 +123,14 @@ def _current() -> Q:
 
 
 async def last_visit_end(carer: User, package_id: int, at: datetime) -> datetime | None:
-    """When the carer's previous visit to the package ended (their last completion before the
-    run of completions they are in now); None if they have not been before (in a week)."""
+    """When the carer's previous visit to the package ended, within a week: their last check-out
+    there, or, for a carer who does not check in, their last completion before the run of
+    completions they are in now; None if they have not been before."""
+    visit = await (Visit.filter(carer_id=carer.id, entry__package_id=package_id, checked_out_at__isnull=False,
+                                checked_out_at__lte=at, checked_out_at__gte=at - HANDOVER_LOOKBACK)
+                   .order_by("-checked_out_at").first())
+    if visit is not None and visit.checked_out_at is not None:
+        return visit.checked_out_at
     completions = TaskCompletion.filter(carer_id=carer.id, task__package_id=package_id, superseded_at__isnull=True,
                                         occurred_at__gte=at - HANDOVER_LOOKBACK)
     times = cast(list[datetime], await completions.order_by("-occurred_at").limit(200)
