@@ -95,7 +95,8 @@ async def test_a_time_entered_just_after_midnight_logs_last_nights_visit(live_se
         "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "visit_times": "08:00, 18:00"}), None)
     await care.do_assign_carer(boss, package.id, cara.id, None)
     task = await care.do_create_task(boss, package.id, TaskIn.model_validate({
-        "carer_id": cara.id, "title": "Evening medication", "target": 1, "period": "day"}), None)
+        "carer_id": cara.id, "title": "Evening medication", "target": 1, "period": "day"}), None,
+        at=just_after_midnight - timedelta(days=2))
     carer = await phone(browser)
     await carer.clock.set_fixed_time(just_after_midnight)
     await sign_in(carer, live_server.url, "cara@example.org")
@@ -123,7 +124,7 @@ async def test_a_tap_made_offline_is_sent_when_back_online_with_the_time_it_was_
     await care.do_assign_carer(boss, package.id, cara.id, None)
     task = await care.do_create_task(boss, package.id, TaskIn.model_validate({
         "carer_id": cara.id, "title": "Medication prompt", "target": 1, "period": "day",
-        "window_start": "07:30", "window_end": "10:00"}), None)
+        "window_start": "07:30", "window_end": "10:00"}), None, at=tapped - timedelta(days=1))
     carer = await phone(browser)
     await carer.clock.set_fixed_time(tapped)
     await sign_in(carer, live_server.url, "cara@example.org")

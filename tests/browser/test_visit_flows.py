@@ -48,7 +48,8 @@ async def test_a_carer_checks_in_and_out_the_office_sees_it_and_a_late_visit_is_
         await rota.do_add_visit(boss, package_id, RotaEntryIn.model_validate({
             "carer_id": carer_id, "weekdays": "1234567", "start": "09:00", "length": 30}), None, at=START)
     await care.do_create_task(boss, home.id, TaskIn.model_validate({
-        "carer_id": cara.id, "title": "Medication prompt", "target": 1, "period": "day"}), None)
+        "carer_id": cara.id, "title": "Medication prompt", "target": 1, "period": "day"}), None,
+        at=START - timedelta(days=1))
 
     carer = await phone(browser, geolocation={"latitude": 51.5072, "longitude": -0.1276, "accuracy": 15},
                         permissions=["geolocation"])

@@ -262,6 +262,20 @@ function position() {
   });
 }
 
+// A check-in or check-out, retried a few times if the network drops (a repeat is recorded once).
+async function send(url, body, attempts = 4) {
+  let delay = 400;
+  for (let i = 0; ; i++) {
+    try {
+      return await postJSON(url, body, { accept: "application/json" });
+    } catch (err) {
+      if (i + 1 >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay *= 2;
+    }
+  }
+}
+
 async function checkVisit(form) {
   const action = form.dataset.visitAction;  // "check-in" | "check-out"
   const buttons = form.querySelectorAll("button");
