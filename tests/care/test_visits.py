@@ -16,7 +16,7 @@ from tortoise import connections
 from caretrack.care import jobs as care_jobs  # noqa: F401  (registers the visit jobs)
 from caretrack.care import service as care
 from caretrack.care.models import CarePackage, PackageCarer, RotaEntry, Visit
-from caretrack.care.schemas import PackageIn
+from caretrack.care.schemas import PackageChange, PackageIn, TaskIn
 from caretrack.care.service import rota, visit_alerts, visits
 from caretrack.care.visit_schemas import RotaEntryChange, RotaEntryIn, VisitCheck
 from caretrack.core.audit.models import AuditEntry
@@ -27,7 +27,7 @@ from caretrack.core.queue.models import Job
 from caretrack.core.queue.registry import HANDLERS
 from caretrack.core.roles import Role
 from tests.care.helpers import LONG_AGO, admin_user
-from tests.helpers import make_user
+from tests.helpers import csrf_token, login, make_user
 
 LATE = timedelta(minutes=15)
 # Sunday 29 March 2026: London's clocks go forward at 01:00 UTC (01:00 GMT becomes 02:00 BST).
@@ -361,3 +361,64 @@ async def test_the_rota_and_check_in_over_the_api(app, client):
     assert out.status_code == 200 and out.json()["state"] == "done"
     dashboard = await client.get("/carer")
     assert 'data-state="done"' in dashboard.text and f"/carer/packages/{home.id}" in dashboard.text
+
+
+# --- what an archive, a package change and odd input must not do ---------------------------------
+
+
+async def test_an_archived_package_takes_no_check_ins_and_no_rota_changes(people):
+    admin, cara, _ = people
+    home = await package(admin, cara, ends_on=WINTER.date())
+    entry = await add(admin, home.id, cara.id, "08:00")
+    await care.do_archive_package(admin, home.id, None, at=WINTER)
+    with pytest.raises(NotFound):
+        await visits.do_check_in(cara, entry.id, VisitCheck(on_date=WINTER.date()), client_address=None, at=WINTER,
+                                 late_after=LATE)
+    with pytest.raises(Conflict, match="archived"):
+        await add(admin, home.id, cara.id, "12:00")
+    with pytest.raises(Conflict, match="archived"):
+        await rota.do_change_visit(admin, entry.id, RotaEntryChange(start="09:00"), None, at=WINTER)
+    assert await visits.carer_visits(cara, None, at=WINTER, late_after=LATE) == []
+
+
+async def test_a_new_zone_or_longer_dates_cannot_make_a_carers_visits_overlap(people):
+    admin, cara, _ = people
+    london = await package(admin, cara)
+    paris_soon = await package(admin, cara, name="Mme Paris")
+    await add(admin, london.id, cara.id, "09:00", 60)
+    await add(admin, paris_soon.id, cara.id, "10:00", 30)  # London 10:00: after the 09:00 visit ends
+    with pytest.raises(Conflict, match="overlaps"):  # Paris 10:00 is London 09:00
+        await care.do_update_package(admin, paris_soon.id, PackageChange(time_zone="Europe/Paris"), None, at=WINTER)
+    assert (await CarePackage.get(id=paris_soon.id)).time_zone == "Europe/London"  # nothing half-written
+    ending = await package(admin, cara, ends_on=date(2026, 1, 31), name="Mr Ending")
+    starting = await package(admin, cara, starts_on=date(2026, 2, 1), name="Ms Starting")
+    await add(admin, ending.id, cara.id, "14:00")
+    await add(admin, starting.id, cara.id, "14:00")
+    with pytest.raises(Conflict, match="overlaps"):
+        await care.do_update_package(admin, ending.id, PackageChange.model_validate({"ends_on": None}), None,
+                                     at=WINTER)
+
+
+async def test_dates_out_of_range_and_free_text_reasons_are_refused_with_a_4xx(app, client):
+    admin, secret = await admin_user()
+    cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
+    home = await package(admin, cara)
+    task = await care.do_create_task(admin, home.id, TaskIn.model_validate({
+        "carer_id": cara.id, "title": "Medication prompt", "target": 1, "period": "day"}), None, at=WINTER)
+    entry = await add(admin, home.id, cara.id, "22:00")
+    app.state.clock = lambda: WINTER
+    await login(client, cara.email)
+    headers = {"x-csrf-token": await csrf_token(client, "/carer")}
+    far = await client.get("/api/v1/care/progress", params={"start": "9999-12-25", "end": "9999-12-31"})
+    assert far.status_code == 422 and "out of range" in far.text
+    assert (await client.get("/carer/progress", params={"start": "9999-12-25", "end": "9999-12-31"})).status_code \
+        == 422
+    check_in = await client.post(f"/api/v1/care/rota/{entry.id}/check-in", headers=headers,
+                                 json={"on_date": "0001-01-01"})
+    assert check_in.status_code == 422 and "out of range" in check_in.text
+    free = await client.post(f"/api/v1/care/tasks/{task.id}/completions", headers=headers, json={
+        "idempotency_key": "free-text-0001", "status": "not_done", "reason": "Taken to hospital with chest pain"})
+    assert free.status_code == 422 and "is not one of: Client declined" in free.text
+    listed = await client.post(f"/api/v1/care/tasks/{task.id}/completions", headers=headers, json={
+        "idempotency_key": "listed-0001", "status": "not_done", "reason": "Other", "note": "Taken to hospital"})
+    assert listed.status_code == 201

@@ -157,7 +157,8 @@ async def api_package(request: Request, user: User) -> PackageOut:
            description="Only the fields given change; a null or blank optional detail is cleared. The dates "
                        "must stay in order with the stored ones. An archived package is read-only (409).")
 async def api_update_package(request: Request, user: User, body: PackageChange) -> PackageOut:
-    package = await service.do_update_package(user, request.path_params["package_id"], body, address_of(request))
+    package = await service.do_update_package(user, request.path_params["package_id"], body, address_of(request),
+                                              at=clock.now(request))
     return await service.get_package(user, package.id, address_of(request))
 
 

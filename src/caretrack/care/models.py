@@ -25,6 +25,11 @@ class CompletionStatus(StrEnum):
     NOT_DONE = "not_done"
 
 
+# Why a task was not done: one of these, never free text (a reason is stored and sent in events
+# unsealed; anything more goes in the note, which is sealed).
+NOT_DONE_REASONS = ("Client declined", "Client not at home", "Not needed today", "Supplies ran out", "Other")
+
+
 class CarePackage(Model):
     id = fields.IntField(primary_key=True)
     # PHI, ciphertext only (crypto.seal with context "care_packages.<column>").

@@ -251,7 +251,7 @@ async def _package_action(request: Request, user: User, action: Any) -> Response
 async def admin_update_package(request: Request, user: User, form: FormData) -> Response:
     async def update(package_id: int) -> None:
         command = parse_form(PackageChange, {k: str(form.get(k, "")) for k in PACKAGE_FORM if k in form})
-        await service.do_update_package(user, package_id, command, address_of(request))
+        await service.do_update_package(user, package_id, command, address_of(request), at=app_clock.now(request))
     return await _package_action(request, user, update)
 
 

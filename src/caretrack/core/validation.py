@@ -122,19 +122,28 @@ def check_text(value: Any, what: str, *, max_length: int, required: bool = True)
     return text
 
 
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2199, 12, 31)
+
+
 def check_date(value: Any, what: str, *, required: bool = True) -> date | None:
-    """A date, or text in YYYY-MM-DD: None when blank and not required, else a 422 naming `what`."""
+    """A date from FIRST_DATE to LAST_DATE, or text in YYYY-MM-DD: None when blank and not
+    required, else a 422 naming `what`. (Years 1 and 9999 overflow every zone's arithmetic.)"""
     if isinstance(value, date):
-        return value
-    text = ("" if value is None else str(value)).strip()
-    if not text:
-        if required:
-            raise ValidationError(f"The {what} is required (YYYY-MM-DD).")
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"The {what} '{text[:20]}' is not a date (YYYY-MM-DD).") from None
+        day = value
+    else:
+        text = ("" if value is None else str(value)).strip()
+        if not text:
+            if required:
+                raise ValidationError(f"The {what} is required (YYYY-MM-DD).")
+            return None
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(f"The {what} '{text[:20]}' is not a date (YYYY-MM-DD).") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise ValidationError(f"The {what} {day.isoformat()} is out of range: give a date from {FIRST_DATE} "
+                              f"to {LAST_DATE}.")
+    return day
 
 
 C = TypeVar("C", bound=BaseModel)

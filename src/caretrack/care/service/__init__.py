@@ -3,9 +3,9 @@ and live events; `check_…` functions validate and raise domain errors. The act
 typed commands of caretrack.care.schemas; ownership (a carer reaches only their own packages
 and tasks, anything else is 404) lives in the modules below."""
 
+from caretrack.care.models import NOT_DONE_REASONS
 from caretrack.care.service.completions import (
     FUTURE_GRACE,
-    NOT_DONE_REASONS,
     CompletionView,
     check_early,
     check_when,

@@ -24,7 +24,6 @@ from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.transaction import Tx, atomic
 
-NOT_DONE_REASONS = ("Client declined", "Client not at home", "Not needed today", "Supplies ran out", "Other")
 # Devices' clocks drift: a completion this far ahead of the server's clock is still "now".
 FUTURE_GRACE = timedelta(minutes=5)
 

@@ -12,6 +12,7 @@ from typing import Any
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer
 from caretrack.care import zones
+from caretrack.care.clashes import Slot, check_clash
 from caretrack.care.models import CarePackage, CareTask, PackageCarer, RotaEntry
 from caretrack.care.rota import DEFAULT_LENGTH, EVERY_DAY
 from caretrack.care.schedule import check_clock, visit_times
@@ -115,7 +116,7 @@ async def client_names(viewer: User, package_ids: list[int], client_address: str
         return {}
     query = CarePackage.filter(id__in=package_ids)
     if viewer.role != Role.ADMIN:
-        query = query.filter(carers__carer_id=viewer.id)
+        query = query.filter(carers__carer_id=viewer.id, archived_at__isnull=True)
     rows = await query.distinct().values_list("id", "client_name")
     async with atomic() as tx:
         await tx.audit(Actor(viewer.id, client_address), "phi.read", "care_package", None,
@@ -183,9 +184,14 @@ async def _announce(tx: Tx, admin: User, event: str, package: CarePackage, **dat
                   data={"package_id": package.id, **data}, users=await carer_ids(package.id, tx), roles=[Role.ADMIN])
 
 
+# Fields that move the real times of the package's visits, or the days they run on.
+VISIT_TIMING = frozenset({"time_zone", "starts_on", "ends_on"})
+
+
 async def do_update_package(admin: User, package_id: int, command: PackageChange,
-                            client_address: str | None) -> CarePackage:
-    """Change the fields the command gives; the dates must stay in order with the ones stored."""
+                            client_address: str | None, at: datetime | None = None) -> CarePackage:
+    """Change the fields the command gives; the dates must stay in order with the ones stored. A
+    new zone or longer dates must not make a carer's visits here overlap their others (409)."""
     package = await _changeable(admin, package_id)
     changes = command.given()
     check_dates(changes.get("starts_on", package.starts_on), changes.get("ends_on", package.ends_on))
@@ -195,6 +201,8 @@ async def do_update_package(admin: User, package_id: int, command: PackageChange
     row = {name: _seal(name, value) if name in phi else value for name, value in changes.items()}
     async with atomic() as tx:
         await CarePackage.filter(id=package.id).using_db(tx.conn).update(**row)
+        if VISIT_TIMING & set(changes):
+            await _recheck_visits(tx, package.id, at or utcnow())
         actor = Actor(admin.id, client_address)
         await tx.audit(actor, "care.package_updated", "care_package", package.id, fields=sorted(changes))
         if phi:
@@ -202,6 +210,15 @@ async def do_update_package(admin: User, package_id: int, command: PackageChange
         await _announce(tx, admin, "care.package_updated", package, fields=sorted(changes))
     await package.refresh_from_db()
     return package
+
+
+async def _recheck_visits(tx: Tx, package_id: int, at: datetime) -> None:
+    package = await CarePackage.filter(id=package_id).using_db(tx.conn).get()
+    for entry in await RotaEntry.filter(package_id=package_id, is_active=True, carer_id__isnull=False).using_db(
+            tx.conn).order_by("id"):
+        assert entry.carer_id is not None
+        await check_clash(tx, package, Slot(entry.weekdays, entry.start, entry.length), entry.carer_id, at=at,
+                          entry_id=entry.id)
 
 
 async def do_end_package(admin: User, package_id: int, command: PackageEnd, client_address: str | None) -> CarePackage:

@@ -212,6 +212,7 @@ async def figures(viewer: User, *, start: date, end: date, carer_id: int | None 
         if carer_id not in (None, viewer.id):
             raise NotFound(f"No carer with id {carer_id}.")
         carer_id = viewer.id
+        query = query.filter(package__archived_at__isnull=True)  # an archived package is the office's alone
     if package_id is not None:
         await _package_for(viewer, package_id)
         query = query.filter(package_id=package_id)

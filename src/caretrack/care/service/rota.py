@@ -9,28 +9,19 @@ do), and refused naming the visit it clashes with.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from caretrack.accounts.models import User
-from caretrack.care import rota, zones
+from caretrack.care import rota
+from caretrack.care.clashes import Slot, check_clash
 from caretrack.care.models import CarePackage, PackageCarer, RotaEntry
 from caretrack.care.schedule import clock
-from caretrack.care.service.packages import _package_for
+from caretrack.care.service.packages import _changeable, _package_for
 from caretrack.care.visit_schemas import RotaEntryChange, RotaEntryIn, RotaEntryOut
 from caretrack.core.audit.service import Actor
-from caretrack.core.errors import Conflict, NotFound, ValidationError
+from caretrack.core.errors import NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.transaction import Tx, atomic
-
-_CARER_LOCK = 0x726F7461  # PostgreSQL advisory lock class ("rota"), with the carer's id: one change at a time
-
-
-@dataclass(frozen=True)
-class Slot:
-    weekdays: str
-    start: int
-    length: int
 
 
 def entry_out(entry: RotaEntry, package: CarePackage, carer_name: str | None) -> RotaEntryOut:
@@ -61,34 +52,6 @@ async def _check_carer(tx: Tx, package: CarePackage, carer_id: int | None) -> st
     return str(assigned.carer.full_name)
 
 
-async def check_clash(tx: Tx, package: CarePackage, slot: Slot, carer_id: int, *, at: datetime,
-                      entry_id: int | None = None) -> None:
-    """Refuse (409) a slot that would overlap another visit of the carer, from the package's
-    today over the clash horizon. Holds the carer's lock (PostgreSQL) to the end of `tx`, so two
-    admins cannot each add one half of a clash."""
-    if tx.conn.capabilities.dialect == "postgres":
-        await tx.conn.execute_query("SELECT pg_advisory_xact_lock($1, $2)", [_CARER_LOCK, carer_id])
-    others = await RotaEntry.filter(carer_id=carer_id, is_active=True).exclude(id=entry_id or 0).using_db(
-        tx.conn).prefetch_related("package")
-    if not others:
-        return
-    first = zones.today(package, at) - timedelta(days=1)
-    last = first + rota.CLASH_HORIZON
-    candidate = RotaEntry(id=entry_id or 0, package_id=package.id, carer_id=carer_id, weekdays=slot.weekdays,
-                          start=slot.start, length=slot.length)
-    mine = rota.occurrences(candidate, package, first, last)
-    theirs = [o for other in others for o in rota.occurrences(other, other.package, first - timedelta(days=1),
-                                                              last + timedelta(days=1))]
-    clash = rota.first_overlap(mine, theirs)
-    if clash is not None:
-        new, old = clash
-        where = "this package" if old.package.id == package.id else f"care package {old.package.id}"
-        raise Conflict(
-            f"This visit ({new.day:%a %d %b %Y} {new.time}–{new.end_time}, {package.time_zone}) overlaps "
-            f"visit {old.entry.id} of the same carer on {where} ({rota.weekday_label(old.entry.weekdays)} "
-            f"{old.time}–{old.end_time}, {old.package.time_zone}): move one of them or choose another carer.")
-
-
 async def _sync_visit_times(tx: Tx, package_id: int) -> None:
     """Rewrite the package's derived `visit_times` from its active rota."""
     starts = await RotaEntry.filter(package_id=package_id, is_active=True).using_db(tx.conn).values_list(
@@ -105,7 +68,7 @@ async def _emit(tx: Tx, admin: User, package_id: int, entry_id: int, change: str
 
 async def do_add_visit(admin: User, package_id: int, command: RotaEntryIn, client_address: str | None, *,
                        at: datetime) -> RotaEntryOut:
-    package = await _package_for(admin, package_id)
+    package = await _changeable(admin, package_id)
     slot = Slot("".join(str(d) for d in command.weekdays), command.start_minutes(), command.length)
     async with atomic() as tx:
         name = await _check_carer(tx, package, command.carer_id)
@@ -125,7 +88,7 @@ async def _entry_for(admin: User, entry_id: int) -> tuple[RotaEntry, CarePackage
     entry = await RotaEntry.get_or_none(id=entry_id, is_active=True)
     if entry is None:
         raise NotFound(f"No visit with id {entry_id} on any rota.")
-    return entry, await _package_for(admin, entry.package_id)
+    return entry, await _changeable(admin, entry.package_id)
 
 
 async def package_of(admin: User, entry_id: int) -> int:

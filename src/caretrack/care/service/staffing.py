@@ -12,9 +12,9 @@ from datetime import datetime
 
 from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer
+from caretrack.care.clashes import Slot, check_clash
 from caretrack.care.models import CarePackage, CareTask, PackageCarer, RotaEntry
 from caretrack.care.service.packages import _announce, _changeable, _put_on, _take_off, check_on_package
-from caretrack.care.service.rota import Slot, check_clash
 from caretrack.care.service.tasks import task_payload
 from caretrack.core.audit.service import Actor
 from caretrack.core.clock import utcnow

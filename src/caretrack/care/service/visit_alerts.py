@@ -65,7 +65,7 @@ async def raise_visit_alert(ctx: JobContext) -> None:
         raise Skipped(f"visit {payload['entry_id']} is no longer on the rota")
     package = await CarePackage.get(id=entry.package_id)
     day = date.fromisoformat(payload["day"])
-    if not rota.runs_on(package, day):
+    if not rota.runs_on(package, day) or package.archived_at is not None:
         raise Skipped(f"package {package.id} is not running on {day}")
     occurrence = rota.on_day(entry, package, day)
     if occurrence is None or occurrence.starts_at.isoformat() != payload["starts_at"] \

@@ -176,9 +176,10 @@ async def package_visits(viewer: User, package_id: int, *, at: datetime, late_af
 async def _occurrence_for(carer: User, entry_id: int, day: date) -> rota.Occurrence:
     """The carer's own visit of `entry_id` on `day`; anything else is a 404."""
     entry = await RotaEntry.get_or_none(id=entry_id, carer_id=carer.id)
-    if entry is None or not await PackageCarer.exists(package_id=entry.package_id, carer_id=carer.id):
+    package = await CarePackage.get_or_none(id=entry.package_id, archived_at__isnull=True) if entry else None
+    if entry is None or package is None or not await PackageCarer.exists(package_id=entry.package_id,
+                                                                         carer_id=carer.id):
         raise NotFound(f"No visit with id {entry_id} on your rota.")
-    package = await CarePackage.get(id=entry.package_id)
     occurrence = rota.on_day(entry, package, day) if entry.is_active else None
     if occurrence is None:
         raise NotFound(f"Visit {entry_id} is not on the rota on {day:%A %d %B %Y} "
@@ -294,7 +295,10 @@ async def _occurrence_for_record(carer: User, entry_id: int, day: date) -> rota.
     if visit is None:
         return await _occurrence_for(carer, entry_id, day)
     entry = await RotaEntry.get(id=entry_id)
-    return _occurrence_of(visit, entry, await CarePackage.get(id=entry.package_id))
+    package = await CarePackage.get_or_none(id=entry.package_id, archived_at__isnull=True)
+    if package is None or not await PackageCarer.exists(package_id=package.id, carer_id=carer.id):
+        raise NotFound(f"No visit with id {entry_id} on your rota.")  # taken off it, or archived, since
+    return _occurrence_of(visit, entry, package)
 
 
 async def visit_locations(viewer: User, visit_ids: list[int], client_address: str | None) -> dict[int, dict[str, Any]]:
