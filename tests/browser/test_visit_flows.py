@@ -1,6 +1,7 @@
 """Visits in a real browser on a phone-sized screen: the carer checks in (with the phone's
-location), logs a task and checks out; the office's package page shows the check-in live; a
-visit left unchecked raises the late alert on the admin's feed, live."""
+location), opens the client's record, logs a task with a note for the office and checks out;
+the office's package page shows the check-in, the note and the figures live; a visit left
+unchecked raises the late alert on the admin's feed, live."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ async def test_a_carer_checks_in_and_out_the_office_sees_it_and_a_late_visit_is_
     cara = await make_user(Role.CARER, "cara@example.org", name="Cara Carer")
     uma = await make_user(Role.CARER, "uma@example.org", name="Uma Carer")
     home = await care.do_create_package(boss, PackageIn.model_validate({
-        "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "time_zone": "Europe/London"}), None)
+        "client_name": "Mr Ted Client", "starts_on": "2020-01-01", "time_zone": "Europe/London",
+        "allergies": "Penicillin", "access_notes": "Key safe 4321"}), None)
     other = await care.do_create_package(boss, PackageIn.model_validate({
         "client_name": "Mrs Nora Other", "starts_on": "2020-01-01", "time_zone": "Europe/London"}), None)
     await care.do_assign_carer(boss, home.id, cara.id, None)
@@ -67,6 +69,9 @@ async def test_a_carer_checks_in_and_out_the_office_sees_it_and_a_late_visit_is_
     office = admin.locator("#package-visits-live")
     await office.get_by_text("Cara Carer").wait_for()
     await office.get_by_text("upcoming").wait_for()
+    progress = admin.locator("#package-progress-live")
+    # the week to Sunday 29 March; the task has had its target of one a day since the 28th
+    await progress.locator("#progress-total").get_by_text("0 of 2 expected completions (0%)").wait_for()
     await live_ready(admin)
 
     clock["now"] = START + timedelta(minutes=7)  # 09:02 BST
@@ -79,9 +84,27 @@ async def test_a_carer_checks_in_and_out_the_office_sees_it_and_a_late_visit_is_
     [row] = await Visit.filter(entry__package_id=home.id)
     assert row.in_location is not None and row.in_accuracy == 15
 
-    await carer.locator("#tasks li", has_text="Medication prompt").get_by_role(
-        "button", name="Done: Medication prompt").click()
+    # the client's record, from the visit
+    await carer.locator("#visits li", has_text="Mr Ted Client").get_by_role("link", name="Mr Ted Client").click()
+    await carer.wait_for_url(f"**/carer/packages/{home.id}")
+    await carer.locator("#client-allergies").get_by_text("Penicillin").wait_for()
+    await carer.get_by_text("Key safe 4321").wait_for()
+    await carer.go_back()
+    await carer.wait_for_url("**/carer")
+    await live_ready(carer)
+
+    task = carer.locator("#tasks li", has_text="Medication prompt")
+    await task.get_by_text("Not done, or add a note").click()
+    await task.get_by_role("textbox", name="Note (optional)").fill("Done — slight nausea reported")
+    await task.get_by_label("Note for the office").check()
+    await task.get_by_role("button", name="Done: Medication prompt").click()
     await carer.locator("#tasks li", has_text="Medication prompt").get_by_text("target met").wait_for()
+    # the office sees the note and the figures without a reload
+    await admin.locator("#package-timeline-live").get_by_text("Done — slight nausea reported").wait_for(
+        timeout=10000)
+    await progress.locator("#progress-total").get_by_text("1 of 2 expected completions (50%)").wait_for(
+        timeout=10000)
+    assert await admin.evaluate("performance.getEntriesByType('navigation').length") == 1
     clock["now"] = START + timedelta(minutes=33)  # 09:28 BST
     await carer.locator("#visits li", has_text="Mr Ted Client").get_by_role(
         "button", name="Check out of the 09:00 visit").click()

@@ -397,7 +397,25 @@ async def carer_incidents(request: Request, user: User) -> Response:
 async def _timeline_context(request: Request, user: User, package_id: int) -> dict[str, Any]:
     query = parse_form(TimelineQuery, {"page": request.query_params.get("timeline_page") or "1"})
     return {"timeline": await service.package_timeline(user, package_id, address_of(request), page=query.page),
-            **incident_choices()}
+            "in_zone": app_clock.in_zone, **incident_choices()}
+
+
+@pages.get("/admin/care/packages/{package_id:id}/timeline", roles=ADMIN)
+async def admin_package_timeline(request: Request, user: User) -> Response:
+    """The package page's notes and incidents, refetched by care-office.js when one changes."""
+    package = await service.package_for(user, request.path_params["package_id"])
+    return render(request, "care/_timeline.html", {"package": package,
+                                                   **await _timeline_context(request, user, package.id)})
+
+
+@pages.get("/admin/care/packages/{package_id:id}/progress", roles=ADMIN)
+async def admin_package_progress(request: Request, user: User) -> Response:
+    """The package page's figures for its period, refetched by care-office.js when a completion
+    or a task changes."""
+    package = await service.package_for(user, request.path_params["package_id"])
+    start, end = _period(request, package.time_zone)
+    figures = await service.figures(user, start=start, end=end, package_id=package.id)
+    return render(request, "care/_package_progress.html", _progress_context(figures, "Progress"))
 
 
 @pages.post("/admin/care/packages/{package_id:id}/incidents", roles=ADMIN)

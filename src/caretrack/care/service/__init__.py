@@ -37,6 +37,7 @@ from caretrack.care.service.packages import (
     do_update_package,
     get_package,
     list_packages,
+    package_for,
 )
 from caretrack.care.service.progress import (
     CarerDay,
@@ -75,7 +76,7 @@ __all__ = [
     "do_archive_package", "do_assign_carer", "do_correct_completion", "do_create_package", "do_create_task",
     "do_end_package", "do_log_completion", "do_remove_carer", "do_replace_carer", "do_unarchive_package",
     "do_unassign_carer", "do_update_package", "do_update_task", "done_counts", "expected_in", "figures",
-    "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "package_today",
+    "get_package", "get_task", "latest_statuses", "list_completions", "list_packages", "package_for", "package_today",
     "period_bounds", "period_of", "progress", "task_package", "task_payload", "task_warnings",
     # handover notes and incidents
     "Handover", "IncidentView", "NoteView", "Timeline", "do_acknowledge_incident", "do_close_incident",

@@ -60,6 +60,11 @@ async def _package_for(viewer: User, package_id: int) -> CarePackage:
     return package
 
 
+async def package_for(viewer: User, package_id: int) -> CarePackage:
+    """A package the viewer may see, its client's details still sealed (nothing is read)."""
+    return await _package_for(viewer, package_id)
+
+
 async def _changeable(admin: User, package_id: int) -> CarePackage:
     """A package the admin may change: it exists and is not archived."""
     package = await _package_for(admin, package_id)
