@@ -147,6 +147,22 @@ async def test_planned_visits_counts_each_packages_visits_per_day(people):
     assert counts == {(home.id, date(2026, 3, 2)): 2, **{(home.id, date(2026, 3, d)): 1 for d in (3, 4, 5, 6, 7, 8)}}
 
 
+async def test_planned_visits_follow_the_rota_as_it_stood_each_day(people):
+    """A visit added, moved to other weekdays or removed counts from the day of the change on:
+    the days before keep the rota they had (the figures of last week do not change today)."""
+    admin, cara, _ = people
+    home = await package(admin, cara, starts_on=date(2026, 3, 1))
+    march = lambda d: datetime(2026, 3, d, 12, 0, tzinfo=UTC)  # noqa: E731
+    daily = await add(admin, home.id, cara.id, "08:00", at=march(2))             # every day from Mon 2
+    weekdays = await add(admin, home.id, cara.id, "18:00", weekdays="12345", at=march(2))
+    await rota.do_change_visit(admin, weekdays.id, RotaEntryChange(weekdays="6"), None, at=march(4))  # Sat from Wed 4
+    await rota.do_remove_visit(admin, daily.id, None, at=march(6))                # none from Fri 6
+    counts = await rota.planned_visits([home.id], date(2026, 3, 1), date(2026, 3, 8))
+    assert counts == {(home.id, date(2026, 3, 2)): 2, (home.id, date(2026, 3, 3)): 2,  # Mon, Tue: both
+                      (home.id, date(2026, 3, 4)): 1, (home.id, date(2026, 3, 5)): 1,  # the daily one only
+                      (home.id, date(2026, 3, 7)): 1}                                  # Sat: the moved one
+
+
 # --- check-in and check-out ---------------------------------------------------------------------
 
 

@@ -190,6 +190,24 @@ class RotaEntry(Model):
         table = "care_rota"
 
 
+class RotaPlan(Model):
+    """The weekdays a rota entry runs on from a package-local day on (its history, for the figures).
+
+    Written when a visit goes on the rota, when its weekdays change and when it is removed (no
+    weekdays). A change applies to its whole day: the day's last row counts."""
+
+    id = fields.IntField(primary_key=True)
+    entry: fields.ForeignKeyRelation[RotaEntry] = fields.ForeignKeyField(
+        "caretrack.RotaEntry", related_name="plans", on_delete=fields.CASCADE)
+    entry_id: int  # the key column, for the type checker
+    effective_on = fields.DateField()  # the package's date
+    weekdays = fields.CharField(max_length=7)  # ISO weekday digits; "" once removed
+
+    class Meta:
+        table = "care_rota_plans"
+        indexes = (("entry_id", "effective_on"),)
+
+
 class Visit(Model):
     """A visit checked in to: one row per rota entry and date, written at check-in, completed at check-out.
 

@@ -13,7 +13,7 @@ from caretrack.accounts.models import User
 from caretrack.assessments.service import check_carer
 from caretrack.care import zones
 from caretrack.care.clashes import Slot, check_clash
-from caretrack.care.models import CarePackage, CareTask, PackageCarer, RotaEntry
+from caretrack.care.models import CarePackage, CareTask, PackageCarer, RotaEntry, RotaPlan
 from caretrack.care.rota import DEFAULT_LENGTH, EVERY_DAY
 from caretrack.care.schedule import check_clock, visit_times
 from caretrack.care.schemas import CarerOut, PackageChange, PackageEnd, PackageIn, PackageOut, TaskOut, check_dates
@@ -45,8 +45,11 @@ async def do_create_package(admin: User, command: PackageIn, client_address: str
             visit_times=",".join(command.visit_times), created_by_id=admin.id,
             **{f: _seal(f, getattr(command, f)) for f in PACKAGE_PHI})
         for hhmm in command.visit_times:
-            await RotaEntry.create(using_db=tx.conn, package_id=package.id, weekdays=EVERY_DAY,
-                                   start=check_clock(hhmm, "visit time"), length=DEFAULT_LENGTH)
+            entry = await RotaEntry.create(using_db=tx.conn, package_id=package.id, weekdays=EVERY_DAY,
+                                           start=check_clock(hhmm, "visit time"), length=DEFAULT_LENGTH)
+            # visits given with the package are part of it from its first day
+            await RotaPlan.create(using_db=tx.conn, entry_id=entry.id, effective_on=package.starts_on,
+                                  weekdays=EVERY_DAY)
         actor = Actor(admin.id, client_address)
         await tx.audit(actor, "care.package_created", "care_package", package.id)
         await tx.audit(actor, "phi.write", "care_package", package.id, fields=list(PACKAGE_PHI))

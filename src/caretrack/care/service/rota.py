@@ -9,12 +9,12 @@ do), and refused naming the visit it clashes with.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from caretrack.accounts.models import User
-from caretrack.care import rota
+from caretrack.care import rota, zones
 from caretrack.care.clashes import Slot, check_clash
-from caretrack.care.models import CarePackage, PackageCarer, RotaEntry
+from caretrack.care.models import CarePackage, PackageCarer, RotaEntry, RotaPlan
 from caretrack.care.schedule import clock
 from caretrack.care.service.packages import _changeable, _package_for
 from caretrack.care.visit_schemas import RotaEntryChange, RotaEntryIn, RotaEntryOut
@@ -66,6 +66,12 @@ async def _emit(tx: Tx, admin: User, package_id: int, entry_id: int, change: str
                   roles=[Role.ADMIN], users=sorted({c for c in carer_ids if c is not None}))
 
 
+async def _plan(tx: Tx, entry_id: int, package: CarePackage, at: datetime, weekdays: str) -> None:
+    """The entry runs on `weekdays` from the package's date at `at` (the whole of that day)."""
+    await RotaPlan.create(using_db=tx.conn, entry_id=entry_id, effective_on=zones.today(package, at),
+                          weekdays=weekdays)
+
+
 async def do_add_visit(admin: User, package_id: int, command: RotaEntryIn, client_address: str | None, *,
                        at: datetime) -> RotaEntryOut:
     package = await _changeable(admin, package_id)
@@ -76,6 +82,7 @@ async def do_add_visit(admin: User, package_id: int, command: RotaEntryIn, clien
             await check_clash(tx, package, slot, command.carer_id, at=at)
         entry = await RotaEntry.create(using_db=tx.conn, package_id=package.id, carer_id=command.carer_id,
                                        weekdays=slot.weekdays, start=slot.start, length=slot.length)
+        await _plan(tx, entry.id, package, at, slot.weekdays)
         await tx.audit(Actor(admin.id, client_address), "care.visit_scheduled", "rota_entry", entry.id,
                        package_id=package.id, carer_id=command.carer_id, weekdays=slot.weekdays,
                        start=clock(slot.start), length=slot.length)
@@ -116,6 +123,8 @@ async def do_change_visit(admin: User, entry_id: int, command: RotaEntryChange, 
             carer_id=carer_id, weekdays=slot.weekdays, start=slot.start, length=slot.length, updated_at=at)
         if not updated:
             raise NotFound(f"No visit with id {entry_id} on any rota.")
+        if slot.weekdays != entry.weekdays:
+            await _plan(tx, entry.id, package, at, slot.weekdays)
         await tx.audit(Actor(admin.id, client_address), "care.visit_changed", "rota_entry", entry.id,
                        previous=previous, carer_id=carer_id, weekdays=slot.weekdays, start=clock(slot.start),
                        length=slot.length)
@@ -138,6 +147,7 @@ async def do_remove_visit(admin: User, entry_id: int, client_address: str | None
             is_active=False, updated_at=at)
         if not removed:
             raise NotFound(f"No visit with id {entry_id} on any rota.")
+        await _plan(tx, entry.id, package, at, "")
         await tx.audit(Actor(admin.id, client_address), "care.visit_removed", "rota_entry", entry.id,
                        package_id=package.id)
         await _sync_visit_times(tx, package.id)
@@ -145,13 +155,29 @@ async def do_remove_visit(admin: User, entry_id: int, client_address: str | None
 
 
 async def planned_visits(package_ids: list[int], first: date, last: date) -> dict[tuple[int, date], int]:
-    """How many visits each package's rota plans on each of its dates `first` to `last` (only
-    the days it runs; a day with none is left out). Two queries whatever the span."""
+    """How many visits each package's rota planned on each of its dates `first` to `last`, as the
+    rota stood on that day (each entry's RotaPlan history: a visit removed or moved today leaves
+    the days before it as they were). Only the days it runs; a day with none is left out. Three
+    queries whatever the span."""
     if not package_ids:
         return {}
     packages = {p.id: p for p in await CarePackage.filter(id__in=package_ids)}
+    entries = list(await RotaEntry.filter(package_id__in=list(packages)))
+    plans: dict[int, list[tuple[date, str]]] = {}
+    for entry_id, effective_on, weekdays in await RotaPlan.filter(entry_id__in=[e.id for e in entries] or [0]) \
+            .order_by("entry_id", "effective_on", "id").values_list("entry_id", "effective_on", "weekdays"):
+        plans.setdefault(int(entry_id), []).append((effective_on, str(weekdays)))
     counts: Counter[tuple[int, date]] = Counter()
-    for entry in await RotaEntry.filter(package_id__in=list(packages), is_active=True):
-        for occurrence in rota.occurrences(entry, packages[entry.package_id], first, last):
-            counts[(entry.package_id, occurrence.day)] += 1
+    for entry in entries:
+        package = packages[entry.package_id]
+        # An entry without history (none should be) stands as it is from the package's start.
+        history = plans.get(entry.id) or [(package.starts_on, entry.weekdays if entry.is_active else "")]
+        day, stop = max(first, package.starts_on), min(last, package.ends_on) if package.ends_on else last
+        index, weekdays = 0, ""
+        while day <= stop:
+            while index < len(history) and history[index][0] <= day:
+                weekdays, index = history[index][1], index + 1
+            if str(day.isoweekday()) in weekdays:
+                counts[(entry.package_id, day)] += 1
+            day += timedelta(days=1)
     return dict(counts)
