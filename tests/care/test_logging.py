@@ -16,6 +16,7 @@ from tortoise.backends.sqlite.client import SqliteClient
 
 from caretrack.care import jobs as care_jobs  # noqa: F401  (registers care.check_missed)
 from caretrack.care import service as care
+from caretrack.care import zones
 from caretrack.care.models import CarePackage, CareTask, MissedTask, TaskCompletion
 from caretrack.care.pages import _form_time
 from caretrack.care.schemas import CompletionIn, PackageIn, TaskIn
@@ -188,8 +189,7 @@ async def test_visit_reminders_are_planned_on_the_packages_clock(people):
     assert job.due_at == datetime(2026, 3, 29, 6, 30, tzinfo=UTC)
     assert json.loads(job.payload)["day"] == "2026-03-29"
     # at 23:59 UTC on 30 June it is already 1 July in London: the 00:20 visit is 23:20 UTC on the 30th, passed
-    assert reminders.visit_at(package, datetime(2026, 7, 1).date(), "00:20") == datetime(2026, 6, 30, 23, 20,
-                                                                                         tzinfo=UTC)
+    assert zones.instant(package, datetime(2026, 7, 1).date(), 20) == datetime(2026, 6, 30, 23, 20, tzinfo=UTC)
 
 
 # --- 2. a tap sent late keeps its moment ---------------------------------------------------------

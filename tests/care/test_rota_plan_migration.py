@@ -4,32 +4,19 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from datetime import UTC, date, datetime
 
-import caretrack.migrations
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from caretrack.care.models import CarePackage, RotaEntry, RotaPlan
 from caretrack.core import crypto, db
-from tests.care.test_task_history_migration import empty_url  # noqa: F401  (the fixture)
+from tests.care.test_task_history_migration import empty_url, migration_before  # noqa: F401  (the fixture)
 from tests.conftest import base_settings
-
-
-def _before_plans() -> str:
-    """The migration this one follows (found by what it creates, so renumbering keeps the test)."""
-    for info in pkgutil.iter_modules(caretrack.migrations.__path__):
-        module = importlib.import_module(f"caretrack.migrations.{info.name}")
-        migration = getattr(module, "Migration", None)
-        if migration and any(getattr(op, "name", None) == "RotaPlan" for op in migration.operations):
-            return f"caretrack.{migration.dependencies[0][1]}"
-    raise AssertionError("no migration creates RotaPlan")
 
 
 async def test_existing_rota_entries_get_their_history(empty_url):  # noqa: F811
     settings = base_settings(database_url=empty_url)
-    await tortoise_migrate(config=db.tortoise_config(settings), target=_before_plans())
+    await tortoise_migrate(config=db.tortoise_config(settings), target=migration_before("RotaPlan"))
     await db.stop()
     crypto.configure(settings.phi_keys)
     await db.start(settings)

@@ -20,14 +20,15 @@ from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin_execute, base_set
 from tests.helpers import make_user
 
 
-def _before_history() -> str:
-    """The migration this one follows (found by what it creates, so renumbering keeps the test)."""
+def migration_before(model: str) -> str:
+    """The migration that the one creating `model` follows (found by what it creates, so
+    renumbering keeps the tests)."""
     for info in pkgutil.iter_modules(caretrack.migrations.__path__):
         module = importlib.import_module(f"caretrack.migrations.{info.name}")
         migration = getattr(module, "Migration", None)
-        if migration and any(getattr(op, "name", None) == "CareTaskTarget" for op in migration.operations):
+        if migration and any(getattr(op, "name", None) == model for op in migration.operations):
             return f"caretrack.{migration.dependencies[0][1]}"
-    raise AssertionError("no migration creates CareTaskTarget")
+    raise AssertionError(f"no migration creates {model}")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -43,7 +44,7 @@ async def empty_url(request, tmp_path):
 
 async def test_existing_tasks_get_their_history(empty_url):
     settings = base_settings(database_url=empty_url)
-    await tortoise_migrate(config=db.tortoise_config(settings), target=_before_history())
+    await tortoise_migrate(config=db.tortoise_config(settings), target=migration_before("CareTaskTarget"))
     await db.stop()
     crypto.configure(settings.phi_keys)
     await db.start(settings)

@@ -15,7 +15,7 @@ from typing import Any
 from tortoise.expressions import Q
 
 from caretrack.accounts.models import User
-from caretrack.care import rota, zones
+from caretrack.care import rota
 from caretrack.care.models import CarePackage, PackageCarer, RotaEntry
 from caretrack.core import crypto
 from caretrack.core.audit.service import SYSTEM
@@ -37,12 +37,6 @@ PLAN_HORIZON = timedelta(hours=6)  # reminders due within this are planned (many
 HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "sir", "dame", "prof", "rev"})
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 _PLAN_LOCK = 0x63617265  # PostgreSQL advisory lock held while a planner reads and writes keys
-
-
-def visit_at(package: zones.Zoned, day: date, hhmm: str) -> datetime:
-    """The instant of a visit at `hhmm` on the package's `day`, on its clock."""
-    hours, minutes = hhmm.split(":")
-    return zones.instant(package, day, int(hours) * 60 + int(minutes))
 
 
 def reminder_key(package_id: int, carer_id: int, day: date, hhmm: str) -> str:
