@@ -1,13 +1,16 @@
 """The start of every signalling socket, shared by the endpoint that hosts consultations
 and the proxy that forwards them to a media worker: the Origin and sign-in checks, the
-join message, and the caller's seat."""
+join message, the caller's seat, and the host application's requests to close a socket
+(its caller signed out or was deactivated)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias, TypeVar, cast
 
@@ -107,3 +110,43 @@ def truncate(reason: str) -> str:
     """A close reason is at most 123 bytes of UTF-8."""
     encoded = reason.encode()
     return reason if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
+
+
+@dataclass(eq=False)
+class Kick:
+    """The host application's request to close one socket (see :class:`Kicks`)."""
+
+    websocket: WebSocket
+    requested: asyncio.Event = field(default_factory=asyncio.Event)
+    code: int = p.CLOSE_NORMAL
+    reason: str = ""
+    on_request: Callable[[int, str], None] | None = None  # once the socket's session runs
+
+
+class Kicks:
+    """The sockets an endpoint serves, by the websocket they arrived on, so the host can
+    close one (``disconnect``) at any point of its life, even before it has joined."""
+
+    def __init__(self) -> None:
+        self._served: dict[int, Kick] = {}
+
+    @contextlib.contextmanager
+    def watch(self, websocket: WebSocket) -> Iterator[Kick]:
+        kick = self._served[id(websocket)] = Kick(websocket)
+        try:
+            yield kick
+        finally:
+            if self._served.get(id(websocket)) is kick:
+                del self._served[id(websocket)]
+
+    def request(self, websocket: WebSocket, code: int, reason: str) -> bool:
+        """True when the socket is served here (the first request's code and reason win)."""
+        kick = self._served.get(id(websocket))
+        if kick is None or kick.websocket is not websocket:
+            return False
+        if not kick.requested.is_set():
+            kick.code, kick.reason = code, reason
+            kick.requested.set()
+            if kick.on_request is not None:
+                kick.on_request(code, reason)
+        return True

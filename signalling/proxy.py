@@ -27,7 +27,18 @@ import media
 
 from . import protocol as p
 from . import tickets
-from .gate import AllowedOrigin, Authenticate, Authorize, Closing, open_socket, receive_join, refuse, seat_for
+from .gate import (
+    AllowedOrigin,
+    Authenticate,
+    Authorize,
+    Closing,
+    Kick,
+    Kicks,
+    open_socket,
+    receive_join,
+    refuse,
+    seat_for,
+)
 from .policy import Hooks, Limits, Principal, Refused, Seat
 from .service import SignallingService
 
@@ -71,28 +82,44 @@ class SignallingProxy:
         self._connect_timeout = connect_timeout
         self._pipes: set[asyncio.Task[object]] = set()  # the endpoints' tasks, while they pipe
         self._shutdown = asyncio.Event()
+        self._kicks = Kicks()
         self._closed = False
 
     def route(self, path: str = "/ws/signal", name: str = "signalling") -> WebSocketRoute:
         return WebSocketRoute(path, self.endpoint, name=name)
 
     async def endpoint(self, websocket: WebSocket) -> None:
-        principal = await open_socket(websocket, self._allowed_origin, self._authenticate,
-                                      shutting_down=self._closed)
-        if principal is None:
-            return
+        with self._kicks.watch(websocket) as kick:
+            principal = await open_socket(websocket, self._allowed_origin, self._authenticate,
+                                          shutting_down=self._closed)
+            if principal is not None:
+                await self._serve(websocket, principal, kick)
+
+    def disconnect(self, websocket: WebSocket, code: int, reason: str) -> bool:
+        """As :meth:`SignallingService.disconnect`: the worker sees the caller leave."""
+        return self._kicks.request(websocket, code, reason)
+
+    async def _serve(self, websocket: WebSocket, principal: Principal, kick: Kick) -> None:
         prefix = f"signal-proxy#{next(_ids)} {principal.id}"
         # A shutdown does not wait for a client that has not sent its join yet (or for a
-        # worker to answer): it is told to reconnect now.
+        # worker to answer): it is told to reconnect now; nor does a kick.
         opening = asyncio.create_task(self._open_upstream(websocket, principal, prefix))
         shutdown = asyncio.create_task(self._shutdown.wait())
+        kicked = asyncio.create_task(kick.requested.wait())
         try:
-            await asyncio.wait({opening, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({opening, shutdown, kicked}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             shutdown.cancel()
+            kicked.cancel()
             if not opening.done():
                 opening.cancel()
-            await asyncio.gather(opening, shutdown, return_exceptions=True)
+            await asyncio.gather(opening, shutdown, kicked, return_exceptions=True)
+        if kick.requested.is_set():
+            with contextlib.suppress(Exception):
+                if opening.done() and not opening.cancelled() and opening.exception() is None:
+                    await opening.result().close()
+                await refuse(websocket, kick.code, kick.reason)
+            return
         try:
             upstream = opening.result()
         except asyncio.CancelledError:
@@ -108,7 +135,7 @@ class SignallingProxy:
             raise RuntimeError("the signalling proxy endpoint must run in an asyncio task")
         self._pipes.add(task)
         try:
-            await self._pipe(websocket, upstream, prefix)
+            await self._pipe(websocket, upstream, prefix, kick)
         finally:
             self._pipes.discard(task)
 
@@ -141,7 +168,7 @@ class SignallingProxy:
                 await self.directory.unreachable(consultation_id, worker)
         raise Closing(p.CLOSE_TRY_AGAIN, "no media server can take this consultation right now; retrying")
 
-    async def _pipe(self, websocket: WebSocket, upstream: ClientConnection, prefix: str) -> None:
+    async def _pipe(self, websocket: WebSocket, upstream: ClientConnection, prefix: str, kick: Kick) -> None:
         """Pass messages both ways until one side ends, then end the other the same way."""
 
         async def client_to_worker() -> None:
@@ -167,14 +194,19 @@ class SignallingProxy:
         reader = asyncio.create_task(client_to_worker())
         writer = asyncio.create_task(worker_to_client())
         shutdown = asyncio.create_task(self._shutdown.wait())
+        kicked = asyncio.create_task(kick.requested.wait())
         try:
-            done, _ = await asyncio.wait({reader, writer, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({reader, writer, shutdown, kicked}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, writer, shutdown):
+            for task in (reader, writer, shutdown, kicked):
                 task.cancel()
-            await asyncio.gather(reader, writer, shutdown, return_exceptions=True)
+            await asyncio.gather(reader, writer, shutdown, kicked, return_exceptions=True)
         code, reason = p.CLOSE_NORMAL, ""
-        if shutdown in done:
+        if kicked in done:
+            code, reason = kick.code, kick.reason
+            with contextlib.suppress(Exception):
+                await websocket.send_text(p.to_wire(p.Error(code=code, message=reason)))
+        elif shutdown in done:
             code, reason = p.CLOSE_RESTARTING, "the server is restarting; reconnecting"
             with contextlib.suppress(Exception):
                 await websocket.send_text(p.to_wire(p.Error(code=code, message=reason)))

@@ -14,7 +14,7 @@ import media
 
 from . import protocol as p
 from .consultation import Consultation
-from .gate import AllowedOrigin, Authenticate, Authorize, open_socket
+from .gate import AllowedOrigin, Authenticate, Authorize, Kicks, open_socket
 from .policy import Hooks, Limits, Principal
 from .session import Session
 
@@ -49,6 +49,7 @@ class SignallingService:
         self._consultations: dict[str, Consultation] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._sessions: set[Session] = set()
+        self._kicks = Kicks()
         self._closed = False
 
     def route(self, path: str = "/ws/signal", name: str = "signalling") -> WebSocketRoute:
@@ -56,15 +57,28 @@ class SignallingService:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """The ASGI WebSocket endpoint (Starlette ``WebSocketRoute``)."""
-        principal = await open_socket(websocket, self._allowed_origin, self._authenticate,
-                                      shutting_down=self._closed)
-        if principal is not None:
+        with self._kicks.watch(websocket) as kick:
+            principal = await open_socket(websocket, self._allowed_origin, self._authenticate,
+                                          shutting_down=self._closed)
+            if principal is None:
+                return
             session = Session(self, websocket, principal)
             self._sessions.add(session)
+            kick.on_request = session.fail
+            if kick.requested.is_set():
+                session.fail(kick.code, kick.reason)
             try:
                 await session.run()
             finally:
                 self._sessions.discard(session)
+
+    def disconnect(self, websocket: WebSocket, code: int, reason: str) -> bool:
+        """Close the socket served on ``websocket`` with ``code``, telling its client
+        ``reason`` first: the host withdrew the caller's sign-in (signed out, expired,
+        deactivated).  The caller leaves the consultation and its relay room as if they
+        had hung up; whether they may come back is ``authenticate``'s answer.  False when
+        that socket is not served here."""
+        return self._kicks.request(websocket, code, reason)
 
     @property
     def authorize(self) -> Authorize:

@@ -97,10 +97,10 @@ class Session:
                 if isinstance(exc, WebSocketDisconnect):
                     gone = True
                 elif isinstance(exc, _Close):
-                    self._fail(exc.code, exc.reason)
+                    self.fail(exc.code, exc.reason)
                 elif exc is not None:
                     logger.error("%s: reader failed", self.prefix, exc_info=exc)
-                    self._fail(1011, "internal error")
+                    self.fail(1011, "internal error")
                 if not gone:  # let the writer flush the error, then stop
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(asyncio.shield(writer), self.limits.send_timeout_seconds)
@@ -128,7 +128,7 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._close_and_drain(code, reason), 5)
 
-    def _fail(self, code: int, reason: str) -> None:
+    def fail(self, code: int, reason: str) -> None:
         """Tell the client why (an error message), then close with the same code."""
         self.send(p.Error(code=code, message=reason))
         self.close_soon(code, reason)

@@ -24,6 +24,7 @@ from caretrack.realtime.sockets import (
     CLOSE_SESSION_ENDED,
     CLOSE_TIMEOUT,
     CLOSE_TOO_BIG,
+    SIGNED_OUT,
 )
 from tests.realtime.conftest import FAST, connect, emit, make_user, open_socket, serve, sign_in
 
@@ -88,7 +89,7 @@ async def test_logging_out_closes_that_sessions_sockets_only(server):
     phone_session = next(s for s in sessions if digest(phone.split("=", 1)[1]) == s.id)
     await revoke_session(phone_session.id)
     notify_auth_changed(user.id)
-    assert await on_phone.wait_closed(5) == (CLOSE_SESSION_ENDED, "session ended")
+    assert await on_phone.wait_closed(5) == (CLOSE_SESSION_ENDED, SIGNED_OUT)
     await emit("task.completed", users=[user.id])
     await on_laptop.wait_for(1)
     await on_laptop.close()

@@ -18,15 +18,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from caretrack.accounts.sessions import now as wall_now
 from caretrack.core.logs import get_logger
 from caretrack.core.loops import pause, stop_loops
 from caretrack.core.outbox import store as outbox
 from caretrack.core.outbox.events import dumps
 from caretrack.core.settings import Settings
 from caretrack.realtime.access import check_connections
-from caretrack.realtime.sockets import CLOSE_GOING_AWAY, GOING_AWAY, Socket
+from caretrack.realtime.sockets import CLOSE_GOING_AWAY, GOING_AWAY, Guarded, Socket
 
 log = get_logger("caretrack.realtime")
 
@@ -40,7 +42,7 @@ class BusConfig:
 
     relay_poll_seconds: float = 1.0  # catches events whose committer died before waking a relay
     cursor_check_seconds: float = 5.0  # compare every socket with its user's cursor
-    auth_sweep_seconds: float = 30.0  # re-check every socket's session (expiry, idle timeout)
+    auth_sweep_seconds: float = 30.0  # re-check every socket's sign-in (a net: each is also checked as it lapses)
     ping_seconds: float = 20.0
     pong_timeout_seconds: float = 45.0
     resume_timeout_seconds: float = 10.0
@@ -62,6 +64,9 @@ class Bus:
     redis: Any = None  # redis.asyncio.Redis or None
     config: BusConfig = field(default_factory=BusConfig)
     sockets: dict[int, set[Socket]] = field(default_factory=dict)
+    # Other sockets that end with their sign-in (a call's /ws/signal): checked, not fed events.
+    guarded: dict[int, set[Guarded]] = field(default_factory=dict)
+    _lapses: dict[Guarded, datetime] = field(default_factory=dict)  # when each is to be checked next
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _auth_wake: asyncio.Event = field(default_factory=asyncio.Event)
     _auth_pending: set[int] = field(default_factory=set)
@@ -137,12 +142,13 @@ class Bus:
 
     # --- the hub -------------------------------------------------------------------------
 
-    def register(self, conn: Socket) -> bool:
+    def register(self, conn: Socket, lapses_at: datetime | None = None) -> bool:
         conns = self.sockets.get(conn.user_id, set())
         if len(conns) >= self.config.max_sockets_per_user:
             return False
         conns.add(conn)
         self.sockets[conn.user_id] = conns
+        self._lapse_at(conn, lapses_at)
         return True
 
     def unregister(self, conn: Socket) -> None:
@@ -151,8 +157,40 @@ class Bus:
             conns.discard(conn)
             if not conns:
                 del self.sockets[conn.user_id]
+        self._lapses.pop(conn, None)
         if not self.sockets:
             self._emptied.set()
+
+    def guard(self, conn: Guarded, lapses_at: datetime | None = None) -> None:
+        """Close `conn` (with the reason) when its sign-in ends, as /ws/events sockets are.
+        It is checked once now: an auth change may have committed since it was identified."""
+        self.guarded.setdefault(conn.user_id, set()).add(conn)
+        self._lapse_at(conn, lapses_at)
+        self.auth_changed(conn.user_id, broadcast=False)
+
+    def unguard(self, conn: Guarded) -> None:
+        conns = self.guarded.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.guarded[conn.user_id]
+        self._lapses.pop(conn, None)
+
+    def _lapse_at(self, conn: Guarded, moment: datetime | None) -> None:
+        if moment is None:
+            self._lapses.pop(conn, None)
+            return
+        earliest = min(self._lapses.values(), default=None)
+        self._lapses[conn] = moment
+        if earliest is None or moment < earliest:
+            self._signal(self._auth_wake)  # the auth loop waits for a later moment: wake it to wait less
+
+    def _guarded_of(self, users: Iterable[int]) -> dict[Guarded, None]:
+        """The users' open sockets of both kinds (an ordered set)."""
+        return dict.fromkeys(c for u in users for group in (self.sockets, self.guarded) for c in group.get(u, ()))
+
+    def _holds(self, conn: Guarded) -> bool:
+        return conn in self.sockets.get(conn.user_id, ()) or conn in self.guarded.get(conn.user_id, ())
 
     @property
     def socket_count(self) -> int:
@@ -298,29 +336,48 @@ class Bus:
                         conn.request_catch_up()
                 conn.behind_at_last_check = latest if conn.last_sent < latest else 0
 
+    def _seconds_to_lapse(self) -> float:
+        earliest = min(self._lapses.values(), default=None)
+        return float("inf") if earliest is None else (earliest - wall_now()).total_seconds()
+
     async def _auth_loop(self) -> None:
+        """Check sockets' sign-ins: a user's when told of a change (here or, through Redis,
+        in another process), each socket's when it lapses, and all of them every sweep."""
+        next_sweep = time.monotonic() + self.config.auth_sweep_seconds
         while not self._stopping.is_set():
+            wait = max(0.0, min(next_sweep - time.monotonic(), self._seconds_to_lapse()))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._auth_wake.wait(), self.config.auth_sweep_seconds)
+                await asyncio.wait_for(self._auth_wake.wait(), wait)
             self._auth_wake.clear()
             if self._stopping.is_set():
                 return
             pending, self._auth_pending = self._auth_pending, set()
-            sweep_all = not pending or _ALL_USERS in pending
+            sweep_all = _ALL_USERS in pending or time.monotonic() >= next_sweep
+            if sweep_all:
+                next_sweep = time.monotonic() + self.config.auth_sweep_seconds
             if _BROADCAST_MARK in pending and self.redis is not None:
                 for user_id in pending - {_BROADCAST_MARK, _ALL_USERS}:
                     try:
                         await self.redis.publish(AUTH_CHANNEL, str(user_id))
                     except Exception as exc:  # the periodic sweep still closes it
                         log.warning("could not broadcast an auth change", error=str(exc) or type(exc).__name__)
-            users = list(self.sockets) if sweep_all else [u for u in pending if u in self.sockets]
-            conns = [c for u in users for c in self.sockets.get(u, ())]
+            users = set(self.sockets) | set(self.guarded) if sweep_all else pending
+            conns = self._guarded_of(users)
+            moment = wall_now()
+            if not sweep_all:
+                conns.update(dict.fromkeys(c for c, lapse in self._lapses.items() if lapse <= moment))
             if not conns:
                 continue
+            for conn in conns:  # checked now; those that stay open are given their next moment
+                self._lapses.pop(conn, None)
             try:
-                await check_connections(conns, self.settings)
-            except Exception as exc:
+                lapses = await check_connections(list(conns), self.settings, at=moment)
+            except Exception as exc:  # the sweep tries them all again
                 log.warning("auth check failed", error=str(exc) or type(exc).__name__)
+                continue
+            for conn, lapse in lapses.items():
+                if self._holds(conn):  # not gone meanwhile
+                    self._lapses[conn] = lapse
 
 
 _BROADCAST_MARK = -1

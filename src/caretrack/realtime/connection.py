@@ -24,6 +24,7 @@ from caretrack.core.outbox import store as outbox
 from caretrack.core.outbox.events import dumps, event_message
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
+from caretrack.realtime.access import lapses_at
 from caretrack.realtime.bus import Bus
 from caretrack.realtime.sockets import (
     CLOSE_BINARY,
@@ -54,6 +55,8 @@ class _Close(Exception):
 
 
 class Connection:
+    keeps_alive = False  # an open page is not activity: the idle timeout ends its socket
+
     def __init__(self, websocket: WebSocket, bus: Bus, user_id: int, session_id: str | None,
                  token_id: int | None) -> None:
         self.ws = websocket
@@ -284,7 +287,7 @@ async def events_socket(websocket: WebSocket) -> None:
     if bus.closing:  # the client reconnects, to another process or to this one once it is back
         await websocket.close(CLOSE_GOING_AWAY, GOING_AWAY)
         return
-    if not bus.register(conn):
+    if not bus.register(conn, lapses_at(auth, settings, keeps_alive=conn.keeps_alive)):
         await websocket.close(CLOSE_POLICY, f"at most {bus.config.max_sockets_per_user} live connections per user")
         return
     try:

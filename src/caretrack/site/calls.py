@@ -1,9 +1,14 @@
 """Calls, wired into the web app: `/ws/signal` and, on the embedded default, the media relay
 in this process; with CARETRACK_MEDIA_MODE=workers, a proxy to the `caretrack media` workers
 (site/worker.py). `signalling` and `media` know nothing of caretrack: who a socket is, which
-origin is ours and who may join a consultation come in here as callables."""
+origin is ours and who may join a consultation come in here as callables. Each socket also
+lives only as long as the sign-in that opened it: the realtime bus checks it with the
+/ws/events sockets (on logout, deactivation, expiry, in whichever process the change
+happened) and `disconnect`s it, which takes the caller out of the call and its media."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -11,19 +16,47 @@ from starlette.websockets import WebSocket
 
 import media
 from caretrack.accounts.guard import identify
+from caretrack.accounts.sessions import Authenticated
 from caretrack.consultations import service
 from caretrack.consultations.cluster import RedisDirectory
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
+from caretrack.realtime.access import lapses_at
+from caretrack.realtime.bus import Bus
 from signalling import Principal, SignallingService
 from signalling.proxy import SignallingProxy
+
+
+async def _auth_of(websocket: WebSocket, settings: Settings) -> Authenticated | None:
+    """Who opened the socket (the auth middleware found out; without it, ask now)."""
+    state = websocket.scope.setdefault("state", {})
+    if "auth" not in state:
+        state["auth"] = await identify(websocket.scope, settings)
+    auth: Authenticated | None = state["auth"]
+    return auth
+
+
+@dataclass(eq=False)
+class CallSocket:
+    """A /ws/signal socket as the bus's sign-in check sees it (a realtime.sockets.Guarded).
+    A call in progress counts as activity: it keeps its session from idling out."""
+
+    user_id: int
+    session_id: str | None
+    token_id: int | None
+    websocket: WebSocket
+    signalling: SignallingService | SignallingProxy
+    keeps_alive: bool = True
+
+    def close_soon(self, code: int, reason: str) -> None:
+        self.signalling.disconnect(self.websocket, code, reason)
 
 
 async def start(app: Starlette) -> None:
     settings: Settings = app.state.settings
 
     async def authenticate(websocket: WebSocket) -> Principal | None:
-        auth = websocket.state.auth if hasattr(websocket.state, "auth") else await identify(websocket.scope, settings)
+        auth = await _auth_of(websocket, settings)
         if auth is None:
             return None
         user = auth.user
@@ -62,7 +95,20 @@ async def stop(app: Starlette) -> None:
 
 
 async def signal(websocket: WebSocket) -> None:
-    await websocket.app.state.signalling.endpoint(websocket)
+    app = websocket.app
+    signalling: SignallingService | SignallingProxy = app.state.signalling
+    auth = await _auth_of(websocket, app.state.settings)
+    if auth is None:  # refused by the endpoint
+        await signalling.endpoint(websocket)
+        return
+    bus: Bus = app.state.realtime
+    socket = CallSocket(auth.user.id, auth.session.id if auth.session else None,
+                        auth.token.id if auth.token else None, websocket, signalling)
+    bus.guard(socket, lapses_at(auth, app.state.settings, keeps_alive=socket.keeps_alive))
+    try:
+        await signalling.endpoint(websocket)
+    finally:
+        bus.unguard(socket)
 
 
 routes = [WebSocketRoute("/ws/signal", signal, name="signal")]
