@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from caretrack.realtime.sockets import (
     CLOSE_SESSION_ENDED,
     CLOSE_TIMEOUT,
     CLOSE_TOO_BIG,
+    SESSION_EXPIRED,
     SIGNED_OUT,
 )
 from tests.realtime.conftest import FAST, connect, emit, make_user, open_socket, serve, sign_in
@@ -107,6 +109,18 @@ async def test_an_expired_session_is_closed_by_the_periodic_sweep(settings):
         assert (await client.wait_closed(5))[0] == CLOSE_SESSION_ENDED
     finally:
         await server.stop()
+
+
+async def test_a_session_is_closed_when_it_lapses_long_before_the_sweep(server):
+    """The sweep is 30 s away (FAST); the socket is checked again when its session expires."""
+    from caretrack.accounts.models import Session
+    from caretrack.accounts.sessions import now
+
+    user = await make_user()
+    cookie = await sign_in(user, server.settings)
+    await Session.filter(user_id=user.id).update(expires_at=now() + timedelta(seconds=2))
+    client = await connect(server, cookie)  # nobody calls notify_auth_changed
+    assert await client.wait_closed(5) == (CLOSE_SESSION_ENDED, SESSION_EXPIRED)
 
 
 async def test_an_access_token_authenticates_and_its_revocation_closes_the_socket(server):
