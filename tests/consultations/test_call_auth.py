@@ -172,3 +172,29 @@ async def test_a_deactivation_in_one_web_process_ends_a_call_held_by_another(set
     finally:
         stop_web_process(remote)
         await local.stop()
+
+
+@pytest.mark.redis
+async def test_through_media_workers_a_deactivated_patient_leaves_the_call_on_the_worker(scaled_out, clients):
+    """The web process holds the browser's socket and proxies it to a `caretrack media`
+    process: closing it there takes the patient out of the worker's room."""
+    base_url, settings = scaled_out["url"], scaled_out["settings"]
+    doctor, patient = await make_user(Role.DOCTOR), await make_user(Role.PATIENT)
+    appointment = await make_appointment(doctor, patient)
+    patient_cookie = await sign_in(patient, settings)
+    on_call = await join(base_url, patient_cookie, appointment.id)
+    host = await join(base_url, await sign_in(doctor, settings), appointment.id)
+    clients += [on_call, host]
+    await host.wait(p.Lobby, lambda m: [w.participant for w in m.waiting] == [str(patient.id)])
+    await host.send({"type": "admit", "participant": str(patient.id)})
+    await host.wait(p.Participants, lambda m: len(m.participants) == 2)
+
+    await do_set_active(await make_user(Role.ADMIN), patient.id, False, None)
+
+    assert await on_call.wait_closed(5) == (p.CLOSE_REFUSED, DEACTIVATED)
+    # the worker (another process) saw the patient leave and told the doctor
+    await host.wait(p.Participants, lambda m: [i.participant for i in m.participants] == [str(doctor.id)],
+                    timeout=5)
+    again = await open_call(base_url, patient_cookie)
+    clients.append(again)
+    assert await again.wait_closed(5) == REFUSED

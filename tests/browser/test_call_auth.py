@@ -1,0 +1,69 @@
+"""A deactivated patient's call ends: the admin deactivates the patient in the middle of a
+consultation, the patient's page says why within 5 s, and the doctor's page stops receiving
+the patient's media (the relay dropped it)."""
+
+from __future__ import annotations
+
+import pyotp
+import pytest
+
+from caretrack.accounts.service.admin import do_set_active
+from caretrack.core.roles import Role
+from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
+from tests.consultations.conftest import make_appointment
+from tests.helpers import make_user
+
+pytestmark = pytest.mark.browser
+
+# The directions of the doctor's receivers of the patient's media ({mid: currentDirection}).
+PATIENT_RECEIVERS = """patient => {
+  const { state } = window.caretrackCall;
+  const out = {};
+  for (const t of state.pc ? state.pc.getTransceivers() : []) {
+    if (t.mid !== null && state.tracksByMid.get(t.mid)?.participant === patient) out[t.mid] = t.currentDirection;
+  }
+  return out;
+}"""
+
+
+async def test_a_deactivated_patients_call_ends_within_5_seconds(live_server, browser):
+    secret = pyotp.random_base32()
+    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
+    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
+    admin = await make_user(Role.ADMIN, "ada@example.org", name="Ada Admin")
+    appointment = await make_appointment(doctor, patient)
+    call_url = f"{live_server.url}/consultations/{appointment.id}"
+    doctor_page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
+    patient_page = await signed_in_page(browser, live_server.url, "pat@example.org")
+
+    await patient_page.goto(call_url)
+    await patient_page.get_by_role("button", name="Join the consultation").click()
+    await patient_page.get_by_role("heading", name="Waiting room").wait_for()
+    await doctor_page.goto(call_url)
+    await doctor_page.get_by_role("button", name="Join the consultation").click()
+    await doctor_page.get_by_role("button", name="Admit Pat Patient").click()
+    await wait_for_decoded(doctor_page, 1)
+    await wait_for_decoded(patient_page, 1)
+    receiving = await doctor_page.evaluate(PATIENT_RECEIVERS, str(patient.id))
+    assert receiving and set(receiving.values()) <= {"recvonly", "sendrecv"}, receiving
+
+    await do_set_active(admin, patient.id, False, None)
+
+    ended = patient_page.get_by_role("heading", name="The consultation has ended")
+    await ended.wait_for(timeout=5000)
+    assert await patient_page.locator("#ended-text").inner_text() == "Your account was deactivated."
+    assert await patient_page.locator("#stage").is_hidden()
+    # the doctor's page no longer receives the patient: the relay took their tracks away
+    for _ in range(20):
+        receiving = await doctor_page.evaluate(PATIENT_RECEIVERS, str(patient.id))
+        if receiving and set(receiving.values()) <= {"inactive", "stopped"}:
+            break
+        await doctor_page.wait_for_timeout(250)
+    assert receiving and set(receiving.values()) <= {"inactive", "stopped"}, receiving
+    # ... and stays in the call: their own socket is untouched
+    assert await doctor_page.locator("#stage").is_visible()
+    # reloading does not bring the patient back: they are signed out
+    await patient_page.reload()
+    assert "/login" in patient_page.url
+    await doctor_page.context.close()
+    await patient_page.context.close()
