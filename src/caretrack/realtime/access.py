@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 from caretrack.accounts.models import AccessToken, Session, User
 from caretrack.accounts.sessions import TOUCH_INTERVAL, Authenticated, now, session_alive
@@ -48,7 +49,7 @@ async def check_connections(conns: Sequence[Guarded], settings: Settings, *, at:
     renew the sessions that open sockets keep alive. Returns when each socket left open
     lapses next."""
     user_ids = {c.user_id for c in conns}
-    active = set(await User.filter(id__in=user_ids, is_active=True).values_list("id", flat=True))
+    active = cast(set[int], set(await User.filter(id__in=user_ids, is_active=True).values_list("id", flat=True)))
     session_ids = {c.session_id for c in conns if c.session_id}
     token_ids = {c.token_id for c in conns if c.token_id}
     sessions = {s.id: s for s in await Session.filter(id__in=session_ids)} if session_ids else {}
