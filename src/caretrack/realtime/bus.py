@@ -28,6 +28,7 @@ from caretrack.core.outbox import store as outbox
 from caretrack.core.outbox.events import dumps
 from caretrack.core.settings import Settings
 from caretrack.realtime.access import check_connections
+from caretrack.realtime.lapses import Lapses
 from caretrack.realtime.sockets import CLOSE_GOING_AWAY, GOING_AWAY, Guarded, Socket
 
 log = get_logger("caretrack.realtime")
@@ -66,7 +67,7 @@ class Bus:
     sockets: dict[int, set[Socket]] = field(default_factory=dict)
     # Other sockets that end with their sign-in (a call's /ws/signal): checked, not fed events.
     guarded: dict[int, set[Guarded]] = field(default_factory=dict)
-    _lapses: dict[Guarded, datetime] = field(default_factory=dict)  # when each is to be checked next
+    _lapses: Lapses[Guarded] = field(default_factory=Lapses)  # when each is to be checked next
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _auth_wake: asyncio.Event = field(default_factory=asyncio.Event)
     _auth_pending: set[int] = field(default_factory=set)
@@ -157,7 +158,7 @@ class Bus:
             conns.discard(conn)
             if not conns:
                 del self.sockets[conn.user_id]
-        self._lapses.pop(conn, None)
+        self._lapses.drop(conn)
         if not self.sockets:
             self._emptied.set()
 
@@ -174,15 +175,12 @@ class Bus:
             conns.discard(conn)
             if not conns:
                 del self.guarded[conn.user_id]
-        self._lapses.pop(conn, None)
+        self._lapses.drop(conn)
 
     def _lapse_at(self, conn: Guarded, moment: datetime | None) -> None:
         if moment is None:
-            self._lapses.pop(conn, None)
-            return
-        earliest = min(self._lapses.values(), default=None)
-        self._lapses[conn] = moment
-        if earliest is None or moment < earliest:
+            self._lapses.drop(conn)
+        elif self._lapses.set(conn, moment):
             self._signal(self._auth_wake)  # the auth loop waits for a later moment: wake it to wait less
 
     def _guarded_of(self, users: Iterable[int]) -> dict[Guarded, None]:
@@ -337,7 +335,7 @@ class Bus:
                 conn.behind_at_last_check = latest if conn.last_sent < latest else 0
 
     def _seconds_to_lapse(self) -> float:
-        earliest = min(self._lapses.values(), default=None)
+        earliest = self._lapses.earliest()
         return float("inf") if earliest is None else (earliest - wall_now()).total_seconds()
 
     async def _auth_loop(self) -> None:
@@ -364,12 +362,11 @@ class Bus:
             users = set(self.sockets) | set(self.guarded) if sweep_all else pending
             conns = self._guarded_of(users)
             moment = wall_now()
-            if not sweep_all:
-                conns.update(dict.fromkeys(c for c, lapse in self._lapses.items() if lapse <= moment))
+            conns.update(dict.fromkeys(self._lapses.due(moment)))
             if not conns:
                 continue
             for conn in conns:  # checked now; those that stay open are given their next moment
-                self._lapses.pop(conn, None)
+                self._lapses.drop(conn)
             try:
                 lapses = await check_connections(list(conns), self.settings, at=moment)
             except Exception as exc:  # the sweep tries them all again
@@ -377,7 +374,7 @@ class Bus:
                 continue
             for conn, lapse in lapses.items():
                 if self._holds(conn):  # not gone meanwhile
-                    self._lapses[conn] = lapse
+                    self._lapses.set(conn, lapse)
 
 
 _BROADCAST_MARK = -1
