@@ -5,6 +5,7 @@ The host application wires it up; nothing here imports ``caretrack``::
     service = SignallingService(relay, authenticate=..., allowed_origin=...,
                                 authorize=..., hooks=MyHooks(), limits=Limits())
     app = Starlette(routes=[service.route("/ws/signal")])
+    service.disconnect(websocket, 4401, "You were signed out.")  # the host withdrew a sign-in
     ...; await service.close()   # on shut-down, before relay.close()
 
 See :mod:`signalling.protocol` for the messages and close codes.
