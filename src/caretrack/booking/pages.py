@@ -17,6 +17,7 @@ from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.service import reminders
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
+from caretrack.booking.zones import working_zone
 from caretrack.core import clock
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, NotFound, ValidationError
@@ -66,7 +67,7 @@ async def doctor_context(user: User, at: datetime | None = None) -> dict:
     return {"profile": profile, "availability": availability, "exceptions": exceptions or [],
             "upcoming": upcoming, "earnings": await payments.earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
             "weekly_by_day": {w["weekday"]: w for w in (availability.weekly if availability else [])},
-            "local": local, "today": at.date()}
+            "today": at.date(), "tz": await working_zone(user)}
 
 
 async def _doctor_page(request: Request, user: User, flashes: Flashes | None = None, status: int = 200,
@@ -227,7 +228,7 @@ async def find_doctor(request: Request, user: User) -> Response:
         except CareTrackError:
             next_slots[profile.user_id] = []
     return render(request, "booking/find.html", {"doctors": rows, "total": total, "q": q, "next_slots": next_slots,
-                                                 "local": local, "tz": user.time_zone})
+                                                 "tz": await working_zone(user)})
 
 
 @pages.get("/doctors/{doctor_id:id}", roles=PATIENT)
@@ -241,8 +242,9 @@ async def doctor_page(request: Request, user: User, flashes: Flashes | None = No
         slots = await service.list_slots(doctor_id, days=14, at=clock.now(request))
     except NotFound:
         slots = []
+    tz = await working_zone(user)
     return render(request, "booking/doctor.html", {
-        "profile": profile, "days": group_by_day(slots, user.time_zone), "local": local, "tz": user.time_zone,
+        "profile": profile, "days": group_by_day(slots, tz), "tz": tz,
         "balance": await payments.balance_of(user)}, status_code=status, flashes=flashes)
 
 
@@ -277,13 +279,14 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
                            status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = clock.now(request)
-    context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
+    tz = await working_zone(user)
+    context = {"a": appointment, "tz": tz, "now": now,
                "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
                "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}}
     if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
         try:
             slots = await service.list_slots(appointment.doctor_id, days=14, limit=60, at=now)
-            context["reschedule_days"] = group_by_day(slots, user.time_zone)
+            context["reschedule_days"] = group_by_day(slots, tz)
         except CareTrackError:
             pass
         context["refund_now"] = service.refund_for(appointment, user.id != appointment.patient_id, now)

@@ -9,6 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
+from caretrack.core import timetext
+
 WEB_DIR = Path(str(files("caretrack.web")))
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
@@ -41,3 +43,5 @@ def _page_context(request: Request) -> dict[str, Any]:
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
+# Every page shows instants through these (caretrack.core.timetext): with the zone, in the locale.
+templates.env.globals.update(show=timetext.show, show_span=timetext.show_span, show_day=timetext.show_day)
