@@ -101,9 +101,16 @@ async def api_appointments(request: Request, user: User, query: AppointmentQuery
 
 
 @api.get("/appointments/{appointment_id:id}", summary="One appointment", roles=None, response=AppointmentOut,
-         errors=(404,), description="Its patient, its doctor or an admin; anyone else gets 404.")
+         errors=(404,), description="Its patient, its doctor or an admin; anyone else gets 404. A hold that "
+                                     "lapsed answers its patient with status `expired`, a `notice` and `slots_url`.")
 async def api_appointment(request: Request, user: User) -> AppointmentOut:
-    return AppointmentOut.of(await service.get_appointment(user, request.path_params["appointment_id"]))
+    appointment = await service.get_appointment(user, request.path_params["appointment_id"])
+    out = AppointmentOut.of(appointment)
+    if service.hold_expired(appointment, clock.now(request)):
+        out = out.model_copy(update={
+            "status": "expired", "notice": service.expired_hold_notice(appointment, await working_zone(user)),
+            "slots_url": f"/api/v1/doctors/{appointment.doctor_id}/slots"})
+    return out
 
 
 @api.post("/appointments/{appointment_id:id}/cancel", summary="Cancel an appointment",

@@ -262,6 +262,9 @@ async def hold(request: Request, user: User, form: FormData) -> Response:
 @pages.post("/appointments/{appointment_id:id}/book", roles=PATIENT)
 async def book(request: Request, user: User, form: FormData) -> Response:
     held = await service.get_appointment(user, request.path_params["appointment_id"])
+    if service.hold_expired(held, clock.now(request)):
+        return await appointment_page(request, user, [("error", service.expired_hold_notice(
+            held, await working_zone(user)))], 409)
     try:
         appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
@@ -282,7 +285,9 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
     tz = await working_zone(user)
     context = {"a": appointment, "tz": tz, "now": now,
                "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
-               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}}
+               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {},
+               "expired_notice": service.expired_hold_notice(appointment, tz)
+               if service.hold_expired(appointment, now) else None}
     if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
         try:
             slots = await service.list_slots(appointment.doctor_id, days=14, limit=60, at=now)
@@ -293,6 +298,25 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
     if appointment.status == AppointmentStatus.HELD:
         context["balance"] = await payments.balance_of(user)
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
+
+
+CALENDAR_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW,
+                               AppointmentStatus.CANCELLED})
+
+
+@pages.get("/appointments/{appointment_id:id}/calendar.ics", roles=[Role.PATIENT, Role.DOCTOR])
+async def appointment_calendar(request: Request, user: User) -> Response:
+    """The appointment for the reader's calendar: only its patient's and its doctor's (404 for
+    anyone else, and for a hold, which is nobody's appointment yet)."""
+    appointment_id = request.path_params["appointment_id"]
+    appointment = await service.get_appointment(user, appointment_id)
+    if not service.is_participant(user, appointment) or appointment.status not in CALENDAR_STATUSES:
+        raise NotFound(f"No appointment with id {appointment_id}.")
+    body = calendar.appointment_ics(appointment, appointment.doctor, appointment.patient, _settings(request),
+                                    viewer=user)
+    return Response(body, media_type="text/calendar; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="appointment-{appointment.id}.ics"',
+        "cache-control": "private, no-store", "x-content-type-options": "nosniff"})
 
 
 @pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])
