@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -25,7 +25,7 @@ from caretrack.core.roles import Role
 from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import address_of
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, field_problems, problem_flashes, redirect, render
 from caretrack.payments import service as payments
 from caretrack.payments.schemas import PurchaseRequest
 
@@ -67,14 +67,22 @@ async def doctor_context(user: User, at: datetime | None = None) -> dict:
     return {"profile": profile, "availability": availability, "exceptions": exceptions or [],
             "upcoming": upcoming, "earnings": await payments.earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
             "weekly_by_day": {w["weekday"]: w for w in (availability.weekly if availability else [])},
-            "today": at.date(), "tz": await working_zone(user)}
+            "today": at.date(), "tz": await working_zone(user), "limits": service.LIMITS, "hours": {},
+            "application_limits": applications.FIELD_LIMITS, "max_fee": applications.MAX_FEE,
+            "tomorrow": at.date() + timedelta(days=1)}
 
 
 async def _doctor_page(request: Request, user: User, flashes: Flashes | None = None, status: int = 200,
-                       form: dict[str, str] | None = None) -> Response:
+                       form: dict[str, str] | None = None, *, refusal: CareTrackError | None = None,
+                       hours: dict[str, str] | None = None) -> Response:
+    """The doctor's dashboard; after a refused form (`refusal`), every problem is listed and shown
+    by its field, and the hours form (`hours`) keeps what was typed."""
     context = await doctor_context(user, clock.now(request))
-    return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context},
-                  status_code=status, flashes=flashes)
+    if refusal is not None:
+        flashes, status = problem_flashes(refusal), refusal.status_code
+    return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context,
+                                                       "hours": hours or {}},
+                  status_code=status, flashes=flashes, errors=field_problems(refusal) if refusal else None)
 
 
 @pages.post("/doctor/application", roles=DOCTOR, max_body=MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
@@ -94,10 +102,10 @@ async def submit_application(request: Request, user: User, form: FormData) -> Re
     elif len(data) > MAX_DOCUMENT_BYTES:
         return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
     try:
-        await applications.do_apply(_settings(request), user, forms.application(values), data,
-                                    address_of(request), name, at=clock.now(request))
+        await applications.do_apply(_settings(request), user, forms.application(values, clock.now(request).date()),
+                                    data, address_of(request), name, at=clock.now(request))
     except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
+        return await _doctor_page(request, user, form=values, refusal=exc)
     return redirect("/doctor")
 
 
@@ -131,7 +139,8 @@ async def save_availability(request: Request, user: User, form: FormData) -> Res
         command = forms.availability(form, await Availability.get_or_none(doctor_id=user.id))
         await service.do_set_availability(user, command)
     except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+        typed = {name: str(value)[:64] for name, value in form.multi_items() if name != "csrf_token"}
+        return await _doctor_page(request, user, refusal=exc, hours=typed)
     return await _doctor_page(request, user, [("success", "Your hours are published.")])
 
 
@@ -140,7 +149,7 @@ async def add_exception(request: Request, user: User, form: FormData) -> Respons
     try:
         await service.do_add_exception(user, forms.exception(form))
     except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+        return await _doctor_page(request, user, refusal=exc)
     return redirect("/doctor")
 
 
