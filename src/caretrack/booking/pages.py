@@ -313,7 +313,7 @@ CALENDAR_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.COMPL
                                AppointmentStatus.CANCELLED})
 
 
-@pages.get("/appointments/{appointment_id:id}/calendar.ics", roles=[Role.PATIENT, Role.DOCTOR])
+@pages.get("/appointments/{appointment_id:id}/calendar.ics", roles=None)
 async def appointment_calendar(request: Request, user: User) -> Response:
     """The appointment for the reader's calendar: only its patient's and its doctor's (404 for
     anyone else, and for a hold, which is nobody's appointment yet)."""
