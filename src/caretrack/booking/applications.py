@@ -49,7 +49,8 @@ def check_fields(texts: dict[str, str], languages: list[str], expires: date | No
                  today: date) -> dict[str, Any]:
     """Every rule of an application at once (a ValidationError naming each wrong field); an
     expiry or fee given as None (the form could not read it) is left to the caller's own problem."""
-    problems, fields = Problems(), {}
+    problems = Problems()
+    fields: dict[str, Any] = {}
     if expires is not None:
         with problems.check("licence_expires_on"):
             if expires <= today:

@@ -94,8 +94,10 @@ class AppointmentOut(BaseModel):
     cancel_cutoff_hours: int
     late_cancel_refund_percent: int
     refunded_credits: int
-    notice: str | None = Field(None, description="Set for a hold that lapsed (status `expired`): says so, in words.")
-    slots_url: str | None = Field(None, description="For a lapsed hold: the doctor's free slots, to choose again.")
+    notice: str | None = Field(default=None,
+                               description="Set for a hold that lapsed (status `expired`): says so, in words.")
+    slots_url: str | None = Field(default=None,
+                                  description="For a lapsed hold: the doctor's free slots, to choose again.")
 
     @classmethod
     def of(cls, a) -> AppointmentOut:

@@ -26,5 +26,5 @@ async def working_zone(user: User, conn: BaseDBAsyncClient | None = None) -> str
     query = Availability.filter(doctor_id=user.id)
     if conn is not None:
         query = query.using_db(conn)
-    published = await query.values_list("time_zone", flat=True)
-    return zone_name(published[0]) if published else chosen
+    availability = await query.first()
+    return zone_name(availability.time_zone) if availability is not None else chosen
