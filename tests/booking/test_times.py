@@ -15,9 +15,10 @@ from icalendar import Calendar
 from caretrack.accounts.models import User
 from caretrack.booking import service
 from caretrack.booking.models import ApplicationStatus, Availability, DoctorProfile
-from caretrack.booking.schemas import BookSlot, CancelRequest, HoldSlot
+from caretrack.booking.schemas import BookSlot, CancelRequest, HoldSlot, RescheduleRequest
 from caretrack.booking.zones import working_zone
 from caretrack.core import timetext
+from caretrack.core.outbox.models import Event
 from caretrack.core.roles import Role
 from caretrack.mail.models import OutboundEmail
 from tests.booking.conftest import give
@@ -84,6 +85,22 @@ async def test_a_berlin_doctor_reads_0905_on_dashboard_pages_and_email(app, clie
     # the profile says otherwise: a zone the doctor chose wins over the hours' zone
     await User.filter(id=doctor.id).update(time_zone="America/New_York")
     assert "Wed 2 Dec, 03:05 (America/New_York)" in (await client.get("/doctor")).text
+
+
+async def test_a_move_tells_each_person_the_old_and_new_times_on_their_own_clock(database):
+    doctor, _ = await berlin_doctor()
+    patient = await london_patient()
+    booked = await service.do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=SLOT), at=AT)
+    later = SLOT + timedelta(minutes=30)
+    await service.do_reschedule(database, patient, booked.id, RescheduleRequest(starts_at=later), at=AT)
+    to_doctor = await OutboundEmail.get(to_address=doctor.email, subject__startswith="Consultation moved")
+    to_patient = await OutboundEmail.get(to_address=patient.email, subject__startswith="Consultation moved")
+    assert "moved to Wednesday, 2 December 2026, 09:35 (Europe/Berlin)" in to_doctor.text_body
+    assert "It was at Wednesday, 2 December 2026, 09:05 (Europe/Berlin)." in to_doctor.text_body
+    assert "It was at Wednesday, 2 December 2026, 08:05 (Europe/London)." in to_patient.text_body
+    event = await Event.get(type="booking.rescheduled")
+    data = json.loads(event.data)
+    assert data["previous_starts_at"] == SLOT.isoformat() and data["starts_at"] == later.isoformat()
 
 
 async def test_a_daylight_saving_day_keeps_the_wall_clock_on_pages_and_in_the_ics(app, client, settings):
