@@ -59,7 +59,8 @@ class SlotOut(BaseModel):
 
 class SlotList(BaseModel):
     doctor_id: int
-    time_zone: str = Field(description="The zone local_start is in (the user's).")
+    time_zone: str = Field(description="The zone local_start is in: the signed-in user's working zone (a doctor's "
+                           "is their hours' zone unless their profile names another).")
     slots: list[SlotOut]
 
 
