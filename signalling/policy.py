@@ -4,7 +4,8 @@ chat, consent, recordings and the end of a consultation are persisted."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -35,7 +36,9 @@ class Seat:
     ``open`` is False once the consultation is closed (cancelled, finished);
     ``opens_at``/``closes_at`` (aware datetimes) bound when anyone may join;
     ``admitted``: the host let this caller in before (the host application remembers it
-    through ``Hooks.on_admit``), so they skip the waiting room, even on another server.
+    through ``Hooks.on_admit``), so they skip the waiting room, even on another server;
+    ``show`` words an instant for this caller (their zone and locale) in ``closed_reason``;
+    without it, instants read in UTC ("09:50 (UTC), Wed 2 Dec").
     """
 
     role: Role
@@ -43,6 +46,7 @@ class Seat:
     opens_at: datetime | None = None
     closes_at: datetime | None = None
     admitted: bool = False
+    show: Callable[[datetime], str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -56,11 +60,18 @@ class Seat:
         """Why nobody may join now, or None."""
         if not self.open:
             return "this consultation is closed"
+        show = self.show or in_utc
         if self.opens_at is not None and now < self.opens_at:
-            return f"this consultation opens at {self.opens_at.astimezone(UTC).isoformat()}"
+            return f"this consultation opens at {show(self.opens_at)}"
         if self.closes_at is not None and now >= self.closes_at:
-            return f"this consultation's join window ended at {self.closes_at.astimezone(UTC).isoformat()}"
+            return f"this consultation's join window ended at {show(self.closes_at)}"
         return None
+
+
+def in_utc(moment: datetime) -> str:
+    """"09:50 (UTC), Wed 2 Dec": a seat's instants when the host application gives no ``show``."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%H:%M} (UTC), {utc:%a} {utc.day} {utc:%b}"
 
 
 class Refused(Exception):

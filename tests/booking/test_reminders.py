@@ -53,7 +53,8 @@ async def test_a_booking_plans_a_reminder_a_day_and_an_hour_before_for_each_pers
     for person, zone in ((patient, "Europe/London"), (doctor, "America/New_York")):
         local = start.astimezone(ZoneInfo(zone))
         email = emails[person.email]
-        assert f"{local:%H:%M}" in email.subject and f"{local:%d %B %Y, %H:%M}" in email.text_body
+        said = f"{local:%A}, {local.day} {local:%B %Y, %H:%M} ({zone})"  # the reader's zone, named
+        assert said in email.subject and said in email.text_body
         assert "starts in 1 day" in email.text_body
         assert f"/appointments/{appointment.id}" in email.text_body
         [ics] = json.loads(email.attachments)
@@ -199,6 +200,7 @@ async def test_each_person_is_reminded_on_the_channels_they_chose(database, now)
     [text] = await OutboundSms.all()
     local = start.astimezone(ZoneInfo("Europe/London"))
     assert number_of(text) == "+447911123456" and text.to_hint == "+44 ••• 3456"
-    assert text.body == (f"CareTrack: your video consultation is at {local:%H:%M} on {local:%d %b}. "
+    assert text.body == (f"CareTrack: your video consultation is at {local:%H:%M} (Europe/London), "
+                         f"{local:%a} {local.day} {local:%b}. "
                          f"Join: http://testserver/appointments/{appointment.id}")
     assert doctor.full_name not in text.body and patient.full_name not in text.body

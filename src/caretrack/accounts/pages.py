@@ -40,7 +40,7 @@ from caretrack.core.settings import Settings
 from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import address_of
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, field_problems, problem_flashes, redirect, refused, render
 
 pages = PageRouter()
 ADMIN = [Role.ADMIN]
@@ -80,8 +80,9 @@ def _fields(form: FormData, *names: str) -> dict[str, str]:
 
 def _refused(request: Request, template: str, exc: CareTrackError, context: dict[str, Any] | None = None
              ) -> Response:
-    """A form page again with the error; a throttled request also says when to retry."""
-    response = render(request, template, context, status_code=exc.status_code, flashes=[("error", exc.message)])
+    """A form page again with every problem, each beside its field; a throttled request also says
+    when to retry."""
+    response = refused(request, template, exc, context)
     if isinstance(exc, TooManyRequests):
         response.headers["retry-after"] = str(exc.retry_after)
     return response
@@ -305,15 +306,15 @@ async def account_save(request: Request, user: User, form: FormData) -> Response
     try:
         await service.do_update_profile(user, parse_command(ProfileUpdate, changes), address_of(request),
                                         phone_region=request.app.state.settings.phone_region)
-        flashes = [("success", "Your profile is saved.")]
-        status = 200
+        flashes, status, errors = [("success", "Your profile is saved.")], 200, {}
     except CareTrackError as exc:
-        flashes, status = [("error", exc.message)], exc.status_code
+        flashes, status, errors = problem_flashes(exc), exc.status_code, field_problems(exc)
     user = await User.get(id=user.id)
     profile = await service.get_profile(user, user.id, address_of(request))
     tokens = await service.list_access_tokens(user)
-    return render(request, "accounts/account.html", {"profile": profile, "tokens": tokens},
-                  status_code=status, flashes=flashes)
+    return render(request, "accounts/account.html", {"profile": profile, "tokens": tokens,
+                                                       "typed": changes if errors else {}},
+                  status_code=status, flashes=flashes, errors=errors)
 
 
 @pages.post("/account/password", roles=None)

@@ -34,6 +34,7 @@ from caretrack.booking.schemas import (
     SlotQuery,
 )
 from caretrack.booking.service import reminders
+from caretrack.booking.zones import working_zone
 from caretrack.core import clock
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import NotFound
@@ -68,8 +69,9 @@ async def api_doctors(request: Request, query: DoctorQuery) -> DoctorList:
 async def api_slots(request: Request, user: User, query: SlotQuery) -> SlotList:
     slots = await service.list_slots(request.path_params["doctor_id"], start_day=query.start, days=query.days,
                                      at=clock.now(request))
-    tz = slotlib.zone(user.time_zone) if user.time_zone else slotlib.zone("UTC")
-    return SlotList(doctor_id=request.path_params["doctor_id"], time_zone=user.time_zone,
+    zone = await working_zone(user)
+    tz = slotlib.zone(zone)
+    return SlotList(doctor_id=request.path_params["doctor_id"], time_zone=zone,
                     slots=[SlotOut(starts_at=s.starts_at, ends_at=s.ends_at,
                                    local_start=s.starts_at.astimezone(tz).isoformat()) for s in slots])
 
@@ -99,9 +101,16 @@ async def api_appointments(request: Request, user: User, query: AppointmentQuery
 
 
 @api.get("/appointments/{appointment_id:id}", summary="One appointment", roles=None, response=AppointmentOut,
-         errors=(404,), description="Its patient, its doctor or an admin; anyone else gets 404.")
+         errors=(404,), description="Its patient, its doctor or an admin; anyone else gets 404. A hold that "
+                                     "lapsed answers its patient with status `expired`, a `notice` and `slots_url`.")
 async def api_appointment(request: Request, user: User) -> AppointmentOut:
-    return AppointmentOut.of(await service.get_appointment(user, request.path_params["appointment_id"]))
+    appointment = await service.get_appointment(user, request.path_params["appointment_id"])
+    out = AppointmentOut.of(appointment)
+    if service.hold_expired(appointment, clock.now(request)):
+        out = out.model_copy(update={
+            "status": "expired", "notice": service.expired_hold_notice(appointment, await working_zone(user)),
+            "slots_url": f"/api/v1/doctors/{appointment.doctor_id}/slots"})
+    return out
 
 
 @api.post("/appointments/{appointment_id:id}/cancel", summary="Cancel an appointment",

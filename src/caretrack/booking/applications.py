@@ -17,6 +17,7 @@ from caretrack.core.errors import Conflict, NotFound, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import atomic
+from caretrack.core.validation import Problems
 from caretrack.mail import service as mail
 
 MAX_FEE = 10_000
@@ -27,6 +28,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# The application's text fields: (what the sentence calls it, fewest and most characters); the
+# form shows the same limits (minlength/maxlength and a hint).
+FIELD_LIMITS = {
+    "licence_number": ("licence number", 3, 64),
+    "licence_body": ("issuing body", 2, 120),
+    "specialty": ("specialty", 2, 80),
+    "biography": ("biography", 20, 4000),
+}
+
+
 def _text(value: str, name: str, maximum: int, minimum: int = 1) -> str:
     value = value.strip()
     if not minimum <= len(value) <= maximum:
@@ -34,28 +45,40 @@ def _text(value: str, name: str, maximum: int, minimum: int = 1) -> str:
     return value
 
 
+def check_fields(texts: dict[str, str], languages: list[str], expires: date | None, fee: int | None,
+                 today: date) -> dict[str, Any]:
+    """Every rule of an application at once (a ValidationError naming each wrong field); an
+    expiry or fee given as None (the form could not read it) is left to the caller's own problem."""
+    problems = Problems()
+    fields: dict[str, Any] = {}
+    if expires is not None:
+        with problems.check("licence_expires_on"):
+            if expires <= today:
+                raise ValidationError(f"The licence expired on {expires.isoformat()}; renew it before applying.")
+            fields["licence_expires_on"] = expires
+    with problems.check("languages"):
+        names = sorted({item.strip().lower() for item in languages if item and item.strip()})
+        if not names:
+            raise ValidationError("Name at least one language you consult in.")
+        for language in names:
+            if not LANGUAGE_RE.match(language):
+                raise ValidationError(f"'{language[:40]}' is not a language name (letters, spaces and hyphens).")
+        fields["languages"] = ",".join(names)
+    if fee is not None:
+        with problems.check("fee_credits"):
+            if not 1 <= fee <= MAX_FEE:
+                raise ValidationError(f"The fee must be between 1 and {MAX_FEE} credits.")
+            fields["fee_credits"] = fee
+    for name, (what, minimum, maximum) in FIELD_LIMITS.items():
+        with problems.check(name):
+            fields[name] = _text(texts.get(name, ""), what, maximum, minimum)
+    problems.raise_any()
+    return fields
+
+
 def check_application(data: ApplicationInput, today: date | None = None) -> dict[str, Any]:
-    today = today or now().date()
-    expires = data.licence_expires_on
-    if expires <= today:
-        raise ValidationError(f"The licence expired on {expires.isoformat()}; renew it before applying.")
-    languages = sorted({item.strip().lower() for item in data.languages if item and item.strip()})
-    if not languages:
-        raise ValidationError("Name at least one language you consult in.")
-    for language in languages:
-        if not LANGUAGE_RE.match(language):
-            raise ValidationError(f"'{language[:40]}' is not a language name (letters, spaces and hyphens).")
-    if not 1 <= data.fee_credits <= MAX_FEE:
-        raise ValidationError(f"The fee must be between 1 and {MAX_FEE} credits.")
-    return {
-        "licence_number": _text(data.licence_number, "licence number", 64, 3),
-        "licence_body": _text(data.licence_body, "issuing body", 120, 2),
-        "licence_expires_on": expires,
-        "specialty": _text(data.specialty, "specialty", 80, 2),
-        "languages": ",".join(languages),
-        "biography": _text(data.biography, "biography", 4000, 20),
-        "fee_credits": data.fee_credits,
-    }
+    texts = {name: getattr(data, name) for name in FIELD_LIMITS}
+    return check_fields(texts, data.languages, data.licence_expires_on, data.fee_credits, today or now().date())
 
 
 async def do_apply(settings: Settings, doctor: User, data: ApplicationInput, document: bytes | None,

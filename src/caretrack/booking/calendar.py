@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar, Event
 
@@ -12,6 +12,7 @@ from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus, CalendarFeed
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
+from caretrack.core.clock import zone_of
 from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 from caretrack.core.settings import Settings
@@ -27,28 +28,45 @@ def _event(appointment: Appointment, doctor: User, patient: User, settings: Sett
     host = settings.base_url.split("://", 1)[-1].split("/")[0]
     event.add("uid", f"appointment-{appointment.id}@{host}")
     event.add("dtstamp", datetime.now(UTC))
-    event.add("dtstart", appointment.starts_at.astimezone(UTC))
-    event.add("dtend", appointment.ends_at.astimezone(UTC))
+    # On the wall clock of the zone the doctor's hours were published in, named by TZID (the
+    # calendar's VTIMEZONE says its offsets), so a calendar app shows the intended local hour.
+    zone = zone_of(appointment.time_zone)
+    event.add("dtstart", appointment.starts_at.astimezone(zone))
+    event.add("dtend", appointment.ends_at.astimezone(zone))
     # No clinical detail: who, when, where to join.
     other = patient if viewer is not None and viewer.id == doctor.id else doctor
     title = f"Video consultation with {other.full_name}" if viewer is not None else \
         f"Video consultation: {doctor.full_name} and {patient.full_name}"
     event.add("summary", title)
     event.add("url", f"{settings.base_url}/appointments/{appointment.id}")
-    event.add("location", f"{settings.base_url}/appointments/{appointment.id}")
+    event.add("location", f"{settings.base_url}/consultations/{appointment.id}")
+    event.add("description", f"Join the video consultation: {settings.base_url}/consultations/{appointment.id}\n"
+                             f"The appointment: {settings.base_url}/appointments/{appointment.id}")
     event.add("sequence", appointment.reschedule_count + (1 if cancelled else 0))
     event.add("status", "CANCELLED" if cancelled or appointment.status == AppointmentStatus.CANCELLED else "CONFIRMED")
     return event
 
 
+def _with_zones(calendar: Calendar, appointments: list[Appointment]) -> bytes:
+    """The calendar with a VTIMEZONE for each zone its events name, covering their dates only."""
+    if appointments:
+        first = min(a.starts_at for a in appointments) - timedelta(days=370)
+        last = max(a.ends_at for a in appointments) + timedelta(days=370)
+        calendar.add_missing_timezones(first.date(), last.date())
+    return calendar.to_ical()
+
+
 def appointment_ics(appointment: Appointment, doctor: User, patient: User, settings: Settings, *,
-                    cancelled: bool = False) -> bytes:
+                    cancelled: bool = False, viewer: User | None = None) -> bytes:
+    """One appointment (an email's attachment, or `viewer`'s download from its page); a
+    cancellation is METHOD:CANCEL with STATUS:CANCELLED, so calendars remove it."""
+    cancelled = cancelled or appointment.status == AppointmentStatus.CANCELLED
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("method", "CANCEL" if cancelled else "PUBLISH")
-    calendar.add_component(_event(appointment, doctor, patient, settings, None, cancelled))
-    return calendar.to_ical()
+    calendar.add_component(_event(appointment, doctor, patient, settings, viewer, cancelled))
+    return _with_zones(calendar, [appointment])
 
 
 def _digest(token: str) -> str:
@@ -90,7 +108,8 @@ async def feed_ics(settings: Settings, token: str) -> bytes:
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", "CareTrack appointments")
-    for appointment in await query.prefetch_related("doctor", "patient").order_by("-starts_at").limit(500):
+    appointments = await query.prefetch_related("doctor", "patient").order_by("-starts_at").limit(500)
+    for appointment in appointments:
         calendar.add_component(_event(appointment, appointment.doctor, appointment.patient, settings, user,
                                       appointment.status == AppointmentStatus.CANCELLED))
-    return calendar.to_ical()
+    return _with_zones(calendar, list(appointments))

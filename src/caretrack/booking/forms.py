@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from caretrack.booking import applications
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import Availability
 from caretrack.booking.schemas import (
@@ -25,9 +26,9 @@ from caretrack.booking.schemas import (
     RescheduleRequest,
     WeeklyWindow,
 )
-from caretrack.booking.service import LIMITS, check_limit, limit_label
+from caretrack.booking.service import LIMITS, check_limit, check_window, limit_label
 from caretrack.core.errors import ValidationError
-from caretrack.core.validation import id_from_text, parse_command
+from caretrack.core.validation import Problems, id_from_text, parse_command
 
 APPLICATION_FIELDS = ("licence_number", "licence_body", "licence_expires_on", "specialty", "languages",
                       "biography", "fee_credits")
@@ -44,16 +45,27 @@ def application_values(form: FormData) -> dict[str, str]:
     return {name: _text(form, name) for name in APPLICATION_FIELDS}
 
 
-def application(values: dict[str, str]) -> ApplicationInput:
-    try:
-        expires = date.fromisoformat(values["licence_expires_on"].strip())
-    except ValueError:
-        raise ValidationError(f"The licence expiry '{values['licence_expires_on'][:20]}' is not a date "
-                              "(YYYY-MM-DD).") from None
-    try:
-        fee = int(values["fee_credits"].strip())
-    except ValueError:
-        raise ValidationError(f"The fee '{values['fee_credits'][:20]}' is not a whole number of credits.") from None
+def application(values: dict[str, str], today: date) -> ApplicationInput:
+    """The application, or a ValidationError naming every wrong field at once."""
+    problems = Problems()
+    expires: date | None = None
+    fee: int | None = None
+    with problems.check("licence_expires_on"):
+        try:
+            expires = date.fromisoformat(values["licence_expires_on"].strip())
+        except ValueError:
+            raise ValidationError(f"The licence expiry '{values['licence_expires_on'][:20]}' is not a date "
+                                  "(YYYY-MM-DD).") from None
+    with problems.check("fee_credits"):
+        try:
+            fee = int(values["fee_credits"].strip())
+        except ValueError:
+            raise ValidationError(f"The fee '{values['fee_credits'][:20]}' is not a whole number of "
+                                  "credits.") from None
+    with problems.check("form"):
+        applications.check_fields(values, values["languages"].split(","), expires, fee, today)
+    problems.raise_any()
+    assert expires is not None and fee is not None  # else a problem was raised
     return ApplicationInput(licence_number=values["licence_number"], licence_body=values["licence_body"],
                             licence_expires_on=expires, specialty=values["specialty"],
                             languages=values["languages"].split(","), biography=values["biography"],
@@ -61,14 +73,27 @@ def application(values: dict[str, str]) -> ApplicationInput:
 
 
 def availability(form: FormData, current: Availability | None) -> AvailabilityIn:
-    """Hours for each weekday with a start or an end; a blank limit keeps its current value."""
+    """Hours for each weekday with a start or an end; a blank limit keeps its current value.
+    Every wrong field is refused at once, under its form field's name."""
+    problems = Problems()
+    time_zone = _text(form, "time_zone").strip()
+    with problems.check("time_zone"):
+        slotlib.zone(time_zone)
     weekly = []
     for day in range(7):
         start, end = _text(form, f"start_{day}").strip(), _text(form, f"end_{day}").strip()
-        if start or end:
-            slotlib.parse_hhmm(start, "start time")
-            slotlib.parse_hhmm(end, "end time")
-            weekly.append(WeeklyWindow(weekday=day, start=start, end=end))
+        if not (start or end):
+            continue
+        with problems.check(f"start_{day}"):
+            slotlib.parse_hhmm(start, f"{slotlib.WEEKDAYS[day]} start time")
+        with problems.check(f"end_{day}"):
+            slotlib.parse_hhmm(end, f"{slotlib.WEEKDAYS[day]} end time")
+        if f"start_{day}" in problems.fields or f"end_{day}" in problems.fields:
+            continue
+        window = WeeklyWindow(weekday=day, start=start, end=end)
+        with problems.check(f"end_{day}"):
+            check_window(window)
+        weekly.append(window)
     limits: dict[str, Any] = {}
     for name in LIMITS:
         text = _text(form, name).strip()
@@ -76,12 +101,14 @@ def availability(form: FormData, current: Availability | None) -> AvailabilityIn
             if current is not None:
                 limits[name] = getattr(current, name)
             continue
-        try:
-            number = int(text)
-        except ValueError:
-            raise ValidationError(f"{limit_label(name)} '{text}' is not a whole number.") from None
-        limits[name] = check_limit(name, number)
-    return AvailabilityIn(time_zone=_text(form, "time_zone").strip(), weekly=weekly, **limits)
+        with problems.check(name):
+            try:
+                number = int(text)
+            except ValueError:
+                raise ValidationError(f"{limit_label(name)} '{text[:20]}' is not a whole number.") from None
+            limits[name] = check_limit(name, number)
+    problems.raise_any()
+    return AvailabilityIn(time_zone=time_zone, weekly=weekly, **limits)
 
 
 def exception(form: FormData) -> ExceptionIn:

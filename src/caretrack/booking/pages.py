@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.service import reminders
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
+from caretrack.booking.zones import working_zone
 from caretrack.core import clock
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, NotFound, ValidationError
@@ -24,7 +25,7 @@ from caretrack.core.roles import Role
 from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import address_of
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, field_problems, problem_flashes, redirect, render
 from caretrack.payments import service as payments
 from caretrack.payments.schemas import PurchaseRequest
 
@@ -66,14 +67,22 @@ async def doctor_context(user: User, at: datetime | None = None) -> dict:
     return {"profile": profile, "availability": availability, "exceptions": exceptions or [],
             "upcoming": upcoming, "earnings": await payments.earnings_summary(user), "weekdays": slotlib.WEEKDAYS,
             "weekly_by_day": {w["weekday"]: w for w in (availability.weekly if availability else [])},
-            "local": local, "today": at.date()}
+            "today": at.date(), "tz": await working_zone(user), "limits": service.LIMITS, "hours": {},
+            "application_limits": applications.FIELD_LIMITS, "max_fee": applications.MAX_FEE,
+            "tomorrow": at.date() + timedelta(days=1)}
 
 
 async def _doctor_page(request: Request, user: User, flashes: Flashes | None = None, status: int = 200,
-                       form: dict[str, str] | None = None) -> Response:
+                       form: dict[str, str] | None = None, *, refusal: CareTrackError | None = None,
+                       hours: dict[str, str] | None = None) -> Response:
+    """The doctor's dashboard; after a refused form (`refusal`), every problem is listed and shown
+    by its field, and the hours form (`hours`) keeps what was typed."""
     context = await doctor_context(user, clock.now(request))
-    return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context},
-                  status_code=status, flashes=flashes)
+    if refusal is not None:
+        flashes, status = problem_flashes(refusal), refusal.status_code
+    return render(request, "dashboards/doctor.html", {"user": user, "form": form or {}, **context,
+                                                       "hours": hours or {}},
+                  status_code=status, flashes=flashes, errors=field_problems(refusal) if refusal else None)
 
 
 @pages.post("/doctor/application", roles=DOCTOR, max_body=MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES)
@@ -93,10 +102,10 @@ async def submit_application(request: Request, user: User, form: FormData) -> Re
     elif len(data) > MAX_DOCUMENT_BYTES:
         return await _doctor_page(request, user, [("error", "The document is larger than 5 MiB.")], 413, values)
     try:
-        await applications.do_apply(_settings(request), user, forms.application(values), data,
-                                    address_of(request), name, at=clock.now(request))
+        await applications.do_apply(_settings(request), user, forms.application(values, clock.now(request).date()),
+                                    data, address_of(request), name, at=clock.now(request))
     except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code, values)
+        return await _doctor_page(request, user, form=values, refusal=exc)
     return redirect("/doctor")
 
 
@@ -130,7 +139,8 @@ async def save_availability(request: Request, user: User, form: FormData) -> Res
         command = forms.availability(form, await Availability.get_or_none(doctor_id=user.id))
         await service.do_set_availability(user, command)
     except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+        typed = {name: str(value)[:64] for name, value in form.multi_items() if name != "csrf_token"}
+        return await _doctor_page(request, user, refusal=exc, hours=typed)
     return await _doctor_page(request, user, [("success", "Your hours are published.")])
 
 
@@ -139,7 +149,7 @@ async def add_exception(request: Request, user: User, form: FormData) -> Respons
     try:
         await service.do_add_exception(user, forms.exception(form))
     except CareTrackError as exc:
-        return await _doctor_page(request, user, [("error", exc.message)], exc.status_code)
+        return await _doctor_page(request, user, refusal=exc)
     return redirect("/doctor")
 
 
@@ -227,7 +237,7 @@ async def find_doctor(request: Request, user: User) -> Response:
         except CareTrackError:
             next_slots[profile.user_id] = []
     return render(request, "booking/find.html", {"doctors": rows, "total": total, "q": q, "next_slots": next_slots,
-                                                 "local": local, "tz": user.time_zone})
+                                                 "tz": await working_zone(user)})
 
 
 @pages.get("/doctors/{doctor_id:id}", roles=PATIENT)
@@ -241,8 +251,9 @@ async def doctor_page(request: Request, user: User, flashes: Flashes | None = No
         slots = await service.list_slots(doctor_id, days=14, at=clock.now(request))
     except NotFound:
         slots = []
+    tz = await working_zone(user)
     return render(request, "booking/doctor.html", {
-        "profile": profile, "days": group_by_day(slots, user.time_zone), "local": local, "tz": user.time_zone,
+        "profile": profile, "days": group_by_day(slots, tz), "tz": tz,
         "balance": await payments.balance_of(user)}, status_code=status, flashes=flashes)
 
 
@@ -260,6 +271,9 @@ async def hold(request: Request, user: User, form: FormData) -> Response:
 @pages.post("/appointments/{appointment_id:id}/book", roles=PATIENT)
 async def book(request: Request, user: User, form: FormData) -> Response:
     held = await service.get_appointment(user, request.path_params["appointment_id"])
+    if service.hold_expired(held, clock.now(request)):
+        return await appointment_page(request, user, [("error", service.expired_hold_notice(
+            held, await working_zone(user)))], 409)
     try:
         appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
@@ -277,19 +291,41 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
                            status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = clock.now(request)
-    context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
+    tz = await working_zone(user)
+    context = {"a": appointment, "tz": tz, "now": now,
                "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
-               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}}
+               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {},
+               "expired_notice": service.expired_hold_notice(appointment, tz)
+               if service.hold_expired(appointment, now) else None}
     if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
         try:
             slots = await service.list_slots(appointment.doctor_id, days=14, limit=60, at=now)
-            context["reschedule_days"] = group_by_day(slots, user.time_zone)
+            context["reschedule_days"] = group_by_day(slots, tz)
         except CareTrackError:
             pass
         context["refund_now"] = service.refund_for(appointment, user.id != appointment.patient_id, now)
     if appointment.status == AppointmentStatus.HELD:
         context["balance"] = await payments.balance_of(user)
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
+
+
+CALENDAR_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW,
+                               AppointmentStatus.CANCELLED})
+
+
+@pages.get("/appointments/{appointment_id:id}/calendar.ics", roles=None)
+async def appointment_calendar(request: Request, user: User) -> Response:
+    """The appointment for the reader's calendar: only its patient's and its doctor's (404 for
+    anyone else, and for a hold, which is nobody's appointment yet)."""
+    appointment_id = request.path_params["appointment_id"]
+    appointment = await service.get_appointment(user, appointment_id)
+    if not service.is_participant(user, appointment) or appointment.status not in CALENDAR_STATUSES:
+        raise NotFound(f"No appointment with id {appointment_id}.")
+    body = calendar.appointment_ics(appointment, appointment.doctor, appointment.patient, _settings(request),
+                                    viewer=user)
+    return Response(body, media_type="text/calendar; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="appointment-{appointment.id}.ics"',
+        "cache-control": "private, no-store", "x-content-type-options": "nosniff"})
 
 
 @pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])

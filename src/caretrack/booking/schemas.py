@@ -59,7 +59,8 @@ class SlotOut(BaseModel):
 
 class SlotList(BaseModel):
     doctor_id: int
-    time_zone: str = Field(description="The zone local_start is in (the user's).")
+    time_zone: str = Field(description="The zone local_start is in: the signed-in user's working zone (a doctor's "
+                           "is their hours' zone unless their profile names another).")
     slots: list[SlotOut]
 
 
@@ -94,6 +95,10 @@ class AppointmentOut(BaseModel):
     cancel_cutoff_hours: int
     late_cancel_refund_percent: int
     refunded_credits: int
+    notice: str | None = Field(default=None,
+                               description="Set for a hold that lapsed (status `expired`): says so, in words.")
+    slots_url: str | None = Field(default=None,
+                                  description="For a lapsed hold: the doctor's free slots, to choose again.")
 
     @classmethod
     def of(cls, a) -> AppointmentOut:

@@ -13,8 +13,9 @@ import media
 from caretrack.accounts.models import User
 from caretrack.accounts.sessions import digest
 from caretrack.booking.models import Appointment, AppointmentStatus
+from caretrack.booking.zones import working_zone
 from caretrack.consultations.models import Admission, ChatMessage, Consultation, GuestInvite, Recording
-from caretrack.core import crypto
+from caretrack.core import crypto, timetext
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
 from caretrack.core.logs import get_logger
@@ -41,13 +42,18 @@ class CallAccess:
     opens_at: datetime
     closes_at: datetime
     ended: bool
+    zone: str = "UTC"  # the caller's working zone (booking.zones), for the times they read
 
     @property
     def open(self) -> bool:
         return self.appointment.status in JOINABLE and not self.ended
 
+    def show(self, moment: datetime) -> str:
+        """"09:50 (Europe/Berlin), Wed 2 Dec": an instant as this caller reads it."""
+        return timetext.show(moment, self.zone, "at")
+
     def closed_reason(self, moment: datetime) -> str | None:
-        return Seat(self.role, self.open, self.opens_at, self.closes_at).closed_reason(moment)
+        return Seat(self.role, self.open, self.opens_at, self.closes_at, show=self.show).closed_reason(moment)
 
 
 async def access_for(settings: Settings, user: User, appointment_id: int) -> CallAccess:
@@ -70,6 +76,7 @@ async def access_for(settings: Settings, user: User, appointment_id: int) -> Cal
         opens_at=appointment.starts_at - timedelta(minutes=settings.call_window_minutes),
         closes_at=appointment.ends_at + LATE_GRACE,
         ended=consultation is not None and consultation.ended_at is not None,
+        zone=await working_zone(user),
     )
 
 
@@ -87,7 +94,7 @@ def make_authorize(settings: Settings):
         if not access.open:
             raise Refused(CLOSE_CLOSED, "this consultation is closed")
         admitted = await Admission.exists(appointment_id=access.appointment.id, user_id=user.id)
-        return Seat(access.role, True, access.opens_at, access.closes_at, admitted=admitted)
+        return Seat(access.role, True, access.opens_at, access.closes_at, admitted=admitted, show=access.show)
 
     return authorize
 

@@ -12,6 +12,7 @@ neither reaches the driver (asyncpg raises on an out-of-range parameter).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -228,3 +229,40 @@ def parse_command(model: type[C], data: Mapping[str, Any], *, messages: Mapping[
             problems.setdefault(name, (messages or {}).get(name, error["msg"]))
         raise ValidationError(next(iter(problems.values())),
                               fields=[{"field": k, "message": v} for k, v in problems.items()]) from None
+
+
+class Problems:
+    """Every problem of one form or command, field by field, so it is refused once with all of
+    them (ValidationError.fields) rather than one per submit:
+
+        problems = Problems()
+        with problems.check("start_0"):
+            parse_hhmm(text, "start time")
+        problems.raise_any()
+
+    A check that fails records its sentence under `field` (or, for an error that names its own
+    fields, under those) and the code after the `with` block goes on; the first problem of a
+    field is the one kept."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def add(self, field: str, message: str) -> None:
+        self.fields.setdefault(field, message)
+
+    @contextlib.contextmanager
+    def check(self, field: str) -> Iterator[None]:
+        try:
+            yield
+        except ValidationError as exc:
+            for item in exc.fields or [{"field": field, "message": exc.message}]:
+                self.add(str(item["field"]), str(item["message"]))
+
+    def raise_any(self) -> None:
+        """A ValidationError listing every problem (its message: their sentences, in order)."""
+        if self.fields:
+            raise ValidationError(" ".join(dict.fromkeys(self.fields.values())),
+                                  fields=[{"field": k, "message": v} for k, v in self.fields.items()])

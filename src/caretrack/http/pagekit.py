@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from caretrack.core import crypto
 from caretrack.core import validation as bounds
-from caretrack.core.errors import Forbidden, NotAuthenticated
+from caretrack.core.errors import CareTrackError, Forbidden, NotAuthenticated
 from caretrack.http.apikit import PUBLIC, parse_model, validation_error
 from caretrack.http.bodies import read_limited
 from caretrack.http.clients import origin_allowed
@@ -37,9 +37,28 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200,
-           *, flashes: list[tuple[str, str]] | None = None) -> Response:
-    return templates.TemplateResponse(request, template, {**(context or {}), "flashes": flashes or []},
+           *, flashes: list[tuple[str, str]] | None = None, errors: Mapping[str, str] | None = None) -> Response:
+    """`errors` ({field: message}) are shown beside their inputs by the templates' `field_error`."""
+    return templates.TemplateResponse(request, template, {**(context or {}), "flashes": flashes or [],
+                                                          "field_errors": dict(errors or {})},
                                       status_code=status_code)
+
+
+def field_problems(exc: CareTrackError) -> dict[str, str]:
+    """Each wrong field's message ({form field: sentence}), from ValidationError.fields."""
+    return {str(item["field"]): str(item["message"]) for item in getattr(exc, "fields", None) or []}
+
+
+def problem_flashes(exc: CareTrackError) -> list[tuple[str, str]]:
+    """Every problem of a refused form, one line each (not only the first), for the page's flashes."""
+    messages = list(dict.fromkeys(field_problems(exc).values()))
+    return [("error", message) for message in messages] or [("error", exc.message)]
+
+
+def refused(request: Request, template: str, exc: CareTrackError, context: dict[str, Any] | None = None) -> Response:
+    """A form's page again after `exc`: every problem listed at once, and each beside its field."""
+    return render(request, template, context, status_code=exc.status_code, flashes=problem_flashes(exc),
+                  errors=field_problems(exc))
 
 
 def redirect(url: str) -> RedirectResponse:

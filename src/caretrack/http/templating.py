@@ -6,8 +6,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
+
+from caretrack.core import timetext
 
 WEB_DIR = Path(str(files("caretrack.web")))
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -41,3 +46,16 @@ def _page_context(request: Request) -> dict[str, Any]:
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
+@pass_context
+def field_error(context: Context, name: str) -> Markup:
+    """The refused form's message for field `name` (pagekit.render's `errors`), shown under its input;
+    nothing when the field is fine."""
+    message = (context.get("field_errors") or {}).get(name)
+    if not message:
+        return Markup("")
+    return Markup('<p class="field-error" id="{}-error" role="alert">{}</p>').format(name, escape(message))
+
+
+templates.env.globals["field_error"] = field_error
+# Every page shows instants through these (caretrack.core.timetext): with the zone, in the locale.
+templates.env.globals.update(show=timetext.show, show_span=timetext.show_span, show_day=timetext.show_day)

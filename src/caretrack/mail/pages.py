@@ -3,11 +3,14 @@ is the outbound page (notifications/pages.py), beside the text messages."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.core.errors import NotFound
-from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.http.pagekit import PageRouter, download, redirect, render
 from caretrack.mail.models import OutboundEmail
 
 pages = PageRouter()
@@ -24,4 +27,18 @@ async def email_detail(request: Request) -> Response:
     email = await OutboundEmail.get_or_none(id=request.path_params["email_id"])
     if email is None:
         raise NotFound("No such email.")
-    return render(request, "admin/email.html", {"email": email})
+    attachments = [{"filename": a["filename"], "content_type": a["content_type"],
+                    "size": len(base64.b64decode(a["content_b64"]))} for a in json.loads(email.attachments)]
+    return render(request, "admin/email.html", {"email": email, "attachments": attachments})
+
+
+@pages.get("/admin/emails/{email_id:id}/attachments/{index:int}", roles=["admin"])
+async def email_attachment(request: Request) -> Response:
+    """An attachment (a booking's .ics) as the recipient would get it: a download, never shown inline."""
+    email = await OutboundEmail.get_or_none(id=request.path_params["email_id"])
+    attachments = json.loads(email.attachments) if email is not None else []
+    index = request.path_params["index"]
+    if not 0 <= index < len(attachments):
+        raise NotFound("No such attachment.")
+    item = attachments[index]
+    return download([base64.b64decode(item["content_b64"])], item["content_type"], item["filename"])

@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts.models import User
-from caretrack.booking.pages import doctor_context, local
+from caretrack.booking.pages import doctor_context
 from caretrack.booking.service import list_appointments
+from caretrack.booking.zones import working_zone
 from caretrack.care.pages import carer_dashboard_context
 from caretrack.core import clock
 from caretrack.core.roles import Role
@@ -20,7 +21,7 @@ pages = PageRouter()
 @pages.get("/patient", roles=[Role.PATIENT])
 async def patient_home(request: Request, user: User) -> Response:
     return render(request, "dashboards/patient.html", {
-        "user": user, "balance": await balance_of(user), "local": local,
+        "user": user, "balance": await balance_of(user), "tz": await working_zone(user),
         "upcoming": await list_appointments(user, upcoming=True, limit=20, at=clock.now(request))})
 
 

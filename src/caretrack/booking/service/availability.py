@@ -16,6 +16,7 @@ from caretrack.booking.service.common import now, utc
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
 from caretrack.core.transaction import atomic
+from caretrack.core.validation import Problems
 
 LIMITS = {
     "consultation_minutes": (5, 240),
@@ -56,12 +57,18 @@ async def _approved_profile(doctor: User) -> DoctorProfile:
 
 async def do_set_availability(doctor: User, command: AvailabilityIn) -> Availability:
     await _approved_profile(doctor)
-    slotlib.zone(command.time_zone)
-    for window in command.weekly:
-        check_window(window)
+    problems = Problems()  # every wrong field at once
+    with problems.check("time_zone"):
+        slotlib.zone(command.time_zone)
+    for index, window in enumerate(command.weekly):
+        with problems.check(f"weekly.{index}"):
+            check_window(window)
+    for name in LIMITS:
+        with problems.check(name):
+            check_limit(name, getattr(command, name))
+    problems.raise_any()
     weekly = sorted((w.model_dump() for w in command.weekly), key=lambda w: (w["weekday"], w["start"]))
-    values = {"time_zone": command.time_zone, "weekly": weekly,
-              **{name: check_limit(name, getattr(command, name)) for name in LIMITS}}
+    values = {"time_zone": command.time_zone, "weekly": weekly, **{name: getattr(command, name) for name in LIMITS}}
     async with atomic() as tx:
         current = await Availability.get_or_none(doctor_id=doctor.id).using_db(tx.conn)
         if current is None:

@@ -13,7 +13,7 @@ from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.schemas import NO_REASON, CancelRequest, OutcomeRequest, RescheduleRequest
 from caretrack.booking.service import reminders
 from caretrack.booking.service.checks import check_free, check_slot, is_overlap, serialise
-from caretrack.booking.service.common import SlotTaken, announce, appointment_data, format_local, now, utc
+from caretrack.booking.service.common import SlotTaken, announce, appointment_data, now, utc
 from caretrack.booking.service.reading import get_appointment
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Conflict, NotFound
@@ -101,7 +101,7 @@ async def do_reschedule(settings: Settings, user: User, appointment_id: int, com
             await reminders.replan(tx, appointment, at=at)
             await announce(tx, settings, "booking.rescheduled", appointment, doctor, patient, actor=user,
                             email="booking_rescheduled",
-                            extra={"previous": format_local(old_start, "UTC")})
+                            previous=old_start)
     except IntegrityError as exc:
         if is_overlap(exc):
             raise SlotTaken("That time has just been taken; choose another slot.") from None

@@ -3,13 +3,14 @@ and the announcement (events and emails with the .ics) of a change."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
 
 from caretrack.accounts.models import User
-from caretrack.booking import slots as slotlib
 from caretrack.booking.calendar import appointment_ics
 from caretrack.booking.models import Appointment
+from caretrack.booking.zones import working_zone
+from caretrack.core import timetext
 from caretrack.core.errors import Conflict, Forbidden, ValidationError
 from caretrack.core.roles import Role
 from caretrack.core.settings import Settings
@@ -47,8 +48,13 @@ def appointment_data(appointment: Appointment, doctor_name: str, patient_name: s
 
 
 async def announce(tx: Tx, settings: Settings, event: str, appointment: Appointment, doctor: User, patient: User,
-                   *, actor: User | None, email: str | None, extra: dict[str, Any] | None = None) -> None:
+                   *, actor: User | None, email: str | None, extra: dict[str, Any] | None = None,
+                   previous: datetime | None = None) -> None:
+    """The change's events, and each person's email (times in their working zone) with the .ics;
+    `previous` is a moved appointment's old start."""
     data = appointment_data(appointment, doctor.full_name, patient.full_name)
+    if previous is not None:
+        extra = {**(extra or {}), "previous_starts_at": utc(previous).isoformat()}
     await tx.emit(event, actor_id=actor.id if actor else None, subject=("appointment", appointment.id),
                   data={**data, **(extra or {})}, users=[doctor.id, patient.id], roles=[Role.ADMIN])
     await tx.emit("credits.changed", actor_id=actor.id if actor else None, subject=("user", patient.id),
@@ -58,19 +64,11 @@ async def announce(tx: Tx, settings: Settings, event: str, appointment: Appointm
     cancelled = event == "booking.cancelled"
     for person, other in ((patient, doctor), (doctor, patient)):
         ics = appointment_ics(appointment, doctor, patient, settings, cancelled=cancelled)
+        zone = await working_zone(person, tx.conn)
+        shown = {"previous": timetext.show(previous, zone)} if previous is not None else {}
         await mail.send(tx, person.email, email, {
-            "name": person.full_name, "other": other.full_name,
-            "when": format_local(appointment.starts_at, person.time_zone),
+            "name": person.full_name, "other": other.full_name, "when": timetext.show(appointment.starts_at, zone),
             "minutes": int((appointment.ends_at - appointment.starts_at).total_seconds() // 60),
-            "link": f"{settings.base_url}/appointments/{appointment.id}", **(extra or {}),
+            "link": f"{settings.base_url}/appointments/{appointment.id}", **(extra or {}), **shown,
         }, attachments=[(f"appointment-{appointment.id}.ics", "text/calendar", ics)])
 
-
-def format_local(instant: datetime, time_zone: str) -> str:
-    tz: tzinfo
-    try:
-        tz = slotlib.zone(time_zone)
-    except ValidationError:
-        tz = UTC
-    local = instant.astimezone(tz)
-    return f"{local:%A %d %B %Y, %H:%M} ({local.tzname()}, {time_zone})"

@@ -9,6 +9,7 @@ from tortoise.expressions import Q
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.service.common import now
+from caretrack.core import timetext
 from caretrack.core.errors import NotFound
 from caretrack.core.roles import Role
 
@@ -18,13 +19,30 @@ def is_participant(user: User, appointment: Appointment) -> bool:
 
 
 async def get_appointment(user: User, appointment_id: int) -> Appointment:
-    """The appointment, for its patient, its doctor or an admin; 404 for anyone else."""
+    """The appointment, for its patient, its doctor or an admin; 404 for anyone else (and an
+    expired hold for its doctor)."""
     appointment = await Appointment.get_or_none(id=appointment_id).prefetch_related("doctor", "patient")
     if appointment is None or not (is_participant(user, appointment) or user.role == Role.ADMIN):
         raise NotFound(f"No appointment with id {appointment_id}.")
-    if appointment.status == AppointmentStatus.EXPIRED and user.role != Role.ADMIN:
+    # An expired hold stays its patient's, so its page can say it expired; it was never the
+    # doctor's appointment.
+    if appointment.status == AppointmentStatus.EXPIRED and user.role != Role.ADMIN \
+            and user.id != appointment.patient_id:
         raise NotFound(f"No appointment with id {appointment_id}.")
     return appointment
+
+
+def hold_expired(appointment: Appointment, at: datetime) -> bool:
+    """A hold that lapsed: marked expired, or still held past its time."""
+    return appointment.status == AppointmentStatus.EXPIRED or (
+        appointment.status == AppointmentStatus.HELD and appointment.hold_expires_at is not None
+        and appointment.hold_expires_at <= at)
+
+
+def expired_hold_notice(appointment: Appointment, zone: str) -> str:
+    """What a lapsed hold's page and API say about it (times in the reader's zone)."""
+    return (f"This hold expired at {timetext.show(appointment.hold_expires_at, zone, 'at')}, and the time was "
+            "released; choose a time again from the doctor's free slots.")
 
 
 async def list_appointments(user: User, *, upcoming: bool | None = None, limit: int = 100,

@@ -14,9 +14,10 @@ from caretrack.accounts.models import User
 from caretrack.booking.calendar import appointment_ics
 from caretrack.booking.models import Appointment, AppointmentStatus, ReminderPolicy
 from caretrack.booking.schemas import ReminderPolicyIn
-from caretrack.booking.service.common import format_local, utc
+from caretrack.booking.service.common import utc
+from caretrack.booking.zones import working_zone
+from caretrack.core import timetext
 from caretrack.core.audit.service import Actor
-from caretrack.core.clock import in_zone
 from caretrack.core.queue import JobContext, Skipped
 from caretrack.core.transaction import Tx, atomic
 from caretrack.notifications.schemas import Kind
@@ -122,24 +123,24 @@ async def send_reminder(ctx: JobContext) -> None:
         person, other = (doctor, patient) if payload["user_id"] == doctor.id else (patient, doctor)
         if person.id != payload["user_id"] or not person.is_active:
             raise Skipped("the recipient is no longer on this appointment or is deactivated")
-        settings = ctx.settings
+        settings, zone = ctx.settings, await working_zone(person, tx.conn)
         await _send(tx, person, {
-            "name": person.full_name, "other": other.full_name, "when": format_local(starts, person.time_zone),
+            "name": person.full_name, "other": other.full_name, "when": timetext.show(starts, zone),
             "in": _lead(payload["offset"]), "minutes": int((appointment.ends_at - appointment.starts_at)
                                                            .total_seconds() // 60),
             "link": f"{settings.base_url}/appointments/{appointment.id}",
         }, [(f"appointment-{appointment.id}.ics", "text/calendar",
-             appointment_ics(appointment, doctor, patient, settings, cancelled=False))], at=ctx.at, starts=starts)
+             appointment_ics(appointment, doctor, patient, settings, cancelled=False))], at=ctx.at, starts=starts,
+            zone=zone)
         await ctx.finish(tx)
 
 
 async def _send(tx: Tx, person: User, context: dict[str, Any], attachments: list[tuple[str, str, bytes]],
-                *, at: datetime, starts: datetime) -> None:
+                *, at: datetime, starts: datetime, zone: str) -> None:
     """On the channels the person chose; the text names only the time and the link."""
-    local = in_zone(starts, person.time_zone)
     await notify(tx, person, Kind.APPOINTMENT_REMINDER, at=at,
                  email=("booking_reminder", context, attachments),
-                 sms_text=f"CareTrack: your video consultation is at {local:%H:%M} on {local:%d %b}. "
+                 sms_text=f"CareTrack: your video consultation is at {timetext.show(starts, zone, 'at')}. "
                           f"Join: {context['link']}")
 
 
