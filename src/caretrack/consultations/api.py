@@ -8,6 +8,7 @@ from datetime import datetime
 
 from starlette.requests import Request
 
+from caretrack.accounts.models import User
 from caretrack.consultations import guests, service
 from caretrack.consultations.models import GuestInvite
 from caretrack.consultations.schemas import (
@@ -70,7 +71,7 @@ def _invite_item(invite: GuestInvite, at: datetime) -> GuestInviteItem:
 
 @api.post("/consultations/{appointment_id:id}/guest-invites", summary="A single-use link for a guest (doctor only)",
           roles=None, body=GuestInviteCreate, response=GuestInviteLink, status=201, errors=(404,))
-async def api_guest_invite(request: Request, user, body: GuestInviteCreate) -> GuestInviteLink:
+async def api_guest_invite(request: Request, user: User, body: GuestInviteCreate) -> GuestInviteLink:
     at = clock.now(request)
     invite, link = await guests.do_create_guest_invite(_settings(request), user, request.path_params["appointment_id"],
                                                        body, at=at)
@@ -79,7 +80,7 @@ async def api_guest_invite(request: Request, user, body: GuestInviteCreate) -> G
 
 @api.get("/consultations/{appointment_id:id}/guest-invites", summary="The guest links (doctor only)", roles=None,
          response=GuestInviteList, errors=(404,))
-async def api_guest_invites(request: Request, user) -> GuestInviteList:
+async def api_guest_invites(request: Request, user: User) -> GuestInviteList:
     at = clock.now(request)
     invites = await guests.list_guest_invites(_settings(request), user, request.path_params["appointment_id"])
     return GuestInviteList(invites=[_invite_item(invite, at) for invite in invites])
@@ -88,7 +89,7 @@ async def api_guest_invites(request: Request, user) -> GuestInviteList:
 @api.delete("/consultations/{appointment_id:id}/guest-invites/{invite_id:id}",
             summary="Revoke a guest link: it no longer opens, and its guest cannot join again (doctor only)",
             roles=None, response=GuestInviteItem, errors=(404,))
-async def api_revoke_guest_invite(request: Request, user) -> GuestInviteItem:
+async def api_revoke_guest_invite(request: Request, user: User) -> GuestInviteItem:
     at = clock.now(request)
     invite = await guests.do_revoke_guest_invite(_settings(request), user, request.path_params["appointment_id"],
                                                  request.path_params["invite_id"], at=at)

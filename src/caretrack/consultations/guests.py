@@ -92,7 +92,7 @@ async def do_revoke_guest_invite(settings: Settings, user: User, appointment_id:
     """The link no longer opens, and a guest who used it cannot join (or rejoin) the call."""
     await service._doctor_access(settings, user, appointment_id)
     async with atomic() as tx:
-        invite = await GuestInvite.get_or_none(id=invite_id, appointment_id=appointment_id).using_db(tx.conn)
+        invite = await GuestInvite.get_or_none(id=invite_id, appointment_id=appointment_id, using_db=tx.conn)
         if invite is None:
             raise NotFound(f"No guest link with id {invite_id} for this consultation.")
         if invite.revoked_at is None:
@@ -112,14 +112,14 @@ async def do_redeem_guest_invite(command: GuestJoin, *, user: User | None, at: d
     browser that already holds the link's seat (`held_seat`) gets the invitation again and
     no new secret; anyone else gets a 422 once the link is used."""
     async with atomic() as tx:
-        invite = await GuestInvite.get_or_none(token_hash=digest(command.token)).using_db(tx.conn)
+        invite = await GuestInvite.get_or_none(token_hash=digest(command.token), using_db=tx.conn)
         if invite is not None and invite.seat_hash is not None and held_seat \
                 and secrets.compare_digest(invite.seat_hash, digest(held_seat)) and invite.revoked_at is None:
             return invite, None
         if invite is None or status_of(invite, at) != "open":
             raise ValidationError("This invitation link is invalid, used, revoked or expired; "
                                   "ask the doctor for a new one.")
-        appointment = await Appointment.get(id=invite.appointment_id).using_db(tx.conn)
+        appointment = await Appointment.get(id=invite.appointment_id, using_db=tx.conn)
         if user is not None and user.id in (appointment.doctor_id, appointment.patient_id):
             raise ValidationError("You are already part of this consultation: open it from your appointments.")
         seat = secrets.token_urlsafe(32)
@@ -170,7 +170,8 @@ def make_authorize(settings: Settings) -> Callable[[Principal, str], Awaitable[S
     async def authorize(principal: Principal, consultation_id: str) -> Seat:
         if is_guest(principal):
             return await guest_seat(settings, principal, consultation_id)
-        return await users(principal, consultation_id)
+        seat: Seat = await users(principal, consultation_id)
+        return seat
 
     return authorize
 

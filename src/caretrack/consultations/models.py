@@ -76,6 +76,7 @@ class GuestInvite(Model):
     id = fields.IntField(primary_key=True)
     appointment = fields.ForeignKeyField("caretrack.Appointment", related_name="guest_invites",
                                          on_delete=fields.CASCADE)
+    appointment_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
     role = fields.CharEnumField(GuestRole, max_length=16, default=GuestRole.INTERPRETER)
     label = fields.CharField(max_length=100)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack.accounts.models import User
 from caretrack.accounts.sessions import cookie_options
 from caretrack.consultations import guests, service
 from caretrack.consultations.models import GuestRole
@@ -41,7 +43,7 @@ async def guest_page(request: Request) -> Response:
 
 
 @pages.post("/consultations/guest", roles=PUBLIC)
-async def guest_redeem(request: Request, user, form) -> Response:
+async def guest_redeem(request: Request, user: User | None, form: FormData) -> Response:
     """A guest opens their link (signed out or in alike): this browser now holds the seat."""
     settings = _settings(request)
     cookie = guests.seat_cookie_name(settings)

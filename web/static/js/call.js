@@ -53,6 +53,7 @@ function start() {
         break;
       case "lobby":
         renderLobby(message.waiting || [], (participant) => send({ type: "admit", participant }));
+        loadGuests(); // a guest in the lobby has opened their link
         break;
       case "offer":
         await onRemoteOffer(message.sdp, message.tracks || {});
