@@ -71,8 +71,8 @@ async def test_a_signed_out_guest_joins_doctor_and_patient_by_link(live_server, 
     # recording: the doctor and the patient agree; it waits for the guest
     await doctor_page.get_by_label("I agree to this call being recorded").check()
     await patient_page.get_by_label("I agree to this call being recorded").check()
-    await doctor_page.locator("#consent-missing").get_by_text("Recording needs the consent of: Ana Silva (interpreter).",
-                                                              exact=True).wait_for()
+    waiting_for_guest = "Recording needs the consent of: Ana Silva (interpreter)."
+    await doctor_page.locator("#consent-missing").get_by_text(waiting_for_guest, exact=True).wait_for()
     assert await doctor_page.locator("#recording-banner").is_hidden()
     await guest_page.get_by_label("I agree to this call being recorded").check()
     for page in (doctor_page, patient_page, guest_page):

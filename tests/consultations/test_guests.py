@@ -172,6 +172,8 @@ async def test_a_signed_out_guest_sees_the_call_and_nothing_of_the_appointment(a
         assert blank.status_code == 422 and "The name is required." in blank.text
         long = await guest.post("/consultations/guest", data={"token": token, "name": "A" * 61})
         assert long.status_code == 422 and "longer than 60 characters" in long.text
+        two_lines = await guest.post("/consultations/guest", data={"token": token, "name": "Ana\nSilva"})
+        assert two_lines.status_code == 422 and "plain text on one line" in two_lines.text
         joined = await guest.post("/consultations/guest", data={"token": token, "name": "Ana Silva"})
         assert joined.status_code == 303 and joined.headers["location"] == "/consultations/guest/call"
         assert "httponly" in joined.headers["set-cookie"].lower()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from caretrack.consultations.models import GuestRole
-from caretrack.core.validation import text_field
+from caretrack.core.validation import refuse, text_field
 
 GUEST_NAME_MAX = 60
 
@@ -76,3 +77,11 @@ class GuestJoin(BaseModel):
     token: Annotated[str, text_field("invitation token", 100)]
     name: Annotated[str, text_field("name", GUEST_NAME_MAX)]
     csrf_token: str | None = None  # the form's own field (checked by the page router)
+
+    @field_validator("name")
+    @classmethod
+    def _one_line_of_text(cls, name: str) -> str:
+        if any(unicodedata.category(c).startswith("C") for c in name):
+            raise refuse("name", "The name must be plain text on one line (no tabs, line breaks or control "
+                                 "characters).")
+        return name
