@@ -1,6 +1,9 @@
 """One consultation's live state: who is connected, who waits, who is admitted, the
 relay room, recording consents and the recording itself.
 
+Recording runs only while everyone admitted and connected (guests included) has consented:
+it stops when anyone withdraws and when someone who has not consented is admitted.
+
 Only admitted members get a relay participant (``room.join``): a waiting patient or
 guest never reaches media.  State changes that span members run under one lock per
 consultation; relay SDP work runs under the relay's own per-participant locks.
@@ -86,7 +89,7 @@ class Consultation:
         self.service = service
         self.id = consultation_id
         self.members: dict[str, Member] = {}  # insertion order = arrival order
-        self.consents: dict[str, bool] = {"host": False, "patient": False}
+        self.consents: dict[str, bool] = {}  # by participant id; kept across reconnects
         self.recording_path: Path | None = None
         self.ended = False
         self.lock = asyncio.Lock()
@@ -135,7 +138,8 @@ class Consultation:
             ))
             if member.admitted:
                 self._announce_participants()
-                session.send(self._recording_state())
+                if not await self._update_recording():
+                    self.broadcast(self._recording_state())
             else:
                 session.send(p.Waiting(host_present=self._host_present()))
             self._announce_lobby()
@@ -159,6 +163,8 @@ class Consultation:
                 self._announce_host_presence()
             if not any(m.connected for m in self.members.values()):
                 await self._shut()
+            elif member.admitted and not await self._update_recording():
+                self.broadcast(self._recording_state())
 
     async def _leave_media(self, member: Member) -> None:
         if member.participant is None:
@@ -192,9 +198,10 @@ class Consultation:
             member.admitted = True
             logger.info("%s: %s admitted %s", self, host.id, member.id)
             member.send(p.Admitted())
-            member.send(self._recording_state())
             self._announce_participants()
             self._announce_lobby()
+            if not await self._update_recording():  # a recording stops for someone who has not consented
+                self.broadcast(self._recording_state())
 
     def _host_present(self) -> bool:
         return any(m.role == "host" for m in self._connected())
@@ -258,20 +265,26 @@ class Consultation:
     # --- recording ------------------------------------------------------------------------
 
     def _recording_state(self) -> p.Recording:
-        return p.Recording(on=self.recording_path is not None, consents=p.Consents(**self.consents))
+        def consented(role: Role) -> bool:
+            return any(self.consents.get(m.id, False) for m in self.members.values() if m.role == role)
+
+        return p.Recording(on=self.recording_path is not None,
+                           consents=p.Consents(host=consented("host"), patient=consented("patient")),
+                           missing=[p.Person(participant=m.id, name=m.principal.name)
+                                    for m in self._connected(admitted=True) if not self.consents.get(m.id, False)])
 
     async def consent(self, member: Member, granted: bool) -> None:
         async with self.lock:
             await self.service.hooks.on_recording_consent(self.id, member.principal, member.role, granted)
-            self.consents[member.role] = granted
+            self.consents[member.id] = granted
             if not await self._update_recording():
                 self.broadcast(self._recording_state())
 
     def _should_record(self) -> bool:
-        if not all(self.consents.values()) or self.ended:
+        present = self._connected(admitted=True)
+        if self.ended or not all(self.consents.get(m.id, False) for m in present):
             return False
-        publishing = {m.role for m in self._connected(admitted=True)
-                      if m.participant is not None and m.participant.publications}
+        publishing = {m.role for m in present if m.participant is not None and m.participant.publications}
         return {"host", "patient"} <= publishing
 
     async def _update_recording(self) -> bool:

@@ -258,12 +258,20 @@ class Consents(BaseModel):
     patient: bool
 
 
+class Person(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    participant: str
+    name: str
+
+
 class Recording(_Server):
-    """Recording state and who has consented; ``on`` only with both consents."""
+    """Recording state and who has consented; ``on`` only when everyone in the call (guests
+    included) has consented, and ``missing`` names those who have not."""
 
     type: Literal["recording"] = "recording"
     on: bool
     consents: Consents
+    missing: list[Person] = []
 
 
 class Error(_Server):

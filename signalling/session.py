@@ -297,10 +297,7 @@ class Session:
                 member.screen = active
                 consultation.broadcast(p.ScreenShareChanged(participant=member.id, active=active), exclude=member)
             case p.RecordingConsent(granted=granted):
-                member = self._admitted("consent to recording")
-                if member.role not in ("host", "patient"):
-                    raise p.ProtocolError(p.CLOSE_REFUSED, "only the doctor and the patient consent to recording")
-                await consultation.consent(member, granted)
+                await consultation.consent(self._admitted("consent to recording"), granted)
             case p.End():
                 host = self._host("end the consultation")
                 await consultation.end(host.principal, f"{host.principal.name} ended the consultation")

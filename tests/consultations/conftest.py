@@ -22,8 +22,10 @@ from tests.signalling.conftest import clients as clients  # a fixture, for the m
 
 
 async def make_appointment(doctor, patient, *, starts_in: timedelta = timedelta(minutes=5),
-                           minutes: int = 30, status: AppointmentStatus = AppointmentStatus.BOOKED) -> Appointment:
-    starts = datetime.now(UTC).replace(microsecond=0) + starts_in
+                           minutes: int = 30, status: AppointmentStatus = AppointmentStatus.BOOKED,
+                           at: datetime | None = None) -> Appointment:
+    """Starting `starts_in` after `at` (the wall clock unless a test pins it)."""
+    starts = (at or datetime.now(UTC)).replace(microsecond=0) + starts_in
     ends = starts + timedelta(minutes=minutes)
     return await Appointment.create(doctor=doctor, patient=patient, status=status,
                                     active=status != AppointmentStatus.CANCELLED, starts_at=starts, ends_at=ends,

@@ -13,12 +13,12 @@ from caretrack.consultations import service
 from caretrack.consultations.models import ChatMessage, Consultation, Recording
 from caretrack.core import crypto
 from caretrack.core.audit.models import AuditEntry
-from caretrack.core.errors import Forbidden, NotFound, ValidationError
+from caretrack.core.errors import Forbidden, NotFound
 from signalling import Principal, Refused
 from tests.consultations.conftest import make_appointment
 
 
-async def test_only_the_appointments_doctor_patient_and_invited_guest_hold_seats(database, people):
+async def test_only_the_appointments_doctor_and_patient_hold_seats_by_account(database, people):
     settings = database
     appointment = await make_appointment(people["doctor"], people["patient"])
     authorize = service.make_authorize(settings)
@@ -33,17 +33,7 @@ async def test_only_the_appointments_doctor_patient_and_invited_guest_hold_seats
         await authorize(Principal(str(people["doctor"].id), "d"), "999999")
     with pytest.raises(Refused):
         await authorize(Principal(str(people["doctor"].id), "d"), "1; DROP TABLE")
-
-    link = await service.do_create_guest_invite(settings, people["doctor"], appointment.id, "Interpreter")
-    secret = link.split("#", 1)[1]
-    with pytest.raises(Refused):
-        await authorize(Principal(str(people["carer"].id), "c"), cid)
-    assert await service.do_redeem_guest_invite(people["carer"], secret) == appointment.id
-    assert (await authorize(Principal(str(people["carer"].id), "c"), cid)).role == "guest"
-    with pytest.raises(ValidationError, match="already been used|invalid, used or expired"):
-        await service.do_redeem_guest_invite(people["stranger"], secret)
-    with pytest.raises(Forbidden):
-        await service.do_create_guest_invite(settings, people["patient"], appointment.id, "My friend")
+    # a guest's seat is their invitation, not an account: tests/consultations/test_guests.py
 
 
 async def test_an_admission_is_remembered_once_and_audited(database, people):
@@ -135,13 +125,3 @@ async def test_recordings_are_encrypted_at_rest_and_every_download_is_audited(da
     with pytest.raises(crypto.DecryptionError):
         b"".join(crypto.decrypt_file(path, service.recording_context(recording.file_name)))
     assert await Recording.filter(appointment_id=appointment.id).count() == 1
-
-
-async def test_a_guest_link_works_for_a_day_then_expires(database, people, now):
-    appointment = await make_appointment(people["doctor"], people["patient"])
-    link = await service.do_create_guest_invite(database, people["doctor"], appointment.id, "Interpreter", at=now)
-    secret = link.split("#", 1)[1]
-    with pytest.raises(ValidationError, match="expired"):
-        await service.do_redeem_guest_invite(people["carer"], secret, at=now + service.GUEST_INVITE_LIFETIME)
-    just_in_time = now + service.GUEST_INVITE_LIFETIME - timedelta(seconds=1)
-    assert await service.do_redeem_guest_invite(people["carer"], secret, at=just_in_time) == appointment.id

@@ -1,17 +1,21 @@
 """Scaled out for real: the web app with CARETRACK_MEDIA_MODE=workers on PostgreSQL and Redis,
-two `caretrack media` processes, and aiortc peers signed in as the doctor and the patient.
+two `caretrack media` processes, and aiortc peers signed in as the doctor and the patient
+(and a guest, by their seat).
 The call is placed on one worker; killing that worker (SIGKILL) sends both clients to the
 other, where the patient the doctor admitted skips the waiting room and media flows again."""
 
 from __future__ import annotations
 
 import signal
+from datetime import UTC, datetime
 
 import httpx
 import pyotp
 import websockets
 
-from caretrack.consultations.models import Admission
+from caretrack.consultations import guests
+from caretrack.consultations.models import Admission, GuestInvite, GuestRole
+from caretrack.consultations.schemas import GuestInviteCreate, GuestJoin
 from caretrack.core.roles import Role
 from signalling import protocol as p
 from tests.consultations.conftest import make_appointment
@@ -28,13 +32,15 @@ async def sign_in(base_url: str, email: str, totp_secret: str | None = None) -> 
         return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
 
 
-async def join(base_url: str, cookie: str, appointment_id: int) -> SignalClient:
-    ws = await websockets.connect(base_url.replace("http", "ws", 1) + "/ws/signal", origin=base_url,
+async def join(base_url: str, cookie: str, appointment_id: int, *, query: str = "",
+               welcome: bool = True) -> SignalClient:
+    ws = await websockets.connect(base_url.replace("http", "ws", 1) + "/ws/signal" + query, origin=base_url,
                                   additional_headers={"cookie": cookie}, open_timeout=5, max_size=2**22)
     client = SignalClient(cookie[:12], ws)
     client.start()
-    await client.send({"type": "join", "consultation": str(appointment_id)})
-    await client.wait(p.Welcome)
+    if welcome:
+        await client.send({"type": "join", "consultation": str(appointment_id)})
+        await client.wait(p.Welcome)
     return client
 
 
@@ -107,3 +113,36 @@ async def test_a_stopped_worker_leaves_the_directory_and_readiness_says_so(scale
     body = response.json()
     assert body["checks"]["media"] == "no workers"
     assert any("caretrack media" in problem for problem in body["problems"])
+
+
+async def test_a_guest_joins_through_the_web_app_to_a_media_worker(scaled_out, clients) -> None:
+    """The guest's seat (a cookie, no account) is checked by the web process and vouched for
+    to the worker, whose hooks keep the admission on the invitation."""
+    base_url, settings = scaled_out["url"], scaled_out["settings"]
+    secret = pyotp.random_base32()
+    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
+    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
+    appointment = await make_appointment(doctor, patient)
+    invite, link = await guests.do_create_guest_invite(
+        settings, doctor, appointment.id, GuestInviteCreate(role=GuestRole.FAMILY, label="Daughter"),
+        at=datetime.now(UTC))
+    _, seat = await guests.do_redeem_guest_invite(GuestJoin(token=link.split("#", 1)[1], name="Gina"), user=None,
+                                                  at=datetime.now(UTC))
+    guest_cookie = f"{guests.seat_cookie_name(settings)}={seat}"
+
+    without_seat = await join(base_url, guest_cookie, appointment.id, welcome=False)
+    clients.append(without_seat)
+    assert (await without_seat.wait_closed())[0] == 4401  # the seat is only read for ?seat=guest
+    host = await join(base_url, await sign_in(base_url, "doc@example.org", secret), appointment.id)
+    guest = await join(base_url, guest_cookie, appointment.id, query="?seat=guest")
+    clients += [host, guest]
+    welcome = guest.of(p.Welcome)[0]
+    assert (welcome.participant, welcome.name, welcome.role, welcome.admitted) == (
+        f"guest:{invite.id}", "Gina (family member)", "guest", False)
+    await host.wait(p.Lobby, lambda m: [w.name for w in m.waiting] == ["Gina (family member)"])
+    await host.send({"type": "admit", "participant": f"guest:{invite.id}"})
+    await guest.wait(p.Admitted)
+    await guest.send({"type": "chat", "text": "hello"})
+    refused = await guest.wait(p.Error, lambda e: e.about == "chat")
+    assert refused.code == 4403 and "not post" in refused.message
+    assert (await GuestInvite.get(id=invite.id)).admitted_at is not None

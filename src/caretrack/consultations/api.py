@@ -4,14 +4,20 @@ by site/calls.py."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from starlette.requests import Request
 
-from caretrack.consultations import service
+from caretrack.accounts.models import User
+from caretrack.consultations import guests, service
+from caretrack.consultations.models import GuestInvite
 from caretrack.consultations.schemas import (
     ChatHistory,
     ChatItem,
     GuestInviteCreate,
+    GuestInviteItem,
     GuestInviteLink,
+    GuestInviteList,
     Notes,
     RecordingItem,
     RecordingList,
@@ -57,9 +63,34 @@ async def api_recordings(request: Request, user) -> RecordingList:
         download_url=f"/consultations/{appointment_id}/recordings/{r.id}") for r in recordings])
 
 
+def _invite_item(invite: GuestInvite, at: datetime) -> GuestInviteItem:
+    return GuestInviteItem(id=invite.id, role=invite.role, label=invite.label, status=guests.status_of(invite, at),
+                           created_at=invite.created_at, expires_at=invite.expires_at,
+                           display_name=invite.display_name, admitted_at=invite.admitted_at)
+
+
 @api.post("/consultations/{appointment_id:id}/guest-invites", summary="A single-use link for a guest (doctor only)",
           roles=None, body=GuestInviteCreate, response=GuestInviteLink, status=201, errors=(404,))
-async def api_guest_invite(request: Request, user, body: GuestInviteCreate) -> GuestInviteLink:
-    link = await service.do_create_guest_invite(_settings(request), user, request.path_params["appointment_id"],
-                                                body.label, at=clock.now(request))
-    return GuestInviteLink(link=link)
+async def api_guest_invite(request: Request, user: User, body: GuestInviteCreate) -> GuestInviteLink:
+    at = clock.now(request)
+    invite, link = await guests.do_create_guest_invite(_settings(request), user, request.path_params["appointment_id"],
+                                                       body, at=at)
+    return GuestInviteLink(link=link, **_invite_item(invite, at).model_dump())
+
+
+@api.get("/consultations/{appointment_id:id}/guest-invites", summary="The guest links (doctor only)", roles=None,
+         response=GuestInviteList, errors=(404,))
+async def api_guest_invites(request: Request, user: User) -> GuestInviteList:
+    at = clock.now(request)
+    invites = await guests.list_guest_invites(_settings(request), user, request.path_params["appointment_id"])
+    return GuestInviteList(invites=[_invite_item(invite, at) for invite in invites])
+
+
+@api.delete("/consultations/{appointment_id:id}/guest-invites/{invite_id:id}",
+            summary="Revoke a guest link: it no longer opens, and its guest cannot join again (doctor only)",
+            roles=None, response=GuestInviteItem, errors=(404,))
+async def api_revoke_guest_invite(request: Request, user: User) -> GuestInviteItem:
+    at = clock.now(request)
+    invite = await guests.do_revoke_guest_invite(_settings(request), user, request.path_params["appointment_id"],
+                                                 request.path_params["invite_id"], at=at)
+    return _invite_item(invite, at)

@@ -3,6 +3,8 @@ recordings (encrypted at rest) and single-use guest invitations."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -50,20 +52,44 @@ class Recording(Model):
         table = "consultation_recordings"
 
 
+class GuestRole(StrEnum):
+    """Who a guest link is for (the doctor picks one)."""
+
+    INTERPRETER = "interpreter"
+    FAMILY = "family"
+    CARER = "carer"
+    CLINICIAN = "clinician"
+
+    @property
+    def label(self) -> str:
+        return {"interpreter": "Interpreter", "family": "Family member", "carer": "Carer",
+                "clinician": "Other clinician"}[self.value]
+
+
 class GuestInvite(Model):
-    """A single-use link a doctor gives to a carer or interpreter, redeemed by a signed-in
-    user, whose seat in the call it then is."""
+    """A single-use link a doctor gives to a guest without an account, whose seat in the call it then is.
+
+    Redeemed signed out or signed in alike: the guest gives a display name and the browser
+    that redeemed it holds the seat (a cookie whose hash is `seat_hash`); nobody else can.
+    """
 
     id = fields.IntField(primary_key=True)
     appointment = fields.ForeignKeyField("caretrack.Appointment", related_name="guest_invites",
                                          on_delete=fields.CASCADE)
+    appointment_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
+    role = fields.CharEnumField(GuestRole, max_length=16, default=GuestRole.INTERPRETER)
     label = fields.CharField(max_length=100)
     created_by = fields.ForeignKeyField("caretrack.User", related_name="guest_invites_made", on_delete=fields.CASCADE)
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+    # the signed-in user who redeemed it, if they were signed in (their account gains nothing)
     guest = fields.ForeignKeyField("caretrack.User", related_name="guest_seats", null=True, on_delete=fields.CASCADE)
     redeemed_at = fields.DatetimeField(null=True)
+    display_name = fields.CharField(max_length=60, null=True)
+    seat_hash = fields.CharField(max_length=64, unique=True, null=True)
+    admitted_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "consultation_guest_invites"

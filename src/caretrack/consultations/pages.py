@@ -1,14 +1,21 @@
-"""Consultation pages: the call, a guest's invitation, recording downloads."""
+"""Consultation pages: the call, a guest's invitation and seat, recording downloads."""
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caretrack.consultations import service
+from caretrack.accounts.models import User
+from caretrack.accounts.sessions import cookie_options
+from caretrack.consultations import guests, service
+from caretrack.consultations.models import GuestRole
+from caretrack.consultations.schemas import GUEST_NAME_MAX, GuestJoin
 from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
 from caretrack.core.settings import Settings
+from caretrack.core.validation import parse_command
+from caretrack.http.apikit import PUBLIC
 from caretrack.http.pagekit import PageRouter, download, redirect, render
 
 pages = PageRouter()
@@ -26,23 +33,51 @@ async def call_page(request: Request, user) -> Response:
     await appointment.fetch_related("doctor", "patient")
     return render(request, "consultations/call.html", {
         "access": access, "appointment": appointment, "closed_reason": access.closed_reason(clock.now(request)),
-        "user": user,
+        "user": user, "guest_roles": list(GuestRole),
     })
 
 
-@pages.get("/consultations/guest", roles=None)
+@pages.get("/consultations/guest", roles=PUBLIC)
 async def guest_page(request: Request) -> Response:
-    return render(request, "consultations/guest.html")
+    return render(request, "consultations/guest.html", {"name_max": GUEST_NAME_MAX})
 
 
-@pages.post("/consultations/guest", roles=None)
-async def guest_redeem(request: Request, user, form) -> Response:
+@pages.post("/consultations/guest", roles=PUBLIC)
+async def guest_redeem(request: Request, user: User | None, form: FormData) -> Response:
+    """A guest opens their link (signed out or in alike): this browser now holds the seat."""
+    settings = _settings(request)
+    cookie = guests.seat_cookie_name(settings)
     try:
-        appointment_id = await service.do_redeem_guest_invite(user, str(form.get("token", "")), at=clock.now(request))
+        command = parse_command(GuestJoin, form)
+        invite, seat = await guests.do_redeem_guest_invite(command, user=user, at=clock.now(request),
+                                                           held_seat=request.cookies.get(cookie))
     except CareTrackError as exc:
-        return render(request, "consultations/guest.html", status_code=exc.status_code,
-                      flashes=[("error", exc.message)])
-    return redirect(f"/consultations/{appointment_id}")
+        return render(request, "consultations/guest.html", {"name_max": GUEST_NAME_MAX, "name": form.get("name", ""),
+                                                               "token": form.get("token", "")},
+                      status_code=exc.status_code, flashes=[("error", exc.message)])
+    response = redirect("/consultations/guest/call")
+    if seat is not None:
+        access = await guests.guest_access(settings, invite)
+        lifetime = int((access.closes_at - clock.now(request)).total_seconds())
+        response.set_cookie(cookie, seat, max_age=max(lifetime, 60), **cookie_options(settings))
+    return response
+
+
+@pages.get("/consultations/guest/call", roles=PUBLIC)
+async def guest_call_page(request: Request) -> Response:
+    """The call, for the guest this browser's seat is: what the call shows and nothing of
+    the appointment beyond the doctor's name and the time."""
+    settings = _settings(request)
+    invite = await guests.seat_invite(request.cookies.get(guests.seat_cookie_name(settings)))
+    if invite is None:
+        return render(request, "consultations/guest.html", {"name_max": GUEST_NAME_MAX}, status_code=404, flashes=[
+            ("error", "This browser holds no guest seat (the link was opened in another browser, revoked, "
+                      "or the call is over). Ask the doctor for a new link.")])
+    access = await guests.guest_access(settings, invite)
+    return render(request, "consultations/call.html", {
+        "access": access, "appointment": access.appointment, "closed_reason": access.closed_reason(clock.now(request)),
+        "user": {"id": guests.principal_of(invite).id}, "guest": guests.principal_of(invite),
+    })
 
 
 @pages.get("/consultations/{appointment_id:id}/recordings/{recording_id:id}", roles=None)

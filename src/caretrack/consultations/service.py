@@ -11,10 +11,9 @@ from pathlib import Path
 
 import media
 from caretrack.accounts.models import User
-from caretrack.accounts.sessions import digest
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.zones import working_zone
-from caretrack.consultations.models import Admission, ChatMessage, Consultation, GuestInvite, Recording
+from caretrack.consultations.models import Admission, ChatMessage, Consultation, Recording
 from caretrack.core import crypto, timetext
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
@@ -27,7 +26,6 @@ log = get_logger("caretrack.consultations")
 JOINABLE = frozenset({AppointmentStatus.BOOKED})
 # How long after the booked end the call may still be joined (consultations overrun).
 LATE_GRACE = timedelta(minutes=60)
-GUEST_INVITE_LIFETIME = timedelta(hours=24)
 CLOSE_CLOSED = 4409
 
 
@@ -66,10 +64,13 @@ async def access_for(settings: Settings, user: User, appointment_id: int) -> Cal
         role = "host"
     elif user.id == appointment.patient_id:
         role = "patient"
-    elif await GuestInvite.exists(appointment_id=appointment.id, guest_id=user.id):
-        role = "guest"
-    else:
+    else:  # a guest's seat is their invitation, not their account (consultations/guests.py)
         raise NotFound(f"No consultation with id {appointment_id}.")
+    return await call_access(settings, appointment, role)
+
+
+async def call_access(settings: Settings, appointment: Appointment, role: str) -> CallAccess:
+    """The seat `role` holds in this appointment's call: its join window and whether it ended."""
     consultation = await Consultation.get_or_none(appointment_id=appointment.id)
     return CallAccess(
         appointment, role,
@@ -240,41 +241,3 @@ async def open_recording(settings: Settings, user: User, appointment_id: int, re
         await tx.audit(Actor(user.id), "recording.downloaded", "recording", recording.id, appointment=appointment_id)
     path = recordings_dir(settings) / recording.file_name
     return recording, crypto.decrypt_file(path, recording_context(recording.file_name))
-
-
-async def do_create_guest_invite(settings: Settings, user: User, appointment_id: int, label: str,
-                                 at: datetime | None = None) -> str:
-    at = at or now()
-    label = (label or "").strip()
-    if not 1 <= len(label) <= 100:
-        raise ValidationError("Say who the link is for (1 to 100 characters), such as 'Interpreter'.")
-    access = await _doctor_access(settings, user, appointment_id)
-    if not access.open:
-        raise ValidationError("This consultation is closed.")
-    secret = secrets.token_urlsafe(32)
-    async with atomic() as tx:
-        invite = await GuestInvite.create(using_db=tx.conn, appointment_id=appointment_id, token_hash=digest(secret),
-                                          label=label, created_by=user, expires_at=at + GUEST_INVITE_LIFETIME)
-        await tx.audit(Actor(user.id), "consultation.guest_invited", "appointment", appointment_id,
-                       invite=invite.id, label=label)
-    return f"{settings.base_url}/consultations/guest#{secret}"
-
-
-async def do_redeem_guest_invite(user: User, secret: str, at: datetime | None = None) -> int:
-    """Bind a single-use invitation to the signed-in user; returns the appointment id."""
-    at = at or now()
-    async with atomic() as tx:
-        invite = await GuestInvite.get_or_none(token_hash=digest(secret or "")).using_db(tx.conn)
-        if invite is None or invite.redeemed_at is not None or invite.expires_at <= at:
-            raise ValidationError("This invitation link is invalid, used or expired; ask the doctor for a new one.")
-        appointment = await Appointment.get(id=invite.appointment_id).using_db(tx.conn)
-        if user.id in (appointment.doctor_id, appointment.patient_id):
-            raise ValidationError("You are already part of this consultation.")
-        claimed = await GuestInvite.filter(id=invite.id, redeemed_at=None).using_db(tx.conn).update(
-            redeemed_at=at, guest_id=user.id)
-        if not claimed:
-            raise ValidationError("This invitation link has already been used.")
-        await tx.audit(Actor(user.id), "consultation.guest_joined", "appointment", appointment.id, invite=invite.id)
-    return appointment.id
-
-

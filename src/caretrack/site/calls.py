@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 import media
 from caretrack.accounts.guard import identify
 from caretrack.accounts.sessions import Authenticated
-from caretrack.consultations import service
+from caretrack.consultations import guests, service
 from caretrack.consultations.cluster import RedisDirectory
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
@@ -56,6 +56,9 @@ async def start(app: Starlette) -> None:
     settings: Settings = app.state.settings
 
     async def authenticate(websocket: WebSocket) -> Principal | None:
+        if websocket.query_params.get("seat") == "guest":  # the guest seat this browser holds
+            invite = await guests.seat_invite(websocket.cookies.get(guests.seat_cookie_name(settings)))
+            return guests.principal_of(invite) if invite is not None else None
         auth = await _auth_of(websocket, settings)
         if auth is None:
             return None
@@ -72,14 +75,14 @@ async def start(app: Starlette) -> None:
         app.state.media_directory = RedisDirectory(app.state.redis)
         app.state.signalling = SignallingProxy(
             app.state.media_directory, ticket_key=settings.media_ticket_key, authenticate=authenticate,
-            allowed_origin=allowed_origin, authorize=service.make_authorize(settings))
+            allowed_origin=allowed_origin, authorize=guests.make_authorize(settings))
         return
     relay = media.Relay(service.relay_config(settings))
     app.state.media_relay = relay
     app.state.media_directory = None
     app.state.signalling = SignallingService(
         relay, authenticate=authenticate, allowed_origin=allowed_origin,
-        authorize=service.make_authorize(settings), hooks=service.CallHooks(settings),
+        authorize=guests.make_authorize(settings), hooks=guests.CallHooks(settings),
     )
 
 

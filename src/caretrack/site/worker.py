@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 import media
-from caretrack.consultations import service
+from caretrack.consultations import guests, service
 from caretrack.consultations.cluster import Registration
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
@@ -46,7 +46,7 @@ def create_worker_app(settings: Settings, worker: Worker) -> Starlette:
     async def hosts(consultation_id: str) -> bool:
         return registration is not None and await registration.hosts(consultation_id)
 
-    signalling = worker_service(relay, ticket_key=settings.media_ticket_key, hooks=service.CallHooks(settings),
+    signalling = worker_service(relay, ticket_key=settings.media_ticket_key, hooks=guests.CallHooks(settings),
                                 hosts=hosts)
 
     async def moved(consultation_ids: list[str]) -> None:

@@ -5,11 +5,13 @@
 // This is the entry point; its parts are the modules in call/:
 //   state.js       the shared state            signalling.js  the /ws/signal socket
 //   devices.js     camera, microphone, speaker peer.js        the connection with the relay
-//   controls.js    the call's buttons          chat.js        chat, notes, recordings, guests
+//   controls.js    the call's buttons          chat.js        chat, notes, recordings
+//   guests.js      the doctor's guest links, who recording waits for
 //   ui.js          warnings, people, stages, the quality badge
 // Signalling speaks the versioned protocol of the `signalling` package over /ws/signal.
 import { addChat, initChat, loadChat, loadNotes, loadRecordings } from "./call/chat.js";
 import { initControls } from "./call/controls.js";
+import { initGuests, loadGuests, showConsents } from "./call/guests.js";
 import { acquire, initDevices } from "./call/devices.js";
 import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, watchQuality } from "./call/peer.js";
 import { closeSocket, connect, send } from "./call/signalling.js";
@@ -23,6 +25,7 @@ if (root) start();
 function start() {
   const appointment = root.dataset.appointment;
   const role = root.dataset.role;
+  state.guest = role === "guest";
   window.caretrackCall = { state, inboundVideo };
 
   initDevices();
@@ -32,6 +35,7 @@ function start() {
   });
   initControls({ role, finish });
   initChat(appointment);
+  initGuests(appointment);
   watchQuality();
 
   async function handle(message) {
@@ -49,6 +53,7 @@ function start() {
         break;
       case "lobby":
         renderLobby(message.waiting || [], (participant) => send({ type: "admit", participant }));
+        loadGuests(); // a guest in the lobby has opened their link
         break;
       case "offer":
         await onRemoteOffer(message.sdp, message.tracks || {});
@@ -64,6 +69,7 @@ function start() {
         break;
       case "recording":
         $("recording-banner").hidden = !message.on;
+        showConsents(message);
         break;
       case "error":
         if (message.code !== 4400 || message.about !== "answer") warn(message.message);
@@ -80,8 +86,8 @@ function start() {
   async function admitted() {
     state.admitted = true;
     showStage(role);
-    if (role === "host") { loadNotes(); loadRecordings(); }
-    loadChat();
+    if (role === "host") { loadNotes(); loadRecordings(); loadGuests(); }
+    if (role !== "guest") loadChat(); // a guest sees no chat from before they joined
     if (!state.local) await acquire();
     openPeer();
   }

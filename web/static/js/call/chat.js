@@ -1,5 +1,5 @@
 // Chat (sent over the signalling socket, its history from the API), and the doctor's panel:
-// encrypted notes saved as they are typed, the recordings, single-use guest links.
+// encrypted notes saved as they are typed, the recordings (guest links: guests.js).
 import { sendJSON } from "/static/js/api.js";
 import { $ } from "./state.js";
 import { send } from "./signalling.js";
@@ -38,14 +38,6 @@ export function initChat(appointment) {
         $("notes-status").textContent = "Saved.";
       } catch (err) { $("notes-status").textContent = `Not saved: ${err.message}`; }
     }, 800);
-  });
-
-  $("guest-form")?.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      const { link } = await api("POST", "/guest-invites", { label: $("guest-label").value });
-      $("guest-link").textContent = link;
-    } catch (err) { warn(err.message); }
   });
 }
 

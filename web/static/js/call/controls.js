@@ -10,7 +10,6 @@ export function initControls({ role, finish }) {
   $("share-button").addEventListener("click", share);
 
   $("consent-box").addEventListener("change", (e) => send({ type: "recording_consent", granted: e.target.checked }));
-  if (role === "guest") $("consent-box").parentElement.hidden = true;
 
   $("leave-button").addEventListener("click", () => {
     send({ type: "leave" });

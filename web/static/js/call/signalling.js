@@ -19,7 +19,9 @@ export function closeSocket() {
 // sends (it returns a promise); on.refused(reason) is told when the server will not have us
 // (not after our own close or a replaced socket); on.dropped() before each reconnect.
 export function connect(consultation, on) {
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/signal`;
+  // A guest's seat is their invitation (a cookie), not an account: say which one this socket is.
+  const seat = state.guest ? "?seat=guest" : "";
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/signal${seat}`;
   const socket = new WebSocket(url);
   state.socket = socket;
   socket.addEventListener("open", () => {

@@ -6,5 +6,5 @@ export const $ = (id) => document.getElementById(id);
 export const state = {
   socket: null, pc: null, local: null, screen: null, iceServers: [], admitted: false,
   ended: false, makingOffer: false, tracksByMid: new Map(), tiles: new Map(), wsAttempt: 0,
-  consent: false, speakerId: "", reconnectTimer: null, everConnected: false,
+  consent: false, speakerId: "", reconnectTimer: null, everConnected: false, guest: false,
 };
