@@ -18,6 +18,7 @@ from typing import Literal
 from caretrack.accounts.models import User
 from caretrack.accounts.sessions import digest
 from caretrack.booking.models import Appointment
+from caretrack.booking.zones import working_zone
 from caretrack.consultations import service
 from caretrack.consultations.models import GuestInvite
 from caretrack.consultations.schemas import GuestInviteCreate, GuestJoin
@@ -142,7 +143,8 @@ async def seat_invite(seat_secret: str | None) -> GuestInvite | None:
 
 async def guest_access(settings: Settings, invite: GuestInvite) -> service.CallAccess:
     appointment = await Appointment.get(id=invite.appointment_id).prefetch_related("doctor")
-    return await service.call_access(settings, appointment, "guest")
+    # a guest has no profile: they read times on the clock of the doctor who invited them
+    return await service.call_access(settings, appointment, "guest", zone=await working_zone(appointment.doctor))
 
 
 async def guest_seat(settings: Settings, principal: Principal, consultation_id: str) -> Seat:

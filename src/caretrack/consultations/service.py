@@ -66,18 +66,19 @@ async def access_for(settings: Settings, user: User, appointment_id: int) -> Cal
         role = "patient"
     else:  # a guest's seat is their invitation, not their account (consultations/guests.py)
         raise NotFound(f"No consultation with id {appointment_id}.")
-    return await call_access(settings, appointment, role)
+    return await call_access(settings, appointment, role, zone=await working_zone(user))
 
 
-async def call_access(settings: Settings, appointment: Appointment, role: str) -> CallAccess:
-    """The seat `role` holds in this appointment's call: its join window and whether it ended."""
+async def call_access(settings: Settings, appointment: Appointment, role: str, *, zone: str) -> CallAccess:
+    """The seat `role` holds in this appointment's call: its join window, whether it ended,
+    and the zone its reader's times are shown in."""
     consultation = await Consultation.get_or_none(appointment_id=appointment.id)
     return CallAccess(
         appointment, role,
         opens_at=appointment.starts_at - timedelta(minutes=settings.call_window_minutes),
         closes_at=appointment.ends_at + LATE_GRACE,
         ended=consultation is not None and consultation.ended_at is not None,
-        zone=await working_zone(user),
+        zone=zone,
     )
 
 
