@@ -4,6 +4,7 @@ from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
+
 class Migration(migrations.Migration):
     dependencies = [('caretrack', '0019_rota_plans')]
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+OfferState = Literal["open", "booked", "expired"]
+
 
 class FollowUpCreate(BaseModel):
     """One of your free slots (`starts_at`), or any free slot between two dates (`from_date`
@@ -67,7 +69,7 @@ class FollowUpOut(BaseModel):
     range_until: datetime | None
     description: str = Field(description="The offer in words, in the reader's time zone.")
     expires_at: datetime
-    state: Literal["open", "booked", "expired"]
+    state: OfferState
     booked_appointment_id: int | None
     fee_credits: int
     slots: list[FollowUpSlotOut] = Field(description="The free slots it can be booked at now (open offers).")

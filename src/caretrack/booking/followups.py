@@ -16,7 +16,7 @@ from typing import Any
 from caretrack.accounts.models import User
 from caretrack.booking import slots as slotlib
 from caretrack.booking.followup_models import FollowUpOffer
-from caretrack.booking.followup_schemas import FollowUpBook, FollowUpCreate, FollowUpOut, FollowUpSlotOut
+from caretrack.booking.followup_schemas import FollowUpBook, FollowUpCreate, FollowUpOut, FollowUpSlotOut, OfferState
 from caretrack.booking.models import Appointment, AppointmentStatus, DoctorProfile
 from caretrack.booking.schemas import BookSlot
 from caretrack.booking.service import SlotTaken, do_book, format_local, list_slots, rules_for
@@ -30,7 +30,7 @@ from caretrack.notifications.service import notify
 
 OFFER_LIFETIME = timedelta(days=14)
 MAX_RANGE_DAYS = 31
-MAX_SLOTS = 60
+MAX_SLOTS = 200  # the most times a list shows (a select on the page)
 # A follow-up follows a consultation that stands or took place.
 OFFERABLE = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW})
 
@@ -58,11 +58,12 @@ async def _doctors_appointment(user: User, appointment_id: int) -> Appointment:
 async def _free(doctor_id: int, first: date, last: date, *, at: datetime, after: datetime) -> list[slotlib.Slot]:
     """The doctor's free, bookable slots on local dates first..last, starting at or after `after`."""
     days = (last - first).days + 1
-    slots = await list_slots(doctor_id, at=at, start_day=first, days=days, limit=MAX_SLOTS * 4)
+    slots = await list_slots(doctor_id, at=at, start_day=first, days=days, limit=MAX_SLOTS * 2)
     return [s for s in slots if s.starts_at >= after]
 
 
-async def offerable_slots(user: User, appointment_id: int, *, at: datetime, days: int = 28) -> tuple[str, list]:
+async def offerable_slots(user: User, appointment_id: int, *, at: datetime,
+                          days: int = 28) -> tuple[str, list[slotlib.Slot]]:
     """(the doctor's zone, their free slots after this consultation) for the offer form."""
     appointment = await _doctors_appointment(user, appointment_id)
     _, rules = await rules_for(appointment.doctor_id)
@@ -123,7 +124,7 @@ async def do_offer(settings: Settings, doctor: User, appointment_id: int, comman
                       data={"offer_id": offer.id, "appointment_id": appointment.id,
                             "expires_at": offer.expires_at.isoformat()},
                       users=[appointment.patient_id, appointment.doctor_id])
-        patient = await User.get(id=appointment.patient_id).using_db(tx.conn)
+        patient = await User.filter(id=appointment.patient_id).using_db(tx.conn).get()
         if patient.is_active:
             link = f"{settings.base_url}/follow-ups/{offer.id}"
             await notify(tx, patient, Kind.VISIT_FOLLOW_UP, at=at, email=("follow_up_offered", {
@@ -144,7 +145,7 @@ def describe(offer: FollowUpOffer, time_zone: str) -> str:
     return f"any free time from {first:%A %d %B} to {last:%A %d %B %Y} ({offer.time_zone})"
 
 
-def state_of(offer: FollowUpOffer, at: datetime) -> str:
+def state_of(offer: FollowUpOffer, at: datetime) -> OfferState:
     if offer.booked_id is not None:
         return "booked"
     return "expired" if offer.expires_at <= at else "open"
@@ -251,7 +252,8 @@ async def do_accept(settings: Settings, patient: User, offer_id: int, command: F
         if claimed:
             await tx.audit(Actor(patient.id, client_address), "booking.follow_up_booked", "appointment",
                            offer.appointment_id, offer=offer.id, booked=appointment.id)
-            await tx.emit("booking.follow_up_booked", actor_id=patient.id, subject=("appointment", offer.appointment_id),
+            await tx.emit("booking.follow_up_booked", actor_id=patient.id,
+                          subject=("appointment", offer.appointment_id),
                           data={"offer_id": offer.id, "appointment_id": offer.appointment_id,
                                 "booked_appointment_id": appointment.id},
                           users=[offer.patient_id, offer.doctor_id])

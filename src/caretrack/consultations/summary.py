@@ -75,8 +75,8 @@ async def do_save_summary(settings: Settings, user: User, appointment_id: int, c
         raise ValidationError("Write the summary before publishing it.",
                               fields=[{"field": "text", "message": "empty"}])
     async with atomic() as tx:
-        summary = await VisitSummary.get_or_none(appointment_id=appointment_id).using_db(tx.conn) \
-            .select_for_update()
+        summary = await VisitSummary.filter(appointment_id=appointment_id).using_db(tx.conn) \
+            .select_for_update().first()
         values: dict[str, Any] = {"draft": crypto.seal(text, DRAFT), "draft_saved_at": at}
         if command.publish:
             published_before = summary is not None and summary.published_at is not None
@@ -86,7 +86,7 @@ async def do_save_summary(settings: Settings, user: User, appointment_id: int, c
             summary = await VisitSummary.create(using_db=tx.conn, appointment_id=appointment_id, **values)
         else:
             await VisitSummary.filter(appointment_id=appointment_id).using_db(tx.conn).update(**values)
-            summary = await VisitSummary.get(appointment_id=appointment_id).using_db(tx.conn)
+            summary = await VisitSummary.filter(appointment_id=appointment_id).using_db(tx.conn).get()
         await tx.audit(Actor(user.id, client_address), "phi.write", "consultation_summary", appointment_id,
                        length=len(text), published=command.publish, version=summary.version)
         if command.publish:
@@ -96,7 +96,7 @@ async def do_save_summary(settings: Settings, user: User, appointment_id: int, c
 
 async def _tell_patient(tx: Tx, settings: Settings, appointment: Appointment, summary: VisitSummary, *,
                         at: datetime) -> None:
-    patient = await User.get(id=appointment.patient_id).using_db(tx.conn)
+    patient = await User.filter(id=appointment.patient_id).using_db(tx.conn).get()
     updated = summary.version > 1
     await tx.emit("consultation.summary_published", actor_id=appointment.doctor_id,
                   subject=("appointment", appointment.id),

@@ -3,8 +3,13 @@ from the private notes (`Consultation.notes`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from caretrack.booking.models import Appointment
 
 
 class VisitSummary(Model):
@@ -13,8 +18,8 @@ class VisitSummary(Model):
     A draft the doctor works on and the text the patient reads once published, both sealed
     (crypto.seal)."""
 
-    appointment = fields.OneToOneField("caretrack.Appointment", related_name="visit_summary",
-                                       on_delete=fields.CASCADE, primary_key=True)
+    appointment: fields.OneToOneRelation[Appointment] = fields.OneToOneField(
+        "caretrack.Appointment", related_name="visit_summary", on_delete=fields.CASCADE, primary_key=True)
     appointment_id: int
     # Ciphertext ("consultation_summaries.draft"): the doctor's working text, never shown to the patient.
     draft = fields.TextField()

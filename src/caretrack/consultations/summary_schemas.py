@@ -24,7 +24,7 @@ class SummaryOut(BaseModel):
     published_at: datetime | None = Field(description="When it was first published.")
     updated_at: datetime | None = Field(description="When a changed version was last published, if it was.")
     version: int = Field(description="How many times it has been published.")
-    draft: str | None = Field(None, description="The doctor's working text (the doctor only).")
+    draft: str | None = Field(default=None, description="The doctor's working text (the doctor only).")
     draft_saved_at: datetime | None = None
-    unpublished_changes: bool = Field(False, description="The draft differs from what the patient reads "
+    unpublished_changes: bool = Field(default=False, description="The draft differs from what the patient reads "
                                                          "(the doctor only).")
