@@ -47,7 +47,8 @@ async def test_a_slot_offered_is_booked_in_one_step_and_charged_once(database):
     assert offer.expires_at == NEXT_WEEK, "open until its time can no longer be booked (no notice needed here)"
 
     [event] = await Event.filter(type="booking.follow_up_offered")
-    assert json.loads(event.data)["offer_id"] == offer.id
+    assert json.loads(event.data) == {"offer_id": offer.id, "appointment_id": first.id,
+                                      "expires_at": NEXT_WEEK.isoformat()}
     notice = await OutboundEmail.filter(to_address=patient.email).order_by("-id").first()
     assert notice.subject == "Your doctor offers a follow-up consultation"
     assert f"/follow-ups/{offer.id}" in notice.text_body and "Tuesday 08 December 2026, 09:00" in notice.text_body
@@ -65,7 +66,9 @@ async def test_a_slot_offered_is_booked_in_one_step_and_charged_once(database):
     assert await payments.balance_of(patient) == 5, "the follow-up was charged once, at the doctor's fee"
     assert await ledger.balance(ledger.escrow(doctor.id)) == 20
     assert (await followups.view(await FollowUpOffer.get(id=offer.id), patient, AFTER)).state == "booked"
-    assert await Event.filter(type="booking.follow_up_booked").count() == 1
+    [event] = await Event.filter(type="booking.follow_up_booked")
+    assert json.loads(event.data) == {"offer_id": offer.id, "appointment_id": first.id,
+                                      "booked_appointment_id": booked.id}
     assert await Event.filter(type="booking.created", subject_id=str(booked.id)).count() == 1
 
 
@@ -161,6 +164,10 @@ async def test_the_pages_and_the_api(client):
                              json={"starts_at": slot["starts_at"], "from_date": "2026-12-10"},
                              headers={"x-csrf-token": await csrf_token(client)})
     assert both.status_code == 422
+    for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00", "2126-01-01T00:00:00Z"):
+        refused = await client.post(f"/api/v1/appointments/{first.id}/follow-ups", json={"starts_at": far},
+                                    headers={"x-csrf-token": await csrf_token(client)})
+        assert refused.status_code == 422, (far, refused.text)
 
     await login(client, patient.email)
     page = await client.get(f"/appointments/{first.id}")
@@ -174,6 +181,9 @@ async def test_the_pages_and_the_api(client):
     retry = await client.post(f"/api/v1/follow-ups/{offer.id}/book", json={},
                               headers={"x-csrf-token": await csrf_token(client)})
     assert retry.status_code == 201 and retry.json()["id"] == new_id
+    odd = await client.post(f"/api/v1/follow-ups/{offer.id}/book", json={"starts_at": "0001-01-01T00:00:00+01:00"},
+                            headers={"x-csrf-token": await csrf_token(client)})
+    assert odd.status_code == 422 and "outside the range of times" in odd.json()["error"]["message"]
     assert await payments.balance_of(patient) == 5
     listed = (await client.get(f"/api/v1/appointments/{first.id}/follow-ups")).json()["offers"]
     assert [(o["state"], o["booked_appointment_id"]) for o in listed] == [("booked", new_id)]

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 OfferState = Literal["open", "booked", "expired"]
+
+
+def _convertible(value: datetime) -> datetime:
+    """An instant that has a UTC value (year 1 at +01:00 has none)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is outside the range of times; give one such as "
+                         "2026-03-30T09:00:00Z.") from None
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_convertible)]
 
 
 class FollowUpCreate(BaseModel):
@@ -16,7 +29,7 @@ class FollowUpCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: datetime | None = None
+    starts_at: Instant | None = None
     from_date: date | None = None
     until_date: date | None = None
 
@@ -36,7 +49,7 @@ class FollowUpBook(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: datetime | None = None
+    starts_at: Instant | None = None
 
 
 class FollowUpSlotQuery(BaseModel):

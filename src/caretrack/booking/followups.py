@@ -86,9 +86,12 @@ async def do_offer(settings: Settings, doctor: User, appointment_id: int, comman
         starts = utc(command.starts_at)
         if starts < ends:
             raise ValidationError("A follow-up starts after this consultation ends; choose a later time.")
+        outside = ValidationError(f"Choose a time from today to {horizon:%d %B %Y}, within your booking horizon.")
+        if starts > at + timedelta(days=rules.horizon_days + 1):  # checked first: a far instant has no local date
+            raise outside
         day = starts.astimezone(tz).date()
         if not today <= day <= horizon:
-            raise ValidationError(f"Choose a time from today to {horizon:%d %B %Y}, within your booking horizon.")
+            raise outside
         if not any(s.starts_at == starts for s in await _free(appointment.doctor_id, day, day, at=at, after=ends)):
             raise SlotTaken(f"{format_local(starts, rules.time_zone)} is not one of your free slots (it is taken, "
                             "too soon, or outside your hours); choose one from the list.")
@@ -230,8 +233,8 @@ async def do_accept(settings: Settings, patient: User, offer_id: int, command: F
         starts = utc(command.starts_at)
         assert offer.range_from is not None and offer.range_until is not None
         if not utc(offer.range_from) <= starts < utc(offer.range_until):
-            raise ValidationError(f"{format_local(starts, patient.time_zone)} is outside the offered dates; choose "
-                                  "one of the offered times.")
+            raise ValidationError(f"{starts.isoformat()} is outside the offered dates; choose one of the offered "
+                                  "times.")
     try:
         appointment = await do_book(settings, patient, BookSlot(doctor_id=offer.doctor_id, starts_at=starts),
                                     idempotency_key=key_for(offer), at=at, client_address=client_address)
