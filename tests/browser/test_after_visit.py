@@ -40,6 +40,12 @@ async def test_the_doctor_writes_the_summary_and_offers_a_follow_up_from_the_cal
     await patient_page.get_by_role("button", name="Join the consultation").click()
     await patient_page.get_by_role("heading", name="Waiting room").wait_for()
 
+    # the patient also has the appointment page open, in another tab
+    summary_page = await patient_page.context.new_page()
+    await summary_page.goto(f"{live_server.url}/appointments/{appointment.id}")
+    await live_ready(summary_page)
+    await summary_page.get_by_text("Your doctor has not published a summary of this consultation yet").wait_for()
+
     doctor_page = await sign_in(browser, live_server.url, "doc@example.org", secret)
     await doctor_page.goto(call_url)
     assert await doctor_page.get_by_role("region", name="After the visit").is_hidden(), "shown once in the call"
@@ -67,9 +73,10 @@ async def test_the_doctor_writes_the_summary_and_offers_a_follow_up_from_the_cal
     await notices.get_by_text(f"Your doctor offers a follow-up: {first_label}").wait_for()
     assert await patient_page.get_by_role("heading", name="Waiting room").is_hidden()
 
-    # the appointment page shows the summary as written
-    summary_page = await patient_page.context.new_page()
-    await summary_page.goto(f"{live_server.url}/appointments/{appointment.id}")
+    # the open appointment page shows the summary as written, without a reload
+    await summary_page.locator("#visit-summary-text").wait_for()
+    assert await summary_page.locator("#visit-summary-text").inner_text() == SUMMARY
+    await summary_page.reload()
     assert await summary_page.locator("#visit-summary-text").inner_text() == SUMMARY
     await summary_page.locator("#visit-summary-dates").get_by_text("Written by your doctor, published").wait_for()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pyotp
 import pytest
 from tortoise import connections
 
@@ -166,3 +167,9 @@ async def test_the_api_and_the_pages(client, people):
     assert "<textarea" not in page.text.split('id="visit-summary"', 1)[1].split("</section>", 1)[0]
     await login(client, people["stranger"].email)
     assert (await client.get(url)).status_code == 404
+    admin_secret = pyotp.random_base32()
+    await make_user(Role.ADMIN, "admin@example.org", name="Ada Admin", totp_secret=admin_secret)
+    await login(client, "admin@example.org", totp_secret=admin_secret)
+    assert (await client.get(url)).status_code == 404
+    page = await client.get(f"/appointments/{appointment.id}")
+    assert page.status_code == 200 and "Rest the knee" not in page.text and "Visit summary" not in page.text

@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.service import format_local
@@ -19,7 +21,7 @@ from caretrack.consultations.summary_models import VisitSummary
 from caretrack.consultations.summary_schemas import SummaryOut, SummaryWrite
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
-from caretrack.core.errors import Forbidden, NotFound, ValidationError
+from caretrack.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import Tx, atomic
 from caretrack.notifications.schemas import Kind
@@ -74,11 +76,21 @@ async def do_save_summary(settings: Settings, user: User, appointment_id: int, c
     if command.publish and not text:
         raise ValidationError("Write the summary before publishing it.",
                               fields=[{"field": "text", "message": "empty"}])
+    try:
+        return await _save(settings, user, appointment, text, command.publish, at=at, client_address=client_address)
+    except IntegrityError:  # two first saves at once: one row won; nothing of this one was written
+        raise Conflict("The summary was saved from another window at the same moment; reload it and save "
+                       "again.") from None
+
+
+async def _save(settings: Settings, user: User, appointment: Appointment, text: str, publish: bool, *,
+                at: datetime, client_address: str | None) -> SummaryOut:
+    appointment_id = appointment.id
     async with atomic() as tx:
         summary = await VisitSummary.filter(appointment_id=appointment_id).using_db(tx.conn) \
             .select_for_update().first()
         values: dict[str, Any] = {"draft": crypto.seal(text, DRAFT), "draft_saved_at": at}
-        if command.publish:
+        if publish:
             published_before = summary is not None and summary.published_at is not None
             values.update(text=crypto.seal(text, TEXT), version=(summary.version if summary else 0) + 1)
             values["published_at" if not published_before else "updated_at"] = at
@@ -88,8 +100,8 @@ async def do_save_summary(settings: Settings, user: User, appointment_id: int, c
             await VisitSummary.filter(appointment_id=appointment_id).using_db(tx.conn).update(**values)
             summary = await VisitSummary.filter(appointment_id=appointment_id).using_db(tx.conn).get()
         await tx.audit(Actor(user.id, client_address), "phi.write", "consultation_summary", appointment_id,
-                       length=len(text), published=command.publish, version=summary.version)
-        if command.publish:
+                       length=len(text), published=publish, version=summary.version)
+        if publish:
             await _tell_patient(tx, settings, appointment, summary, at=at)
     return _view(summary, appointment_id, doctor=True)
 

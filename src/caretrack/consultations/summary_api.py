@@ -23,7 +23,7 @@ async def api_summary(request: Request, user: User) -> SummaryOut:
 
 
 @api.put("/consultations/{appointment_id:id}/summary", summary="Write the visit summary (doctor only)", roles=None,
-         body=SummaryWrite, response=SummaryOut, errors=(404,),
+         body=SummaryWrite, response=SummaryOut, errors=(404, 409),
          description="Saves the draft; with `publish: true` the patient can read it and is told (by the channel "
                      "they chose; the notice carries a link, never the text).")
 async def api_save_summary(request: Request, user: User, body: SummaryWrite) -> SummaryOut:
