@@ -44,7 +44,7 @@ async def test_sms_needs_a_phone_and_the_422_names_the_kind_and_the_rule(client)
     off = await client.put(URL, json={"preferences": {"message_nudge": "none"}}, headers=headers)
     assert off.status_code == 200
     assert {p["kind"]: p["channel"] for p in off.json()["preferences"]} == {
-        "appointment_reminder": "email", "message_nudge": "none"}
+        "appointment_reminder": "email", "message_nudge": "none", "visit_follow_up": "email"}
     assert await channels_for(await User.get(email="nophone@example.org"), "message_nudge") == set()
 
 

@@ -306,6 +306,9 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
         context["refund_now"] = service.refund_for(appointment, user.id != appointment.patient_id, now)
     if appointment.status == AppointmentStatus.HELD:
         context["balance"] = await payments.balance_of(user)
+    # Panels of features above booking (the visit summary) and beside it (follow-ups), given by site.
+    for panel in getattr(request.app.state, "appointment_panels", ()):
+        context.update(await panel(user, appointment, now))
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
 
 

@@ -26,11 +26,13 @@ MODEL_MODULES = [
     "caretrack.core.outbox.models",
     "caretrack.core.queue.models",
     "caretrack.booking.models",
+    "caretrack.booking.followup_models",
     "caretrack.payments.models",
     "caretrack.care.models",
     "caretrack.care.notes_models",
     "caretrack.assessments.models",
     "caretrack.consultations.models",
+    "caretrack.consultations.summary_models",
     "caretrack.messaging.models",
     "caretrack.notifications.models",
 ]

@@ -18,6 +18,7 @@ class Kind(StrEnum):
     MESSAGE_NUDGE = "message_nudge"
     CARE_REMINDER = "care_reminder"
     COMPETENCY_DIGEST = "competency_digest"
+    VISIT_FOLLOW_UP = "visit_follow_up"
 
 
 class Channel(StrEnum):
@@ -33,10 +34,11 @@ LABELS = {
     Kind.MESSAGE_NUDGE: "Unread message nudges",
     Kind.CARE_REMINDER: "Visit and assessment reminders",
     Kind.COMPETENCY_DIGEST: "Daily digest of expiring competencies",
+    Kind.VISIT_FOLLOW_UP: "Visit summaries and follow-up offers",
 }
 # Who gets which kind: a kind is offered (and may be set) only to these roles.
 KINDS_FOR_ROLE: dict[Role, tuple[Kind, ...]] = {
-    Role.PATIENT: (Kind.APPOINTMENT_REMINDER, Kind.MESSAGE_NUDGE),
+    Role.PATIENT: (Kind.APPOINTMENT_REMINDER, Kind.MESSAGE_NUDGE, Kind.VISIT_FOLLOW_UP),
     Role.DOCTOR: (Kind.APPOINTMENT_REMINDER, Kind.MESSAGE_NUDGE),
     Role.CARER: (Kind.CARE_REMINDER, Kind.MESSAGE_NUDGE),
     Role.ADMIN: (Kind.COMPETENCY_DIGEST, Kind.MESSAGE_NUDGE),

@@ -69,6 +69,10 @@ LINES: dict[str, Line] = {
     "booking.rescheduled": lambda a, s, d: f"{a} moved an appointment"
                                            + (f" with {d['doctor_name']}" if d.get("doctor_name") else "")
                                            + (f" to {_when(d['starts_at'])}" if d.get("starts_at") else ""),
+    "booking.follow_up_offered": lambda a, s, d: f"{a} offered a follow-up consultation",
+    "booking.follow_up_booked": lambda a, s, d: f"{a} booked the follow-up consultation offered",
+    "consultation.summary_published": lambda a, s, d: f"{a} {'updated' if d.get('version', 1) > 1 else 'published'} "
+                                                      "the visit summary",
     "task.completed": lambda a, s, d: (
         f"{a} {'marked' if d.get('status') == 'not_done' else 'completed'} the task “{_text(d.get('title'), s)}”"
         + (" as not done" if d.get("status") == "not_done" else "")

@@ -18,7 +18,9 @@ from caretrack import __version__
 from caretrack.accounts import sessions
 from caretrack.accounts.guard import AuthMiddleware, require_user
 from caretrack.accounts.models import User
+from caretrack.booking import followups
 from caretrack.booking.service import doctor_has_patient
+from caretrack.consultations import summary
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.http import guard as http_guard
@@ -54,6 +56,8 @@ DOMAINS = [
     "caretrack.realtime.jobs",
     "caretrack.booking.api",
     "caretrack.booking.pages",
+    "caretrack.booking.followups_api",
+    "caretrack.booking.followup_pages",
     "caretrack.booking.jobs",
     "caretrack.payments.api",
     "caretrack.payments.pages",
@@ -69,6 +73,8 @@ DOMAINS = [
     "caretrack.consultations.api",
     "caretrack.site.calls",
     "caretrack.consultations.pages",
+    "caretrack.consultations.summary_api",
+    "caretrack.consultations.summary_pages",
     "caretrack.messaging.api",
     "caretrack.messaging.pages",
     "caretrack.messaging.jobs",
@@ -133,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     http_guard.install(app, require_user)
     app.state.doctor_has_patient = doctor_has_patient  # who may read a patient's profile (accounts.api)
+    app.state.appointment_panels = (summary.panel, followups.panel)  # more of the appointment page (booking.pages)
     app.state.redis = None
     return app
 
