@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('caretrack', '0019_rota_plans')]
+    dependencies = [('caretrack', '0020_guests')]
 
     initial = False
 
