@@ -11,8 +11,9 @@ from starlette.responses import Response
 from caretrack.accounts.models import User
 from caretrack.booking import followups
 from caretrack.booking.followup_schemas import FollowUpBook, FollowUpCreate
-from caretrack.booking.service import format_local, get_appointment
-from caretrack.core import clock
+from caretrack.booking.service import get_appointment
+from caretrack.booking.zones import working_zone
+from caretrack.core import clock, timetext
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.http.clients import address_of
@@ -29,8 +30,8 @@ async def _offer_form(request: Request, user: User, *, values: dict[str, str] | 
     context = await followups.panel(user, appointment, clock.now(request))
     if "follow_up_slots" not in context:
         return redirect(f"/appointments/{appointment.id}#follow-up")
-    return render(request, "booking/follow_up_new.html", {"a": appointment, "tz": user.time_zone, "when": format_local,
-                                                          "values": values or {}, **context},
+    return render(request, "booking/follow_up_new.html", {"a": appointment, "tz": await working_zone(user),
+                                                          "when": timetext.show, "values": values or {}, **context},
                   status_code=status, flashes=[("error", error)] if error else None)
 
 
@@ -56,7 +57,7 @@ async def _offer_page(request: Request, user: User, *, error: str | None = None,
     offer = await followups.get_offer(user, request.path_params["offer_id"])
     view = await followups.view(offer, user, at)
     return render(request, "booking/follow_up.html", {
-        "offer": view, "is_patient": user.id == offer.patient_id, "tz": user.time_zone, "when": format_local,
+        "offer": view, "is_patient": user.id == offer.patient_id, "tz": await working_zone(user), "when": timetext.show,
         "balance": await payments.balance_of(user) if user.id == offer.patient_id else None,
     }, status_code=status, flashes=[("error", error)] if error else None)
 

@@ -19,8 +19,9 @@ from caretrack.booking.followup_models import FollowUpOffer
 from caretrack.booking.followup_schemas import FollowUpBook, FollowUpCreate, FollowUpOut, FollowUpSlotOut, OfferState
 from caretrack.booking.models import Appointment, AppointmentStatus, DoctorProfile
 from caretrack.booking.schemas import BookSlot
-from caretrack.booking.service import SlotTaken, do_book, format_local, list_slots, rules_for
+from caretrack.booking.service import SlotTaken, do_book, list_slots, rules_for
 from caretrack.booking.service.common import utc
+from caretrack.core import timetext
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, Conflict, Forbidden, NotFound, ValidationError
 from caretrack.core.settings import Settings
@@ -93,7 +94,7 @@ async def do_offer(settings: Settings, doctor: User, appointment_id: int, comman
         if not today <= day <= horizon:
             raise outside
         if not any(s.starts_at == starts for s in await _free(appointment.doctor_id, day, day, at=at, after=ends)):
-            raise SlotTaken(f"{format_local(starts, rules.time_zone)} is not one of your free slots (it is taken, "
+            raise SlotTaken(f"{timetext.show(starts, rules.time_zone)} is not one of your free slots (it is taken, "
                             "too soon, or outside your hours); choose one from the list.")
         values["starts_at"], latest = starts, starts - notice
     else:
@@ -131,16 +132,16 @@ async def do_offer(settings: Settings, doctor: User, appointment_id: int, comman
         if patient.is_active:
             link = f"{settings.base_url}/follow-ups/{offer.id}"
             await notify(tx, patient, Kind.VISIT_FOLLOW_UP, at=at, email=("follow_up_offered", {
-                "name": patient.full_name, "when": format_local(appointment.starts_at, patient.time_zone),
+                "name": patient.full_name, "when": timetext.show(appointment.starts_at, patient.time_zone),
                 "offer": describe(offer, patient.time_zone), "link": link,
-                "expires": format_local(offer.expires_at, patient.time_zone)}, ()),
+                "expires": timetext.show(offer.expires_at, patient.time_zone)}, ()),
                 sms_text=f"CareTrack: your doctor offers you a follow-up consultation. See it: {link}")
     return offer
 
 
 def describe(offer: FollowUpOffer, time_zone: str) -> str:
     if offer.starts_at is not None:
-        return format_local(offer.starts_at, time_zone)
+        return timetext.show(offer.starts_at, time_zone)
     assert offer.range_from is not None and offer.range_until is not None
     zone = slotlib.zone(offer.time_zone)
     first = offer.range_from.astimezone(zone).date()
@@ -198,7 +199,7 @@ async def view(offer: FollowUpOffer, reader: User, at: datetime) -> FollowUpOut:
 
 
 def slot_out(slot: slotlib.Slot, time_zone: str) -> FollowUpSlotOut:
-    return FollowUpSlotOut(starts_at=slot.starts_at, ends_at=slot.ends_at, label=format_local(slot.starts_at,
+    return FollowUpSlotOut(starts_at=slot.starts_at, ends_at=slot.ends_at, label=timetext.show(slot.starts_at,
                                                                                               time_zone))
 
 
@@ -219,7 +220,7 @@ async def do_accept(settings: Settings, patient: User, offer_id: int, command: F
         if booked is not None:
             return booked
     if offer.expires_at <= at:
-        raise OfferExpired(f"This follow-up offer expired on {format_local(offer.expires_at, patient.time_zone)}; "
+        raise OfferExpired(f"This follow-up offer expired on {timetext.show(offer.expires_at, patient.time_zone)}; "
                            f"choose a time on the doctor's page (/doctors/{offer.doctor_id}) or message them.")
     if offer.starts_at is not None:
         starts = utc(offer.starts_at)
@@ -239,7 +240,7 @@ async def do_accept(settings: Settings, patient: User, offer_id: int, command: F
         appointment = await do_book(settings, patient, BookSlot(doctor_id=offer.doctor_id, starts_at=starts),
                                     idempotency_key=key_for(offer), at=at, client_address=client_address)
     except SlotTaken:
-        taken = format_local(starts, patient.time_zone)
+        taken = timetext.show(starts, patient.time_zone)
         if offer.starts_at is not None:
             raise SlotTaken(f"{taken}, the time your doctor offered, has been taken since; choose another time on "
                             f"the doctor's page (/doctors/{offer.doctor_id}) or message them.") from None
@@ -269,7 +270,7 @@ async def panel(user: User, appointment: Appointment, at: datetime) -> dict[str,
     if user.id not in (appointment.doctor_id, appointment.patient_id) or appointment.status not in OFFERABLE:
         return {}
     context: dict[str, Any] = {"follow_ups": [await view(o, user, at) for o in await offers_for(user, appointment)],
-                               "when": format_local}
+                               "when": timetext.show}
     if user.id == appointment.doctor_id:
         try:
             zone, slots = await offerable_slots(user, appointment.id, at=at)

@@ -16,10 +16,9 @@ from tortoise.exceptions import IntegrityError
 
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment, AppointmentStatus
-from caretrack.booking.service import format_local
 from caretrack.consultations.summary_models import VisitSummary
 from caretrack.consultations.summary_schemas import SummaryOut, SummaryWrite
-from caretrack.core import crypto
+from caretrack.core import crypto, timetext
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from caretrack.core.settings import Settings
@@ -118,7 +117,7 @@ async def _tell_patient(tx: Tx, settings: Settings, appointment: Appointment, su
         return
     link = f"{settings.base_url}/appointments/{appointment.id}#visit-summary"
     await notify(tx, patient, Kind.VISIT_FOLLOW_UP, at=at, email=("visit_summary", {
-        "name": patient.full_name, "when": format_local(appointment.starts_at, patient.time_zone),
+        "name": patient.full_name, "when": timetext.show(appointment.starts_at, patient.time_zone),
         "updated": updated, "link": link}, ()),
         sms_text=f"CareTrack: your doctor has {'updated' if updated else 'written'} a summary of your "
                  f"consultation. Read it after signing in: {link}")
@@ -136,4 +135,4 @@ async def panel(user: User, appointment: Appointment, at: datetime) -> dict[str,
             await tx.audit(Actor(user.id), "phi.read", "consultation_summary", appointment.id,
                            role="doctor" if doctor else "patient", version=summary.version)
     return {"visit_summary": _view(summary, appointment.id, doctor=doctor), "visit_summary_writer": doctor,
-            "when": format_local}
+            "when": timetext.show}

@@ -8,10 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caretrack.accounts.models import User
-from caretrack.booking.service import format_local, get_appointment
+from caretrack.booking.service import get_appointment
+from caretrack.booking.zones import working_zone
 from caretrack.consultations import summary
 from caretrack.consultations.summary_schemas import SummaryWrite
-from caretrack.core import clock
+from caretrack.core import clock, timetext
 from caretrack.core.errors import CareTrackError
 from caretrack.core.roles import Role
 from caretrack.http.clients import address_of
@@ -29,7 +30,7 @@ async def _edit_page(request: Request, user: User, *, text: str | None = None, e
     if text is not None:
         context["visit_summary"].draft = text
     return render(request, "consultations/summary_edit.html", {
-        "a": appointment, "tz": user.time_zone, "when": format_local, **context}, status_code=status,
+        "a": appointment, "tz": await working_zone(user), "when": timetext.show, **context}, status_code=status,
         flashes=[("error", error)] if error else None)
 
 
