@@ -11,7 +11,8 @@ import pytest
 from tortoise import connections
 
 from caretrack.booking.models import AppointmentStatus
-from caretrack.consultations import service, summary
+from caretrack.consultations import guests, service, summary
+from caretrack.consultations.schemas import GuestInviteCreate, GuestJoin
 from caretrack.consultations.summary_schemas import SummaryWrite
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
@@ -33,10 +34,12 @@ PHI = "Meniscus tear, left knee. Ibuprofen 400 mg"
 async def test_only_the_doctor_and_the_patient_see_it_and_every_read_and_write_is_audited(database, people):
     settings = database
     doctor, patient = people["doctor"], people["patient"]
-    appointment = await make_appointment(doctor, patient, starts_in=timedelta(minutes=-40))
+    appointment = await make_appointment(doctor, patient, starts_in=timedelta(minutes=-40), at=T0)
     admin = await make_user(Role.ADMIN, "admin@example.org", name="Ada Admin")
-    link = await service.do_create_guest_invite(settings, doctor, appointment.id, "Interpreter")
-    await service.do_redeem_guest_invite(people["carer"], link.split("#", 1)[1])
+    _, link = await guests.do_create_guest_invite(settings, doctor, appointment.id,
+                                                  GuestInviteCreate(role="interpreter", label="Interpreter"), at=T0)
+    await guests.do_redeem_guest_invite(GuestJoin(token=link.split("#", 1)[1], name="Ana"), user=people["carer"],
+                                        at=T0)
 
     draft = await summary.do_save_summary(settings, doctor, appointment.id, SummaryWrite(text=PHI), at=T0)
     assert (draft.draft, draft.text, draft.published_at, draft.unpublished_changes) == (PHI, None, None, True)
