@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiortc import (
     MediaStreamTrack,
@@ -34,6 +34,9 @@ from .codecs import is_rtx
 from .config import RelayConfig
 from .forwarding import Publication, Subscription
 from .recording import Recorder, RecordingError
+
+if TYPE_CHECKING:
+    from .probe import Probe
 
 logger = logging.getLogger(__name__)
 
@@ -576,6 +579,7 @@ class Relay:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._pcs: dict[RTCPeerConnection, str] = {}
+        self.probes: set[Probe] = set()  # open network checks (media.probe)
         ice_hooks.install()  # before any of this relay's connections gathers candidates
         self.ice_policy = ice_hooks.IcePolicy(
             address_allowed=config.address_allowed, udp_ports=config.udp_ports
@@ -609,5 +613,6 @@ class Relay:
         """Close every room and every peer connection."""
         for room in list(self._rooms.values()):
             await room.close()
+        self.probes.clear()
         for pc in list(self._pcs):
             await self._close_pc(pc)

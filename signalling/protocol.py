@@ -70,6 +70,15 @@ class Join(_Client):
     consultation: ConsultationId
 
 
+class Probe(_Client):
+    """First message of a network-check socket, instead of ``join``: the server answers
+    ``probe_ready``, then one ``offer`` (a data channel) with an ``answer`` from the relay,
+    whose peer connection echoes what the channel sends.  Nothing joins the consultation."""
+
+    type: Literal["probe"] = "probe"
+    consultation: ConsultationId
+
+
 class Offer(_Client):
     type: Literal["offer"] = "offer"
     sdp: Sdp
@@ -140,7 +149,8 @@ class Pong(_Client):
 
 
 ClientMessage = (
-    Join | Offer | Answer | Candidate | Leave | Admit | Chat | MediaState | ScreenShare | RecordingConsent | End | Pong
+    Join | Probe | Offer | Answer | Candidate | Leave | Admit | Chat | MediaState | ScreenShare | RecordingConsent
+    | End | Pong
 )
 
 # --- server -> client ---------------------------------------------------------------------
@@ -164,6 +174,13 @@ class Welcome(_Server):
     admitted: bool
     ice_servers: list[IceServerInfo]
     max_message_bytes: int
+
+
+class ProbeReady(_Server):
+    """The network check may send its ``offer``; these are the ICE servers the call uses."""
+
+    type: Literal["probe_ready"] = "probe_ready"
+    ice_servers: list[IceServerInfo]
 
 
 class Waiting(_Server):
@@ -285,7 +302,7 @@ class Ping(_Server):
 
 
 ServerMessage = (
-    Welcome | Waiting | Lobby | Admitted | Participants | RelayOffer | RelayAnswer | ChatPosted
+    Welcome | ProbeReady | Waiting | Lobby | Admitted | Participants | RelayOffer | RelayAnswer | ChatPosted
     | MediaStateChanged | ScreenShareChanged | Recording | Error | Ended | Ping
 )
 

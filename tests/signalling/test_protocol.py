@@ -13,6 +13,7 @@ SERVER_SAMPLES = [
     p.Welcome(consultation="c", participant="a", name="A", role="host", admitted=True,
               ice_servers=[p.IceServerInfo(urls=["turn:t.example:3478"], username="u", credential="s")],
               max_message_bytes=65536),
+    p.ProbeReady(ice_servers=[p.IceServerInfo(urls=["stun:s.example:3478"])]),
     p.Waiting(host_present=False),
     p.Lobby(waiting=[p.WaitingPerson(participant="b", name="B", role="guest")]),
     p.Admitted(),
@@ -39,7 +40,7 @@ def test_server_messages_round_trip(message) -> None:
 
 def test_every_type_has_a_sample_and_client_types_are_the_documented_set() -> None:
     assert {m.type for m in SERVER_SAMPLES} == p.SERVER_TYPES
-    assert p.CLIENT_TYPES == {"join", "offer", "answer", "candidate", "leave", "admit", "chat", "media_state",
+    assert p.CLIENT_TYPES == {"join", "probe", "offer", "answer", "candidate", "leave", "admit", "chat", "media_state",
                               "screen_share", "recording_consent", "end", "pong"}
 
 
@@ -52,6 +53,8 @@ def test_every_type_has_a_sample_and_client_types_are_the_documented_set() -> No
     ('{"v":true,"type":"end"}', 4400, "version"),
     ('{"v":1,"type":"end","extra":1}', 4400, "'extra' extra inputs are not permitted"),
     ('{"v":1,"type":"ping"}', 4400, "unknown message type 'ping'"),  # a server message
+    ('{"v":1,"type":"probe"}', 4400, "'consultation' field required"),
+    ('{"v":1,"type":"probe","consultation":"a b"}', 4400, "'consultation' string should match"),
 ])
 def test_invalid_client_messages(raw: str, code: int, says: str) -> None:
     with pytest.raises(p.ProtocolError) as problem:
