@@ -7,14 +7,17 @@
 //   devices.js     camera, microphone, speaker peer.js        the connection with the relay
 //   controls.js    the call's buttons          chat.js        chat, notes, recordings, guests
 //   ui.js          warnings, people, stages, the quality badge
+//   problems.js    no secure context, device failures   netcheck.js  the pre-call network check
 // Signalling speaks the versioned protocol of the `signalling` package over /ws/signal.
 import { addChat, initChat, loadChat, loadNotes, loadRecordings } from "./call/chat.js";
-import { initControls } from "./call/controls.js";
+import { initControls, mediaState } from "./call/controls.js";
 import { acquire, initDevices } from "./call/devices.js";
-import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, watchQuality } from "./call/peer.js";
+import { initNetworkCheck } from "./call/netcheck.js";
+import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, removeTiles, watchQuality } from "./call/peer.js";
+import { insecureContext } from "./call/problems.js";
 import { closeSocket, connect, send } from "./call/signalling.js";
 import { $, state } from "./call/state.js";
-import { renderLobby, renderParticipants, showEnded, showStage, showWaiting, warn } from "./call/ui.js";
+import { renderLobby, renderParticipants, setMediaState, showEnded, showInsecure, showStage, showWaiting, warn } from "./call/ui.js";
 
 const root = document.getElementById("call");
 
@@ -24,8 +27,11 @@ function start() {
   const appointment = root.dataset.appointment;
   const role = root.dataset.role;
   window.caretrackCall = { state, inboundVideo };
+  const insecure = insecureContext();
+  if (insecure) return showInsecure(insecure);
 
   initDevices();
+  initNetworkCheck(appointment);
   $("join-button").addEventListener("click", () => {
     $("join-button").disabled = true;
     connect(appointment, { message: handle, refused: finish, dropped: closePeer });
@@ -56,8 +62,13 @@ function start() {
       case "answer":
         await onRemoteAnswer(message.sdp);
         break;
-      case "participants":
-        renderParticipants(message.participants || []);
+      case "participants": {
+        const present = renderParticipants(message.participants || []);
+        removeTiles((mid, tile) => !present.has(tile.dataset.participant));
+        break;
+      }
+      case "media_state":
+        setMediaState(message.participant, message.audio, message.video);
         break;
       case "chat":
         addChat(message);
@@ -83,6 +94,7 @@ function start() {
     if (role === "host") { loadNotes(); loadRecordings(); }
     loadChat();
     if (!state.local) await acquire();
+    send(mediaState()); // the others see this page's microphone and camera as they are
     openPeer();
   }
 }

@@ -27,10 +27,18 @@ function toggle(button, kind) {
     button.setAttribute("aria-pressed", String(off));
     state.local?.getTracks().filter((t) => t.kind === kind).forEach((t) => { t.enabled = !off; });
     button.textContent = off ? (kind === "audio" ? "Unmute" : "Camera on") : (kind === "audio" ? "Mute" : "Camera off");
-    send({ type: "media_state", audio: $("mute-button").getAttribute("aria-pressed") !== "true",
-           video: $("camera-button").getAttribute("aria-pressed") !== "true" });
+    send(mediaState());
   });
 }
+
+// This page's microphone and camera as the others should see them (a media_state message).
+export const mediaState = () => ({
+  type: "media_state",
+  audio: $("mute-button").getAttribute("aria-pressed") !== "true" && hasTrack("audio"),
+  video: $("camera-button").getAttribute("aria-pressed") !== "true" && hasTrack("video"),
+});
+
+const hasTrack = (kind) => Boolean(state.local?.getTracks().some((t) => t.kind === kind && t.readyState === "live"));
 
 async function share() {
   if (state.screen) return stopShare();

@@ -20,13 +20,49 @@ const nameOf = (participant) => names.get(participant) || "Participant";
 // A video tile's caption: whose it is, and whether it is their screen.
 export const captionOf = (participant, info) => nameOf(participant) + (info.track === "screen" ? " (screen)" : "");
 
+// Everyone in the call, with their microphone and camera state; the set of their ids.
 export function renderParticipants(list) {
-  for (const p of list) names.set(p.participant, p.name);
+  for (const p of list) {
+    names.set(p.participant, p.name);
+    media.set(p.participant, { audio: p.audio, video: p.video });
+  }
   document.querySelectorAll(".tile[data-participant] figcaption").forEach((caption) => {
     const tile = caption.parentElement;
     const info = state.tracksByMid.get(tile.dataset.mid) || {};
     caption.textContent = captionOf(tile.dataset.participant, info);
+    markTile(tile);
   });
+  return new Set(list.map((p) => p.participant));
+}
+
+// --- microphone and camera of the others ------------------------------------------------------
+const media = new Map(); // participant -> { audio, video }: what they send, as they said
+
+// A participant muted or turned their camera off (or back on).
+export function setMediaState(participant, audio, video) {
+  media.set(participant, { audio, video });
+  document.querySelectorAll(`.tile[data-participant="${CSS.escape(participant)}"]`).forEach(markTile);
+}
+
+// A video tile shows whether its participant's microphone and camera are off (not on a
+// screen-share tile: that has no microphone and its camera is the screen).
+export function markTile(tile) {
+  const info = state.tracksByMid.get(tile.dataset.mid) || {};
+  const { audio = true, video = true } = info.track === "screen" ? {} : media.get(tile.dataset.participant) || {};
+  let flags = tile.querySelector(".tile-flags");
+  if (!flags) {
+    flags = document.createElement("p");
+    flags.className = "tile-flags";
+    tile.append(flags);
+  }
+  flags.replaceChildren(...[!audio && "Microphone off", !video && "Camera off"].filter(Boolean).map((text) => {
+    const badge = document.createElement("span");
+    badge.className = "badge bad";
+    badge.textContent = text;
+    return badge;
+  }));
+  flags.hidden = audio && video;
+  tile.classList.toggle("camera-off", !video);
 }
 
 // The doctor's list of who is waiting; admit(participant) lets one in.
@@ -71,6 +107,14 @@ export function showEnded(text) {
   $("prejoin").hidden = true;
   $("ended").hidden = false;
   $("ended-text").textContent = text;
+}
+
+// No secure context: no camera, microphone or call here; the page says why and what to set.
+export function showInsecure({ text, operator }) {
+  $("prejoin").hidden = true;
+  $("insecure").hidden = false;
+  $("insecure-text").textContent = text;
+  $("insecure-operator").textContent = operator;
 }
 
 export function showQuality(quality) {
