@@ -90,6 +90,19 @@ def _parse(sdp: str, what: str) -> SessionDescription:
     return description
 
 
+def _msid_track_ids(description: SessionDescription) -> dict[str, str]:
+    """The track id the client gave each m-line (``a=msid:<stream> <track>``), so that its
+    TrackInfo names the track as the client knows it.  aiortc's own remote track ids only
+    follow msid for streams listed in ``a=msid-semantic``, which Chromium does not always
+    do (a screen share's stream is left out), and otherwise are made up."""
+    named = {}
+    for media in description.media:
+        parts = (media.msid or "").split()
+        if media.rtp.muxId and len(parts) == 2 and parts[1] != "-":
+            named[media.rtp.muxId] = parts[1]
+    return named
+
+
 def _ice_ufrag(description: SessionDescription) -> str | None:
     for media in description.media:
         if media.ice and media.ice.usernameFragment:
@@ -284,6 +297,7 @@ class Participant:
     def _update_publications(self) -> None:
         """Create publications for m-lines the client sends on; retire the others."""
         sending = self._client_sending_mids()
+        named = _msid_track_ids(SessionDescription.parse(self.pc.remoteDescription.sdp))
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
             if mid is None:
@@ -295,7 +309,7 @@ class Participant:
                     self.publications[mid] = Publication(
                         self.id,
                         transceiver,
-                        track_id=track.id if track is not None else mid,
+                        track_id=named.get(mid) or (track.id if track is not None else mid),
                         config_max_bitrate=self._config.max_video_bitrate,
                     )
                 else:

@@ -39,6 +39,7 @@ ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHAT_CHARS, pattern=r"\S")]
 Role = Literal["host", "patient", "guest"]
+TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class ProtocolError(Exception):
@@ -129,8 +130,12 @@ class MediaState(_Client):
 
 
 class ScreenShare(_Client):
+    """``track``: the id of the shared screen's track (``MediaStreamTrack.id``, which is the
+    ``track`` of its ``TrackInfo`` on the others' pages), so they can tell it from the camera."""
+
     type: Literal["screen_share"] = "screen_share"
     active: bool
+    track: TrackId | None = None
 
 
 class RecordingConsent(_Client):
@@ -218,6 +223,7 @@ class ParticipantInfo(BaseModel):
     audio: bool
     video: bool
     screen: bool
+    screen_track: str | None = None
 
 
 class Participants(_Server):
@@ -267,6 +273,7 @@ class ScreenShareChanged(_Server):
     type: Literal["screen_share"] = "screen_share"
     participant: str
     active: bool
+    track: str | None = None
 
 
 class Consents(BaseModel):

@@ -329,10 +329,11 @@ class Session:
                 member.audio, member.video = audio, video
                 consultation.broadcast(p.MediaStateChanged(participant=member.id, audio=audio, video=video),
                                        exclude=member)
-            case p.ScreenShare(active=active):
+            case p.ScreenShare(active=active, track=track):
                 member = self._admitted("share your screen")
-                member.screen = active
-                consultation.broadcast(p.ScreenShareChanged(participant=member.id, active=active), exclude=member)
+                member.screen, member.screen_track = active, track if active else None
+                consultation.broadcast(p.ScreenShareChanged(participant=member.id, active=active,
+                                                            track=member.screen_track), exclude=member)
             case p.RecordingConsent(granted=granted):
                 member = self._admitted("consent to recording")
                 if member.role not in ("host", "patient"):

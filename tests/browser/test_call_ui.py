@@ -76,23 +76,35 @@ async def test_screen_share_stop_and_leave_leave_no_stale_tiles_and_mute_shows(l
     await expect(patients_audio).to_have_count(1)
     camera_tile = patients_tiles.first
 
-    # a screen share adds a tile on the doctor's page; stopping it takes that tile away
+    # a screen share adds a tile on the doctor's page, named as the patient's screen
     await patient_page.get_by_role("button", name="Share screen").click()
     await wait_for_decoded(doctor_page, 2)
     await expect(patients_tiles).to_have_count(2)
+    screen_tile = patients_tiles.filter(has_text="Pat Patient (screen)")
+    await expect(screen_tile).to_have_count(1)
+    await expect(camera_tile.locator("figcaption")).to_have_text("Pat Patient")
+
+    # the camera goes off: the doctor sees it on the camera's tile, not on the screen's
+    await expect(camera_tile.get_by_text("Camera off")).to_be_hidden()
+    await patient_page.get_by_role("button", name="Camera off").click()
+    await expect(camera_tile.get_by_text("Camera off")).to_be_visible()
+    await expect(screen_tile.get_by_text("Camera off")).to_be_hidden()
+
+    # stopping the share takes its tile away on the doctor's page
     await patient_page.get_by_role("button", name="Stop sharing").click()
     await expect(patients_tiles).to_have_count(1)
-    await wait_for_decoded(doctor_page, 1)  # the camera still plays
+    await expect(camera_tile.locator("figcaption")).to_have_text("Pat Patient")
 
-    # the patient mutes and turns the camera off: the doctor sees both on the patient's tile
+    # mute and unmute, camera back on: the doctor's page follows
     await expect(camera_tile.get_by_text("Microphone off")).to_be_hidden()
     await patient_page.get_by_role("button", name="Mute").click()
     await expect(camera_tile.get_by_text("Microphone off")).to_be_visible()
-    await patient_page.get_by_role("button", name="Camera off").click()
-    await expect(camera_tile.get_by_text("Camera off")).to_be_visible()
     await patient_page.get_by_role("button", name="Unmute").click()
     await expect(camera_tile.get_by_text("Microphone off")).to_be_hidden()
     await expect(camera_tile.get_by_text("Camera off")).to_be_visible()
+    await patient_page.get_by_role("button", name="Camera on").click()
+    await expect(camera_tile.get_by_text("Camera off")).to_be_hidden()
+    await wait_for_decoded(doctor_page, 1)  # the camera still plays
 
     # the patient leaves: their video and audio go from the doctor's page
     await patient_page.get_by_role("button", name="Leave").click()
@@ -173,6 +185,29 @@ async def test_each_device_failure_has_its_own_message(live_server, browser):
         "This site is not allowed to use your camera and microphone. Allow them in the browser's site "
         "settings (the camera icon in the address bar), then reload the page.")
     await page.context.close()
+
+
+async def test_without_camera_or_microphone_the_patient_still_sees_the_doctor(live_server, browser):
+    doctor, patient, secret, appointment = await people()
+    call_url = f"{live_server.url}/consultations/{appointment.id}"
+    patient_page = await signed_in_page(browser, live_server.url, "pat@example.org")
+    await patient_page.context.add_init_script("""
+      navigator.mediaDevices.enumerateDevices = async () => [];
+      navigator.mediaDevices.getUserMedia = async () => { throw new DOMException("none", "NotFoundError"); };""")
+    await patient_page.goto(call_url)
+    await expect(patient_page.locator("#device-warning")).to_have_text(
+        "No camera or microphone was found on this device. You can still join: you will see and hear "
+        "the others, but they will not see or hear you.")
+    await patient_page.get_by_role("button", name="Join the consultation").click()
+    doctor_page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
+    await doctor_page.goto(call_url)
+    await doctor_page.get_by_role("button", name="Join the consultation").click()
+    await doctor_page.get_by_role("button", name="Admit Pat Patient").click()
+    await wait_for_decoded(patient_page, 1)
+    doctors_tile = patient_page.locator(f'#videos .tile[data-participant="{doctor.id}"]')
+    await expect(doctors_tile.locator("figcaption")).to_have_text("Dr Dora")
+    await doctor_page.context.close()
+    await patient_page.context.close()
 
 
 async def test_an_insecure_origin_says_calls_need_https(settings, browser):

@@ -17,7 +17,7 @@ import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, remov
 import { insecureContext } from "./call/problems.js";
 import { closeSocket, connect, send } from "./call/signalling.js";
 import { $, state } from "./call/state.js";
-import { renderLobby, renderParticipants, setMediaState, showEnded, showInsecure, showStage, showWaiting, warn } from "./call/ui.js";
+import { renderLobby, renderParticipants, setMediaState, setScreen, showEnded, showInsecure, showStage, showWaiting, warn } from "./call/ui.js";
 
 const root = document.getElementById("call");
 
@@ -69,6 +69,9 @@ function start() {
       }
       case "media_state":
         setMediaState(message.participant, message.audio, message.video);
+        break;
+      case "screen_share":
+        setScreen(message.participant, message.active, message.track);
         break;
       case "chat":
         addChat(message);

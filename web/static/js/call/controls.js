@@ -53,7 +53,22 @@ async function share() {
   state.pc?.addTrack(track, state.screen);
   $("share-button").setAttribute("aria-pressed", "true");
   $("share-button").textContent = "Stop sharing";
-  send({ type: "screen_share", active: true });
+  const id = await sdpTrackId(state.pc, track);
+  if (state.screen?.getVideoTracks().includes(track)) send({ type: "screen_share", active: true, track: id });
+}
+
+// The id the others' pages know `track` by: the one in this page's SDP (a=msid). Browsers put
+// the sender's id there, which is the track's id only when addTrack made a new transceiver,
+// not when it reused one the relay had offered; so it is read once the offer is made.
+async function sdpTrackId(pc, track) {
+  for (let tries = 0; pc && tries < 50; tries++) {
+    const mid = pc.getTransceivers().find((t) => t.sender.track === track)?.mid;
+    const section = mid && pc.localDescription?.sdp.split(/\r\n(?=m=)/).find((m) => m.includes(`\r\na=mid:${mid}\r\n`));
+    const msid = section?.match(/\r\na=msid:\S+ (\S+)/);
+    if (msid) return msid[1];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return track.id;
 }
 
 function stopShare() {

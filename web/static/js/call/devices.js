@@ -31,9 +31,9 @@ export async function acquire() {
   };
   const problems = [];
   const present = await presentKinds();
-  for (const kind of ["audio", "video"]) {
-    if (present && !present.has(kind)) { problems.push(noDevice(kind)); delete wanted[kind]; }
-  }
+  const missing = ["audio", "video"].filter((kind) => present && !present.has(kind));
+  if (missing.length) problems.push(noDevice(missing.length === 2 ? "both" : missing[0]));
+  missing.forEach((kind) => delete wanted[kind]);
   let stream = null;
   if (wanted.audio && wanted.video) {
     try { stream = await navigator.mediaDevices.getUserMedia(wanted); } catch (err) {

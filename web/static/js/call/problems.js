@@ -46,6 +46,7 @@ export function deviceProblem(err, which = "both") {
   }
 }
 
-// The message when the browser lists no device of a kind at all.
-export const noDevice = (kind) => `No ${DEVICE[kind]} was found on this device. `
-  + (kind === "video" ? "Others will hear you but not see you." : "Others will see you but not hear you.");
+// The message when the browser lists no device of a kind ("audio", "video" or "both") at all.
+export const noDevice = (kind) => `No ${kind === "both" ? "camera or microphone" : DEVICE[kind]} was found on this device. `
+  + { video: "Others will hear you but not see you.", audio: "Others will see you but not hear you.",
+      both: "You can still join: you will see and hear the others, but they will not see or hear you." }[kind];
