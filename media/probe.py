@@ -31,8 +31,9 @@ _ids = itertools.count(1)
 class Probe:
     """One network check's peer connection; ``answer`` is the relay's SDP answer."""
 
-    def __init__(self, relay: Relay, pc: RTCPeerConnection, log_prefix: str) -> None:
+    def __init__(self, relay: Relay, pc: RTCPeerConnection, log_prefix: str, owner: str) -> None:
         self.relay = relay
+        self.owner = owner
         self.pc = pc
         self.log_prefix = log_prefix
         self.answer = ""
@@ -53,19 +54,22 @@ class Probe:
         await self.relay._close_pc(self.pc)
 
 
-async def open_probe(relay: Relay, offer_sdp: str) -> Probe:
-    """Answer a network check's offer: data channels only, at most ``MAX_PROBES`` at once."""
+async def open_probe(relay: Relay, offer_sdp: str, owner: str) -> Probe:
+    """Answer a network check's offer: data channels only, at most ``MAX_PROBES`` at once.
+    A new check by the same ``owner`` (a participant id) closes their older one."""
     description = _parse(offer_sdp, "the network check's offer")
     kinds = {m.kind for m in description.media}
     if kinds != {"application"}:
         raise RelayError("a network check offers one data channel and no audio or video "
                          f"(its offer has {', '.join(sorted(kinds))})")
+    for older in [probe for probe in relay.probes if probe.owner == owner]:
+        await older.close()
     if len(relay.probes) >= MAX_PROBES:
         raise RelayError(f"{MAX_PROBES} network checks are already running on this server; try again in a minute")
     servers = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
                for s in relay.config.ice_servers]
     pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))  # explicit: no public STUN default
-    probe = Probe(relay, pc, f"[probe {next(_ids)}]")
+    probe = Probe(relay, pc, f"[probe {next(_ids)} {owner}]", owner)
     relay._register(pc, probe.log_prefix)
     relay.probes.add(probe)
     pc.on("datachannel", probe._echo_on)

@@ -241,7 +241,7 @@ class Session:
                         if isinstance(message, p.Leave):
                             break
                         if isinstance(message, p.Offer) and check is None:
-                            check = await media.open_probe(self.service.relay, message.sdp)
+                            check = await media.open_probe(self.service.relay, message.sdp, self.principal.id)
                             self.send(p.RelayAnswer(sdp=check.answer))
                         elif not isinstance(message, p.Pong):
                             raise p.ProtocolError(p.CLOSE_MALFORMED, "a network check takes one offer, "

@@ -145,6 +145,17 @@ async def test_the_network_check_reaches_the_relay_and_says_good(live_server, br
     assert live_server.app.state.signalling.consultations == {}  # a check joins nothing
     await page.get_by_role("button", name="Check again").click()
     await expect(verdict).to_contain_text("Good: round trip", timeout=20000)
+
+    # the words for what else a check can measure
+    async def verdict_of(rtts: list[int]) -> str:
+        return await page.evaluate("rtts => import('/static/js/call/netcheck.js')"
+                                   ".then(m => m.verdict({ rtts, sent: m.PACKETS }).text)", rtts)
+
+    slow = "Video may freeze or break up; a wired or stronger connection, or closing other downloads, will help."
+    assert await verdict_of([350, 360, 380, 400] * 5) == f"Poor: round trip 380 ms, no test packets lost. {slow}"
+    assert await verdict_of([20] * 18) == f"Poor: round trip 20 ms, 10% of test packets lost. {slow}"
+    assert await verdict_of([20] * 19) == "Good: round trip 20 ms, 5% of test packets lost."
+    assert await verdict_of([]) == "Can't reach the call server: none of the test packets came back."
     await page.context.close()
 
 

@@ -5,6 +5,7 @@ consultation, refusals are those of a join, and everything is closed afterwards.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
@@ -13,7 +14,7 @@ import media
 from signalling import protocol as p
 from tests.media.helpers import wait_for
 
-from .conftest import SignalClient, SignalServer, join, open_socket
+from .conftest import TEST_LIMITS, SignalClient, SignalServer, join, open_socket
 from .test_refusals import closed_with
 
 
@@ -113,3 +114,27 @@ async def test_the_relay_caps_network_checks(server: SignalServer, clients, monk
     assert error.message == "1 network checks are already running on this server; try again in a minute"
     assert second.of(p.RelayAnswer) == []  # the error is the reply to the offer
     assert len(server.relay.probes) == 1
+
+
+async def test_a_new_check_by_the_same_person_replaces_the_older(server: SignalServer, clients) -> None:
+    first = await probing(server, clients)
+    await first.wait(p.ProbeReady)
+    await open_channel(first)
+    (older,) = server.relay.probes
+    second = await probing(server, clients)
+    await second.wait(p.ProbeReady)
+    channel, echoes = await open_channel(second)
+    (newer,) = server.relay.probes
+    assert newer is not older and older.pc.connectionState == "closed"
+    channel.send("1")
+    assert await wait_for(lambda: echoes == ["1"], timeout=10)
+
+
+async def test_a_network_check_ends_by_itself(server: SignalServer, clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server.service, "limits", dataclasses.replace(TEST_LIMITS, probe_seconds=1.0))
+    client = await probing(server, clients)
+    await client.wait(p.ProbeReady)
+    await open_channel(client)
+    assert len(server.relay.probes) == 1
+    assert await client.wait_closed(timeout=10) == (1000, "the network check is over")
+    assert server.relay.probes == set()
