@@ -130,8 +130,8 @@ class MediaState(_Client):
 
 
 class ScreenShare(_Client):
-    """``track``: the id of the shared screen's track (``MediaStreamTrack.id``, which is the
-    ``track`` of its ``TrackInfo`` on the others' pages), so they can tell it from the camera."""
+    """``track``: the id the sender's SDP gives the shared screen's track (``a=msid``), which is
+    the ``track`` of its ``TrackInfo`` on the others' pages, so they can tell it from the camera."""
 
     type: Literal["screen_share"] = "screen_share"
     active: bool

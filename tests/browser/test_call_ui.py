@@ -176,6 +176,7 @@ async def test_each_device_failure_has_its_own_message(live_server, browser):
     doctor, patient, secret, appointment = await people()
     page = await signed_in_page(browser, live_server.url, "pat@example.org")
     await page.context.add_init_script("""
+      if (window.localStorage.noWebRTC) delete window.RTCPeerConnection;
       const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
       navigator.mediaDevices.getUserMedia = async (c) => {
         if (window.localStorage.denyAll) throw new DOMException("Permission denied", "NotAllowedError");
@@ -195,6 +196,13 @@ async def test_each_device_failure_has_its_own_message(live_server, browser):
     await expect(warning).to_have_text(
         "This site is not allowed to use your camera and microphone. Allow them in the browser's site "
         "settings (the camera icon in the address bar), then reload the page.")
+
+    # a browser without WebRTC is told so, rather than failing on Join
+    await page.evaluate("localStorage.noWebRTC = '1'")
+    await page.reload()
+    alert = page.get_by_role("alert").filter(has_text="This browser cannot make calls")
+    await expect(alert).to_contain_text("Open this page in a current Chrome, Edge, Firefox or Safari.")
+    await expect(page.get_by_role("button", name="Join the consultation")).to_be_hidden()
     await page.context.close()
 
 

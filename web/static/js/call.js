@@ -14,10 +14,10 @@ import { initControls, mediaState } from "./call/controls.js";
 import { acquire, initDevices } from "./call/devices.js";
 import { initNetworkCheck } from "./call/netcheck.js";
 import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, removeTiles, watchQuality } from "./call/peer.js";
-import { insecureContext } from "./call/problems.js";
+import { cannotCall } from "./call/problems.js";
 import { closeSocket, connect, send } from "./call/signalling.js";
 import { $, state } from "./call/state.js";
-import { renderLobby, renderParticipants, setMediaState, setScreen, showEnded, showInsecure, showStage, showWaiting, warn } from "./call/ui.js";
+import { renderLobby, renderParticipants, setMediaState, setScreen, showCannotCall, showEnded, showStage, showWaiting, warn } from "./call/ui.js";
 
 const root = document.getElementById("call");
 
@@ -27,8 +27,8 @@ function start() {
   const appointment = root.dataset.appointment;
   const role = root.dataset.role;
   window.caretrackCall = { state, inboundVideo };
-  const insecure = insecureContext();
-  if (insecure) return showInsecure(insecure);
+  const unable = cannotCall();
+  if (unable) return showCannotCall(unable);
 
   initDevices();
   initNetworkCheck(appointment);

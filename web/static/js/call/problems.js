@@ -2,12 +2,20 @@
 // context (no camera, microphone or screen share there), and each way a camera or a
 // microphone can fail. Messages say what happened and what to do about it.
 
-// Why calls cannot work on this page, or null. Browsers only offer camera and microphone
-// (navigator.mediaDevices) on HTTPS and on localhost.
-export function insecureContext() {
-  if (window.isSecureContext && navigator.mediaDevices?.getUserMedia) return null;
+// Why calls cannot work on this page ({title, text, operator}), or null. Browsers only offer
+// camera and microphone (navigator.mediaDevices) on HTTPS and on localhost.
+export function cannotCall() {
+  if (window.isSecureContext && navigator.mediaDevices?.getUserMedia && window.RTCPeerConnection) return null;
+  if (window.isSecureContext) {
+    return {
+      title: "This browser cannot make calls",
+      text: "This browser cannot make video calls: it offers no camera, microphone or WebRTC to web pages.",
+      operator: "Open this page in a current Chrome, Edge, Firefox or Safari.",
+    };
+  }
   const port = location.port ? `:${location.port}` : "";
   return {
+    title: "Calls need a secure connection",
     text: `Calls need a secure connection (HTTPS). This page was opened at ${location.origin}, `
       + "where the browser does not let any site use a camera or microphone, so the call cannot start.",
     operator: `For whoever runs this CareTrack: serve it over HTTPS, behind a TLS proxy (nginx, Caddy…), `

@@ -118,12 +118,13 @@ export function showEnded(text) {
   $("ended-text").textContent = text;
 }
 
-// No secure context: no camera, microphone or call here; the page says why and what to set.
-export function showInsecure({ text, operator }) {
+// No call is possible here (no secure context, or no WebRTC): the page says why and what to do.
+export function showCannotCall({ title, text, operator }) {
   $("prejoin").hidden = true;
-  $("insecure").hidden = false;
-  $("insecure-text").textContent = text;
-  $("insecure-operator").textContent = operator;
+  $("cannot-call").hidden = false;
+  $("cannot-call-title").textContent = title;
+  $("cannot-call-text").textContent = text;
+  $("cannot-call-operator").textContent = operator;
 }
 
 export function showQuality(quality) {
