@@ -3,6 +3,7 @@
 import { $, state } from "./state.js";
 import { replaceLocalTracks } from "./peer.js";
 import { deviceProblem, noDevice } from "./problems.js";
+import { warn } from "./ui.js";
 
 let selects = null;
 let meterContext = null;
@@ -76,6 +77,7 @@ async function presentKinds() {
 
 function deviceWarning(text) {
   const el = $("device-warning");
+  if (!el) return warn(text); // a variant of the call page without its own device warning
   el.textContent = text;
   el.hidden = !text;
 }

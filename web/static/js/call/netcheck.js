@@ -137,6 +137,7 @@ async function echoes(channel) {
 // The check's place on the page: run once now, and again on "Check again".
 export function initNetworkCheck(consultation) {
   const button = $("network-button");
+  if (!button) return; // a variant of the call page without the check
   const run = async () => {
     button.disabled = true;
     $("network-verdict").textContent = "Checking…";

@@ -121,6 +121,7 @@ export function showEnded(text) {
 // No call is possible here (no secure context, or no WebRTC): the page says why and what to do.
 export function showCannotCall({ title, text, operator }) {
   $("prejoin").hidden = true;
+  if (!$("cannot-call")) return warn(`${text} ${operator}`);
   $("cannot-call").hidden = false;
   $("cannot-call-title").textContent = title;
   $("cannot-call-text").textContent = text;
