@@ -9,11 +9,13 @@ Public API::
     await participant.handle_answer(sdp) / handle_offer(sdp) / add_ice_candidate(c)
     await room.start_recording("appointment-42.webm"); await room.stop_recording()
     await room.leave("patient-7"); await room.close(); await relay.close()
+    probe = await open_probe(relay, offer_sdp, "patient-7")  # a network check: probe.answer echoes
 
 Nothing here imports ``caretrack``: the host passes a :class:`RelayConfig`.
 """
 
 from .config import IceServer, RelayConfig
+from .probe import Probe, open_probe
 from .relay import Participant, Relay, RelayError, Room
 
-__all__ = ["IceServer", "Participant", "Relay", "RelayConfig", "RelayError", "Room"]
+__all__ = ["IceServer", "Participant", "Probe", "Relay", "RelayConfig", "RelayError", "Room", "open_probe"]

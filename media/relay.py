@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiortc import (
     MediaStreamTrack,
@@ -34,6 +34,9 @@ from .codecs import is_rtx
 from .config import RelayConfig
 from .forwarding import Publication, Subscription
 from .recording import Recorder, RecordingError
+
+if TYPE_CHECKING:
+    from .probe import Probe
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,19 @@ def _parse(sdp: str, what: str) -> SessionDescription:
     if not description.media:
         raise RelayError(f"{what} is not valid SDP: it has no m= sections")
     return description
+
+
+def _msid_track_ids(description: SessionDescription) -> dict[str, str]:
+    """The track id the client gave each m-line (``a=msid:<stream> <track>``), so that its
+    TrackInfo names the track as the client knows it.  aiortc's own remote track ids only
+    follow msid for streams listed in ``a=msid-semantic``, which Chromium does not always
+    do (a screen share's stream is left out), and otherwise are made up."""
+    named = {}
+    for media in description.media:
+        parts = (media.msid or "").split()
+        if media.rtp.muxId and len(parts) == 2 and parts[1] != "-":
+            named[media.rtp.muxId] = parts[1]
+    return named
 
 
 def _ice_ufrag(description: SessionDescription) -> str | None:
@@ -281,6 +297,7 @@ class Participant:
     def _update_publications(self) -> None:
         """Create publications for m-lines the client sends on; retire the others."""
         sending = self._client_sending_mids()
+        named = _msid_track_ids(SessionDescription.parse(self.pc.remoteDescription.sdp))
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
             if mid is None:
@@ -292,7 +309,7 @@ class Participant:
                     self.publications[mid] = Publication(
                         self.id,
                         transceiver,
-                        track_id=track.id if track is not None else mid,
+                        track_id=named.get(mid) or (track.id if track is not None else mid),
                         config_max_bitrate=self._config.max_video_bitrate,
                     )
                 else:
@@ -576,6 +593,7 @@ class Relay:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._pcs: dict[RTCPeerConnection, str] = {}
+        self.probes: set[Probe] = set()  # open network checks (media.probe)
         ice_hooks.install()  # before any of this relay's connections gathers candidates
         self.ice_policy = ice_hooks.IcePolicy(
             address_allowed=config.address_allowed, udp_ports=config.udp_ports
@@ -609,5 +627,6 @@ class Relay:
         """Close every room and every peer connection."""
         for room in list(self._rooms.values()):
             await room.close()
+        self.probes.clear()
         for pc in list(self._pcs):
             await self._close_pc(pc)

@@ -69,6 +69,7 @@ class Member:
     audio: bool = True
     video: bool = True
     screen: bool = False
+    screen_track: str | None = None  # the shared screen's track id, as the member said
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -177,7 +178,7 @@ class Consultation:
         if member.pump is not None:
             await asyncio.gather(member.pump, return_exceptions=True)
             member.pump = None
-        member.screen = False
+        member.screen, member.screen_track = False, None
 
     async def _shut(self) -> None:
         """Nobody is connected any more: stop recording, close the room, forget it all."""
@@ -224,7 +225,7 @@ class Consultation:
         present = self._connected(admitted=True)
         message = p.Participants(participants=[
             p.ParticipantInfo(participant=m.id, name=m.principal.name, role=m.role,
-                              audio=m.audio, video=m.video, screen=m.screen)
+                              audio=m.audio, video=m.video, screen=m.screen, screen_track=m.screen_track)
             for m in present
         ])
         for member in present:

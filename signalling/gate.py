@@ -69,8 +69,9 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
     await websocket.close(code, truncate(reason))
 
 
-async def receive_join(websocket: WebSocket, limits: Limits) -> tuple[p.Join, str]:
-    """The first message, which must be a valid join; also its text, to pass on as is."""
+async def receive_join(websocket: WebSocket, limits: Limits) -> tuple[p.Join | p.Probe, str]:
+    """The first message, which must be a valid join (or a network check's probe); also its
+    text, to pass on as is."""
     try:
         message = await asyncio.wait_for(websocket.receive(), limits.join_timeout_seconds)
     except TimeoutError:
@@ -82,13 +83,13 @@ async def receive_join(websocket: WebSocket, limits: Limits) -> tuple[p.Join, st
         raise Closing(p.CLOSE_MALFORMED, "binary messages are not accepted")
     try:
         data = p.decode_json(text, limits.max_message_bytes)
-        if data.get("type") != "join":
+        if data.get("type") not in ("join", "probe"):
             raise Closing(p.CLOSE_MALFORMED,
-                          f"the first message must be a join, not {str(data.get('type'))[:40]!r}")
+                          f"the first message must be a join or a probe, not {str(data.get('type'))[:40]!r}")
         join = p.validate(data)
     except p.ProtocolError as exc:
         raise Closing(exc.code, exc.message) from None
-    assert isinstance(join, p.Join)
+    assert isinstance(join, p.Join | p.Probe)
     return join, text
 
 

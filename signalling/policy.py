@@ -138,10 +138,11 @@ class Limits:
     pong_timeout_seconds: float = 45.0
     send_timeout_seconds: float = 10.0
     max_outgoing: int = 1000  # queued messages for one socket before it counts as not reading
+    probe_seconds: float = 30.0  # how long a network check's socket and peer connection may last
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "message_rate", "message_burst", "flood_strikes", "flood_seconds",
                      "join_timeout_seconds", "ping_seconds", "pong_timeout_seconds",
-                     "send_timeout_seconds", "max_outgoing"):
+                     "send_timeout_seconds", "max_outgoing", "probe_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")

@@ -39,6 +39,7 @@ ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHAT_CHARS, pattern=r"\S")]
 Role = Literal["host", "patient", "guest"]
+TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class ProtocolError(Exception):
@@ -67,6 +68,15 @@ class Join(_Client):
     """First message on a socket: which consultation this socket is for."""
 
     type: Literal["join"] = "join"
+    consultation: ConsultationId
+
+
+class Probe(_Client):
+    """First message of a network-check socket, instead of ``join``: the server answers
+    ``probe_ready``, then one ``offer`` (a data channel) with an ``answer`` from the relay,
+    whose peer connection echoes what the channel sends.  Nothing joins the consultation."""
+
+    type: Literal["probe"] = "probe"
     consultation: ConsultationId
 
 
@@ -120,8 +130,12 @@ class MediaState(_Client):
 
 
 class ScreenShare(_Client):
+    """``track``: the id the sender's SDP gives the shared screen's track (``a=msid``), which is
+    the ``track`` of its ``TrackInfo`` on the others' pages, so they can tell it from the camera."""
+
     type: Literal["screen_share"] = "screen_share"
     active: bool
+    track: TrackId | None = None
 
 
 class RecordingConsent(_Client):
@@ -140,7 +154,8 @@ class Pong(_Client):
 
 
 ClientMessage = (
-    Join | Offer | Answer | Candidate | Leave | Admit | Chat | MediaState | ScreenShare | RecordingConsent | End | Pong
+    Join | Probe | Offer | Answer | Candidate | Leave | Admit | Chat | MediaState | ScreenShare | RecordingConsent
+    | End | Pong
 )
 
 # --- server -> client ---------------------------------------------------------------------
@@ -164,6 +179,13 @@ class Welcome(_Server):
     admitted: bool
     ice_servers: list[IceServerInfo]
     max_message_bytes: int
+
+
+class ProbeReady(_Server):
+    """The network check may send its ``offer``; these are the ICE servers the call uses."""
+
+    type: Literal["probe_ready"] = "probe_ready"
+    ice_servers: list[IceServerInfo]
 
 
 class Waiting(_Server):
@@ -201,6 +223,7 @@ class ParticipantInfo(BaseModel):
     audio: bool
     video: bool
     screen: bool
+    screen_track: str | None = None
 
 
 class Participants(_Server):
@@ -250,6 +273,7 @@ class ScreenShareChanged(_Server):
     type: Literal["screen_share"] = "screen_share"
     participant: str
     active: bool
+    track: str | None = None
 
 
 class Consents(BaseModel):
@@ -293,7 +317,7 @@ class Ping(_Server):
 
 
 ServerMessage = (
-    Welcome | Waiting | Lobby | Admitted | Participants | RelayOffer | RelayAnswer | ChatPosted
+    Welcome | ProbeReady | Waiting | Lobby | Admitted | Participants | RelayOffer | RelayAnswer | ChatPosted
     | MediaStateChanged | ScreenShareChanged | Recording | Error | Ended | Ping
 )
 

@@ -36,9 +36,12 @@ class Service(Protocol):
 
     hooks: Hooks
     limits: Limits
+    relay: media.Relay
 
     @property
     def authorize(self) -> Authorize: ...
+
+    def ice_servers_for(self, principal: Principal) -> list[p.IceServerInfo]: ...
 
     def has_ended(self, consultation_id: str) -> bool: ...
 
@@ -186,6 +189,9 @@ class Session:
     async def _reader(self) -> None:
         join, _ = await receive_join(self.ws, self.limits)
         self._last_heard = time.monotonic()
+        if isinstance(join, p.Probe):
+            await self._probe(join)
+            return
         await self._join(join)
         while True:
             data = await self._receive()
@@ -218,6 +224,37 @@ class Session:
             raise _Close(exc.code, exc.message) from None
         self.consultation = consultation
         logger.info("%s: joined %s as %s", self.prefix, join.consultation, seat.role)
+
+    async def _probe(self, probe: p.Probe) -> None:
+        """A network check: the relay answers one data-channel offer and echoes over it, for
+        at most ``Limits.probe_seconds``; nothing joins the consultation."""
+        await seat_for(self.service.authorize, self.principal, probe.consultation)
+        self.send(p.ProbeReady(ice_servers=self.service.ice_servers_for(self.principal)))
+        check: media.Probe | None = None
+        try:
+            async with asyncio.timeout(self.limits.probe_seconds):
+                while True:
+                    data = await self._receive()
+                    self._throttle()
+                    try:
+                        message = p.validate(data)
+                        if isinstance(message, p.Leave):
+                            break
+                        if isinstance(message, p.Offer) and check is None:
+                            check = await media.open_probe(self.service.relay, message.sdp, self.principal.id)
+                            self.send(p.RelayAnswer(sdp=check.answer))
+                        elif not isinstance(message, p.Pong):
+                            raise p.ProtocolError(p.CLOSE_MALFORMED, "a network check takes one offer, "
+                                                  "then only pong or leave")
+                    except (p.ProtocolError, media.RelayError) as exc:
+                        code = exc.code if isinstance(exc, p.ProtocolError) else p.CLOSE_MALFORMED
+                        self.send(p.Error(code=code, message=str(exc), about=_type_of(data)))
+        except TimeoutError:
+            pass
+        finally:
+            if check is not None:
+                await check.close()
+        self.close_soon(p.CLOSE_NORMAL, "the network check is over")
 
     def _throttle(self) -> None:
         """An over-budget client is warned once per episode, and closed if it floods (see MessageBudget)."""
@@ -292,10 +329,11 @@ class Session:
                 member.audio, member.video = audio, video
                 consultation.broadcast(p.MediaStateChanged(participant=member.id, audio=audio, video=video),
                                        exclude=member)
-            case p.ScreenShare(active=active):
+            case p.ScreenShare(active=active, track=track):
                 member = self._admitted("share your screen")
-                member.screen = active
-                consultation.broadcast(p.ScreenShareChanged(participant=member.id, active=active), exclude=member)
+                member.screen, member.screen_track = active, track if active else None
+                consultation.broadcast(p.ScreenShareChanged(participant=member.id, active=active,
+                                                            track=member.screen_track), exclude=member)
             case p.RecordingConsent(granted=granted):
                 await consultation.consent(self._admitted("consent to recording"), granted)
             case p.End():

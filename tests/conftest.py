@@ -273,14 +273,14 @@ class LiveServer:
     app: object
 
 
-async def serve_in_loop(app, port: int) -> tuple[asyncio.Task, asyncio.Event]:
-    """Serve an ASGI app with hypercorn on 127.0.0.1:`port` in this event loop; returns once
+async def serve_in_loop(app, port: int, host: str = "127.0.0.1") -> tuple[asyncio.Task, asyncio.Event]:
+    """Serve an ASGI app with hypercorn on `host`:`port` in this event loop; returns once
     its /healthz answers. Stop it with `stop_serving`."""
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
+    config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1
@@ -291,7 +291,7 @@ async def serve_in_loop(app, port: int) -> tuple[asyncio.Task, asyncio.Event]:
             if task.done():
                 task.result()
             try:
-                if (await probe.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                if (await probe.get(f"http://{host}:{port}/healthz")).status_code == 200:
                     return task, stop
             except httpx.TransportError:
                 pass

@@ -142,6 +142,8 @@ async def test_a_call_survives_its_media_worker_being_killed(scaled_out, browser
     patient_page = await signed_in_page(browser, base_url, "pat@example.org")
 
     await patient_page.goto(call_url)
+    # the network check goes through the web process to the worker that will host the call
+    await patient_page.locator("#network-verdict").get_by_text(re.compile("^Good: round trip")).wait_for(timeout=20000)
     await patient_page.get_by_role("button", name="Join the consultation").click()
     await patient_page.get_by_role("heading", name="Waiting room").wait_for()
     await doctor_page.goto(call_url)

@@ -73,15 +73,19 @@ async def test_admitted_patient_and_host_see_and_hear_each_other(server: SignalS
     await patient.send({"type": "media_state", "audio": False, "video": True})
     state = await host.wait(p.MediaStateChanged)
     assert (state.participant, state.audio, state.video) == ("pat", False, True)
-    await host.send({"type": "screen_share", "active": True})
-    assert (await patient.wait(p.ScreenShareChanged)).participant == "doc"
+    await host.send({"type": "screen_share", "active": True, "track": "screen-track-1"})
+    shared = await patient.wait(p.ScreenShareChanged)
+    assert (shared.participant, shared.active, shared.track) == ("doc", True, "screen-track-1")
     assert patient.of(p.MediaStateChanged) == []  # not echoed to the sender
 
     # the patient leaves: the host's relay connection drops the patient's tracks
     offers = host.offers_answered
+    since = host.mark()
     await patient.send({"type": "leave"})
     assert (await patient.wait_closed())[0] == 1000
-    await host.wait(p.Participants, lambda m: [i.participant for i in m.participants] == ["doc"])
+    roster = await host.wait(p.Participants, lambda m: [i.participant for i in m.participants] == ["doc"],
+                             since=since)
+    assert (roster.participants[0].screen, roster.participants[0].screen_track) == (True, "screen-track-1")
     assert await wait_for(lambda: host.offers_answered > offers, 10)
     assert list(server.relay.room("c-call").participants) == ["doc"]
 

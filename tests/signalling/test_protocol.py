@@ -13,16 +13,17 @@ SERVER_SAMPLES = [
     p.Welcome(consultation="c", participant="a", name="A", role="host", admitted=True,
               ice_servers=[p.IceServerInfo(urls=["turn:t.example:3478"], username="u", credential="s")],
               max_message_bytes=65536),
+    p.ProbeReady(ice_servers=[p.IceServerInfo(urls=["stun:s.example:3478"])]),
     p.Waiting(host_present=False),
     p.Lobby(waiting=[p.WaitingPerson(participant="b", name="B", role="guest")]),
     p.Admitted(),
     p.Participants(participants=[p.ParticipantInfo(participant="a", name="A", role="host", audio=True,
-                                                   video=False, screen=False)]),
+                                                   video=False, screen=True, screen_track="t2")]),
     p.RelayOffer(sdp="v=0", tracks={"2": p.TrackInfo(participant="b", kind="video", track="t")}),
     p.RelayAnswer(sdp="v=0"),
     p.ChatPosted(id="1", at="2030-01-01T00:00:00+00:00", participant="a", name="A", text="hi"),
     p.MediaStateChanged(participant="a", audio=False, video=True),
-    p.ScreenShareChanged(participant="a", active=True),
+    p.ScreenShareChanged(participant="a", active=True, track="t2"),
     p.Recording(on=False, consents=p.Consents(host=True, patient=False)),
     p.Error(code=4400, message="bad", about="chat"),
     p.Ended(reason="done"),
@@ -39,7 +40,7 @@ def test_server_messages_round_trip(message) -> None:
 
 def test_every_type_has_a_sample_and_client_types_are_the_documented_set() -> None:
     assert {m.type for m in SERVER_SAMPLES} == p.SERVER_TYPES
-    assert p.CLIENT_TYPES == {"join", "offer", "answer", "candidate", "leave", "admit", "chat", "media_state",
+    assert p.CLIENT_TYPES == {"join", "probe", "offer", "answer", "candidate", "leave", "admit", "chat", "media_state",
                               "screen_share", "recording_consent", "end", "pong"}
 
 
@@ -52,6 +53,9 @@ def test_every_type_has_a_sample_and_client_types_are_the_documented_set() -> No
     ('{"v":true,"type":"end"}', 4400, "version"),
     ('{"v":1,"type":"end","extra":1}', 4400, "'extra' extra inputs are not permitted"),
     ('{"v":1,"type":"ping"}', 4400, "unknown message type 'ping'"),  # a server message
+    ('{"v":1,"type":"screen_share","active":true,"track":""}', 4400, "'track' string should have at least 1"),
+    ('{"v":1,"type":"probe"}', 4400, "'consultation' field required"),
+    ('{"v":1,"type":"probe","consultation":"a b"}', 4400, "'consultation' string should match"),
 ])
 def test_invalid_client_messages(raw: str, code: int, says: str) -> None:
     with pytest.raises(p.ProtocolError) as problem:

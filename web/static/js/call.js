@@ -8,15 +8,18 @@
 //   controls.js    the call's buttons          chat.js        chat, notes, recordings
 //   guests.js      the doctor's guest links, who recording waits for
 //   ui.js          warnings, people, stages, the quality badge
+//   problems.js    no secure context, device failures   netcheck.js  the pre-call network check
 // Signalling speaks the versioned protocol of the `signalling` package over /ws/signal.
 import { addChat, initChat, loadChat, loadNotes, loadRecordings } from "./call/chat.js";
-import { initControls } from "./call/controls.js";
+import { initControls, mediaState } from "./call/controls.js";
 import { initGuests, loadGuests, showConsents } from "./call/guests.js";
 import { acquire, initDevices } from "./call/devices.js";
-import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, watchQuality } from "./call/peer.js";
+import { initNetworkCheck } from "./call/netcheck.js";
+import { closePeer, inboundVideo, onRemoteAnswer, onRemoteOffer, openPeer, removeTiles, watchQuality } from "./call/peer.js";
+import { cannotCall } from "./call/problems.js";
 import { closeSocket, connect, send } from "./call/signalling.js";
 import { $, state } from "./call/state.js";
-import { renderLobby, renderParticipants, showEnded, showStage, showWaiting, warn } from "./call/ui.js";
+import { renderLobby, renderParticipants, setMediaState, setScreen, showCannotCall, showEnded, showStage, showWaiting, warn } from "./call/ui.js";
 
 const root = document.getElementById("call");
 
@@ -27,8 +30,11 @@ function start() {
   const role = root.dataset.role;
   state.guest = role === "guest";
   window.caretrackCall = { state, inboundVideo };
+  const unable = cannotCall();
+  if (unable) return showCannotCall(unable);
 
   initDevices();
+  initNetworkCheck(appointment);
   $("join-button").addEventListener("click", () => {
     $("join-button").disabled = true;
     connect(appointment, { message: handle, refused: finish, dropped: closePeer });
@@ -61,8 +67,16 @@ function start() {
       case "answer":
         await onRemoteAnswer(message.sdp);
         break;
-      case "participants":
-        renderParticipants(message.participants || []);
+      case "participants": {
+        const present = renderParticipants(message.participants || []);
+        removeTiles((mid, tile) => !present.has(tile.dataset.participant));
+        break;
+      }
+      case "media_state":
+        setMediaState(message.participant, message.audio, message.video);
+        break;
+      case "screen_share":
+        setScreen(message.participant, message.active, message.track);
         break;
       case "chat":
         addChat(message);
@@ -89,6 +103,7 @@ function start() {
     if (role === "host") { loadNotes(); loadRecordings(); loadGuests(); }
     if (role !== "guest") loadChat(); // a guest sees no chat from before they joined
     if (!state.local) await acquire();
+    send(mediaState()); // the others see this page's microphone and camera as they are
     openPeer();
   }
 }

@@ -26,10 +26,18 @@ function toggle(button, kind) {
     button.setAttribute("aria-pressed", String(off));
     state.local?.getTracks().filter((t) => t.kind === kind).forEach((t) => { t.enabled = !off; });
     button.textContent = off ? (kind === "audio" ? "Unmute" : "Camera on") : (kind === "audio" ? "Mute" : "Camera off");
-    send({ type: "media_state", audio: $("mute-button").getAttribute("aria-pressed") !== "true",
-           video: $("camera-button").getAttribute("aria-pressed") !== "true" });
+    send(mediaState());
   });
 }
+
+// This page's microphone and camera as the others should see them (a media_state message).
+export const mediaState = () => ({
+  type: "media_state",
+  audio: $("mute-button").getAttribute("aria-pressed") !== "true" && hasTrack("audio"),
+  video: $("camera-button").getAttribute("aria-pressed") !== "true" && hasTrack("video"),
+});
+
+const hasTrack = (kind) => Boolean(state.local?.getTracks().some((t) => t.kind === kind && t.readyState === "live"));
 
 async function share() {
   if (state.screen) return stopShare();
@@ -44,7 +52,22 @@ async function share() {
   state.pc?.addTrack(track, state.screen);
   $("share-button").setAttribute("aria-pressed", "true");
   $("share-button").textContent = "Stop sharing";
-  send({ type: "screen_share", active: true });
+  const id = await sdpTrackId(state.pc, track);
+  if (state.screen?.getVideoTracks().includes(track)) send({ type: "screen_share", active: true, track: id });
+}
+
+// The id the others' pages know `track` by: the one in this page's SDP (a=msid). Browsers put
+// the sender's id there, which is the track's id only when addTrack made a new transceiver,
+// not when it reused one the relay had offered; so it is read once the offer is made.
+async function sdpTrackId(pc, track) {
+  for (let tries = 0; pc && tries < 50; tries++) {
+    const mid = pc.getTransceivers().find((t) => t.sender.track === track)?.mid;
+    const section = mid && pc.localDescription?.sdp.split(/\r\n(?=m=)/).find((m) => m.includes(`\r\na=mid:${mid}\r\n`));
+    const msid = section?.match(/\r\na=msid:\S+ (\S+)/);
+    if (msid) return msid[1];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return track.id;
 }
 
 function stopShare() {

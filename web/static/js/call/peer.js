@@ -3,7 +3,7 @@
 // that does not heal by itself, a fresh connection (new ICE) is opened.
 import { $, state } from "./state.js";
 import { send } from "./signalling.js";
-import { captionOf, setLive, showQuality, warn } from "./ui.js";
+import { captionOf, markTile, setLive, showQuality, warn } from "./ui.js";
 
 export function openPeer() {
   closePeer();
@@ -11,6 +11,8 @@ export function openPeer() {
   state.pc = pc;
   state.tracksByMid.clear();
   state.local?.getTracks().forEach((track) => pc.addTrack(track, state.local));
+  // Without a camera or microphone this page still offers, to see and hear the others.
+  if (!state.local?.getTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
   if (state.screen) state.screen.getTracks().forEach((track) => pc.addTrack(track, state.screen));
   pc.addEventListener("negotiationneeded", () => offer(pc));
   pc.addEventListener("track", (e) => showTrack(e));
@@ -64,12 +66,15 @@ async function offer(pc) {
 }
 
 // The relay's offer, with what each of its m-lines carries ({mid: {participant, track}}).
+// `tracks` lists every m-line the relay sends on now: a tile whose m-line is not in it any
+// more (a screen share stopped, someone left) goes.
 export async function onRemoteOffer(sdp, tracks) {
-  for (const [mid, info] of Object.entries(tracks)) state.tracksByMid.set(mid, info);
+  state.tracksByMid = new Map(Object.entries(tracks));
   const pc = state.pc;
   if (!pc) return;
   // The relay wins collisions: setRemoteDescription rolls back our pending offer.
   await pc.setRemoteDescription({ type: "offer", sdp });
+  removeTiles((mid) => !state.tracksByMid.has(mid));
   await pc.setLocalDescription();
   await waitForCandidates(pc);
   if (pc === state.pc) send({ type: "answer", sdp: pc.localDescription.sdp });
@@ -93,6 +98,13 @@ export function replaceLocalTracks() {
 
 const isScreen = (track) => state.screen?.getTracks().includes(track);
 
+// Removes the tiles (video and audio) that `stale(mid, tile)` picks.
+export function removeTiles(stale) {
+  for (const [mid, tile] of state.tiles) {
+    if (stale(mid, tile)) { tile.remove(); state.tiles.delete(mid); }
+  }
+}
+
 function showTrack(e) {
   const mid = e.transceiver.mid;
   const info = state.tracksByMid.get(mid) || {};
@@ -106,6 +118,8 @@ function showTrack(e) {
     tile.srcObject = new MediaStream([e.track]);
     if (state.speakerId) tile.setSinkId?.(state.speakerId);
     tile.hidden = true;
+    tile.dataset.participant = participant;
+    tile.dataset.mid = mid;
     $("videos").append(tile);
   } else {
     tile = document.createElement("figure");
@@ -120,10 +134,11 @@ function showTrack(e) {
     const caption = document.createElement("figcaption");
     caption.textContent = captionOf(participant, info);
     tile.append(video, caption);
+    markTile(tile);
     $("videos").append(tile);
   }
   state.tiles.set(key, tile);
-  e.track.addEventListener("ended", () => { tile.remove(); state.tiles.delete(key); });
+  e.track.addEventListener("ended", () => { if (state.tiles.get(key) === tile) removeTiles((mid) => mid === key); });
 }
 
 // --- quality ---------------------------------------------------------------------------------
