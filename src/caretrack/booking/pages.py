@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from caretrack.accounts.models import User
-from caretrack.booking import applications, calendar, forms, service
+from caretrack.booking import applications, calendar, forms, intake_forms, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.service import reminders
@@ -25,6 +25,7 @@ from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, redirect, render
+from caretrack.intake import service as intake
 from caretrack.payments import service as payments
 from caretrack.payments.schemas import PurchaseRequest
 
@@ -243,7 +244,8 @@ async def doctor_page(request: Request, user: User, flashes: Flashes | None = No
         slots = []
     return render(request, "booking/doctor.html", {
         "profile": profile, "days": group_by_day(slots, user.time_zone), "local": local, "tz": user.time_zone,
-        "balance": await payments.balance_of(user)}, status_code=status, flashes=flashes)
+        "balance": await payments.balance_of(user), "consultation_types": await intake.offered_types(doctor_id)},
+        status_code=status, flashes=flashes)
 
 
 @pages.post("/holds", roles=PATIENT)
@@ -261,7 +263,8 @@ async def hold(request: Request, user: User, form: FormData) -> Response:
 async def book(request: Request, user: User, form: FormData) -> Response:
     held = await service.get_appointment(user, request.path_params["appointment_id"])
     try:
-        appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
+        command = forms.book(held.doctor_id, held.starts_at, forms.consultation_type(form))
+        appointment = await service.do_book(_settings(request), user, command,
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
                                             client_address=address_of(request), at=clock.now(request))
     except CareTrackError as exc:
@@ -289,7 +292,18 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
         context["refund_now"] = service.refund_for(appointment, user.id != appointment.patient_id, now)
     if appointment.status == AppointmentStatus.HELD:
         context["balance"] = await payments.balance_of(user)
+    context.update(await intake_forms.intake_context(user, appointment))
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
+
+
+@pages.post("/appointments/{appointment_id:id}/intake", roles=PATIENT)
+async def submit_intake(request: Request, user: User, form: FormData) -> Response:
+    try:
+        await intake_forms.submit(user, request.path_params["appointment_id"], form, at=clock.now(request))
+    except CareTrackError as exc:
+        request.state.intake_values = intake_forms.typed(form)  # shown again beside the errors
+        return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
+    return await appointment_page(request, user, [("success", "Thank you: your answers and consent are saved.")])
 
 
 @pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])

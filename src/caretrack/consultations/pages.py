@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack.booking import intake_forms
 from caretrack.consultations import service
 from caretrack.core import clock
 from caretrack.core.errors import CareTrackError
@@ -19,15 +20,27 @@ def _settings(request: Request) -> Settings:
 
 
 @pages.get("/consultations/{appointment_id:id}", roles=None)
-async def call_page(request: Request, user) -> Response:
+async def call_page(request: Request, user, flashes: list[tuple[str, str]] | None = None,
+                    status: int = 200) -> Response:
     settings = _settings(request)
     access = await service.access_for(settings, user, request.path_params["appointment_id"])
     appointment = access.appointment
     await appointment.fetch_related("doctor", "patient")
     return render(request, "consultations/call.html", {
         "access": access, "appointment": appointment, "closed_reason": access.closed_reason(clock.now(request)),
-        "user": user,
-    })
+        "user": user, **await intake_forms.intake_context(user, appointment),
+    }, status_code=status, flashes=flashes)
+
+
+@pages.post("/consultations/{appointment_id:id}/intake", roles=None)
+async def submit_intake(request: Request, user, form) -> Response:
+    """The call page's pre-join intake: back to the call page, where Join now shows."""
+    try:
+        await intake_forms.submit(user, request.path_params["appointment_id"], form, at=clock.now(request))
+    except CareTrackError as exc:
+        request.state.intake_values = intake_forms.typed(form)
+        return await call_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect(f"/consultations/{request.path_params['appointment_id']}")
 
 
 @pages.get("/consultations/guest", roles=None)
