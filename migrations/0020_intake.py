@@ -1,10 +1,15 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
+"""Intake: consultation types with their questionnaires and versioned consent documents, an
+appointment's chosen type, and the patient's sealed answers and signatures."""
+
 import functools
-from caretrack.intake.models import QuestionKind
 from json import dumps, loads
+
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
-from tortoise import fields
+from tortoise.migrations import operations as ops
+
+from caretrack.intake.models import QuestionKind
+
 
 class Migration(migrations.Migration):
     dependencies = [('caretrack', '0019_rota_plans')]

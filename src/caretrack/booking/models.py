@@ -11,6 +11,7 @@ from tortoise.models import Model
 
 if TYPE_CHECKING:
     from caretrack.accounts.models import User
+    from caretrack.intake.models import ConsultationType
 
 
 class ApplicationStatus(StrEnum):
@@ -130,8 +131,8 @@ class Appointment(Model):
     reschedule_count = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     # The consultation type the patient chose (caretrack.intake); none when the doctor has none.
-    consultation_type = fields.ForeignKeyField("caretrack.ConsultationType", related_name="appointments", null=True,
-                                               on_delete=fields.RESTRICT)
+    consultation_type: fields.ForeignKeyNullableRelation[ConsultationType] = fields.ForeignKeyField(
+        "caretrack.ConsultationType", related_name="appointments", null=True, on_delete=fields.RESTRICT)
     consultation_type_id: int | None
 
     class Meta:

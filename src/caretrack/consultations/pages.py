@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caretrack.accounts.models import User
 from caretrack.booking import intake_forms
 from caretrack.consultations import service
 from caretrack.core import clock
@@ -33,7 +35,7 @@ async def call_page(request: Request, user, flashes: list[tuple[str, str]] | Non
 
 
 @pages.post("/consultations/{appointment_id:id}/intake", roles=None)
-async def submit_intake(request: Request, user, form) -> Response:
+async def submit_intake(request: Request, user: User, form: FormData) -> Response:
     """The call page's pre-join intake: back to the call page, where Join now shows."""
     try:
         await intake_forms.submit(user, request.path_params["appointment_id"], form, at=clock.now(request))

@@ -34,11 +34,18 @@ YES_NO = ("yes", "no")
 
 
 class Visit(Protocol):
-    id: int
-    doctor_id: int
-    patient_id: int
-    consultation_type_id: int | None
-    status: str
+    """What intake needs of an appointment (booking's Appointment has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def doctor_id(self) -> int: ...
+    @property
+    def patient_id(self) -> int: ...
+    @property
+    def consultation_type_id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,8 @@ async def form_for(visit: Visit) -> IntakeForm | None:
 
 
 async def _signed_documents(appointment_id: int) -> set[int]:
-    rows = await ConsentSignature.filter(appointment_id=appointment_id).values_list(
-        "consent_version__document_id", flat=True)
-    return {int(r) for r in rows}
+    signatures = await ConsentSignature.filter(appointment_id=appointment_id).select_related("consent_version")
+    return {s.consent_version.document_id for s in signatures}
 
 
 async def is_complete(visit: Visit) -> bool:
@@ -74,9 +80,9 @@ async def is_complete(visit: Visit) -> bool:
         return True
     if not await IntakeResponse.exists(appointment_id=visit.id):
         return False
-    wanted = await ConsentDocument.filter(consultation_type_id=visit.consultation_type_id,
-                                          retired=False).values_list("id", flat=True)
-    return set(wanted) <= await _signed_documents(visit.id)
+    wanted = {d.id for d in await ConsentDocument.filter(consultation_type_id=visit.consultation_type_id,
+                                                           retired=False)}
+    return wanted <= await _signed_documents(visit.id)
 
 
 def _check_answer(question: IntakeQuestion, raw: str) -> tuple[str, str | None]:
@@ -146,8 +152,8 @@ async def do_submit(patient: User, visit: Visit, command: IntakeSubmission, *, a
         if not updated:
             await IntakeResponse.create(using_db=tx.conn, appointment_id=visit.id, answers=sealed, submitted_at=at,
                                         consultation_type_id=form.consultation_type.id)
-        signed = set(await ConsentSignature.filter(appointment_id=visit.id).using_db(tx.conn).values_list(
-            "consent_version_id", flat=True))
+        signed = {s.consent_version_id for s in
+                  await ConsentSignature.filter(appointment_id=visit.id).using_db(tx.conn)}
         for version, name in signatures:
             if version.id not in signed:
                 await ConsentSignature.create(using_db=tx.conn, appointment_id=visit.id, consent_version_id=version.id,

@@ -9,6 +9,10 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from caretrack.accounts.models import User
+
+# Appointment is booking's, a floor above: named by its string, typed as a plain Model.
+
 
 class QuestionKind(StrEnum):
     SHORT_TEXT = "short_text"
@@ -23,7 +27,8 @@ class ConsultationType(Model):
     Archived types are kept (appointments name them) but no longer offered."""
 
     id = fields.IntField(primary_key=True)
-    doctor = fields.ForeignKeyField("caretrack.User", related_name="consultation_types", on_delete=fields.CASCADE)
+    doctor: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="consultation_types", on_delete=fields.CASCADE)
     doctor_id: int
     name = fields.CharField(max_length=100)
     description = fields.TextField(default="")
@@ -39,15 +44,15 @@ class IntakeQuestion(Model):
     """One question of a type's intake questionnaire, asked in `position` order."""
 
     id = fields.IntField(primary_key=True)
-    consultation_type = fields.ForeignKeyField("caretrack.ConsultationType", related_name="questions",
-                                               on_delete=fields.CASCADE)
+    consultation_type: fields.ForeignKeyRelation[ConsultationType] = fields.ForeignKeyField(
+        "caretrack.ConsultationType", related_name="questions", on_delete=fields.CASCADE)
     consultation_type_id: int
     position = fields.IntField(default=0)
     kind = fields.CharEnumField(QuestionKind, max_length=16)
     prompt = fields.CharField(max_length=300)
     required = fields.BooleanField(default=True)
     max_length = fields.IntField(null=True)  # text questions: the longest answer accepted
-    choices = fields.JSONField(default=list)  # choice questions: the options, in order
+    choices: fields.JSONField[list[str]] = fields.JSONField(default=list)  # choice questions: the options, in order
 
     class Meta:
         table = "intake_questions"
@@ -60,8 +65,8 @@ class ConsentDocument(Model):
     signatures remain."""
 
     id = fields.IntField(primary_key=True)
-    consultation_type = fields.ForeignKeyField("caretrack.ConsultationType", related_name="consents",
-                                               on_delete=fields.CASCADE)
+    consultation_type: fields.ForeignKeyRelation[ConsultationType] = fields.ForeignKeyField(
+        "caretrack.ConsultationType", related_name="consents", on_delete=fields.CASCADE)
     consultation_type_id: int
     position = fields.IntField(default=0)
     version = fields.IntField(default=1)
@@ -75,7 +80,8 @@ class ConsentVersion(Model):
     """One wording of a consent document, never changed once written."""
 
     id = fields.IntField(primary_key=True)
-    document = fields.ForeignKeyField("caretrack.ConsentDocument", related_name="versions", on_delete=fields.CASCADE)
+    document: fields.ForeignKeyRelation[ConsentDocument] = fields.ForeignKeyField(
+        "caretrack.ConsentDocument", related_name="versions", on_delete=fields.CASCADE)
     document_id: int
     version = fields.IntField()
     title = fields.CharField(max_length=150)
@@ -93,11 +99,11 @@ class IntakeResponse(Model):
     A JSON list of {question, prompt, kind, answer}, so later edits of the questionnaire
     do not change what was answered."""
 
-    appointment = fields.OneToOneField("caretrack.Appointment", related_name="intake", on_delete=fields.CASCADE,
-                                       primary_key=True)
+    appointment: fields.OneToOneRelation[Model] = fields.OneToOneField(
+        "caretrack.Appointment", related_name="intake", on_delete=fields.CASCADE, primary_key=True)
     appointment_id: int
-    consultation_type = fields.ForeignKeyField("caretrack.ConsultationType", related_name="responses",
-                                               on_delete=fields.RESTRICT)
+    consultation_type: fields.ForeignKeyRelation[ConsultationType] = fields.ForeignKeyField(
+        "caretrack.ConsultationType", related_name="responses", on_delete=fields.RESTRICT)
     consultation_type_id: int
     answers = fields.TextField()  # ciphertext (crypto.seal)
     submitted_at = fields.DatetimeField()
@@ -112,14 +118,15 @@ class ConsentSignature(Model):
     They ticked that they agree and typed their full name (sealed)."""
 
     id = fields.IntField(primary_key=True)
-    appointment = fields.ForeignKeyField("caretrack.Appointment", related_name="consent_signatures",
-                                         on_delete=fields.CASCADE)
+    appointment: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "caretrack.Appointment", related_name="consent_signatures", on_delete=fields.CASCADE)
     appointment_id: int
-    consent_version = fields.ForeignKeyField("caretrack.ConsentVersion", related_name="signatures",
-                                             on_delete=fields.RESTRICT)
+    consent_version: fields.ForeignKeyRelation[ConsentVersion] = fields.ForeignKeyField(
+        "caretrack.ConsentVersion", related_name="signatures", on_delete=fields.RESTRICT)
     consent_version_id: int
     signed_name = fields.TextField()  # ciphertext (crypto.seal)
-    signed_by = fields.ForeignKeyField("caretrack.User", related_name="consent_signatures", on_delete=fields.CASCADE)
+    signed_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "caretrack.User", related_name="consent_signatures", on_delete=fields.CASCADE)
     signed_by_id: int
     signed_at = fields.DatetimeField()
 

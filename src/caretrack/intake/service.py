@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+
 from caretrack.accounts.models import User
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
@@ -164,12 +167,21 @@ async def _next_position(model: type[IntakeQuestion] | type[ConsentDocument], ty
     return 0 if last is None else last.position + 1
 
 
+async def _make_room(conn: BaseDBAsyncClient, type_id: int, position: int, *, but: int | None = None) -> None:
+    """A question placed at `position` goes before the one there: those from it on move down."""
+    query = IntakeQuestion.filter(consultation_type_id=type_id, position__gte=position)
+    if but is not None:
+        query = query.exclude(id=but)
+    await query.using_db(conn).update(position=F("position") + 1)
+
+
 async def do_add_question(user: User, type_id: int, command: QuestionIn) -> IntakeQuestion:
     found = await owned_type(user, type_id)
     if await IntakeQuestion.filter(consultation_type_id=found.id).count() >= MAX_QUESTIONS:
         raise ValidationError(f"A questionnaire has at most {MAX_QUESTIONS} questions.")
     position = command.position if command.position is not None else await _next_position(IntakeQuestion, found.id)
     async with atomic() as tx:
+        await _make_room(tx.conn, found.id, position)
         question = await IntakeQuestion.create(
             using_db=tx.conn, consultation_type_id=found.id, position=position, kind=command.kind,
             prompt=command.prompt, required=command.required, max_length=command.max_length, choices=command.choices)
@@ -180,6 +192,8 @@ async def do_add_question(user: User, type_id: int, command: QuestionIn) -> Inta
 async def do_update_question(user: User, question_id: int, command: QuestionIn) -> IntakeQuestion:
     question = await _question(user, question_id)
     async with atomic() as tx:
+        if command.position is not None and command.position != question.position:
+            await _make_room(tx.conn, question.consultation_type_id, command.position, but=question.id)
         await IntakeQuestion.filter(id=question.id).using_db(tx.conn).update(
             kind=command.kind, prompt=command.prompt, required=command.required, max_length=command.max_length,
             choices=command.choices, position=question.position if command.position is None else command.position)
@@ -232,7 +246,8 @@ async def do_update_consent(user: User, document_id: int, command: ConsentIn, *,
     """A new wording is a new version; the same wording changes nothing."""
     document = await _document(user, document_id)
     async with atomic() as tx:
-        current = await ConsentVersion.get(document_id=document.id, version=document.version).using_db(tx.conn)
+        current = await ConsentVersion.filter(document_id=document.id, version=document.version).using_db(
+            tx.conn).get()
         if (current.title, current.text) == (command.title, command.text):
             return current
         version = await ConsentVersion.create(using_db=tx.conn, document_id=document.id,

@@ -80,9 +80,9 @@ async def do_book(settings: Settings, patient: User, command: BookSlot, *, idemp
         return existing
     chosen = command.consultation_type_id
     if chosen is None:  # the type picked when holding
-        chosen = await Appointment.filter(patient_id=patient.id, doctor_id=doctor_id, status=AppointmentStatus.HELD,
-                                          active=True, starts_at=starts_at).first().values_list(
-            "consultation_type_id", flat=True)
+        held = await Appointment.filter(patient_id=patient.id, doctor_id=doctor_id, status=AppointmentStatus.HELD,
+                                        active=True, starts_at=starts_at).first()
+        chosen = held.consultation_type_id if held else None
     type_id = await intake.check_choice(doctor_id, chosen)
     try:
         async with atomic() as tx:
