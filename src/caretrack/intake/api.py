@@ -92,7 +92,7 @@ async def api_retire_consent(request: Request, user: User) -> Response:
 
 
 @api.get("/doctors/{doctor_id:id}/consultation-types", summary="The consultation types a doctor offers",
-         roles=[Role.PATIENT], response=TypeList,
+         roles=[Role.PATIENT], response=TypeList, errors=(404,),
          description="Book one of them (consultation_type_id); a doctor with none is booked without.")
 async def api_offered(request: Request) -> TypeList:
     offered = await service.offered_types(request.path_params["doctor_id"])
