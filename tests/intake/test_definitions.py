@@ -115,6 +115,13 @@ async def test_an_admin_defines_types_for_any_doctor_and_archives_them(client):
     assert archived.json()["archived"] is True
     entry = await AuditEntry.filter(action="intake.type_created").first()
     assert entry is not None and json.loads(entry.detail)["doctor"] == doctor.id
+    page = await client.get("/admin/consultation-types", params={"doctor_id": doctor.id})
+    assert page.status_code == 200 and "Follow-up" in page.text and "archived" in page.text
+    added = await client.post(f"/consultation-types/{type_id}/consents", data={
+        "csrf_token": client.headers["x-csrf-token"], "back_doctor_id": str(doctor.id), "title": "Privacy",
+        "text": "Kept safe."})
+    assert added.status_code == 303 and added.headers["location"] == \
+        f"/admin/consultation-types?doctor_id={doctor.id}&done=consent"
 
     await signed_in(client, Role.PATIENT, "pat@example.org")
     assert (await client.get(f"/api/v1/doctors/{doctor.id}/consultation-types")).json() == {"types": []}

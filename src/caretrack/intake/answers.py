@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from tortoise.exceptions import IntegrityError
+
 from caretrack.accounts.models import User
 from caretrack.core import crypto
 from caretrack.core.audit.service import Actor
-from caretrack.core.errors import Forbidden, ValidationError
+from caretrack.core.errors import Conflict, Forbidden, ValidationError
 from caretrack.core.transaction import atomic
 from caretrack.intake.models import (
     ConsentDocument,
@@ -146,6 +148,14 @@ async def do_submit(patient: User, visit: Visit, command: IntakeSubmission, *, a
     if problems:
         raise ValidationError(" ".join(p["message"] for p in problems), fields=problems)
     sealed = crypto.seal(json.dumps(answers), ANSWERS_CONTEXT)
+    try:
+        await _store(patient, visit, form, sealed, answers, signatures, at)
+    except IntegrityError:  # the same intake sent twice at once: the other one won
+        raise Conflict("Your answers were just saved from another page; reload this one to see them.") from None
+
+
+async def _store(patient: User, visit: Visit, form: IntakeForm, sealed: str | None, answers: list[dict[str, object]],
+                 signatures: list[tuple[ConsentVersion, str]], at: datetime) -> None:
     async with atomic() as tx:
         updated = await IntakeResponse.filter(appointment_id=visit.id).using_db(tx.conn).update(
             answers=sealed, submitted_at=at, consultation_type_id=form.consultation_type.id)
