@@ -25,7 +25,7 @@ async def api_intake(request: Request, user: User) -> IntakeOut:
 
 
 @api.put("/appointments/{appointment_id:id}/intake", summary="Answer the intake and sign its consents (patient)",
-         roles=[Role.PATIENT], body=IntakeSubmission, response=IntakeOut, errors=(403, 404),
+         roles=[Role.PATIENT], body=IntakeSubmission, response=IntakeOut, errors=(403, 404, 409),
          description="Every problem is reported at once in `fields`. Submitting again replaces the answers.")
 async def api_submit_intake(request: Request, user: User, body: IntakeSubmission) -> IntakeOut:
     appointment = await get_appointment(user, request.path_params["appointment_id"])
