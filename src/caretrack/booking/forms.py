@@ -139,12 +139,16 @@ def hold(form: FormData) -> HoldSlot:
         starts_at = datetime.fromisoformat(_text(form, "starts_at"))
     except ValueError:
         raise ValidationError("Choose a slot from the list.") from None
-    return HoldSlot(doctor_id=doctor_id, starts_at=starts_at)
+    return HoldSlot(doctor_id=doctor_id, starts_at=starts_at, consultation_type_id=consultation_type(form))
 
 
-def book(doctor_id: int, starts_at: datetime) -> BookSlot:
-    """The page books the slot its hold is on."""
-    return BookSlot(doctor_id=doctor_id, starts_at=starts_at)
+def consultation_type(form: FormData) -> int | None:
+    return id_from_text(_text(form, "consultation_type_id"), "consultation_type_id")
+
+
+def book(doctor_id: int, starts_at: datetime, consultation_type_id: int | None = None) -> BookSlot:
+    """The page books the slot its hold is on, of the type chosen there (or when holding)."""
+    return BookSlot(doctor_id=doctor_id, starts_at=starts_at, consultation_type_id=consultation_type_id)
 
 
 def cancel(form: FormData) -> CancelRequest:

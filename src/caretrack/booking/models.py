@@ -11,6 +11,7 @@ from tortoise.models import Model
 
 if TYPE_CHECKING:
     from caretrack.accounts.models import User
+    from caretrack.intake.models import ConsultationType
 
 
 class ApplicationStatus(StrEnum):
@@ -129,6 +130,10 @@ class Appointment(Model):
     completed_at = fields.DatetimeField(null=True)
     reschedule_count = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The consultation type the patient chose (caretrack.intake); none when the doctor has none.
+    consultation_type: fields.ForeignKeyNullableRelation[ConsultationType] = fields.ForeignKeyField(
+        "caretrack.ConsultationType", related_name="appointments", null=True, on_delete=fields.RESTRICT)
+    consultation_type_id: int | None
 
     class Meta:
         table = "appointments"

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from caretrack.accounts.models import User
-from caretrack.booking import applications, calendar, forms, service
+from caretrack.booking import applications, calendar, forms, intake_forms, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.service import reminders
@@ -26,6 +26,7 @@ from caretrack.core.validation import parse_command
 from caretrack.http.apikit import PUBLIC
 from caretrack.http.clients import address_of
 from caretrack.http.pagekit import PageRouter, field_problems, problem_flashes, redirect, render
+from caretrack.intake import service as intake
 from caretrack.payments import service as payments
 from caretrack.payments.schemas import PurchaseRequest
 
@@ -254,7 +255,8 @@ async def doctor_page(request: Request, user: User, flashes: Flashes | None = No
     tz = await working_zone(user)
     return render(request, "booking/doctor.html", {
         "profile": profile, "days": group_by_day(slots, tz), "tz": tz,
-        "balance": await payments.balance_of(user)}, status_code=status, flashes=flashes)
+        "balance": await payments.balance_of(user),
+        "consultation_types": await intake.offered_types(doctor_id)}, status_code=status, flashes=flashes)
 
 
 @pages.post("/holds", roles=PATIENT)
@@ -275,7 +277,8 @@ async def book(request: Request, user: User, form: FormData) -> Response:
         return await appointment_page(request, user, [("error", service.expired_hold_notice(
             held, await working_zone(user)))], 409)
     try:
-        appointment = await service.do_book(_settings(request), user, forms.book(held.doctor_id, held.starts_at),
+        command = forms.book(held.doctor_id, held.starts_at, forms.consultation_type(form))
+        appointment = await service.do_book(_settings(request), user, command,
                                             idempotency_key=str(form.get("idempotency_key", "")) or None,
                                             client_address=address_of(request), at=clock.now(request))
     except CareTrackError as exc:
@@ -309,6 +312,7 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
     # Panels of features above booking (the visit summary) and beside it (follow-ups), given by site.
     for panel in getattr(request.app.state, "appointment_panels", ()):
         context.update(await panel(user, appointment, now))
+    context.update(await intake_forms.intake_context(user, appointment))
     return render(request, "booking/appointment.html", context, status_code=status, flashes=flashes)
 
 
@@ -329,6 +333,16 @@ async def appointment_calendar(request: Request, user: User) -> Response:
     return Response(body, media_type="text/calendar; charset=utf-8", headers={
         "content-disposition": f'attachment; filename="appointment-{appointment.id}.ics"',
         "cache-control": "private, no-store", "x-content-type-options": "nosniff"})
+
+
+@pages.post("/appointments/{appointment_id:id}/intake", roles=PATIENT)
+async def submit_intake(request: Request, user: User, form: FormData) -> Response:
+    try:
+        await intake_forms.submit(user, request.path_params["appointment_id"], form, at=clock.now(request))
+    except CareTrackError as exc:
+        request.state.intake_values = intake_forms.typed(form)  # shown again beside the errors
+        return await appointment_page(request, user, [("error", exc.message)], exc.status_code)
+    return await appointment_page(request, user, [("success", "Thank you: your answers and consent are saved.")])
 
 
 @pages.post("/appointments/{appointment_id:id}/cancel", roles=[Role.PATIENT, Role.DOCTOR])

@@ -71,6 +71,8 @@ class _SlotChoice(Strict):
 
     doctor_id: Id
     starts_at: datetime
+    consultation_type_id: Id | None = Field(None, description="One of the doctor's consultation types; required "
+                                                              "to book a doctor who has any.")
 
 
 class HoldSlot(_SlotChoice):
@@ -99,6 +101,7 @@ class AppointmentOut(BaseModel):
                                description="Set for a hold that lapsed (status `expired`): says so, in words.")
     slots_url: str | None = Field(default=None,
                                   description="For a lapsed hold: the doctor's free slots, to choose again.")
+    consultation_type_id: int | None = None
 
     @classmethod
     def of(cls, a) -> AppointmentOut:
@@ -106,7 +109,7 @@ class AppointmentOut(BaseModel):
                    doctor_name=a.doctor.full_name, patient_name=a.patient.full_name, starts_at=a.starts_at,
                    ends_at=a.ends_at, fee_credits=a.fee_credits, hold_expires_at=a.hold_expires_at,
                    cancel_cutoff_hours=a.cancel_cutoff_hours, late_cancel_refund_percent=a.late_cancel_refund_percent,
-                   refunded_credits=a.refunded_credits)
+                   refunded_credits=a.refunded_credits, consultation_type_id=a.consultation_type_id)
 
 
 class AppointmentList(BaseModel):

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from caretrack.accounts.models import User
 from caretrack.accounts.sessions import cookie_options
+from caretrack.booking import intake_forms
 from caretrack.consultations import guests, service
 from caretrack.consultations.models import GuestRole
 from caretrack.consultations.schemas import GUEST_NAME_MAX, GuestJoin
@@ -26,7 +27,8 @@ def _settings(request: Request) -> Settings:
 
 
 @pages.get("/consultations/{appointment_id:id}", roles=None)
-async def call_page(request: Request, user) -> Response:
+async def call_page(request: Request, user, flashes: list[tuple[str, str]] | None = None,
+                    status: int = 200) -> Response:
     settings = _settings(request)
     access = await service.access_for(settings, user, request.path_params["appointment_id"])
     appointment = access.appointment
@@ -34,7 +36,19 @@ async def call_page(request: Request, user) -> Response:
     return render(request, "consultations/call.html", {
         "access": access, "appointment": appointment, "closed_reason": access.closed_reason(clock.now(request)),
         "user": user, "guest_roles": list(GuestRole),
-    })
+        **await intake_forms.intake_context(user, appointment),
+    }, status_code=status, flashes=flashes)
+
+
+@pages.post("/consultations/{appointment_id:id}/intake", roles=None)
+async def submit_intake(request: Request, user: User, form: FormData) -> Response:
+    """The call page's pre-join intake: back to the call page, where Join now shows."""
+    try:
+        await intake_forms.submit(user, request.path_params["appointment_id"], form, at=clock.now(request))
+    except CareTrackError as exc:
+        request.state.intake_values = intake_forms.typed(form)
+        return await call_page(request, user, [("error", exc.message)], exc.status_code)
+    return redirect(f"/consultations/{request.path_params['appointment_id']}")
 
 
 @pages.get("/consultations/guest", roles=PUBLIC)

@@ -20,6 +20,7 @@ from caretrack.core.errors import Forbidden, NotFound, ValidationError
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import atomic
+from caretrack.intake import answers as intake
 from signalling import Hooks, Principal, Refused, Seat, StoredChat
 
 log = get_logger("caretrack.consultations")
@@ -27,6 +28,7 @@ JOINABLE = frozenset({AppointmentStatus.BOOKED})
 # How long after the booked end the call may still be joined (consultations overrun).
 LATE_GRACE = timedelta(minutes=60)
 CLOSE_CLOSED = 4409
+INTAKE_FIRST = "complete the intake questionnaire and sign the consent on the call page before joining"
 
 
 def now() -> datetime:
@@ -95,6 +97,8 @@ def make_authorize(settings: Settings):
             raise Refused(reason=exc.message) from None
         if not access.open:
             raise Refused(CLOSE_CLOSED, "this consultation is closed")
+        if access.role == "patient" and not await intake.is_complete(access.appointment):
+            raise Refused(reason=INTAKE_FIRST)
         admitted = await Admission.exists(appointment_id=access.appointment.id, user_id=user.id)
         return Seat(access.role, True, access.opens_at, access.closes_at, admitted=admitted, show=access.show)
 

@@ -27,6 +27,7 @@ MODEL_MODULES = [
     "caretrack.core.queue.models",
     "caretrack.booking.models",
     "caretrack.booking.followup_models",
+    "caretrack.intake.models",
     "caretrack.payments.models",
     "caretrack.care.models",
     "caretrack.care.notes_models",

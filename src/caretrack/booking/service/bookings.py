@@ -16,6 +16,7 @@ from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, ValidationError
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import atomic
+from caretrack.intake import service as intake
 from caretrack.payments import ledger
 
 HOLD_MINUTES = 5
@@ -26,6 +27,8 @@ async def do_hold(patient: User, command: HoldSlot, *, at: datetime | None = Non
     """Hold a slot for HOLD_MINUTES; the patient's earlier holds are released."""
     doctor_id, at, starts_at = command.doctor_id, at or now(), utc(command.starts_at)
     require_patient(patient)
+    chosen = command.consultation_type_id
+    type_id = None if chosen is None else await intake.check_choice(doctor_id, chosen)
     try:
         async with atomic() as tx:
             checked = await check_slot(tx.conn, doctor_id, starts_at, at)
@@ -38,7 +41,7 @@ async def do_hold(patient: User, command: HoldSlot, *, at: datetime | None = Non
                 active=True, starts_at=checked.slot.starts_at, ends_at=checked.slot.ends_at,
                 blocked_from=checked.slot.blocked_from, blocked_until=checked.slot.blocked_until,
                 time_zone=checked.availability.time_zone, hold_expires_at=at + timedelta(minutes=HOLD_MINUTES),
-                fee_credits=checked.profile.fee_credits)
+                fee_credits=checked.profile.fee_credits, consultation_type_id=type_id)
     except IntegrityError as exc:
         if is_overlap(exc):
             raise SlotTaken("That time has just been taken; choose another slot.") from None
@@ -75,6 +78,12 @@ async def do_book(settings: Settings, patient: User, command: BookSlot, *, idemp
     key = _check_key(idempotency_key)
     if key is not None and (existing := await _replay(patient, key, doctor_id, starts_at)) is not None:
         return existing
+    chosen = command.consultation_type_id
+    if chosen is None:  # the type picked when holding
+        held = await Appointment.filter(patient_id=patient.id, doctor_id=doctor_id, status=AppointmentStatus.HELD,
+                                        active=True, starts_at=starts_at).first()
+        chosen = held.consultation_type_id if held else None
+    type_id = await intake.check_choice(doctor_id, chosen)
     try:
         async with atomic() as tx:
             checked = await check_slot(tx.conn, doctor_id, starts_at, at)
@@ -87,7 +96,8 @@ async def do_book(settings: Settings, patient: User, command: BookSlot, *, idemp
             values = dict(status=AppointmentStatus.BOOKED, active=True, hold_expires_at=None, fee_credits=fee,
                           cancel_cutoff_hours=checked.availability.cancel_cutoff_hours,
                           late_cancel_refund_percent=checked.availability.late_cancel_refund_percent,
-                          idempotency_key=key, booked_at=at, time_zone=checked.availability.time_zone)
+                          idempotency_key=key, booked_at=at, time_zone=checked.availability.time_zone,
+                          consultation_type_id=type_id)
             if hold is not None:
                 await Appointment.filter(id=hold.id).using_db(tx.conn).update(**values)
                 appointment = await Appointment.get(id=hold.id).using_db(tx.conn)
