@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from signalling import protocol as p
+from tests.media.helpers import wait_for
 
 from .conftest import SignalServer, join
 from .test_call import admitted_call
@@ -39,6 +40,9 @@ async def test_a_guest_must_consent_too_and_a_new_guest_stops_the_recording(serv
         assert stopped.consents.host and stopped.consents.patient
     assert server.hooks.stopped == [("c-guest-rec", first)] and not room.recording
     await guest.publish("green")
+    # the guest's media is connected before anything else happens to them (a leave while the
+    # connection is still being set up would race aiortc's own start-up)
+    assert await wait_for(lambda: any(len(r.frames) >= 5 for r in host.tracks("video", "gus")), timeout=20)
 
     # the guest consents: recording starts again, with all three
     marks = {client.user: client.mark() for client in (host, patient, guest)}
