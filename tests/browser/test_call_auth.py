@@ -53,6 +53,7 @@ async def test_a_deactivated_patients_call_ends_within_5_seconds(live_server, br
     await ended.wait_for(timeout=5000)
     assert await patient_page.locator("#ended-text").inner_text() == "Your account was deactivated."
     assert await patient_page.locator("#stage").is_hidden()
+    assert await patient_page.locator("#call-warning").is_hidden()  # said once, on the end screen
     # the doctor's page no longer receives the patient: the relay took their tracks away
     for _ in range(20):
         receiving = await doctor_page.evaluate(PATIENT_RECEIVERS, str(patient.id))

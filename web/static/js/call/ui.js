@@ -111,6 +111,7 @@ export function showStage(role) {
 }
 
 export function showEnded(text) {
+  warn("");  // the end screen says why; the server's last error said the same
   $("stage").hidden = true;
   $("waiting").hidden = true;
   $("prejoin").hidden = true;
