@@ -15,7 +15,9 @@ from tortoise import connections
 from caretrack.accounts import passwords
 from caretrack.accounts.models import User
 from caretrack.booking.models import Appointment
+from caretrack.consultations import guests
 from caretrack.consultations import service as consultations
+from caretrack.consultations.schemas import GuestInviteCreate
 from caretrack.core import crypto
 from caretrack.core.audit.models import AuditEntry
 from caretrack.core.outbox.models import Event
@@ -186,12 +188,16 @@ async def test_the_patient_cannot_join_until_the_intake_is_done_and_only_doctor_
     await sign_in(client, stranger)
     assert (await client.get(f"/api/v1/appointments/{cid}/intake")).status_code == 404
     assert (await client.put(f"/api/v1/appointments/{cid}/intake", json={"answers": {}})).status_code == 404
-    link = await consultations.do_create_guest_invite(settings, doctor, appointment.id, "Interpreter")
-    guest = await make_user(Role.CARER, "cal@example.org", name="Cal Carer")
-    await consultations.do_redeem_guest_invite(guest, link.split("#", 1)[1])
-    await sign_in(client, guest)
-    guest_page = (await client.get(f"/consultations/{cid}")).text
+    _, link = await guests.do_create_guest_invite(settings, doctor, appointment.id,
+                                                  GuestInviteCreate(role="interpreter", label="Interpreter"),
+                                                  at=datetime.now(UTC))
+    opened = await client.post("/consultations/guest", data={
+        "token": link.split("#", 1)[1], "name": "Cal", "csrf_token": client.headers["x-csrf-token"]})
+    assert opened.status_code == 303, opened.text
+    guest_page = (await client.get("/consultations/guest/call")).text
+    assert 'id="call"' in guest_page
     assert "A sore knee" not in guest_page and "intake" not in guest_page.lower()
+    assert (await client.get(f"/consultations/{cid}")).status_code == 404, "the guest's account holds no seat"
     assert (await client.post(f"/consultations/{cid}/intake",
                               data={"csrf_token": client.headers["x-csrf-token"]})).status_code == 404
 

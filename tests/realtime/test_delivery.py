@@ -136,7 +136,9 @@ async def test_beyond_the_retention_window_the_client_is_told_to_resync(server):
     # the first three are older than the retention window
     old = (await EventDelivery.filter(user_id=alice.id, seq__lte=3).values_list("event_id", flat=True))
     await Event.filter(id__in=old).update(occurred_at=outbox.now() - timedelta(days=30))
-    assert await outbox.prune(timedelta(days=server.settings.event_retention_days)) == 3
+    # (the server's own pruning job may get there first: what counts is that they are gone)
+    await outbox.prune(timedelta(days=server.settings.event_retention_days))
+    assert not await Event.filter(id__in=old).exists()
 
     behind = await connect(server, cookie, after=1)  # missed 2..5, but 2 and 3 are gone
     for _ in range(100):
