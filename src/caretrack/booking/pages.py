@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from caretrack.accounts.models import User
-from caretrack.booking import applications, calendar, forms, service
+from caretrack.booking import applications, attendance, calendar, forms, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.service import reminders
+from caretrack.booking.status import status_label
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
 from caretrack.core import clock
 from caretrack.core.audit.service import Actor
@@ -277,10 +278,12 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
                            status: int = 200) -> Response:
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = clock.now(request)
+    presence = await attendance.presence(appointment.id)
     context = {"a": appointment, "local": local, "tz": user.time_zone, "now": now,
                "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
-               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}}
-    if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
+               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}, "presence": presence,
+               "status_label": status_label}
+    if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now and not presence.took_place:
         try:
             slots = await service.list_slots(appointment.doctor_id, days=14, limit=60, at=now)
             context["reschedule_days"] = group_by_day(slots, user.time_zone)

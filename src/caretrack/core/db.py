@@ -26,6 +26,7 @@ MODEL_MODULES = [
     "caretrack.core.outbox.models",
     "caretrack.core.queue.models",
     "caretrack.booking.models",
+    "caretrack.booking.attendance",
     "caretrack.payments.models",
     "caretrack.care.models",
     "caretrack.care.notes_models",

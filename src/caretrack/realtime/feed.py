@@ -69,6 +69,13 @@ LINES: dict[str, Line] = {
     "booking.rescheduled": lambda a, s, d: f"{a} moved an appointment"
                                            + (f" with {d['doctor_name']}" if d.get("doctor_name") else "")
                                            + (f" to {_when(d['starts_at'])}" if d.get("starts_at") else ""),
+    "booking.completed": lambda a, s, d: f"{a} completed the consultation"
+                                         + (f" with {d['patient_name']}" if d.get("patient_name") else "")
+                                         + (f" booked for {_when(d['starts_at'])}" if d.get("starts_at") else "")
+                                         + (" by ending the call" if d.get("ended_call") else ""),
+    "booking.no_show": lambda a, s, d: f"{a} marked that {_text(d.get('patient_name'), 'the patient')} did not attend "
+                                       "the consultation"
+                                       + (f" booked for {_when(d['starts_at'])}" if d.get("starts_at") else ""),
     "task.completed": lambda a, s, d: (
         f"{a} {'marked' if d.get('status') == 'not_done' else 'completed'} the task “{_text(d.get('title'), s)}”"
         + (" as not done" if d.get("status") == "not_done" else "")

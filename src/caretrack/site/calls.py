@@ -13,6 +13,7 @@ import media
 from caretrack.accounts.guard import identify
 from caretrack.consultations import service
 from caretrack.consultations.cluster import RedisDirectory
+from caretrack.core import clock
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
 from signalling import Principal, SignallingService
@@ -46,7 +47,8 @@ async def start(app: Starlette) -> None:
     app.state.media_directory = None
     app.state.signalling = SignallingService(
         relay, authenticate=authenticate, allowed_origin=allowed_origin,
-        authorize=service.make_authorize(settings), hooks=service.CallHooks(settings),
+        authorize=service.make_authorize(settings),
+        hooks=service.CallHooks(settings, clock=lambda: clock.app_now(app)),
     )
 
 
