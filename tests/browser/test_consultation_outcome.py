@@ -11,9 +11,7 @@ import pytest
 
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.core.roles import Role
-from caretrack.core.transaction import atomic
 from caretrack.payments import ledger
-from tests.booking.conftest import give
 from tests.browser.helpers import live_ready
 from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
 from tests.consultations.conftest import make_appointment
@@ -26,11 +24,7 @@ async def test_a_call_ended_before_its_start_completes_the_appointment(live_serv
     secret = pyotp.random_base32()
     doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
     patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
-    appointment = await make_appointment(doctor, patient)  # starts in 5 minutes; the call is open already
-    await give(patient, appointment.fee_credits)
-    async with atomic() as tx:  # paid, as a booking is
-        await ledger.transfer(tx.conn, ledger.credits(patient.id), ledger.escrow(doctor.id), appointment.fee_credits,
-                              "booking", "tests", appointment_id=appointment.id)
+    appointment = await make_appointment(doctor, patient)  # paid, starts in 5 minutes: the call is open already
     call_url = f"{live_server.url}/consultations/{appointment.id}"
     appointment_url = f"{live_server.url}/appointments/{appointment.id}"
 
@@ -72,7 +66,8 @@ async def test_a_call_ended_before_its_start_completes_the_appointment(live_serv
     assert "only a booked one can be cancelled" in await refused.text()
     done = await Appointment.get(id=appointment.id)
     assert done.status == AppointmentStatus.COMPLETED and done.completed_at < done.starts_at
-    assert await ledger.balance(ledger.credits(patient.id)) == 0
+    assert await ledger.balance(ledger.credits(patient.id)) == 0  # no refund
     assert await ledger.balance(ledger.escrow(doctor.id)) == 0
+    assert await ledger.balance(ledger.earnings(doctor.id)) == 8  # the fee less the platform's 20%
     await doctor_page.context.close()
     await patient_call.context.close()
