@@ -145,8 +145,8 @@ async def do_record_outcome(settings: Settings, doctor: User, appointment_id: in
     appointment = await get_appointment(doctor, appointment_id)
     if appointment.doctor_id != doctor.id:
         raise NotFound(f"No appointment with id {appointment_id}.")
-    check_outcome(appointment, outcome, await attendance.presence(appointment.id), at)
-    async with atomic() as tx:
+    async with atomic() as tx:  # attendance read in the transaction that writes the outcome
+        check_outcome(appointment, outcome, await attendance.presence(appointment.id, tx.conn), at)
         return await record_outcome(tx, settings, doctor, appointment, outcome, at=at, client_address=client_address)
 
 
