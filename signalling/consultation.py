@@ -5,8 +5,10 @@ Recording runs only while everyone admitted and connected (guests included) has 
 it stops when anyone withdraws and when someone who has not consented is admitted.
 
 Only admitted members get a relay participant (``room.join``): a waiting patient or
-guest never reaches media.  State changes that span members run under one lock per
-consultation; relay SDP work runs under the relay's own per-participant locks.
+guest never reaches media.  An admitted, connected member is *in the call*: the host
+application is told when each such stay starts and ends (``Hooks.on_join``/``on_leave``).
+State changes that span members run under one lock per consultation; relay SDP work runs
+under the relay's own per-participant locks.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Member:
     video: bool = True
     screen: bool = False
     screen_track: str | None = None  # the shared screen's track id, as the member said
+    stay: str | None = None  # while in the call: the id Hooks.on_join gave this stay
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -121,6 +124,10 @@ class Consultation:
             if self.ended:
                 raise p.ProtocolError(p.CLOSE_CLOSED, "this consultation has ended")
             member = self.members.get(principal.id)
+            admitted = role == "host" or seat.admitted or (member is not None and member.admitted)
+            stay = None
+            if admitted and (member is None or member.stay is None):  # not a socket replacing another
+                stay = await self._joined(principal, role)
             if member is None:
                 member = self.members[principal.id] = Member(principal, role)
             elif member.session is not None:
@@ -132,6 +139,8 @@ class Consultation:
             member.fresh_socket = True
             if role == "host" or seat.admitted:
                 member.admitted = True
+            if stay is not None:
+                member.stay = stay
             session.send(p.Welcome(
                 consultation=self.id, participant=principal.id, name=principal.name, role=role,
                 admitted=member.admitted, ice_servers=self.service.ice_servers_for(principal),
@@ -156,6 +165,7 @@ class Consultation:
                 return
             member.session = None
             await self._leave_media(member)
+            await self._left(member)
             if not member.admitted:
                 del self.members[member.id]
             self._announce_participants()
@@ -196,6 +206,7 @@ class Consultation:
             if member is None or member.admitted or not member.connected:
                 raise p.ProtocolError(p.CLOSE_MALFORMED, f"nobody with id {participant_id[:64]!r} is waiting")
             await self.service.hooks.on_admit(self.id, host.principal, member.principal)
+            member.stay = await self.service.hooks.on_join(self.id, member.principal, member.role)
             member.admitted = True
             logger.info("%s: %s admitted %s", self, host.id, member.id)
             member.send(p.Admitted())
@@ -203,6 +214,28 @@ class Consultation:
             self._announce_lobby()
             if not await self._update_recording():  # a recording stops for someone who has not consented
                 self.broadcast(self._recording_state())
+
+    async def _joined(self, principal: Principal, role: Role) -> str:
+        """Tell the host application a stay in the call starts; if it cannot record that, the
+        member does not get in (their client reconnects and tries again)."""
+        try:
+            return await self.service.hooks.on_join(self.id, principal, role)
+        except Exception:
+            logger.exception("%s: on_join failed for %s", self, principal.id)
+            if not any(m.connected for m in self.members.values()):
+                self.service.forget(self)  # as after the last one leaves: nothing lingers
+            raise p.ProtocolError(p.CLOSE_TRY_AGAIN, "the server could not record that you joined; "
+                                  "reconnecting") from None
+
+    async def _left(self, member: Member) -> None:
+        """The member's stay is over (they are gone either way: a failure is logged)."""
+        stay, member.stay = member.stay, None
+        if stay is None:
+            return
+        try:
+            await self.service.hooks.on_leave(self.id, member.principal, stay)
+        except Exception:
+            logger.exception("%s: on_leave failed for %s", self, member.id)
 
     def _host_present(self) -> bool:
         return any(m.role == "host" for m in self._connected())
@@ -359,6 +392,7 @@ class Consultation:
         for member in self.members.values():
             member.participant = None
             member.session = None
+            await self._left(member)
         if self._room is not None:
             await self._room.close()
         self.service.forget(self)

@@ -1,5 +1,6 @@
 """What the host application injects: who is calling, what seat they hold, and where
-chat, consent, recordings and the end of a consultation are persisted."""
+chat, consent, recordings, who was in the call when, and the end of a consultation are
+persisted."""
 
 from __future__ import annotations
 
@@ -97,12 +98,13 @@ class Hooks:
     """Persistence callbacks.  Subclass and override; the defaults keep nothing.
 
     A hook that raises leaves the signalling state unchanged and the caller gets an
-    ``error`` (4500) — except ``on_recording_started/stopped``, which are told
-    about a file that exists either way (failures are logged).
+    ``error`` (4500) — except ``on_recording_started/stopped`` and ``on_leave``, which
+    are told about something that happened either way (failures are logged).
     """
 
     def __init__(self) -> None:
         self._chat_ids = itertools.count(1)
+        self._stay_ids = itertools.count(1)
 
     async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
         return StoredChat(id=str(next(self._chat_ids)), at=datetime.now(UTC))
@@ -121,6 +123,18 @@ class Hooks:
         return None
 
     async def on_end(self, consultation_id: str, principal: Principal) -> None:
+        return None
+
+    async def on_join(self, consultation_id: str, principal: Principal, role: Role) -> str:
+        """An admitted member is in the call now (their socket joined, or the host let them
+        in).  Returns the id of this stay, which ``on_leave`` is given back: with several
+        processes (a call moving between media workers) one person's stays may overlap.
+        A reconnect that replaces the member's socket continues the stay."""
+        return str(next(self._stay_ids))
+
+    async def on_leave(self, consultation_id: str, principal: Principal, stay: str) -> None:
+        """The stay ``on_join`` returned is over: they left, were dropped, or the call ended
+        or moved (called after ``on_end``)."""
         return None
 
 

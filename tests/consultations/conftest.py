@@ -15,6 +15,8 @@ import pytest
 
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.core.roles import Role
+from caretrack.core.transaction import atomic
+from caretrack.payments import ledger
 from caretrack.site.app import create_app
 from tests.conftest import base_settings, free_port, serve_in_loop, stop_serving
 from tests.helpers import make_user
@@ -24,13 +26,19 @@ from tests.signalling.conftest import clients as clients  # a fixture, for the m
 async def make_appointment(doctor, patient, *, starts_in: timedelta = timedelta(minutes=5),
                            minutes: int = 30, status: AppointmentStatus = AppointmentStatus.BOOKED,
                            at: datetime | None = None) -> Appointment:
-    """Starting `starts_in` after `at` (the wall clock unless a test pins it)."""
+    """Starting `starts_in` after `at` (the wall clock unless a test pins it), and paid as a
+    booking is: the fee waits in the doctor's escrow (a completion pays it out)."""
     starts = (at or datetime.now(UTC)).replace(microsecond=0) + starts_in
     ends = starts + timedelta(minutes=minutes)
-    return await Appointment.create(doctor=doctor, patient=patient, status=status,
-                                    active=status != AppointmentStatus.CANCELLED, starts_at=starts, ends_at=ends,
-                                    blocked_from=starts, blocked_until=ends, time_zone="Europe/London",
-                                    fee_credits=10, booked_at=datetime.now(UTC))
+    appointment = await Appointment.create(doctor=doctor, patient=patient, status=status,
+                                           active=status != AppointmentStatus.CANCELLED, starts_at=starts,
+                                           ends_at=ends, blocked_from=starts, blocked_until=ends,
+                                           time_zone="Europe/London", fee_credits=10, booked_at=datetime.now(UTC))
+    if status == AppointmentStatus.BOOKED:
+        async with atomic() as tx:
+            await ledger.transfer(tx.conn, ledger.GRANTS, ledger.escrow(doctor.id), appointment.fee_credits, "grant",
+                                  "tests: the patient's payment", appointment_id=appointment.id)
+    return appointment
 
 
 @pytest.fixture

@@ -69,7 +69,9 @@ class RecordingHooks(Hooks):
         self.stopped: list[tuple[str, Path]] = []
         self.ended: list[tuple[str, str]] = []
         self.admits: list[tuple[str, str, str]] = []
+        self.presence: list[tuple[str, ...]] = []  # ("join"|"leave"|"end", consultation, who, ...) in order
         self.fail_chat = False
+        self.fail_join = False
 
     async def on_admit(self, consultation_id: str, host: Principal, admitted: Principal) -> None:
         self.admits.append((consultation_id, host.id, admitted.id))
@@ -91,6 +93,17 @@ class RecordingHooks(Hooks):
 
     async def on_end(self, consultation_id: str, principal: Principal) -> None:
         self.ended.append((consultation_id, principal.id))
+        self.presence.append(("end", consultation_id, principal.id))
+
+    async def on_join(self, consultation_id: str, principal: Principal, role) -> str:
+        if self.fail_join:
+            raise RuntimeError("database is down")
+        stay = f"stay-{len(self.presence) + 1}"
+        self.presence.append(("join", consultation_id, principal.id, role, stay))
+        return stay
+
+    async def on_leave(self, consultation_id: str, principal: Principal, stay: str) -> None:
+        self.presence.append(("leave", consultation_id, principal.id, stay))
 
 
 @dataclass

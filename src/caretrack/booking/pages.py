@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from caretrack.accounts.models import User
-from caretrack.booking import applications, calendar, forms, intake_forms, service
+from caretrack.booking import applications, attendance, calendar, forms, intake_forms, service
 from caretrack.booking import slots as slotlib
 from caretrack.booking.models import AppointmentStatus, Availability, AvailabilityException, DoctorProfile
 from caretrack.booking.service import reminders
+from caretrack.booking.status import status_label
 from caretrack.booking.uploads import FORM_OVERHEAD_BYTES, MAX_DOCUMENT_BYTES, document_path
 from caretrack.booking.zones import working_zone
 from caretrack.core import clock
@@ -295,12 +296,14 @@ async def appointment_page(request: Request, user: User, flashes: Flashes | None
     appointment = await service.get_appointment(user, request.path_params["appointment_id"])
     now = clock.now(request)
     tz = await working_zone(user)
+    presence = await attendance.presence(appointment.id)
     context = {"a": appointment, "tz": tz, "now": now,
                "is_patient": user.id == appointment.patient_id, "is_doctor": user.id == appointment.doctor_id,
-               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {},
+               "idempotency_key": secrets.token_urlsafe(16), "reschedule_days": {}, "presence": presence,
+               "status_label": status_label,
                "expired_notice": service.expired_hold_notice(appointment, tz)
                if service.hold_expired(appointment, now) else None}
-    if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now:
+    if appointment.status == AppointmentStatus.BOOKED and appointment.starts_at > now and not presence.took_place:
         try:
             slots = await service.list_slots(appointment.doctor_id, days=14, limit=60, at=now)
             context["reschedule_days"] = group_by_day(slots, tz)

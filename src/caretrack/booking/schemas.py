@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from caretrack.booking.status import status_label
 from caretrack.core.validation import Count, Id, Int32, whole_number
 
 
@@ -86,6 +87,8 @@ class BookSlot(_SlotChoice):
 class AppointmentOut(BaseModel):
     id: int
     status: str
+    status_label: str = Field(description="The status in words: Booked, Completed, Patient did not attend, "
+                                          "Cancelled by the patient, ...")
     doctor_id: int
     patient_id: int
     doctor_name: str
@@ -105,7 +108,8 @@ class AppointmentOut(BaseModel):
 
     @classmethod
     def of(cls, a) -> AppointmentOut:
-        return cls(id=a.id, status=str(a.status), doctor_id=a.doctor_id, patient_id=a.patient_id,
+        return cls(id=a.id, status=str(a.status), status_label=status_label(a), doctor_id=a.doctor_id,
+                   patient_id=a.patient_id,
                    doctor_name=a.doctor.full_name, patient_name=a.patient.full_name, starts_at=a.starts_at,
                    ends_at=a.ends_at, fee_credits=a.fee_credits, hold_expires_at=a.hold_expires_at,
                    cancel_cutoff_hours=a.cancel_cutoff_hours, late_cancel_refund_percent=a.late_cancel_refund_percent,

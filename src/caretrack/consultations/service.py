@@ -1,5 +1,7 @@
 """Consultations: who may join which call and when, and what the call leaves behind (chat,
-notes, recordings). The signalling library calls `authorize` and the `CallHooks`."""
+notes, recordings, who was in it: booking.attendance). The signalling library calls
+`authorize` and the `CallHooks`; a call the doctor ends after the patient joined completes
+the appointment (booking's one completion path)."""
 
 from __future__ import annotations
 
@@ -11,17 +13,20 @@ from pathlib import Path
 
 import media
 from caretrack.accounts.models import User
+from caretrack.booking import attendance
 from caretrack.booking.models import Appointment, AppointmentStatus
+from caretrack.booking.service import check_outcome, record_outcome
 from caretrack.booking.zones import working_zone
 from caretrack.consultations.models import Admission, ChatMessage, Consultation, Recording
 from caretrack.core import crypto, timetext
 from caretrack.core.audit.service import Actor
+from caretrack.core.clock import Clock, utcnow
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import atomic
 from caretrack.intake import answers as intake
-from signalling import Hooks, Principal, Refused, Seat, StoredChat
+from signalling import Hooks, Principal, Refused, Role, Seat, StoredChat
 
 log = get_logger("caretrack.consultations")
 JOINABLE = frozenset({AppointmentStatus.BOOKED})
@@ -106,11 +111,13 @@ def make_authorize(settings: Settings):
 
 
 class CallHooks(Hooks):
-    """Persist what happens in a call: chat, consent, recordings (encrypted), the end."""
+    """Persist what happens in a call: chat, consent, recordings (encrypted), who was in it
+    when, the end. `clock` gives the instant of joins, leaves and the end (the app's)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = utcnow) -> None:
         super().__init__()
         self.settings = settings
+        self.clock = clock
         self.started: dict[Path, datetime] = {}
 
     async def on_chat(self, consultation_id: str, principal: Principal, text: str) -> StoredChat:
@@ -157,15 +164,33 @@ class CallHooks(Hooks):
             await tx.audit(Actor(None), "recording.stored", "recording", recording.id,
                            appointment=int(consultation_id), size=size)
 
+    async def on_join(self, consultation_id: str, principal: Principal, role: Role) -> str:
+        user_id = int(principal.id) if principal.id.isdigit() else None  # a guest by link has no account
+        async with atomic() as tx:
+            stay = await attendance.record_join(tx.conn, int(consultation_id), principal.id, role, user_id,
+                                                self.clock())
+        return str(stay.id)
+
+    async def on_leave(self, consultation_id: str, principal: Principal, stay: str) -> None:
+        async with atomic() as tx:
+            await attendance.record_leave(tx.conn, int(consultation_id), int(stay), self.clock())
+
     async def on_end(self, consultation_id: str, principal: Principal) -> None:
-        appointment_id = int(consultation_id)
+        """Ended by the doctor: nobody joins again; if the patient joined, the appointment is
+        completed in the same transaction, whatever the clock says."""
+        appointment_id, at = int(consultation_id), self.clock()
         async with atomic() as tx:
             consultation, _ = await Consultation.get_or_create(appointment_id=appointment_id, using_db=tx.conn)
-            await Consultation.filter(appointment_id=appointment_id).using_db(tx.conn).update(ended_at=now())
+            await Consultation.filter(appointment_id=appointment_id).using_db(tx.conn).update(ended_at=at)
             await tx.audit(Actor(int(principal.id)), "consultation.ended", "appointment", appointment_id)
             appointment = await Appointment.get(id=appointment_id).using_db(tx.conn)
             await tx.emit("consultation.ended", actor_id=int(principal.id), subject=("appointment", appointment_id),
                           users=[appointment.patient_id, appointment.doctor_id])
+            presence = await attendance.presence(appointment_id, tx.conn)
+            if presence.patient_joined and appointment.status == AppointmentStatus.BOOKED:
+                doctor = await User.get(id=appointment.doctor_id).using_db(tx.conn)
+                check_outcome(appointment, "completed", presence, at)
+                await record_outcome(tx, self.settings, doctor, appointment, "completed", at=at, ended_call=True)
 
 
 def relay_config(settings: Settings) -> media.RelayConfig:

@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "caretrack.booking.models",
     "caretrack.booking.followup_models",
     "caretrack.intake.models",
+    "caretrack.booking.attendance",
     "caretrack.payments.models",
     "caretrack.care.models",
     "caretrack.care.notes_models",

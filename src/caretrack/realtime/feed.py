@@ -73,6 +73,13 @@ LINES: dict[str, Line] = {
     "booking.follow_up_booked": lambda a, s, d: f"{a} booked the follow-up consultation offered",
     "consultation.summary_published": lambda a, s, d: f"{a} {'updated' if d.get('version', 1) > 1 else 'published'} "
                                                       "the visit summary",
+    "booking.completed": lambda a, s, d: f"{a} completed the consultation"
+                                         + (f" with {d['patient_name']}" if d.get("patient_name") else "")
+                                         + (f" booked for {_when(d['starts_at'])}" if d.get("starts_at") else "")
+                                         + (" by ending the call" if d.get("ended_call") else ""),
+    "booking.no_show": lambda a, s, d: f"{a} marked that {_text(d.get('patient_name'), 'the patient')} did not attend "
+                                       "the consultation"
+                                       + (f" booked for {_when(d['starts_at'])}" if d.get("starts_at") else ""),
     "task.completed": lambda a, s, d: (
         f"{a} {'marked' if d.get('status') == 'not_done' else 'completed'} the task “{_text(d.get('title'), s)}”"
         + (" as not done" if d.get("status") == "not_done" else "")

@@ -19,6 +19,7 @@ from caretrack.accounts.guard import identify
 from caretrack.accounts.sessions import Authenticated
 from caretrack.consultations import guests, service
 from caretrack.consultations.cluster import RedisDirectory
+from caretrack.core import clock
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
 from caretrack.realtime.access import lapses_at
@@ -82,7 +83,8 @@ async def start(app: Starlette) -> None:
     app.state.media_directory = None
     app.state.signalling = SignallingService(
         relay, authenticate=authenticate, allowed_origin=allowed_origin,
-        authorize=guests.make_authorize(settings), hooks=guests.CallHooks(settings),
+        authorize=guests.make_authorize(settings),
+        hooks=guests.CallHooks(settings, clock=lambda: clock.app_now(app)),
     )
 
 

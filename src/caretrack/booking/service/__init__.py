@@ -29,7 +29,14 @@ from caretrack.booking.service.availability import (
     rules_for,
 )
 from caretrack.booking.service.bookings import HOLD_MINUTES, MAX_KEY_LENGTH, do_book, do_hold
-from caretrack.booking.service.changes import do_cancel, do_record_outcome, do_reschedule, refund_for
+from caretrack.booking.service.changes import (
+    check_outcome,
+    do_cancel,
+    do_record_outcome,
+    do_reschedule,
+    record_outcome,
+    refund_for,
+)
 from caretrack.booking.service.checks import Checked, check_slot
 from caretrack.booking.service.common import SlotTaken, appointment_data, now
 from caretrack.booking.service.reading import (
@@ -44,8 +51,8 @@ from caretrack.booking.service.reading import (
 
 __all__ = [
     "HOLD_MINUTES", "LIMITS", "MAX_KEY_LENGTH", "Checked", "SlotTaken", "appointment_data", "check_limit",
-    "check_slot", "check_window", "do_add_exception", "do_book", "do_cancel", "do_hold", "do_record_outcome",
-    "do_remove_exception", "do_reschedule", "do_set_availability", "doctor_has_patient", "expired_hold_notice",
-    "get_appointment", "has_consultation", "hold_expired", "is_participant", "limit_label", "list_appointments",
-    "list_slots", "now", "refund_for", "rules_for",
+    "check_outcome", "check_slot", "check_window", "do_add_exception", "do_book", "do_cancel", "do_hold",
+    "do_record_outcome", "do_remove_exception", "do_reschedule", "do_set_availability", "doctor_has_patient",
+    "expired_hold_notice", "get_appointment", "has_consultation", "hold_expired", "is_participant", "limit_label",
+    "list_appointments", "list_slots", "now", "record_outcome", "refund_for", "rules_for",
 ]

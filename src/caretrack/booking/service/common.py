@@ -9,6 +9,7 @@ from typing import Any
 from caretrack.accounts.models import User
 from caretrack.booking.calendar import appointment_ics
 from caretrack.booking.models import Appointment
+from caretrack.booking.status import status_label
 from caretrack.booking.zones import working_zone
 from caretrack.core import timetext
 from caretrack.core.errors import Conflict, Forbidden, ValidationError
@@ -40,7 +41,8 @@ def require_patient(user: User) -> None:
 def appointment_data(appointment: Appointment, doctor_name: str, patient_name: str) -> dict[str, Any]:
     """The summary carried by booking events (and matching the API's AppointmentOut)."""
     return {
-        "id": appointment.id, "status": str(appointment.status), "doctor_id": appointment.doctor_id,
+        "id": appointment.id, "status": str(appointment.status), "status_label": status_label(appointment),
+        "doctor_id": appointment.doctor_id,
         "patient_id": appointment.patient_id, "doctor_name": doctor_name, "patient_name": patient_name,
         "starts_at": utc(appointment.starts_at).isoformat(), "ends_at": utc(appointment.ends_at).isoformat(),
         "fee_credits": appointment.fee_credits,
