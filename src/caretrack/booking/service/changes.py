@@ -189,7 +189,8 @@ async def record_outcome(tx: Tx, settings: Settings, doctor: User, appointment: 
     if status == AppointmentStatus.COMPLETED:
         await mail.send(tx, patient.email, "booking_completed", {
             "name": patient.full_name, "other": doctor.full_name, "status": status_label(appointment),
-            "when": timetext.show(appointment.starts_at, await working_zone(patient, tx.conn)), "fee": appointment.fee_credits,
+            "when": timetext.show(appointment.starts_at, await working_zone(patient, tx.conn)),
+            "fee": appointment.fee_credits,
             "link": f"{settings.base_url}/appointments/{appointment.id}",
         })
     return appointment
