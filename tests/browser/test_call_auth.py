@@ -4,13 +4,11 @@ the patient's media (the relay dropped it)."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 
 from caretrack.accounts.service.admin import do_set_active
 from caretrack.core.roles import Role
-from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
-from tests.consultations.conftest import make_appointment
+from tests.browser.calls import call_people, meet, signed_in_page
 from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
@@ -27,23 +25,12 @@ PATIENT_RECEIVERS = """patient => {
 
 
 async def test_a_deactivated_patients_call_ends_within_5_seconds(live_server, browser):
-    secret = pyotp.random_base32()
-    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
-    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
+    doctor, patient, secret, appointment = await call_people()
     admin = await make_user(Role.ADMIN, "ada@example.org", name="Ada Admin")
-    appointment = await make_appointment(doctor, patient)
     call_url = f"{live_server.url}/consultations/{appointment.id}"
     doctor_page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
     patient_page = await signed_in_page(browser, live_server.url, "pat@example.org")
-
-    await patient_page.goto(call_url)
-    await patient_page.get_by_role("button", name="Join the consultation").click()
-    await patient_page.get_by_role("heading", name="Waiting room").wait_for()
-    await doctor_page.goto(call_url)
-    await doctor_page.get_by_role("button", name="Join the consultation").click()
-    await doctor_page.get_by_role("button", name="Admit Pat Patient").click()
-    await wait_for_decoded(doctor_page, 1)
-    await wait_for_decoded(patient_page, 1)
+    await meet(doctor_page, patient_page, call_url)
     receiving = await doctor_page.evaluate(PATIENT_RECEIVERS, str(patient.id))
     assert receiving and set(receiving.values()) <= {"recvonly", "sendrecv"}, receiving
 

@@ -9,16 +9,12 @@ import re
 import socket
 from contextlib import asynccontextmanager
 
-import pyotp
 import pytest
 from playwright.async_api import expect
 
-from caretrack.core.roles import Role
 from caretrack.site.app import create_app
-from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
+from tests.browser.calls import call_people, in_call, signed_in_page, wait_for_decoded
 from tests.conftest import free_port, serve_in_loop, stop_serving
-from tests.consultations.conftest import make_appointment
-from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
 
@@ -42,30 +38,6 @@ async def serving(settings, host: str = "127.0.0.1"):
         yield served.base_url
     finally:
         await stop_serving(task, stop)
-
-
-async def people():
-    secret = pyotp.random_base32()
-    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
-    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
-    return doctor, patient, secret, await make_appointment(doctor, patient)
-
-
-async def in_call(browser, base_url: str):
-    """Doctor and patient admitted, each decoding the other; (doctor page, patient page, patient)."""
-    doctor, patient, secret, appointment = await people()
-    call_url = f"{base_url}/consultations/{appointment.id}"
-    doctor_page = await signed_in_page(browser, base_url, "doc@example.org", secret)
-    patient_page = await signed_in_page(browser, base_url, "pat@example.org")
-    await patient_page.goto(call_url)
-    await patient_page.get_by_role("button", name="Join the consultation").click()
-    await patient_page.get_by_role("heading", name="Waiting room").wait_for()
-    await doctor_page.goto(call_url)
-    await doctor_page.get_by_role("button", name="Join the consultation").click()
-    await doctor_page.get_by_role("button", name="Admit Pat Patient").click()
-    await wait_for_decoded(doctor_page, 1)
-    await wait_for_decoded(patient_page, 1)
-    return doctor_page, patient_page, patient
 
 
 async def test_screen_share_stop_and_leave_leave_no_stale_tiles_and_mute_shows(live_server, browser):
@@ -118,7 +90,7 @@ async def test_screen_share_stop_and_leave_leave_no_stale_tiles_and_mute_shows(l
 
 async def test_a_late_joiner_sees_an_earlier_mute(live_server, browser):
     """The mute state comes with the participants list too, not only as it changes."""
-    doctor, patient, secret, appointment = await people()
+    doctor, patient, secret, appointment = await call_people()
     call_url = f"{live_server.url}/consultations/{appointment.id}"
     doctor_page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
     await doctor_page.goto(call_url)
@@ -136,7 +108,7 @@ async def test_a_late_joiner_sees_an_earlier_mute(live_server, browser):
 
 
 async def test_the_network_check_reaches_the_relay_and_says_good(live_server, browser):
-    doctor, patient, secret, appointment = await people()
+    doctor, patient, secret, appointment = await call_people()
     page = await signed_in_page(browser, live_server.url, "pat@example.org")
     await page.goto(f"{live_server.url}/consultations/{appointment.id}")
     verdict = page.locator("#network-verdict")
@@ -162,7 +134,7 @@ async def test_the_network_check_reaches_the_relay_and_says_good(live_server, br
 async def test_the_network_check_says_when_the_relay_cannot_be_reached(settings, browser):
     """The relay may only send to a network this machine is not on: its ICE never connects."""
     async with serving(settings.replace(rtc_allowed_networks=("203.0.113.0/24",))) as base_url:
-        doctor, patient, secret, appointment = await people()
+        doctor, patient, secret, appointment = await call_people()
         page = await signed_in_page(browser, base_url, "pat@example.org")
         await page.goto(f"{base_url}/consultations/{appointment.id}")
         await expect(page.locator("#network-verdict")).to_contain_text(
@@ -173,7 +145,7 @@ async def test_the_network_check_says_when_the_relay_cannot_be_reached(settings,
 
 async def test_each_device_failure_has_its_own_message(live_server, browser):
     """The browser refuses the camera (in use) but gives the microphone; then refuses both."""
-    doctor, patient, secret, appointment = await people()
+    doctor, patient, secret, appointment = await call_people()
     page = await signed_in_page(browser, live_server.url, "pat@example.org")
     await page.context.add_init_script("""
       if (window.localStorage.noWebRTC) delete window.RTCPeerConnection;
@@ -207,7 +179,7 @@ async def test_each_device_failure_has_its_own_message(live_server, browser):
 
 
 async def test_without_camera_or_microphone_the_patient_still_sees_the_doctor(live_server, browser):
-    doctor, patient, secret, appointment = await people()
+    doctor, patient, secret, appointment = await call_people()
     call_url = f"{live_server.url}/consultations/{appointment.id}"
     patient_page = await signed_in_page(browser, live_server.url, "pat@example.org")
     await patient_page.context.add_init_script("""
@@ -233,7 +205,7 @@ async def test_an_insecure_origin_says_calls_need_https(settings, browser):
     """Over http on a non-loopback address the browser offers no camera or microphone: the
     page says so and what to set, and throws nothing."""
     async with serving(settings, host=own_address()) as base_url:
-        doctor, patient, secret, appointment = await people()
+        doctor, patient, secret, appointment = await call_people()
         page = await signed_in_page(browser, base_url, "pat@example.org")
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))

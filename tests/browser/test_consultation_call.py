@@ -11,36 +11,11 @@ import pyotp
 import pytest
 
 from caretrack.core.roles import Role
+from tests.browser.calls import signed_in_page, wait_for_decoded
 from tests.consultations.conftest import make_appointment
-from tests.helpers import PASSWORD, make_user
+from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
-
-
-async def frames(page) -> list[dict]:
-    return await page.evaluate("window.caretrackCall.inboundVideo()")
-
-
-async def wait_for_decoded(page, tracks: int, timeout_s: float = 30) -> list[dict]:
-    for _ in range(int(timeout_s * 4)):
-        decoded = [t for t in await frames(page) if t["framesDecoded"] > 5]
-        if len(decoded) >= tracks:
-            return decoded
-        await page.wait_for_timeout(250)
-    raise AssertionError(f"only {await frames(page)} decoded on {page.url}")
-
-
-async def signed_in_page(browser, base_url: str, email: str, totp_secret: str | None = None):
-    page = await (await browser.new_context()).new_page()
-    await page.goto(base_url + "/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    if totp_secret:
-        await page.get_by_label(re.compile("Code from your authenticator")).fill(pyotp.TOTP(totp_secret).now())
-        await page.get_by_role("button", name="Continue").click()
-    await page.wait_for_url("**/doctor" if totp_secret else "**/patient")
-    return page
 
 
 async def test_patient_and_doctor_meet_through_the_waiting_room(live_server, browser):

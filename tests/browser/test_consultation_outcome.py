@@ -12,8 +12,8 @@ import pytest
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.core.roles import Role
 from caretrack.payments import ledger
+from tests.browser.calls import signed_in_page, wait_for_decoded
 from tests.browser.helpers import live_ready
-from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
 from tests.consultations.conftest import make_appointment
 from tests.helpers import make_user
 

@@ -5,22 +5,15 @@ for the guest's consent too, and stops when the guest withdraws it."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 
-from caretrack.core.roles import Role
-from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
-from tests.consultations.conftest import make_appointment
-from tests.helpers import make_user
+from tests.browser.calls import call_people, signed_in_page, wait_for_decoded
 
 pytestmark = pytest.mark.browser
 
 
 async def test_a_signed_out_guest_joins_doctor_and_patient_by_link(live_server, browser):
-    secret = pyotp.random_base32()
-    doctor = await make_user(Role.DOCTOR, "doc@example.org", name="Dr Dora", totp_secret=secret)
-    patient = await make_user(Role.PATIENT, "pat@example.org", name="Pat Patient")
-    appointment = await make_appointment(doctor, patient)
+    doctor, patient, secret, appointment = await call_people()
     call_url = f"{live_server.url}/consultations/{appointment.id}"
     doctor_page = await signed_in_page(browser, live_server.url, "doc@example.org", secret)
     patient_page = await signed_in_page(browser, live_server.url, "pat@example.org")

@@ -11,7 +11,7 @@ from caretrack.booking.models import Appointment
 from caretrack.core.roles import Role
 from caretrack.intake import service as intake
 from caretrack.intake.schemas import ConsentIn, QuestionIn, TypeIn
-from tests.browser.test_consultation_call import signed_in_page, wait_for_decoded
+from tests.browser.calls import signed_in_page, wait_for_decoded
 from tests.consultations.conftest import make_appointment
 from tests.helpers import make_user
 
