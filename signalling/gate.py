@@ -107,6 +107,15 @@ async def seat_for(authorize: Authorize, principal: Principal, consultation_id: 
     return seat
 
 
+async def seat_to_join(authorize: Authorize, principal: Principal, consultation_id: str) -> Seat:
+    """The caller's seat for a join: as :func:`seat_for`, and refused while the host
+    application says the caller must do something first (``Seat.join_refused``)."""
+    seat = await seat_for(authorize, principal, consultation_id)
+    if seat.join_refused is not None:
+        raise Closing(p.CLOSE_REFUSED, seat.join_refused)
+    return seat
+
+
 def truncate(reason: str) -> str:
     """A close reason is at most 123 bytes of UTF-8."""
     encoded = reason.encode()

@@ -39,7 +39,9 @@ class Seat:
     ``admitted``: the host let this caller in before (the host application remembers it
     through ``Hooks.on_admit``), so they skip the waiting room, even on another server;
     ``show`` words an instant for this caller (their zone and locale) in ``closed_reason``;
-    without it, instants read in UTC ("09:50 (UTC), Wed 2 Dec").
+    without it, instants read in UTC ("09:50 (UTC), Wed 2 Dec");
+    ``join_refused``: why the caller may not join yet although the seat is theirs (a form
+    to complete first): they may still check their network, but a join is refused (4403).
     """
 
     role: Role
@@ -48,6 +50,7 @@ class Seat:
     closes_at: datetime | None = None
     admitted: bool = False
     show: Callable[[datetime], str] | None = field(default=None, compare=False, repr=False)
+    join_refused: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

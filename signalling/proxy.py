@@ -38,6 +38,7 @@ from .gate import (
     receive_join,
     refuse,
     seat_for,
+    seat_to_join,
 )
 from .policy import Hooks, Limits, Principal, Refused, Seat
 from .service import SignallingService
@@ -142,7 +143,9 @@ class SignallingProxy:
     async def _open_upstream(self, websocket: WebSocket, principal: Principal, prefix: str) -> ClientConnection:
         """Read the join, check the seat, connect to the hosting worker and pass the join on."""
         join, join_text = await receive_join(websocket, self.limits)
-        seat = await seat_for(self._authorize, principal, join.consultation)
+        # a network check may come before a form the caller must complete to join
+        seat = await (seat_to_join if isinstance(join, p.Join) else seat_for)(self._authorize, principal,
+                                                                              join.consultation)
         upstream = await self._connect(join.consultation, tickets.issue(self._key, principal, join.consultation, seat),
                                        prefix)
         try:

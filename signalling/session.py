@@ -24,7 +24,7 @@ import media
 from . import protocol as p
 from .budget import MessageBudget, Verdict
 from .consultation import Consultation, Member
-from .gate import Authorize, receive_join, seat_for, truncate
+from .gate import Authorize, receive_join, seat_for, seat_to_join, truncate
 from .gate import Closing as _Close
 from .policy import Hooks, Limits, Principal
 
@@ -214,7 +214,7 @@ class Session:
 
     async def _join(self, join: p.Join) -> None:
         service = self.service
-        seat = await seat_for(service.authorize, self.principal, join.consultation)
+        seat = await seat_to_join(service.authorize, self.principal, join.consultation)
         if service.has_ended(join.consultation):
             raise _Close(p.CLOSE_CLOSED, "this consultation has ended")
         consultation = service.consultation(join.consultation)

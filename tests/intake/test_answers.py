@@ -25,7 +25,8 @@ from caretrack.core.roles import Role
 from caretrack.intake import answers
 from caretrack.intake import service as intake
 from caretrack.intake.schemas import ConsentIn, IntakeSubmission, QuestionIn, TypeIn
-from signalling import Principal, Refused
+from signalling import Principal
+from signalling.gate import Closing, seat_for, seat_to_join
 from tests.booking.conftest import give, make_doctor, next_hour
 from tests.consultations.conftest import make_appointment
 from tests.helpers import PASSWORD, csrf_token, login, make_user
@@ -110,10 +111,11 @@ async def test_the_patient_cannot_join_until_the_intake_is_done_and_only_doctor_
     cid = str(appointment.id)
     authorize = consultations.make_authorize(settings)
 
-    # Signalling: the patient's seat is refused with the reason, the doctor's is not.
-    with pytest.raises(Refused) as refused:
-        await authorize(Principal(str(patient.id), "p"), cid)
+    # Signalling: the patient's join is refused with the reason (their network check is not), the doctor's is not.
+    with pytest.raises(Closing) as refused:
+        await seat_to_join(authorize, Principal(str(patient.id), "p"), cid)
     assert refused.value.code == 4403 and "complete the intake questionnaire" in refused.value.reason
+    assert (await seat_for(authorize, Principal(str(patient.id), "p"), cid)).role == "patient"
     assert (await authorize(Principal(str(doctor.id), "d"), cid)).role == "host"
 
     # The call page shows the form instead of Join.
@@ -144,8 +146,8 @@ async def test_the_patient_cannot_join_until_the_intake_is_done_and_only_doctor_
     assert saved.status_code == 303 and saved.headers["location"] == f"/consultations/{cid}"
     page = (await client.get(f"/consultations/{cid}")).text
     assert 'id="intake-form"' not in page and 'id="join-button">' in page
-    seat = await authorize(Principal(str(patient.id), "p"), cid)
-    assert seat.role == "patient"
+    seat = await seat_to_join(authorize, Principal(str(patient.id), "p"), cid)
+    assert seat.role == "patient" and seat.join_refused is None
     event = await Event.filter(type="intake.completed").first()
     assert event is not None and json.loads(event.data) == {"appointment_id": appointment.id}
 

@@ -46,7 +46,8 @@ def allowed_origin(websocket: WebSocket) -> bool:
 
 async def authorize(principal: Principal, consultation_id: str) -> Seat:
     """``c-*``: doc hosts, pat is the patient, gus a guest.  ``closed-*`` is closed,
-    ``later-*`` opens in an hour; nobody else has a seat."""
+    ``later-*`` opens in an hour; in ``form-*`` the patient has a form to complete before
+    joining; nobody else has a seat."""
     roles = {"doc": "host", "pat": "patient", "gus": "guest"}
     if principal.id not in roles:
         raise Refused(4403, f"{principal.id} has no seat in consultation {consultation_id}")
@@ -55,6 +56,8 @@ async def authorize(principal: Principal, consultation_id: str) -> Seat:
         return Seat(role, open=False)
     if consultation_id.startswith("later-"):
         return Seat(role, opens_at=datetime.now(UTC) + timedelta(hours=1))
+    if consultation_id.startswith("form-") and role == "patient":
+        return Seat(role, join_refused="complete the form first")
     return Seat(role)
 
 

@@ -138,3 +138,18 @@ async def test_a_network_check_ends_by_itself(server: SignalServer, clients, mon
     assert len(server.relay.probes) == 1
     assert await client.wait_closed(timeout=10) == (1000, "the network check is over")
     assert server.relay.probes == set()
+
+
+async def test_a_caller_with_a_form_to_complete_may_check_the_network_but_not_join(server: SignalServer,
+                                                                                   clients) -> None:
+    client = await probing(server, clients, consultation="form-1")
+    await client.wait(p.ProbeReady)
+    channel, echoes = await open_channel(client)
+    channel.send("1")
+    assert await wait_for(lambda: echoes == ["1"], timeout=10), echoes
+
+    joining = await open_socket(server, "pat")
+    clients.append(joining)
+    await joining.send({"type": "join", "consultation": "form-1"})
+    assert await closed_with(joining, 4403) == "complete the form first"
+    assert "form-1" not in server.service.consultations

@@ -102,10 +102,11 @@ def make_authorize(settings: Settings):
             raise Refused(reason=exc.message) from None
         if not access.open:
             raise Refused(CLOSE_CLOSED, "this consultation is closed")
-        if access.role == "patient" and not await intake.is_complete(access.appointment):
-            raise Refused(reason=INTAKE_FIRST)
+        # the patient may check their network meanwhile, but joins only once the intake is done
+        pending = access.role == "patient" and not await intake.is_complete(access.appointment)
         admitted = await Admission.exists(appointment_id=access.appointment.id, user_id=user.id)
-        return Seat(access.role, True, access.opens_at, access.closes_at, admitted=admitted, show=access.show)
+        return Seat(access.role, True, access.opens_at, access.closes_at, admitted=admitted, show=access.show,
+                    join_refused=INTAKE_FIRST if pending else None)
 
     return authorize
 
