@@ -17,10 +17,12 @@ from caretrack.booking.followup_models import FollowUpOffer
 from caretrack.booking.followup_schemas import FollowUpBook, FollowUpCreate
 from caretrack.booking.models import Appointment, AppointmentStatus
 from caretrack.booking.schemas import BookSlot
-from caretrack.booking.service import SlotTaken, do_book
+from caretrack.booking.service import SlotTaken, do_book, do_cancel
 from caretrack.core import crypto
 from caretrack.core.errors import Forbidden, NotFound, ValidationError
 from caretrack.core.outbox.models import Event
+from caretrack.intake import service as intake
+from caretrack.intake.schemas import TypeIn
 from caretrack.mail.models import OutboundEmail
 from caretrack.payments import ledger
 from caretrack.payments import service as payments
@@ -51,7 +53,7 @@ async def test_a_slot_offered_is_booked_in_one_step_and_charged_once(database):
                                       "expires_at": NEXT_WEEK.isoformat()}
     notice = await OutboundEmail.filter(to_address=patient.email).order_by("-id").first()
     assert notice.subject == "Your doctor offers a follow-up consultation"
-    assert f"/follow-ups/{offer.id}" in notice.text_body and "Tuesday 08 December 2026, 09:00" in notice.text_body
+    assert f"/follow-ups/{offer.id}" in notice.text_body and "Tuesday, 8 December 2026, 09:00 (UTC)" in notice.text_body
 
     view = await followups.view(offer, patient, AFTER)
     assert (view.state, view.kind, [s.starts_at for s in view.slots], view.fee_credits) == (
@@ -187,3 +189,24 @@ async def test_the_pages_and_the_api(client):
     assert await payments.balance_of(patient) == 5
     listed = (await client.get(f"/api/v1/appointments/{first.id}/follow-ups")).json()["offers"]
     assert [(o["state"], o["booked_appointment_id"]) for o in listed] == [("booked", new_id)]
+
+
+async def test_a_follow_up_keeps_the_visits_consultation_type_and_is_withdrawn_when_the_visit_is_cancelled(database):
+    doctor = await make_doctor("Dr Typed", fee=10, licence_days=3650)
+    patient = await make_patient(40, name="Pat Typed")
+    kind = await intake.do_create_type(doctor, TypeIn(name="Knee clinic"))
+    first = await do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=T0 + timedelta(hours=1),
+                                                       consultation_type_id=kind.id), at=T0)
+    offer = await followups.do_offer(database, doctor, first.id, FollowUpCreate(starts_at=NEXT_WEEK), at=AFTER)
+    booked = await followups.do_accept(database, patient, offer.id, FollowUpBook(), at=AFTER)
+    assert booked.consultation_type_id == kind.id, "the follow-up is of the type of the visit it follows"
+
+    second = await do_book(database, patient, BookSlot(doctor_id=doctor.id, starts_at=NEXT_WEEK + timedelta(days=1),
+                                                        consultation_type_id=kind.id), at=AFTER)
+    withdrawn = await followups.do_offer(database, doctor, second.id,
+                                         FollowUpCreate(starts_at=NEXT_WEEK + timedelta(days=2)), at=AFTER)
+    await do_cancel(database, patient, second.id, at=AFTER)
+    balance = await payments.balance_of(patient)
+    with pytest.raises(followups.OfferExpired, match="withdrawn.*Cancelled by the patient"):
+        await followups.do_accept(database, patient, withdrawn.id, FollowUpBook(), at=AFTER)
+    assert await payments.balance_of(patient) == balance, "nothing charged for a withdrawn offer"

@@ -45,11 +45,14 @@ class FollowUpCreate(BaseModel):
 
 
 class FollowUpBook(BaseModel):
-    """For an offer of a date range, the free slot chosen; an offer of one slot needs none."""
+    """For an offer of a date range, the free slot chosen; an offer of one slot needs none.
+    The follow-up is of the same consultation type as the visit it follows while the doctor
+    still offers it; `consultation_type_id` chooses another of the doctor's types."""
 
     model_config = ConfigDict(extra="forbid")
 
     starts_at: Instant | None = None
+    consultation_type_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class FollowUpSlotQuery(BaseModel):

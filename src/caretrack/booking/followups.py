@@ -21,11 +21,13 @@ from caretrack.booking.models import Appointment, AppointmentStatus, DoctorProfi
 from caretrack.booking.schemas import BookSlot
 from caretrack.booking.service import SlotTaken, do_book, list_slots, rules_for
 from caretrack.booking.service.common import utc
+from caretrack.booking.status import status_label
 from caretrack.core import timetext
 from caretrack.core.audit.service import Actor
 from caretrack.core.errors import CareTrackError, Conflict, Forbidden, NotFound, ValidationError
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import atomic
+from caretrack.intake import service as intake
 from caretrack.notifications.schemas import Kind
 from caretrack.notifications.service import notify
 
@@ -222,6 +224,14 @@ async def do_accept(settings: Settings, patient: User, offer_id: int, command: F
     if offer.expires_at <= at:
         raise OfferExpired(f"This follow-up offer expired on {timetext.show(offer.expires_at, patient.time_zone)}; "
                            f"choose a time on the doctor's page (/doctors/{offer.doctor_id}) or message them.")
+    followed = await Appointment.get(id=offer.appointment_id)
+    if followed.status not in OFFERABLE:  # cancelled (and refunded) since the offer was made
+        raise OfferExpired(f"This follow-up offer was withdrawn: the consultation it followed is now "
+                           f"“{status_label(followed)}”. Choose a time on the doctor's page "
+                           f"(/doctors/{offer.doctor_id}) or message them.")
+    kind = command.consultation_type_id
+    if kind is None and followed.consultation_type_id in {t.id for t in await intake.offered_types(offer.doctor_id)}:
+        kind = followed.consultation_type_id
     if offer.starts_at is not None:
         starts = utc(offer.starts_at)
         if command.starts_at is not None and utc(command.starts_at) != starts:
@@ -237,7 +247,8 @@ async def do_accept(settings: Settings, patient: User, offer_id: int, command: F
             raise ValidationError(f"{starts.isoformat()} is outside the offered dates; choose one of the offered "
                                   "times.")
     try:
-        appointment = await do_book(settings, patient, BookSlot(doctor_id=offer.doctor_id, starts_at=starts),
+        appointment = await do_book(settings, patient, BookSlot(doctor_id=offer.doctor_id, starts_at=starts,
+                                                                     consultation_type_id=kind),
                                     idempotency_key=key_for(offer), at=at, client_address=client_address)
     except SlotTaken:
         taken = timetext.show(starts, patient.time_zone)
