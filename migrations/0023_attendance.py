@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
                 ('role', fields.CharField(max_length=16)),
                 ('joined_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('left_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('admitted', fields.BooleanField(default=True)),
             ],
             options={'table': 'consultation_attendance', 'app': 'caretrack', 'indexes': [Index(fields=['appointment_id', 'principal'])], 'pk_attr': 'id', 'table_description': "One participant's stay in an appointment's call, from being let in to leaving."},
             bases=['Model'],

@@ -152,6 +152,7 @@ class Consultation:
                     self.broadcast(self._recording_state())
             else:
                 session.send(p.Waiting(host_present=self._host_present()))
+                await self._arrived(principal, role)
             self._announce_lobby()
             if role == "host":
                 self._announce_host_presence()
@@ -226,6 +227,14 @@ class Consultation:
                 self.service.forget(self)  # as after the last one leaves: nothing lingers
             raise p.ProtocolError(p.CLOSE_TRY_AGAIN, "the server could not record that you joined; "
                                   "reconnecting") from None
+
+    async def _arrived(self, principal: Principal, role: Role) -> None:
+        """Tell the host application someone waits to be let in (a failure is logged: they
+        wait either way)."""
+        try:
+            await self.service.hooks.on_arrive(self.id, principal, role)
+        except Exception:
+            logger.exception("%s: on_arrive failed for %s", self, principal.id)
 
     async def _left(self, member: Member) -> None:
         """The member's stay is over (they are gone either way: a failure is logged)."""

@@ -128,6 +128,10 @@ class Hooks:
     async def on_end(self, consultation_id: str, principal: Principal) -> None:
         return None
 
+    async def on_arrive(self, consultation_id: str, principal: Principal, role: Role) -> None:
+        """Someone not yet let in came to the call and waits (failures are logged)."""
+        return None
+
     async def on_join(self, consultation_id: str, principal: Principal, role: Role) -> str:
         """An admitted member is in the call now (their socket joined, or the host let them
         in).  Returns the id of this stay, which ``on_leave`` is given back: with several

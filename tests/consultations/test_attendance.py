@@ -63,6 +63,10 @@ class Call:
         self.at = at
         return await self.hooks.on_join(self.id, who, role)
 
+    async def arrive(self, who: Principal, role: str, at: datetime) -> None:
+        self.at = at
+        await self.hooks.on_arrive(self.id, who, role)
+
     async def leave(self, who: Principal, stay: str, at: datetime) -> None:
         self.at = at
         await self.hooks.on_leave(self.id, who, stay)
@@ -172,11 +176,11 @@ async def test_who_was_in_the_call_together_decides_that_it_took_place(database)
     stay = await call.join(call.patient, "patient", EARLY)
     await call.leave(call.patient, stay, EARLY + timedelta(minutes=2))
     await call.join(call.doctor, "host", EARLY + timedelta(minutes=2))  # the patient had just left
-    assert await attendance.presence(appointment.id) == attendance.Presence(EARLY, False)
+    assert await attendance.presence(appointment.id) == attendance.Presence(EARLY, False, EARLY)
     # the patient's process died without a leave; the same patient joins through another one
     await call.join(call.patient, "patient", EARLY + timedelta(minutes=3))
     stale = await call.join(call.patient, "patient", EARLY + timedelta(minutes=4))
-    assert await attendance.presence(appointment.id) == attendance.Presence(EARLY, True)
+    assert await attendance.presence(appointment.id) == attendance.Presence(EARLY, True, EARLY)
     stays = await Attendance.filter(appointment_id=appointment.id, role="patient").order_by("id")
     assert [s.left_at for s in stays] == [EARLY + timedelta(minutes=2), EARLY + timedelta(minutes=4), None]
     # the dead process's leave comes late: the stay it names had already ended
@@ -271,3 +275,22 @@ async def test_a_consultation_that_took_place_is_neither_cancelled_nor_moved(cli
     page = await client.get(f"/appointments/{appointment.id}")
     assert ">Completed</span>" in page.text and "Mark completed" not in page.text
     assert (await Appointment.get(id=appointment.id)).status == AppointmentStatus.COMPLETED
+
+
+async def test_a_patient_who_waited_unadmitted_is_not_a_no_show_and_nothing_took_place(database):
+    settings = database
+    doctor, patient = await make_doctor(fee=10), await make_patient(name="Pat Patient")
+    waited = await booked(doctor, patient, fee=10)
+    call = Call(settings, waited)
+    await call.join(call.doctor, "host", START)
+    await call.arrive(call.patient, "patient", START + timedelta(minutes=3))  # the doctor never let them in
+    presence = await attendance.presence(waited.id)
+    assert (presence.patient_joined, presence.took_place, presence.patient_arrived_at) == (
+        False, False, START + timedelta(minutes=3))
+    with pytest.raises(Conflict, match=r"The patient came to the waiting room \(.*12:03.*\); it cannot be marked "
+                                       "“Patient did not attend”"):
+        await service.do_record_outcome(settings, doctor, waited.id, OutcomeRequest(outcome="no_show"),
+                                        at=START + timedelta(minutes=40))
+    await call.end(START + timedelta(minutes=10))
+    assert (await Appointment.get(id=waited.id)).status == AppointmentStatus.BOOKED, \
+        "a patient left waiting did not have the consultation: ending the call completes nothing"

@@ -73,6 +73,7 @@ class RecordingHooks(Hooks):
         self.ended: list[tuple[str, str]] = []
         self.admits: list[tuple[str, str, str]] = []
         self.presence: list[tuple[str, ...]] = []  # ("join"|"leave"|"end", consultation, who, ...) in order
+        self.arrivals: list[tuple[str, str, str]] = []  # (consultation, who, role): came and waited
         self.fail_chat = False
         self.fail_join = False
 
@@ -104,6 +105,9 @@ class RecordingHooks(Hooks):
         stay = f"stay-{len(self.presence) + 1}"
         self.presence.append(("join", consultation_id, principal.id, role, stay))
         return stay
+
+    async def on_arrive(self, consultation_id: str, principal: Principal, role) -> None:
+        self.arrivals.append((consultation_id, principal.id, role))
 
     async def on_leave(self, consultation_id: str, principal: Principal, stay: str) -> None:
         self.presence.append(("leave", consultation_id, principal.id, stay))

@@ -17,6 +17,7 @@ async def test_a_stay_runs_from_admission_to_the_sockets_end(server: SignalServe
     await host.wait(p.Lobby, lambda m: m.waiting)
     # the host is in the call on arrival; the waiting patient is not
     assert hooks.presence == [("join", "c-stay", "doc", "host", "stay-1")]
+    assert hooks.arrivals == [("c-stay", "pat", "patient")], "the host application knows the patient came"
 
     await host.send({"type": "admit", "participant": "pat"})
     await patient.wait(p.Admitted)

@@ -21,7 +21,7 @@ from caretrack.consultations.models import Admission, ChatMessage, Consultation,
 from caretrack.core import crypto, timetext
 from caretrack.core.audit.service import Actor
 from caretrack.core.clock import Clock, utcnow
-from caretrack.core.errors import Forbidden, NotFound, ValidationError
+from caretrack.core.errors import CareTrackError, Forbidden, NotFound, ValidationError
 from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.core.transaction import atomic
@@ -172,13 +172,19 @@ class CallHooks(Hooks):
                                                 self.clock())
         return str(stay.id)
 
+    async def on_arrive(self, consultation_id: str, principal: Principal, role: Role) -> None:
+        user_id = int(principal.id) if principal.id.isdigit() else None
+        async with atomic() as tx:
+            await attendance.record_arrival(tx.conn, int(consultation_id), principal.id, role, user_id, self.clock())
+
     async def on_leave(self, consultation_id: str, principal: Principal, stay: str) -> None:
         async with atomic() as tx:
             await attendance.record_leave(tx.conn, int(consultation_id), int(stay), self.clock())
 
     async def on_end(self, consultation_id: str, principal: Principal) -> None:
-        """Ended by the doctor: nobody joins again; if the patient joined, the appointment is
-        completed in the same transaction, whatever the clock says."""
+        """Ended by the doctor: nobody joins again. Then, if the patient joined, the
+        appointment is completed whatever the clock says — in its own transaction, so that a
+        completion that cannot be made (marked meanwhile) never undoes the end."""
         appointment_id, at = int(consultation_id), self.clock()
         async with atomic() as tx:
             consultation, _ = await Consultation.get_or_create(appointment_id=appointment_id, using_db=tx.conn)
@@ -187,11 +193,16 @@ class CallHooks(Hooks):
             appointment = await Appointment.get(id=appointment_id).using_db(tx.conn)
             await tx.emit("consultation.ended", actor_id=int(principal.id), subject=("appointment", appointment_id),
                           users=[appointment.patient_id, appointment.doctor_id])
-            presence = await attendance.presence(appointment_id, tx.conn)
-            if presence.patient_joined and appointment.status == AppointmentStatus.BOOKED:
-                doctor = await User.get(id=appointment.doctor_id).using_db(tx.conn)
-                check_outcome(appointment, "completed", presence, at)
-                await record_outcome(tx, self.settings, doctor, appointment, "completed", at=at, ended_call=True)
+        try:
+            async with atomic() as tx:
+                appointment = await Appointment.filter(id=appointment_id).select_for_update().using_db(tx.conn).get()
+                presence = await attendance.presence(appointment_id, tx.conn)
+                if presence.patient_joined and appointment.status == AppointmentStatus.BOOKED:
+                    doctor = await User.get(id=appointment.doctor_id).using_db(tx.conn)
+                    check_outcome(appointment, "completed", presence, at)
+                    await record_outcome(tx, self.settings, doctor, appointment, "completed", at=at, ended_call=True)
+        except CareTrackError as exc:
+            log.warning("consultation ended but not completed", appointment=appointment_id, reason=exc.message)
 
 
 def relay_config(settings: Settings) -> media.RelayConfig:

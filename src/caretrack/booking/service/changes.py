@@ -155,10 +155,11 @@ async def do_record_outcome(settings: Settings, doctor: User, appointment_id: in
 def check_outcome(appointment: Appointment, outcome: str, presence: attendance.Presence, at: datetime) -> None:
     if appointment.status != AppointmentStatus.BOOKED:
         raise Conflict(f"This appointment is already marked “{status_label(appointment)}”.")
-    if outcome == "no_show" and presence.patient_joined_at is not None:
-        joined = timetext.show(presence.patient_joined_at, appointment.time_zone, "at")  # the hours' zone
-        raise Conflict(f"The patient joined the consultation ({joined}); it cannot be marked "
-                       "“Patient did not attend”.")
+    if outcome == "no_show" and presence.patient_arrived_at is not None:
+        came = presence.patient_joined_at or presence.patient_arrived_at
+        joined = timetext.show(came, appointment.time_zone, "at")  # the hours' zone
+        how = "joined the consultation" if presence.patient_joined else "came to the waiting room"
+        raise Conflict(f"The patient {how} ({joined}); it cannot be marked “Patient did not attend”.")
     if at < utc(appointment.starts_at) and not (outcome == "completed" and presence.patient_joined):
         raise Conflict("An appointment can be marked only after its start time, unless the patient has joined "
                        "its consultation.")
