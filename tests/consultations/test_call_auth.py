@@ -16,8 +16,11 @@ from caretrack.accounts.models import Session
 from caretrack.accounts.service.admin import do_set_active
 from caretrack.accounts.service.signin import do_logout
 from caretrack.accounts.sessions import digest, now
+from caretrack.consultations import guests
+from caretrack.consultations.schemas import GuestInviteCreate, GuestJoin
 from caretrack.core.roles import Role
 from caretrack.realtime.sockets import DEACTIVATED, SESSION_EXPIRED, SIGNED_OUT
+from caretrack.site import calls
 from signalling import protocol as p
 from tests.consultations.conftest import make_appointment
 from tests.media.helpers import wait_for
@@ -95,6 +98,33 @@ async def test_deactivating_the_patient_ends_their_call_and_their_media(server, 
     clients.append(again)
     assert await again.wait_closed(5) == REFUSED
     assert not host.closed.done()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_guest_whose_link_is_revoked_is_taken_out_of_the_call(server, clients, monkeypatch):
+    monkeypatch.setattr(calls, "GUEST_RECHECK_SECONDS", 0.05)
+    doctor, patient, appointment, host, on_call, _ = await admitted_call(server, clients)
+    invite, link = await guests.do_create_guest_invite(
+        server.settings, doctor, appointment.id, GuestInviteCreate(role="interpreter", label="Interpreter"), at=now())
+    _, seat = await guests.do_redeem_guest_invite(GuestJoin(token=link.split("#", 1)[1], name="Ana"), user=None,
+                                                 at=now())
+    ws = await websockets.connect(server.url.replace("http", "ws", 1) + "/ws/signal?seat=guest", origin=server.url,
+                                  additional_headers={"cookie": f"{guests.seat_cookie_name(server.settings)}={seat}"},
+                                  open_timeout=5, max_size=2**22)
+    guest = SignalClient("guest", ws)
+    guest.start()
+    clients.append(guest)
+    await guest.send({"type": "join", "consultation": str(appointment.id)})
+    await guest.wait(p.Welcome)
+    who = f"guest:{invite.id}"
+    await host.wait(p.Lobby, lambda m: [w.participant for w in m.waiting] == [who])
+    await host.send({"type": "admit", "participant": who})
+    await guest.wait(p.Admitted)
+    await host.wait(p.Participants, lambda m: who in [i.participant for i in m.participants])
+
+    await guests.do_revoke_guest_invite(server.settings, doctor, appointment.id, invite.id, at=now())
+    assert await guest.wait_closed() == (4403, calls.WITHDRAWN)
+    await host.wait(p.Participants, lambda m: who not in [i.participant for i in m.participants])
 
 
 async def test_logging_out_ends_the_call_of_that_session_only(server, clients):

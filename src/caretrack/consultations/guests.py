@@ -141,6 +141,11 @@ async def seat_invite(seat_secret: str | None) -> GuestInvite | None:
     return await GuestInvite.get_or_none(seat_hash=digest(seat_secret), revoked_at=None)
 
 
+async def seat_still_held(invite_id: int) -> bool:
+    """Whether the invitation behind an open guest socket still stands (not revoked)."""
+    return await GuestInvite.exists(id=invite_id, revoked_at=None)
+
+
 async def guest_access(settings: Settings, invite: GuestInvite) -> service.CallAccess:
     appointment = await Appointment.get(id=invite.appointment_id).prefetch_related("doctor")
     # a guest has no profile: they read times on the clock of the doctor who invited them
@@ -162,7 +167,8 @@ async def guest_seat(settings: Settings, principal: Principal, consultation_id: 
     async with atomic() as tx:
         await tx.audit(Actor(None), "consultation.guest_connected", "appointment", invite.appointment_id,
                        invite=invite.id)
-    return Seat("guest", True, access.opens_at, access.closes_at, admitted=invite.admitted_at is not None)
+    return Seat("guest", True, access.opens_at, access.closes_at, admitted=invite.admitted_at is not None,
+                show=access.show)
 
 
 def make_authorize(settings: Settings) -> Callable[[Principal, str], Awaitable[Seat]]:

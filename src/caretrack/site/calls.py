@@ -8,6 +8,7 @@ happened) and `disconnect`s it, which takes the caller out of the call and its m
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -20,12 +21,15 @@ from caretrack.accounts.sessions import Authenticated
 from caretrack.consultations import guests, service
 from caretrack.consultations.cluster import RedisDirectory
 from caretrack.core import clock
+from caretrack.core.logs import get_logger
 from caretrack.core.settings import Settings
 from caretrack.http.clients import origin_allowed
 from caretrack.realtime.access import lapses_at
 from caretrack.realtime.bus import Bus
 from signalling import Principal, SignallingService
 from signalling.proxy import SignallingProxy
+
+log = get_logger("caretrack.calls")
 
 
 async def _auth_of(websocket: WebSocket, settings: Settings) -> Authenticated | None:
@@ -99,9 +103,45 @@ async def stop(app: Starlette) -> None:
         await app.state.media_relay.close()
 
 
+# How often a guest's open socket looks again at its invitation: a revoked guest is out
+# within this long, in whichever process holds their socket.
+GUEST_RECHECK_SECONDS = 2.0
+WITHDRAWN = "The doctor withdrew your invitation to this consultation."
+
+
+async def _while_seat_held(signalling: SignallingService | SignallingProxy, websocket: WebSocket,
+                           invite_id: int) -> None:
+    while True:
+        await asyncio.sleep(GUEST_RECHECK_SECONDS)
+        try:
+            held = await guests.seat_still_held(invite_id)
+        except Exception as exc:  # the database is away: look again next time
+            log.warning("could not check a guest's seat", invite=invite_id, error=str(exc) or type(exc).__name__)
+            continue
+        if not held:
+            signalling.disconnect(websocket, 4403, WITHDRAWN)
+            return
+
+
+async def _guest_socket(signalling: SignallingService | SignallingProxy, websocket: WebSocket,
+                        invite_id: int) -> None:
+    """A guest's socket: it lives as long as their invitation is not revoked."""
+    watch = asyncio.create_task(_while_seat_held(signalling, websocket, invite_id), name=f"guest-seat-{invite_id}")
+    try:
+        await signalling.endpoint(websocket)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+
+
 async def signal(websocket: WebSocket) -> None:
     app = websocket.app
     signalling: SignallingService | SignallingProxy = app.state.signalling
+    if websocket.query_params.get("seat") == "guest":  # a guest's seat is their invitation, not a sign-in
+        invite = await guests.seat_invite(websocket.cookies.get(guests.seat_cookie_name(app.state.settings)))
+        if invite is not None:
+            await _guest_socket(signalling, websocket, invite.id)
+            return
     auth = await _auth_of(websocket, app.state.settings)
     if auth is None:  # refused by the endpoint
         await signalling.endpoint(websocket)
