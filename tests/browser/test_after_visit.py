@@ -89,6 +89,6 @@ async def test_the_doctor_writes_the_summary_and_offers_a_follow_up_from_the_cal
     booked = await Appointment.get(id=int(offer_page.url.rsplit("/", 1)[1]))
     assert (booked.status, booked.doctor_id, booked.patient_id) == (AppointmentStatus.BOOKED, doctor.id, patient.id)
     assert await payments.balance_of(patient) == 15
-    assert await offer_page.locator("#appointment-status").inner_text() == "booked"
+    assert await offer_page.locator("#appointment-status").inner_text() == "Booked"
     await doctor_page.context.close()
     await patient_page.context.close()
