@@ -42,7 +42,7 @@ async def test_the_ics_link_downloads_and_an_expired_hold_explains_itself(live_s
 
     live_server.app.state.clock = lambda: AT + timedelta(minutes=6)  # the 5-minute hold has lapsed
     await page.goto(f"{base}/appointments/{hold.id}")
-    assert await page.locator("#appointment-status").inner_text() == "expired"
+    assert await page.locator("#appointment-status").inner_text() == "Hold expired"
     assert (await page.locator("#hold-expired").inner_text()).startswith(
         "This hold expired at 08:05 (Europe/London), Tue 1 Dec")
     assert await page.get_by_role("button", name="Pay 10 credits and book").count() == 0
