@@ -22,7 +22,7 @@ from tests.helpers import make_user
 
 async def stays(appointment_id: int) -> list[tuple[str, str, bool]]:
     """(principal, role, still in the call) per stay, in order."""
-    rows = await Attendance.filter(appointment_id=appointment_id).order_by("id")
+    rows = await Attendance.filter(appointment_id=appointment_id, admitted=True).order_by("id")
     return [(r.principal, r.role, r.left_at is None) for r in rows]
 
 
@@ -46,6 +46,8 @@ async def test_stays_follow_the_sockets_and_the_end_completes(live_server, clien
     clients += [waiting, host]
     await host.wait(p.Lobby, lambda m: [w.participant for w in m.waiting] == [pt])
     assert await stays(appointment.id) == [(d, "host", True)]  # waiting is not being in the call
+    assert await Attendance.filter(appointment_id=appointment.id, admitted=False).values_list("principal", "role") \
+        == [(pt, "patient")], "but the patient came: an arrival is kept"
     await host.send({"type": "admit", "participant": pt})
     await waiting.wait(p.Admitted)
     assert await stays(appointment.id) == [(d, "host", True), (pt, "patient", True)]
