@@ -249,7 +249,7 @@ class Session:
                     except (p.ProtocolError, media.RelayError) as exc:
                         code = exc.code if isinstance(exc, p.ProtocolError) else p.CLOSE_MALFORMED
                         self.send(p.Error(code=code, message=str(exc), about=_type_of(data)))
-        except TimeoutError:
+        except TimeoutError:  # the check's time is up (Limits.probe_seconds): it ends like a leave
             pass
         finally:
             if check is not None:

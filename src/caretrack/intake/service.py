@@ -7,6 +7,7 @@ For booking: `offered_types(doctor_id)` and `check_choice(doctor_id, type_id)`."
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -148,18 +149,26 @@ async def do_update_type(user: User, type_id: int, command: TypeUpdate, *,
     return await ConsultationType.get(id=found.id)
 
 
+Part = TypeVar("Part", IntakeQuestion, ConsentDocument)
+
 # --- questions ---------------------------------------------------------------------------------
 
 
-async def _question(user: User, question_id: int) -> IntakeQuestion:
-    question = await IntakeQuestion.get_or_none(id=question_id)
-    if question is None:
-        raise NotFound(f"No question with id {question_id}.")
+async def _part(model: type[Part], noun: str, user: User, part_id: int) -> Part:
+    """A question or consent document of a type `user` may edit; 404 alike for one that does
+    not exist and one of another doctor's types."""
+    part = await model.get_or_none(id=part_id)
     try:
-        await owned_type(user, question.consultation_type_id)
+        if part is None:
+            raise NotFound(noun)
+        await owned_type(user, part.consultation_type_id)
     except NotFound:
-        raise NotFound(f"No question with id {question_id}.") from None
-    return question
+        raise NotFound(f"No {noun} with id {part_id}.") from None
+    return part
+
+
+async def _question(user: User, question_id: int) -> IntakeQuestion:
+    return await _part(IntakeQuestion, "question", user, question_id)
 
 
 async def _next_position(model: type[IntakeQuestion] | type[ConsentDocument], type_id: int) -> int:
@@ -215,14 +224,7 @@ async def do_delete_question(user: User, question_id: int) -> None:
 
 
 async def _document(user: User, document_id: int) -> ConsentDocument:
-    document = await ConsentDocument.get_or_none(id=document_id)
-    if document is None:
-        raise NotFound(f"No consent document with id {document_id}.")
-    try:
-        await owned_type(user, document.consultation_type_id)
-    except NotFound:
-        raise NotFound(f"No consent document with id {document_id}.") from None
-    return document
+    return await _part(ConsentDocument, "consent document", user, document_id)
 
 
 async def do_add_consent(user: User, type_id: int, command: ConsentIn, *,
